@@ -1,0 +1,71 @@
+"""Checks at the public boundary.
+
+Every public function converts its inputs once, through these helpers, into the
+contiguous arrays that the kernels expect. Messages name the parameter, what was
+expected, what was received and, where it helps, what to do.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+
+def as_float_matrix(value, name: str, shape: tuple[int | None, int | None] | None = None) -> np.ndarray:
+    """Return ``value`` as a C-contiguous float64 matrix, checking shape and finiteness."""
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "fiu" or arr.dtype == np.bool_:
+        raise TypeError(f"{name} must be a real-valued array; received dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D matrix; received an array with shape {arr.shape}")
+    if shape is not None:
+        for axis, (want, got) in enumerate(zip(shape, arr.shape)):
+            if want is not None and want != got:
+                raise ValueError(f"{name} must have shape {_fmt_shape(shape)}; received {arr.shape} "
+                                 f"(axis {axis} is {got}, expected {want})")
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    if not np.isfinite(arr).all():
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise ValueError(f"{name} contains a non-finite value ({arr[tuple(bad)]!r} at index {tuple(int(i) for i in bad)}); "
+                         "the model has diverged or was loaded from a corrupt file")
+    return arr
+
+
+def _fmt_shape(shape) -> str:
+    return "(" + ", ".join("any" if s is None else str(s) for s in shape) + ")"
+
+
+def as_id_array(value, name: str) -> np.ndarray:
+    """Return a 1-D int64 array of ids; floats that are not whole numbers are rejected."""
+    arr = np.asarray(value)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D sequence of integer ids; received shape {arr.shape}")
+    if arr.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if arr.dtype.kind in "iu":
+        return np.ascontiguousarray(arr, dtype=np.int64)
+    if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+        return np.ascontiguousarray(arr, dtype=np.int64)
+    raise TypeError(f"{name} must hold integer ids; received dtype {arr.dtype}")
+
+
+def check_ids_in_range(ids: np.ndarray, upper: int, name: str, where=None) -> None:
+    """Raise if any id is outside ``[0, upper)``; ``where(i)`` describes position i."""
+    if ids.size == 0:
+        return
+    bad = np.flatnonzero((ids < 0) | (ids >= upper))
+    if bad.size:
+        i = int(bad[0])
+        loc = where(i) if where is not None else f"position {i}"
+        raise IndexError(f"{name} holds id {int(ids[i])} at {loc}, outside the valid range 0..{upper - 1} "
+                         f"({bad.size} such id(s) in all); check the vocabulary or the model size")
+
+
+def check_int(value, name: str, minimum: int | None = None) -> int:
+    """Return ``value`` as an int, rejecting bools, floats and values below ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer; received {value!r} of type {type(value).__name__}")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}; received {value}")
+    return value

@@ -1,0 +1,415 @@
+"""Public engine: forward pass, gradients under any truncation scheme, contributions.
+
+Each function validates its inputs once, converts them to the contiguous arrays
+the kernels expect, calls the kernels and wraps the result. The maths is in
+CONVENTIONS.md; the gradients are dJ/dU, dJ/dV, dJ/dW of the batch's total loss
+J = sum of J(t) (not averaged, and with the gradient's sign — the coursework's
+update directions are their negatives, see ``gradlab.compat.coursework``).
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _config
+from ._validate import check_ids_in_range, check_int
+from .batch import NO_LOSS, Batch
+from .model import RNN, activation_code
+from .schemes import Full, Scheme, Sliding, parse_scheme
+
+__all__ = ["ForwardResult", "Gradient", "Contributions", "forward", "gradient", "contributions", "warmup"]
+
+_MAX_PAIR_FLOATS = 1 << 23  # contributions keep at most this many floats of deltas at once (64 MiB)
+_N_DU_CHUNKS = 4
+
+_controller = None
+
+
+@contextlib.contextmanager
+def _single_threaded_blas():
+    """Kernels call BLAS from several Numba threads at once: keep BLAS itself to one thread."""
+    global _controller
+    if _controller is None:
+        import scipy.linalg.cython_blas  # noqa: F401  (the BLAS that Numba calls; load it so it can be limited)
+        from threadpoolctl import ThreadpoolController
+        _controller = ThreadpoolController()
+    with _controller.limit(limits=1, user_api="blas"):
+        yield
+
+
+# ---------------------------------------------------------------------- results
+@dataclass(frozen=True, eq=False)
+class ForwardResult:
+    """Hidden states and losses of a batch.
+
+    Attributes
+    ----------
+    s : float64 (N, H)
+        s(t) of every token, flat in batch order.
+    losses : float64 (n_losses,)
+        J(t) = -log y(t)[d(t)] of every step with a target, flat order.
+    loss_positions : int64 (n_losses,)
+        Flat position of each loss.
+    probs : float64 (N, n_out) or None
+        y(t) for every token, when asked for.
+    """
+
+    s: np.ndarray
+    losses: np.ndarray
+    loss_positions: np.ndarray
+    probs: np.ndarray | None = None
+
+    @property
+    def loss(self) -> float:
+        return float(self.losses.sum())
+
+    @property
+    def n_losses(self) -> int:
+        return int(self.losses.size)
+
+
+@dataclass(frozen=True, eq=False)
+class Gradient:
+    """dJ/dU, dJ/dV, dJ/dW of the batch's total loss under a truncation scheme.
+
+    Attributes
+    ----------
+    U : float64 (H, H); V : float64 (H, n_vocab); W : float64 (n_out, H)
+    loss : float
+        Total loss J of the batch (the same for every scheme).
+    n_losses : int
+        Number of J(t) terms in it.
+    scheme : str
+        Label of the scheme that produced it ("full", "tbptt:3", ...).
+    """
+
+    U: np.ndarray
+    V: np.ndarray
+    W: np.ndarray
+    loss: float
+    n_losses: int
+    scheme: str = "full"
+
+    PARAMETERS = ("U", "V", "W")
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        return {"U": self.U, "V": self.V, "W": self.W}
+
+    def flat(self) -> np.ndarray:
+        """All parameters' gradients as one vector (U, V, W in that order)."""
+        return np.concatenate([self.U.ravel(), self.V.ravel(), self.W.ravel()])
+
+    def norm(self, parameter: str = "all") -> float:
+        """Frobenius norm of one parameter's gradient, or of all of them together ("all")."""
+        if parameter == "all":
+            return float(np.sqrt(sum(np.sum(a * a) for a in self.as_dict().values())))
+        if parameter not in self.PARAMETERS:
+            raise ValueError(f"parameter must be one of {self.PARAMETERS + ('all',)}; received {parameter!r}")
+        return float(np.linalg.norm(getattr(self, parameter)))
+
+
+@dataclass(frozen=True, eq=False)
+class Contributions:
+    """What every loss sends back at every lag, and the per-lag sums.
+
+    One row per (sentence, loss step t, lag k) with k = 0..min(t, K), ordered by
+    sentence, then t, then k.
+
+    Attributes
+    ----------
+    max_lag : int
+        K.
+    sentence, t, lag : int64 (n_pairs,)
+    delta_norm : float64 (n_pairs,)
+        ||delta(t, t-k)||.
+    U_norm : float64 (n_pairs,)
+        ||delta(t, t-k) (x) s(t-k-1)||_F = ||delta|| ||s(t-k-1)||.
+    V_norm : float64 (n_pairs,)
+        Norm of the contribution to V, which is delta itself placed in column x(t-k).
+    G_U : float64 (K+1, H, H)
+        G_U[k] = sum over losses t of delta(t, t-k) (x) s(t-k-1).
+    G_VT : float64 (K+1, n_vocab, H)
+        G_V[k] transposed (row x is column x of G_V[k]); see :attr:`G_V`.
+    G_W : float64 (n_out, H)
+        dJ/dW (lag 0 only, the same for every scheme).
+    loss : float; n_losses : int
+    """
+
+    max_lag: int
+    sentence: np.ndarray
+    t: np.ndarray
+    lag: np.ndarray
+    delta_norm: np.ndarray
+    U_norm: np.ndarray
+    V_norm: np.ndarray
+    G_U: np.ndarray
+    G_VT: np.ndarray
+    G_W: np.ndarray
+    loss: float
+    n_losses: int
+
+    @property
+    def G_V(self) -> np.ndarray:
+        """G_V[k] = sum over losses t of delta(t, t-k) in column x(t-k); shape (K+1, H, n_vocab) (a view)."""
+        return np.swapaxes(self.G_VT, 1, 2)
+
+    @property
+    def n_pairs(self) -> int:
+        return int(self.lag.size)
+
+    def truncated(self, tau: int) -> Gradient:
+        """The sliding TBPTT(tau) gradient, sum over k <= tau of G[k] (tau <= K)."""
+        tau = check_int(tau, "tau", 0)
+        if tau > self.max_lag:
+            raise ValueError(f"tau must be <= max_lag = {self.max_lag} of these contributions; received {tau}. "
+                             "Compute contributions with a larger max_lag, or use gradient(model, batch, Sliding(tau))")
+        return Gradient(self.G_U[: tau + 1].sum(axis=0), self.G_VT[: tau + 1].sum(axis=0).T.copy(),
+                        self.G_W.copy(), self.loss, self.n_losses, f"tbptt:{tau}")
+
+    def to_frame(self):
+        """Tidy rows: sentence, t, lag, delta_norm, U_norm, V_norm."""
+        import pandas as pd
+        return pd.DataFrame({"sentence": self.sentence, "t": self.t, "lag": self.lag,
+                             "delta_norm": self.delta_norm, "U_norm": self.U_norm, "V_norm": self.V_norm})
+
+
+# ---------------------------------------------------------------------- validation
+@dataclass(frozen=True)
+class _Prepared:
+    U: np.ndarray
+    W: np.ndarray
+    UT: np.ndarray
+    VT: np.ndarray
+    WT: np.ndarray
+    code: int
+    batch: Batch
+    loss_pos: np.ndarray = field(repr=False)
+
+
+def _prepare(model, batch) -> _Prepared:
+    if not isinstance(model, RNN):
+        raise TypeError(f"model must be a gradlab.RNN; received {type(model).__name__}")
+    if not isinstance(batch, Batch):
+        raise TypeError(f"batch must be a gradlab.Batch (Batch.for_language_model or Batch.for_classification); "
+                        f"received {type(batch).__name__}")
+    model.validate()
+    code = activation_code(model.activation)
+    check_ids_in_range(batch.ids, model.vocab_size, "batch ids", batch.where)
+    loss_pos = np.flatnonzero(batch.targets != NO_LOSS).astype(np.int64)
+    check_ids_in_range(batch.targets[loss_pos], model.output_size, "batch targets",
+                       lambda i: batch.where(int(loss_pos[i])))
+    U = np.ascontiguousarray(model.U, dtype=np.float64)
+    W = np.ascontiguousarray(model.W, dtype=np.float64)
+    return _Prepared(U, W, np.ascontiguousarray(U.T), np.ascontiguousarray(model.V.T, dtype=np.float64),
+                     np.ascontiguousarray(W.T), code, batch, loss_pos)
+
+
+# ---------------------------------------------------------------------- building blocks
+def _states(prep: _Prepared) -> np.ndarray:
+    from .kernels.forward import forward_states
+    b = prep.batch
+    S = np.empty((b.n_tokens, prep.U.shape[0]))
+    forward_states(prep.UT, prep.VT, b.ids, b.offsets, prep.code, S)
+    return S
+
+
+def _output(prep: _Prepared, S: np.ndarray, want_grad: bool):
+    from .kernels.output import output_layer
+    n_loss = prep.loss_pos.size
+    H = S.shape[1]
+    n_out = prep.W.shape[0]
+    n_groups = max(1, min(_config.N_GROUPS, n_loss))
+    losses = np.empty(n_loss)
+    dS = np.empty((n_loss if want_grad else 0, H))
+    dW_groups = np.zeros((n_groups if want_grad else 0, n_out, H))
+    d = np.ascontiguousarray(prep.batch.targets[prep.loss_pos])
+    output_layer(S, prep.W, prep.WT, prep.loss_pos, d, _config.OUTPUT_TILE, n_groups, want_grad,
+                 losses, dS, dW_groups)
+    dW = np.zeros((n_out, H))
+    for g in range(dW_groups.shape[0]):
+        dW += dW_groups[g]
+    return losses, dS, dW
+
+
+def _injected(S: np.ndarray, dS: np.ndarray, loss_pos: np.ndarray, code: int) -> np.ndarray:
+    """delta(t, t) of every loss at its position, zero rows elsewhere."""
+    from .kernels.backward import injected_errors
+    E = np.zeros_like(S)
+    injected_errors(dS, S, loss_pos, code, E)
+    return E
+
+
+def forward(model: RNN, batch: Batch, *, return_probs: bool = False) -> ForwardResult:
+    """Hidden states, per-step losses and (optionally) output probabilities.
+
+    Parameters
+    ----------
+    model : RNN
+    batch : Batch
+    return_probs : bool
+        Also return y(t) for every token, shape (N, n_out). This materialises an
+        N x n_out array; leave it off for large batches.
+
+    Returns
+    -------
+    ForwardResult
+    """
+    prep = _prepare(model, batch)
+    with _single_threaded_blas():
+        S = _states(prep)
+        losses, _, _ = _output(prep, S, want_grad=False)
+        probs = None
+        if return_probs:
+            from .kernels.output import output_probs
+            probs = np.empty((batch.n_tokens, prep.W.shape[0]))
+            output_probs(S, prep.WT, probs)
+    return ForwardResult(S, losses, prep.loss_pos, probs)
+
+
+def _lag_starts(batch: Batch, loss_pos: np.ndarray, scheme: Scheme) -> np.ndarray:
+    """lo[p]: earliest flat position that the loss at p reaches (-1 where no loss)."""
+    t = batch.positions()[loss_pos]
+    limit = np.asarray(scheme.lag_limit(t), dtype=np.int64)
+    lo = np.full(batch.n_tokens, -1, dtype=np.int64)
+    lo[loss_pos] = loss_pos - np.minimum(limit, t)
+    return lo
+
+
+def gradient(model: RNN, batch: Batch, scheme: Scheme | str = Full()) -> Gradient:
+    """Gradient of the batch's total loss under a truncation scheme.
+
+    Parameters
+    ----------
+    model : RNN
+    batch : Batch
+    scheme : Scheme or str
+        ``Full()`` (default), ``Sliding(tau)``, ``Block(k1, k2)``, ``chunked(h)``,
+        ``mikolov(bptt, block)``, or their text forms ("full", "tbptt:3", ...).
+
+    Returns
+    -------
+    Gradient
+        Sums over all losses of the batch.
+
+    Notes
+    -----
+    Loss t keeps lags k = 0..min(L(t), t) of its contributions
+    delta(t, t-k) (x) s(t-k-1) to U and delta(t, t-k) to V[:, x(t-k)]; W gets
+    delta_out(t) (x) s(t). Consecutive losses that reach back to the same step are
+    carried back together, so full BPTT and block schemes take time linear in T
+    and the sliding window O(T tau), all with O(T) memory.
+    """
+    scheme = parse_scheme(scheme)
+    prep = _prepare(model, batch)
+    with _single_threaded_blas():
+        S = _states(prep)
+        losses, dS, dW = _output(prep, S, want_grad=True)
+        dU, dV = _backward(prep.U, S, batch, prep.loss_pos, dS, _lag_starts(batch, prep.loss_pos, scheme),
+                           prep.code, model.vocab_size)
+    return Gradient(dU, dV, dW, float(losses.sum()), int(losses.size), scheme.label)
+
+
+def _backward(U, S, batch: Batch, loss_pos, dS, lo, code, vocab_size):
+    """dJ/dU and dJ/dV from the states and dJ(t)/ds(t) of every loss, under lag starts ``lo``.
+
+    Callers hold the single-threaded-BLAS context and have validated every index.
+    """
+    from .kernels.backward import accumulate_deltas, parameter_gradients
+    H = U.shape[0]
+    E = _injected(S, dS, loss_pos, code)
+    D = np.zeros_like(S)
+    accumulate_deltas(U, S, E, lo, batch.offsets, code, D)
+    dU_chunks = np.empty((_N_DU_CHUNKS, H, H))
+    dVT = np.zeros((vocab_size, H))
+    parameter_gradients(D, S, batch.ids, batch.offsets, _N_DU_CHUNKS, dU_chunks, dVT)
+    dU = dU_chunks[0].copy()
+    for c in range(1, _N_DU_CHUNKS):
+        dU += dU_chunks[c]
+    return dU, np.ascontiguousarray(dVT.T)
+
+
+def contributions(model: RNN, batch: Batch, max_lag: int) -> Contributions:
+    """Every loss's error signal at every lag up to ``max_lag``, and the per-lag sums.
+
+    Parameters
+    ----------
+    model : RNN
+    batch : Batch
+    max_lag : int
+        K >= 0: lags k = 0..min(t, K) are computed for loss t. Cost O(N K H^2);
+        memory O(pairs) for the table, deltas are kept one chunk at a time.
+
+    Returns
+    -------
+    Contributions
+        ``truncated(tau)`` gives the TBPTT(tau) gradient for every tau <= K.
+    """
+    K = check_int(max_lag, "max_lag", 0)
+    prep = _prepare(model, batch)
+    from .kernels.contrib import pair_deltas, per_lag_sums
+    H = prep.U.shape[0]
+    loss_pos = prep.loss_pos
+    t_all = batch.positions()
+    loss_t = t_all[loss_pos]
+    n_k = np.minimum(loss_t, K) + 1
+    pair_start = np.zeros(loss_pos.size + 1, dtype=np.int64)
+    np.cumsum(n_k, out=pair_start[1:])
+    n_pairs = int(pair_start[-1])
+    pair_loss = np.repeat(np.arange(loss_pos.size, dtype=np.int64), n_k)
+    lag = np.arange(n_pairs, dtype=np.int64) - pair_start[pair_loss]
+    src = loss_pos[pair_loss] - lag
+    src_prev = np.where(lag == loss_t[pair_loss], -1, src - 1)
+    sentence_of_loss = batch.sentence_index()[loss_pos]
+    # losses per sentence, for chunking by sentence
+    loss_offsets = np.searchsorted(sentence_of_loss, np.arange(batch.n_sentences + 1), side="left").astype(np.int64)
+
+    GU = np.zeros((K + 1, H, H))
+    GVT = np.zeros((K + 1, model.vocab_size, H))
+    delta_norm = np.empty(n_pairs)
+    seq = np.empty(K + 1, dtype=np.int64)  # interleave heavy (small k) and light lags
+    seq[0::2] = np.arange(0, (K + 2) // 2)
+    seq[1::2] = np.arange(K, (K + 2) // 2 - 1, -1)[: (K + 1) // 2]
+    with _single_threaded_blas():
+        S = _states(prep)
+        losses, dS, dW = _output(prep, S, want_grad=True)
+        E = _injected(S, dS, loss_pos, prep.code)
+        max_pairs = max(1, _MAX_PAIR_FLOATS // H)
+        s0 = 0
+        while s0 < batch.n_sentences:
+            # grow the chunk sentence by sentence while its deltas fit the budget
+            s1 = s0 + 1
+            while s1 < batch.n_sentences and \
+                    pair_start[loss_offsets[s1 + 1]] - pair_start[loss_offsets[s0]] <= max_pairs:
+                s1 += 1
+            l0, l1 = loss_offsets[s0], loss_offsets[s1]
+            p0, p1 = pair_start[l0], pair_start[l1]
+            if p1 > p0:
+                delta = np.empty((p1 - p0, H))
+                pair_deltas(prep.U, S, E, loss_pos[l0:l1], loss_t[l0:l1], pair_start[l0:l1 + 1] - p0, K, prep.code,
+                            loss_offsets[s0:s1 + 1] - l0, delta, delta_norm[p0:p1])
+                lag_c = lag[p0:p1]
+                order = np.argsort(lag_c, kind="stable").astype(np.int64)
+                bounds = np.searchsorted(lag_c[order], np.arange(K + 2), side="left").astype(np.int64)
+                per_lag_sums(delta, src[p0:p1], src_prev[p0:p1], S, batch.ids, order, bounds, seq,
+                             _config.OUTPUT_TILE, GU, GVT)
+            s0 = s1
+    s_norm = np.sqrt(np.einsum("ij,ij->i", S, S))
+    prev_norm = np.where(src_prev >= 0, s_norm[np.maximum(src_prev, 0)], 0.0)
+    return Contributions(K, sentence_of_loss[pair_loss], loss_t[pair_loss], lag, delta_norm,
+                         delta_norm * prev_norm, delta_norm.copy(), GU, GVT, dW,
+                         float(losses.sum()), int(losses.size))
+
+
+def warmup() -> float:
+    """Compile (or load from the cache) every kernel on a tiny input; return the seconds it took."""
+    import time
+    start = time.perf_counter()
+    for activation in ("sigmoid",):
+        model = RNN.init(5, 3, rng=0, activation=activation)
+        batch = Batch.for_language_model([[0, 1, 2], [3]], [[1, 2, 3], [4]])
+        forward(model, batch, return_probs=True)
+        gradient(model, batch, Sliding(1))
+        contributions(model, batch, 2)
+    return time.perf_counter() - start

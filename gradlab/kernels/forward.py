@@ -1,0 +1,50 @@
+"""Forward pass: hidden states of every sentence of a batch."""
+import numpy as np
+from numba import njit, prange
+
+from .._config import PARALLEL_JIT
+from ._common import activate
+
+
+@njit(**PARALLEL_JIT)
+def forward_states(UT, VT, ids, offsets, code, S):
+    """Hidden states s(t) of every sentence, written into ``S``.
+
+    Parameters
+    ----------
+    UT : float64 (H, H)
+        U transposed (row j is column j of U), so that U s is a sum of rows.
+    VT : float64 (n_vocab, H)
+        V transposed; row x is the embedding V[:, x].
+    ids : int64 (N,)
+        Input ids, concatenated; every id is in range (checked by the caller).
+    offsets : int64 (n + 1,)
+        Sentence boundaries.
+    code : int
+        Activation code (see ``_common``).
+    S : float64 (N, H)
+        Output: S[p] = s(t) for the token at flat position p.
+
+    Notes
+    -----
+    net_in(t) = V[:, x(t)] + U s(t-1),  s(t) = f(net_in(t)),  s(-1) = 0.
+    Sentences are independent, so they run in parallel; each writes only its rows.
+    """
+    H = UT.shape[0]
+    n = offsets.size - 1
+    for i in prange(n):
+        net = np.empty(H)
+        a = offsets[i]
+        b = offsets[i + 1]
+        for p in range(a, b):
+            x = ids[p]
+            for h in range(H):
+                net[h] = VT[x, h]
+            if p > a:
+                for j in range(H):
+                    sj = S[p - 1, j]
+                    if sj != 0.0:
+                        for h in range(H):
+                            net[h] += UT[j, h] * sj
+            for h in range(H):
+                S[p, h] = activate(net[h], code)

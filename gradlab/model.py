@@ -1,0 +1,145 @@
+"""The Elman RNN (CONVENTIONS.md): U (H x H), V (H x |V|), W (|O| x H).
+
+    net_in(t) = V[:, x(t)] + U s(t-1),   s(t) = f(net_in(t)),   y(t) = softmax(W s(t))
+
+with the zero initial state s(-1) = 0.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ._validate import as_float_matrix, check_int
+
+#: Hidden activations and their kernel codes.
+ACTIVATIONS = {"sigmoid": 0, "tanh": 1, "relu": 2}
+
+#: The coursework initialises every matrix with N(0, 0.1): standard deviation sqrt(0.1).
+DEFAULT_SCALE = float(np.sqrt(0.1))
+
+
+def activation_code(name: str) -> int:
+    """Return the kernel code of a hidden activation, with a clear error for unknown names."""
+    try:
+        return ACTIVATIONS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}; received {name!r}") from None
+
+
+@dataclass(eq=False)
+class RNN:
+    """Parameters of an Elman RNN.
+
+    Parameters
+    ----------
+    U : float64 array, shape (H, H)
+        Recurrent weights.
+    V : float64 array, shape (H, n_vocab)
+        Input weights; column j is the embedding of word j.
+    W : float64 array, shape (n_out, H)
+        Output weights.
+    activation : {"sigmoid", "tanh", "relu"}
+        Hidden activation f.
+
+    The arrays are public and may be written in place (``model.U[...] = ...``);
+    they are validated each time the model enters an engine function.
+    """
+
+    U: np.ndarray
+    V: np.ndarray
+    W: np.ndarray
+    activation: str = "sigmoid"
+
+    def __post_init__(self):
+        self.U = np.ascontiguousarray(self.U, dtype=np.float64)
+        self.V = np.ascontiguousarray(self.V, dtype=np.float64)
+        self.W = np.ascontiguousarray(self.W, dtype=np.float64)
+        activation_code(self.activation)
+        self.validate()
+
+    @property
+    def hidden_size(self) -> int:
+        return self.U.shape[0]
+
+    @property
+    def vocab_size(self) -> int:
+        return self.V.shape[1]
+
+    @property
+    def output_size(self) -> int:
+        return self.W.shape[0]
+
+    @classmethod
+    def init(cls, vocab_size: int, hidden_size: int, output_size: int | None = None, *,
+             rng=None, scale: float = DEFAULT_SCALE, activation: str = "sigmoid") -> "RNN":
+        """Draw U, V, W from N(0, scale^2), in that order, from ``rng``.
+
+        Parameters
+        ----------
+        vocab_size, hidden_size : int
+            |V| and H.
+        output_size : int, optional
+            |O|; defaults to ``vocab_size`` (language modelling).
+        rng : int, numpy.random.Generator or None
+            Seed or generator. Two calls with the same seed give the same model.
+        scale : float
+            Standard deviation of every weight (the coursework's sqrt(0.1) by default).
+        """
+        vocab_size = check_int(vocab_size, "vocab_size", 1)
+        hidden_size = check_int(hidden_size, "hidden_size", 1)
+        output_size = vocab_size if output_size is None else check_int(output_size, "output_size", 1)
+        if not np.isfinite(scale) or scale < 0:
+            raise ValueError(f"scale must be a finite number >= 0; received {scale!r}")
+        rng = np.random.default_rng(rng)
+        U = rng.standard_normal((hidden_size, hidden_size)) * scale
+        V = rng.standard_normal((hidden_size, vocab_size)) * scale
+        W = rng.standard_normal((output_size, hidden_size)) * scale
+        return cls(U, V, W, activation)
+
+    def validate(self) -> None:
+        """Check shapes, dtypes and finiteness of U, V, W (raises with the name of the bad matrix)."""
+        U = as_float_matrix(self.U, "U")
+        H = U.shape[0]
+        if U.shape != (H, H):
+            raise ValueError(f"U must be square (H x H); received shape {U.shape}")
+        as_float_matrix(self.V, "V", (H, None))
+        as_float_matrix(self.W, "W", (None, H))
+
+    def copy(self) -> "RNN":
+        return RNN(self.U.copy(), self.V.copy(), self.W.copy(), self.activation)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the model to an ``.npz`` file atomically and return its path."""
+        path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_suffix(".npz")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as fh:
+            np.savez(fh, U=self.U, V=self.V, W=self.W, activation=np.array(self.activation))
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "RNN":
+        """Read a model written by :meth:`save`; errors name the file and what is wrong."""
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"model file {path} does not exist")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                missing = {"U", "V", "W"} - set(data.files)
+                if missing:
+                    raise ValueError(f"model file {path} lacks array(s) {sorted(missing)}; "
+                                     "expected U, V, W and activation as written by RNN.save")
+                activation = str(data["activation"]) if "activation" in data.files else "sigmoid"
+                U, V, W = data["U"], data["V"], data["W"]
+        except (OSError, EOFError) as exc:
+            raise ValueError(f"model file {path} is not a readable .npz file: {exc}") from exc
+        try:
+            return cls(U, V, W, activation)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"model file {path}: {exc}") from exc
