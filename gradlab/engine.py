@@ -19,7 +19,8 @@ from .batch import NO_LOSS, Batch
 from .model import RNN, activation_code
 from .schemes import Full, Scheme, Sliding, parse_scheme
 
-__all__ = ["ForwardResult", "Gradient", "Contributions", "forward", "gradient", "contributions", "warmup"]
+__all__ = ["ForwardResult", "Gradient", "Contributions", "SentenceGaps", "forward", "gradient", "contributions",
+           "sentence_gaps", "warmup"]
 
 _MAX_PAIR_FLOATS = 1 << 23  # contributions keep at most this many floats of deltas at once (64 MiB)
 _N_DU_CHUNKS = 4
@@ -222,14 +223,16 @@ def _output(prep: _Prepared, S: np.ndarray, want_grad: bool):
     n_out = prep.W.shape[0]
     n_groups = max(1, min(_config.N_GROUPS, n_loss))
     losses = np.empty(n_loss)
-    dS = np.empty((n_loss if want_grad else 0, H))
-    dW_groups = np.zeros((n_groups if want_grad else 0, n_out, H))
+    # Without a gradient the kernel never touches dS or dW_groups[g]: keep them tiny but indexable.
+    dS = np.empty((n_loss, H) if want_grad else (0, H))
+    dW_groups = np.zeros((n_groups, n_out, H) if want_grad else (n_groups, 0, 0))
     d = np.ascontiguousarray(prep.batch.targets[prep.loss_pos])
     output_layer(S, prep.W, prep.WT, prep.loss_pos, d, _config.OUTPUT_TILE, n_groups, want_grad,
                  losses, dS, dW_groups)
     dW = np.zeros((n_out, H))
-    for g in range(dW_groups.shape[0]):
-        dW += dW_groups[g]
+    if want_grad:
+        for g in range(n_groups):
+            dW += dW_groups[g]
     return losses, dS, dW
 
 
@@ -402,6 +405,78 @@ def contributions(model: RNN, batch: Batch, max_lag: int) -> Contributions:
                          float(losses.sum()), int(losses.size))
 
 
+@dataclass(frozen=True, eq=False)
+class SentenceGaps:
+    """Per sentence: the TBPTT(tau) gradient of its own losses against its full gradient.
+
+    Attributes
+    ----------
+    max_lag : int
+        K; tau runs over 0..K.
+    rel_error : float64 (n, K+1, 3)
+        ||g_tau - g_full|| / ||g_full|| for U, V and all parameters (U, V, W) together.
+    cosine : float64 (n, K+1, 3)
+        cos(g_tau, g_full) for the same three.
+    """
+
+    max_lag: int
+    rel_error: np.ndarray
+    cosine: np.ndarray
+
+    PARAMETERS = ("U", "V", "all")
+
+    def to_frame(self):
+        """Tidy rows: sentence, tau, parameter, rel_error, cosine."""
+        import pandas as pd
+        n, k1, n_par = self.rel_error.shape
+        idx = np.indices((n, k1, n_par)).reshape(3, -1)
+        return pd.DataFrame({"sentence": idx[0], "tau": idx[1],
+                             "parameter": np.asarray(self.PARAMETERS)[idx[2]],
+                             "rel_error": self.rel_error.ravel(), "cosine": self.cosine.ravel()})
+
+
+def sentence_gaps(model: RNN, batch: Batch, max_lag: int) -> SentenceGaps:
+    """For every sentence, how far TBPTT(tau) is from full BPTT, tau = 0..max_lag.
+
+    The gradients are those of the sentence's own losses. The full gradient is the
+    exact one (all lags), so for tau < T - 1 the error is what truncation loses
+    and for tau >= T - 1 it is zero up to rounding. W is the same under every
+    scheme; it enters "all" through ||g_full||. Cost O(T K H^2) per sentence.
+    """
+    K = check_int(max_lag, "max_lag", 0)
+    prep = _prepare(model, batch)
+    from .kernels.backward import accumulate_deltas
+    from .kernels.contrib import sentence_gaps as gaps_kernel, sentence_output_norms
+    n = batch.n_sentences
+    loss_pos = prep.loss_pos
+    loss_t = batch.positions()[loss_pos]
+    loss_offsets = np.searchsorted(batch.sentence_index()[loss_pos], np.arange(n + 1)).astype(np.int64)
+    err2 = np.empty((n, K + 1, 2))
+    dot = np.empty((n, K + 1, 2))
+    prefix2 = np.empty((n, K + 1, 2))
+    full2 = np.empty((n, 2))
+    w2 = np.empty(n)
+    with _single_threaded_blas():
+        S = _states(prep)
+        _, dS, _ = _output(prep, S, want_grad=True)
+        E = _injected(S, dS, loss_pos, prep.code)
+        D = np.zeros_like(S)
+        accumulate_deltas(prep.U, S, E, _lag_starts(batch, loss_pos, Full()), batch.offsets, prep.code, D)
+        gaps_kernel(prep.U, S, E, D, batch.ids, batch.offsets, loss_pos, loss_t, loss_offsets, K, prep.code,
+                    err2, dot, prefix2, full2)
+        sentence_output_norms(S, prep.W, prep.WT, loss_pos, np.ascontiguousarray(batch.targets[loss_pos]),
+                              loss_offsets, w2)
+    # "all": W is exact under truncation, so it adds ||W||^2 to norms and dots but nothing to errors.
+    err2 = np.concatenate([err2, err2.sum(axis=2, keepdims=True)], axis=2)
+    dot = np.concatenate([dot, (dot.sum(axis=2) + w2[:, None])[:, :, None]], axis=2)
+    prefix2 = np.concatenate([prefix2, (prefix2.sum(axis=2) + w2[:, None])[:, :, None]], axis=2)
+    full2 = np.concatenate([full2, (full2.sum(axis=1) + w2)[:, None]], axis=1)[:, None, :]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rel = np.sqrt(np.maximum(err2, 0.0) / full2)
+        cos = dot / np.sqrt(prefix2 * full2)
+    return SentenceGaps(K, rel, cos)
+
+
 def warmup() -> float:
     """Compile (or load from the cache) every kernel on a tiny input; return the seconds it took."""
     import time
@@ -412,4 +487,5 @@ def warmup() -> float:
         forward(model, batch, return_probs=True)
         gradient(model, batch, Sliding(1))
         contributions(model, batch, 2)
+        sentence_gaps(model, batch, 2)
     return time.perf_counter() - start

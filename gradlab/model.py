@@ -54,11 +54,11 @@ class RNN:
     activation: str = "sigmoid"
 
     def __post_init__(self):
+        activation_code(self.activation)
+        self.validate()
         self.U = np.ascontiguousarray(self.U, dtype=np.float64)
         self.V = np.ascontiguousarray(self.V, dtype=np.float64)
         self.W = np.ascontiguousarray(self.W, dtype=np.float64)
-        activation_code(self.activation)
-        self.validate()
 
     @property
     def hidden_size(self) -> int:
@@ -129,16 +129,25 @@ class RNN:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"model file {path} does not exist")
+        import zipfile
         try:
-            with np.load(path, allow_pickle=False) as data:
+            data = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise ValueError(f"model file {path} is not a readable .npz file ({exc}); "
+                             "write models with RNN.save") from exc
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError(f"model file {path} holds a single array, not an .npz archive with U, V, W; "
+                             "write models with RNN.save")
+        try:
+            with data:
                 missing = {"U", "V", "W"} - set(data.files)
                 if missing:
                     raise ValueError(f"model file {path} lacks array(s) {sorted(missing)}; "
                                      "expected U, V, W and activation as written by RNN.save")
                 activation = str(data["activation"]) if "activation" in data.files else "sigmoid"
                 U, V, W = data["U"], data["V"], data["W"]
-        except (OSError, EOFError) as exc:
-            raise ValueError(f"model file {path} is not a readable .npz file: {exc}") from exc
+        except (OSError, EOFError, zipfile.BadZipFile) as exc:
+            raise ValueError(f"model file {path} is damaged ({exc}); write models with RNN.save") from exc
         try:
             return cls(U, V, W, activation)
         except (ValueError, TypeError) as exc:

@@ -3,6 +3,7 @@ import numpy as np
 from numba import njit, prange
 
 from .._config import PARALLEL_JIT
+from ._common import softmax_inplace
 from .backward import step_back
 
 
@@ -100,3 +101,142 @@ def per_lag_sums(delta, src, src_prev, S, ids, lag_order, lag_bounds, lag_sequen
                     GVT[k, x, h] += delta[pr, h]
             np.dot(Dt[:m].T, St[:m], tmp)
             GU[k] += tmp
+
+
+@njit(**PARALLEL_JIT)
+def sentence_gaps(U, S, E, D, ids, offsets, loss_pos, loss_t, offsets_loss, max_lag, code,
+                  err2, dot, prefix2, full2):
+    """Per sentence and tau = 0..K: how far the TBPTT(tau) gradient is from the full one.
+
+    Parameters
+    ----------
+    U : float64 (H, H); S, E : float64 (N, H)
+    D : float64 (N, H)
+        Full-BPTT accumulated signals (from ``accumulate_deltas`` with no limit).
+    ids, offsets : int64
+    loss_pos, loss_t, offsets_loss : int64
+        Losses in flat order, their steps t, and the losses of each sentence.
+    max_lag : int
+    code : int
+    err2, dot, prefix2 : float64 (n, K + 1, 2), outputs for parameters (U, V):
+        ||g_tau - g_full||^2, <g_tau, g_full>, ||g_tau||^2 of the sentence's gradient.
+    full2 : float64 (n, 2), output: ||g_full||^2 for U and V.
+
+    Notes
+    -----
+    g_tau = sum_{k <= tau} G[k] with the sentence's own per-lag sums, the full
+    gradient from D: U_full = sum_j D[j] (x) s(j-1), V_full[:, w] = sum_{x(j) = w} D[j].
+    """
+    H = U.shape[0]
+    n = offsets.size - 1
+    K1 = max_lag + 1
+    for i in prange(n):
+        a = offsets[i]
+        b = offsets[i + 1]
+        T = b - a
+        # local column of each position's word
+        col = np.empty(T, dtype=np.int64)
+        n_words = 0
+        for j in range(T):
+            col[j] = -1
+            for q in range(j):
+                if ids[a + q] == ids[a + j]:
+                    col[j] = col[q]
+                    break
+            if col[j] < 0:
+                col[j] = n_words
+                n_words += 1
+        GU = np.zeros((K1, H, H))
+        GV = np.zeros((K1, n_words, H))
+        UF = np.zeros((H, H))
+        VF = np.zeros((n_words, H))
+        for j in range(T):
+            p = a + j
+            for h in range(H):
+                VF[col[j], h] += D[p, h]
+            if j > 0:
+                for h in range(H):
+                    dh = D[p, h]
+                    for c in range(H):
+                        UF[h, c] += dh * S[p - 1, c]
+        acc = np.empty(H)
+        tmp = np.empty(H)
+        for l in range(offsets_loss[i], offsets_loss[i + 1]):
+            p = loss_pos[l]
+            K = min(loss_t[l], max_lag)
+            acc[:] = E[p]
+            for k in range(K + 1):
+                j = p - k
+                for h in range(H):
+                    GV[k, col[j - a], h] += acc[h]
+                if j > a:
+                    for h in range(H):
+                        ah = acc[h]
+                        for c in range(H):
+                            GU[k, h, c] += ah * S[j - 1, c]
+                if k < K:
+                    step_back(U, S, j - 1, code, acc, tmp)
+        fu = 0.0
+        for h in range(H):
+            for c in range(H):
+                fu += UF[h, c] * UF[h, c]
+        fv = 0.0
+        for w in range(n_words):
+            for h in range(H):
+                fv += VF[w, h] * VF[w, h]
+        full2[i, 0] = fu
+        full2[i, 1] = fv
+        PU = np.zeros((H, H))
+        PV = np.zeros((n_words, H))
+        for k in range(K1):
+            e = 0.0
+            d = 0.0
+            q = 0.0
+            for h in range(H):
+                for c in range(H):
+                    PU[h, c] += GU[k, h, c]
+                    diff = PU[h, c] - UF[h, c]
+                    e += diff * diff
+                    d += PU[h, c] * UF[h, c]
+                    q += PU[h, c] * PU[h, c]
+            err2[i, k, 0] = e
+            dot[i, k, 0] = d
+            prefix2[i, k, 0] = q
+            e = 0.0
+            d = 0.0
+            q = 0.0
+            for w in range(n_words):
+                for h in range(H):
+                    PV[w, h] += GV[k, w, h]
+                    diff = PV[w, h] - VF[w, h]
+                    e += diff * diff
+                    d += PV[w, h] * VF[w, h]
+                    q += PV[w, h] * PV[w, h]
+            err2[i, k, 1] = e
+            dot[i, k, 1] = d
+            prefix2[i, k, 1] = q
+
+
+@njit(**PARALLEL_JIT)
+def sentence_output_norms(S, W, WT, loss_pos, d, offsets_loss, out2):
+    """out2[i] = ||dJ_i/dW||_F^2, the W gradient of sentence i's losses alone."""
+    n_out, H = W.shape
+    n = offsets_loss.size - 1
+    for i in prange(n):
+        l0 = offsets_loss[i]
+        m = offsets_loss[i + 1] - l0
+        if m == 0:
+            out2[i] = 0.0
+            continue
+        L = np.empty((m, n_out))
+        St = np.empty((m, H))
+        nbuf = np.empty(n_out, dtype=np.int64)
+        pbuf = np.empty(n_out)
+        for r in range(m):
+            St[r] = S[loss_pos[l0 + r]]
+        np.dot(St, WT, L)
+        for r in range(m):
+            softmax_inplace(L[r], nbuf, pbuf)
+            L[r, d[l0 + r]] -= 1.0
+        G = np.dot(L.T, St)
+        out2[i] = np.sum(G * G)

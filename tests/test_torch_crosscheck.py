@@ -1,0 +1,122 @@
+"""gradient() against PyTorch autograd on the same RNN in float64.
+
+Two independent oracles for truncated schemes:
+- chunked training exactly as people write it in PyTorch: ``s = s.detach()`` every h
+  steps, one ``backward()`` over the summed losses;
+- any lag limit L(t): every loss t gets its own graph that starts from the detached
+  state s(t - L - 1) and runs forward the L + 1 steps to t.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from conftest import ACTIVATIONS, OBJECTIVES, random_problem  # noqa: E402
+
+from gradlab import Block, Full, Sliding, chunked, gradient, mikolov  # noqa: E402
+
+#: float64 on both sides, the same maths in a different order: rounding only.
+RTOL = 1e-9
+ATOL = 1e-12
+
+TORCH_ACT = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu}
+
+
+def _params(model):
+    return [torch.tensor(np.array(a), dtype=torch.float64, requires_grad=True) for a in (model.U, model.V, model.W)]
+
+
+def _step_loss(W, s, target):
+    return torch.nn.functional.cross_entropy((W @ s)[None, :], torch.tensor([int(target)]), reduction="sum")
+
+
+def torch_detach_every(p, h=None):
+    """Autograd gradient of the summed loss; with ``h``, the state is detached every h steps."""
+    U, V, W = _params(p.model)
+    f = TORCH_ACT[p.activation]
+    total = torch.zeros((), dtype=torch.float64)
+    for x, d in zip(p.xs, p.ds):
+        s = torch.zeros(U.shape[0], dtype=torch.float64)
+        for t in range(len(x)):
+            if h is not None and t % h == 0:
+                s = s.detach()
+            s = f(V[:, int(x[t])] + U @ s)
+            if d[t] != -1:
+                total = total + _step_loss(W, s, d[t])
+    total.backward()
+    return U.grad.numpy(), V.grad.numpy(), W.grad.numpy(), total.item()
+
+
+def torch_lag_limited(p, lag_limit):
+    """Autograd gradient where loss t backpropagates only through lags 0..min(L(t), t)."""
+    U, V, W = _params(p.model)
+    f = TORCH_ACT[p.activation]
+    total = torch.zeros((), dtype=torch.float64)
+    for x, d in zip(p.xs, p.ds):
+        with torch.no_grad():
+            states = []
+            s = torch.zeros(U.shape[0], dtype=torch.float64)
+            for t in range(len(x)):
+                s = f(V[:, int(x[t])] + U @ s)
+                states.append(s)
+        for t in range(len(x)):
+            if d[t] == -1:
+                continue
+            start = t - min(int(lag_limit(t)), t)
+            s = states[start - 1] if start > 0 else torch.zeros(U.shape[0], dtype=torch.float64)
+            for j in range(start, t + 1):
+                s = f(V[:, int(x[j])] + U @ s)
+            total = total + _step_loss(W, s, d[t])
+    total.backward()
+    return U.grad.numpy(), V.grad.numpy(), W.grad.numpy(), total.item()
+
+
+def _check(g, ref):
+    gU, gV, gW, loss = ref
+    np.testing.assert_allclose(g.U, gU, rtol=RTOL, atol=ATOL, err_msg="U")
+    np.testing.assert_allclose(g.V, gV, rtol=RTOL, atol=ATOL, err_msg="V")
+    np.testing.assert_allclose(g.W, gW, rtol=RTOL, atol=ATOL, err_msg="W")
+    assert g.loss == pytest.approx(loss, rel=1e-12)
+
+
+def _problem(rng, objective, activation):
+    return random_problem(rng, objective=objective, activation=activation, hidden_size=4, vocab_size=5,
+                          lengths=(9, 1, 5, 3), n_classes=3, scale=0.8)
+
+
+@pytest.mark.parametrize("objective", OBJECTIVES)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_full_gradient_matches_autograd(rng, objective, activation):
+    p = _problem(rng, objective, activation)
+    _check(gradient(p.model, p.batch, scheme=Full()), torch_detach_every(p))
+
+
+@pytest.mark.parametrize("h", [1, 2, 3, 4, 20])
+@pytest.mark.parametrize("objective", OBJECTIVES)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_chunked_matches_autograd_detach(rng, objective, activation, h):
+    p = _problem(rng, objective, activation)
+    _check(gradient(p.model, p.batch, scheme=chunked(h)), torch_detach_every(p, h))
+
+
+@pytest.mark.parametrize("scheme, limit", [
+    (Sliding(0), lambda t: 0),
+    (Sliding(2), lambda t: 2),
+    (Block(2, 5), lambda t: 3 + t % 2),
+    (mikolov(1, 3), lambda t: 1 + t % 3),
+], ids=str)
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_truncated_matches_autograd_per_loss_graphs(rng, objective, scheme, limit):
+    p = _problem(rng, objective, "tanh")
+    _check(gradient(p.model, p.batch, scheme=scheme), torch_lag_limited(p, limit))
+
+
+def test_per_loss_graph_oracle_agrees_with_detach_oracle(rng):
+    """The two torch oracles agree with each other for chunked(h) (checks the oracles)."""
+    p = _problem(rng, "lm", "sigmoid")
+    a = torch_detach_every(p, 3)
+    b = torch_lag_limited(p, lambda t: t % 3)
+    for x, y in zip(a[:3], b[:3]):
+        np.testing.assert_allclose(x, y, rtol=RTOL, atol=ATOL)
