@@ -1,12 +1,19 @@
-"""gradlab: exact per-loss, per-lag BPTT gradients of Elman RNNs, and what truncation keeps of them."""
+"""gradlab: exact per-loss, per-lag BPTT gradients of Elman RNNs, and what truncation keeps of them.
+
+Importing gradlab compiles nothing and reads no files; kernels compile (or load
+from Numba's cache) on first use, or all at once with :func:`warmup`.
+"""
 from .batch import NO_LOSS, Batch
+from .data import DataFormatError, Dataset, Vocabulary, adjusted_loss, check_spec, list_datasets, load_dataset
 from .engine import (Contributions, ForwardResult, Gradient, SentenceGaps, contributions, forward, gradient,
                      sentence_gaps, warmup)
+from .gradcheck import GradientCheck, check_gradient
 from .model import RNN
 from .schemes import Block, Full, Scheme, Sliding, chunked, mikolov, parse_scheme
 
 __version__ = "0.1.0"
 
 __all__ = ["Batch", "NO_LOSS", "RNN", "Scheme", "Full", "Sliding", "Block", "chunked", "mikolov", "parse_scheme",
-           "forward", "gradient", "contributions", "sentence_gaps", "warmup", "SentenceGaps", "ForwardResult", "Gradient", "Contributions",
-           "__version__"]
+           "forward", "gradient", "contributions", "sentence_gaps", "warmup", "ForwardResult", "Gradient",
+           "Contributions", "SentenceGaps", "check_gradient", "GradientCheck", "load_dataset", "list_datasets",
+           "check_spec", "Dataset", "Vocabulary", "DataFormatError", "adjusted_loss", "__version__"]

@@ -1,0 +1,451 @@
+"""Readers for the data files gradlab understands, with errors that name file and line.
+
+Formats
+-------
+agreement TSV
+    UTF-8, tab-separated, a header line naming the columns ``sentence subj_idx
+    verb_idx verb_pos verb inflected_verb`` (any order), one sentence per row.
+    Tokens of ``sentence`` are separated by whitespace; indices are 0-based.
+plain text
+    UTF-8, one sentence per line, tokens separated by whitespace.
+counts file
+    UTF-8, ``word<TAB>count[<TAB>freq]`` per line (the coursework's ``vocab.wiki.txt``).
+
+Every reader checks every row. A bad row raises :class:`DataFormatError` naming the
+file and the 1-based line; with ``skip_bad_rows=True`` bad rows are left out instead,
+listed in ``skipped`` and reported with a :class:`DataWarning`. Nothing is dropped
+silently.
+
+Tokens are interned while reading: a corpus is a lexicon of distinct words, the
+raw id of every token (int32) and sentence offsets, so 100,000 sentences take a few
+megabytes and any vocabulary maps them with one table lookup.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+#: Columns of the agreement TSV format, in the order of the coursework's files.
+AGREEMENT_COLUMNS = ("sentence", "subj_idx", "verb_idx", "verb_pos", "verb", "inflected_verb")
+#: Verb tags and the number-prediction label of each: VBZ (singular) = 0, VBP (plural) = 1.
+NUMBER_LABELS = ("VBZ", "VBP")
+#: Part-of-speech tags of singular and of plural nouns, as they stand in text with rare words replaced.
+SINGULAR_NOUN_TAGS = ("NN", "NNP")
+PLURAL_NOUN_TAGS = ("NNS", "NNPS")
+#: Attractor heuristics for files (see :func:`noun_numbers`).
+ATTRACTOR_METHODS = ("tags", "tags+subjects")
+
+
+class DataFormatError(ValueError):
+    """A data file that cannot be read as its format; ``path`` and ``line`` say where.
+
+    Attributes
+    ----------
+    path : str
+    line : int
+        1-based line number.
+    reason : str
+        The problem, without the location.
+    """
+
+    def __init__(self, path, line: int, reason: str):
+        self.path = str(path)
+        self.line = int(line)
+        self.reason = reason
+        super().__init__(f"{self.path}, line {self.line}: {reason}")
+
+
+class DataWarning(UserWarning):
+    """Something about the data the user should know: rows skipped on request."""
+
+
+class _RowError(Exception):
+    pass
+
+
+@dataclass
+class RawCorpus:
+    """Sentences as interned tokens (what the readers and generators produce).
+
+    Attributes
+    ----------
+    lexicon : list of str
+        Distinct words; a token's raw id indexes it.
+    tokens : int32 array, shape (N,)
+        Raw ids of all tokens, sentences concatenated.
+    offsets : int64 array, shape (n + 1,)
+        Sentence i is ``tokens[offsets[i]:offsets[i+1]]``.
+    lines : int64 array, shape (n,), or None
+        1-based line of each sentence in its file.
+    skipped : list of (int, str)
+        (line, reason) of each bad row left out with ``skip_bad_rows=True``.
+    fields : dict of str -> array
+        Per-sentence annotations (the agreement columns, as arrays).
+    dep_ptr, dep_source, dep_target : int64 arrays, or None
+        Planted dependencies in word coordinates (generators only): those of sentence
+        i are ``dep_ptr[i]:dep_ptr[i+1]``; word ``dep_source`` determines word
+        ``dep_target`` (-1 = the ``<s>`` before the sentence, n = the ``</s>`` after it).
+    """
+
+    lexicon: list
+    tokens: np.ndarray
+    offsets: np.ndarray
+    lines: np.ndarray | None = None
+    skipped: list = field(default_factory=list)
+    fields: dict = field(default_factory=dict)
+    dep_ptr: np.ndarray | None = None
+    dep_source: np.ndarray | None = None
+    dep_target: np.ndarray | None = None
+
+    @property
+    def n_sentences(self) -> int:
+        return self.offsets.size - 1
+
+
+class _Interner:
+    """Raw ids in order of first appearance; ``ids(tokens)`` is a C-speed dict lookup."""
+
+    def __init__(self):
+        self._index = defaultdict()
+        self._index.default_factory = self._index.__len__
+
+    def ids(self, tokens) -> map:
+        return map(self._index.__getitem__, tokens)
+
+    def id(self, token: str) -> int:
+        return self._index[token]
+
+    @property
+    def lexicon(self) -> list:
+        return list(self._index)
+
+
+def resolve_path(path, name: str = "path") -> Path:
+    """``path`` as a Path to an existing file (``~`` expanded); errors name the parameter."""
+    if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a file path (str or os.PathLike); received {path!r}")
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise FileNotFoundError(f"{name}: file {str(p)!r} does not exist")
+    if p.is_dir():
+        raise IsADirectoryError(f"{name}: {str(p)!r} is a directory; give the path of a data file")
+    return p
+
+
+def read_lines(path, *, skip_bad_rows: bool = False) -> tuple[Path, list, list]:
+    """The lines of a UTF-8 file, without line endings.
+
+    Returns
+    -------
+    path : Path
+    lines : list of str or None
+        ``lines[k]`` is line k + 1; None where the line is not valid UTF-8 (only with
+        ``skip_bad_rows``).
+    bad : list of (int, str)
+        (line, reason) for those lines.
+    """
+    path = resolve_path(path)
+    data = path.read_bytes()
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        if not skip_bad_rows:
+            line = data.count(b"\n", 0, err.start) + 1
+            col = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
+            raise DataFormatError(path, line, f"is not valid UTF-8 (byte 0x{data[err.start]:02x} at column {col}); "
+                                  "re-encode the file as UTF-8, or pass skip_bad_rows=True to leave such rows out") from None
+        lines, bad = [], []
+        raw = data.split(b"\n")
+        if raw and raw[-1] == b"":
+            raw.pop()
+        for k, b in enumerate(raw):
+            try:
+                lines.append(b.decode("utf-8").removesuffix("\r"))
+            except UnicodeDecodeError as e2:
+                lines.append(None)
+                bad.append((k + 1, f"is not valid UTF-8 (byte 0x{b[e2.start]:02x} at column {e2.start + 1})"))
+        return path, lines, bad
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if "\r" in text:
+        lines = [ln.removesuffix("\r") for ln in lines]
+    return path, lines, []
+
+
+def _report_skipped(path, skipped: list, what: str) -> None:
+    if skipped:
+        line, reason = skipped[0]
+        warnings.warn(f"{path}: skipped {len(skipped)} bad {what}(s) because skip_bad_rows=True "
+                      f"(first: line {line}: {reason}); the dataset's `skipped` lists them all",
+                      DataWarning, stacklevel=4)
+
+
+def _parse_index(text: str, name: str) -> int:
+    s = text.strip()
+    try:
+        value = int(s)
+    except ValueError:
+        raise _RowError(f"{name} must be an integer; received {text!r}") from None
+    if value < 0:
+        raise _RowError(f"{name} must be >= 0 (indices are 0-based token positions); received {value}")
+    return value
+
+
+def read_agreement_tsv(path, *, skip_bad_rows: bool = False) -> RawCorpus:
+    """Read an agreement TSV file (format above).
+
+    Returns
+    -------
+    RawCorpus
+        ``fields`` holds int64 arrays ``subj_idx``, ``verb_idx``, bool ``plural``
+        (verb_pos == VBP) and raw ids ``verb``, ``inflected`` (words of the ``verb``
+        and ``inflected_verb`` columns, interned with the tokens).
+
+    Raises
+    ------
+    DataFormatError
+        A missing or wrong header, and, unless ``skip_bad_rows``: a row with another
+        number of columns, an empty sentence, a non-integer or negative index, an
+        index past the sentence, subj_idx >= verb_idx, verb_pos other than VBZ/VBP,
+        an empty verb, bad UTF-8; or a file with no rows.
+    """
+    path, lines, bad = read_lines(path, skip_bad_rows=skip_bad_rows)
+    if not lines:
+        raise DataFormatError(path, 1, "the file is empty; expected a header line naming the columns "
+                              + " ".join(AGREEMENT_COLUMNS))
+    if lines[0] is None:
+        raise DataFormatError(path, 1, "the header line is not valid UTF-8")
+    header = [c.strip() for c in lines[0].split("\t")]
+    if sorted(header) != sorted(AGREEMENT_COLUMNS):
+        raise DataFormatError(path, 1, f"the header must name the tab-separated columns {' '.join(AGREEMENT_COLUMNS)}; "
+                              f"received {header}")
+    col = {name: header.index(name) for name in AGREEMENT_COLUMNS}
+    c_sent, c_subj, c_verb, c_pos, c_v, c_inf = (col[n] for n in AGREEMENT_COLUMNS)
+    n_cols = len(AGREEMENT_COLUMNS)
+    bad_lines = dict(bad)
+
+    interner = _Interner()
+    tokens: list = []
+    lengths, row_lines, subj_l, verb_l, plural_l, v_l, inf_l = [], [], [], [], [], [], []
+    skipped: list = []
+    for k in range(1, len(lines)):
+        text = lines[k]
+        try:
+            if text is None:
+                raise _RowError(bad_lines[k + 1])
+            parts = text.split("\t")
+            if len(parts) != n_cols:
+                raise _RowError(f"has {len(parts)} tab-separated column(s); expected {n_cols} "
+                                f"({' '.join(header)})")
+            toks = parts[c_sent].split()
+            if not toks:
+                raise _RowError("the sentence is empty")
+            subj = _parse_index(parts[c_subj], "subj_idx")
+            verb = _parse_index(parts[c_verb], "verb_idx")
+            n = len(toks)
+            for name, value in (("subj_idx", subj), ("verb_idx", verb)):
+                if value >= n:
+                    raise _RowError(f"{name} = {value} is past the sentence, which has {n} tokens "
+                                    f"(valid indices 0..{n - 1})")
+            if subj >= verb:
+                raise _RowError(f"subj_idx ({subj}) must be smaller than verb_idx ({verb}): "
+                                "the subject comes before its verb")
+            pos = parts[c_pos].strip()
+            if pos not in NUMBER_LABELS:
+                raise _RowError(f"verb_pos must be VBZ or VBP; received {parts[c_pos]!r}")
+            v, inf = parts[c_v].strip(), parts[c_inf].strip()
+            for name, value in (("verb", v), ("inflected_verb", inf)):
+                if not value or len(value.split()) != 1:
+                    raise _RowError(f"{name} must be one word; received {value!r}")
+        except _RowError as err:
+            if not skip_bad_rows:
+                raise DataFormatError(path, k + 1, f"{err}; fix the row, or pass skip_bad_rows=True "
+                                      "to leave bad rows out") from None
+            skipped.append((k + 1, str(err)))
+            continue
+        tokens.extend(interner.ids(toks))
+        lengths.append(n)
+        row_lines.append(k + 1)
+        subj_l.append(subj)
+        verb_l.append(verb)
+        plural_l.append(pos == "VBP")
+        v_l.append(interner.id(v))
+        inf_l.append(interner.id(inf))
+    if not lengths:
+        raise DataFormatError(path, len(lines) + 1 if lines else 1,
+                              "the file has no data rows" + (f" ({len(skipped)} bad row(s) skipped)" if skipped else ""))
+    _report_skipped(path, skipped, "row")
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    fields = {"subj_idx": np.array(subj_l, dtype=np.int64), "verb_idx": np.array(verb_l, dtype=np.int64),
+              "plural": np.array(plural_l, dtype=bool), "verb": np.array(v_l, dtype=np.int64),
+              "inflected": np.array(inf_l, dtype=np.int64)}
+    return RawCorpus(interner.lexicon, np.array(tokens, dtype=np.int32), offsets,
+                     np.array(row_lines, dtype=np.int64), skipped, fields)
+
+
+def read_text(path, *, skip_bad_rows: bool = False) -> RawCorpus:
+    """Read plain text: one sentence per line, whitespace-separated tokens.
+
+    Raises
+    ------
+    DataFormatError
+        Unless ``skip_bad_rows``: an empty (or whitespace-only) line, bad UTF-8; or a
+        file with no sentences.
+    """
+    path, lines, bad = read_lines(path, skip_bad_rows=skip_bad_rows)
+    bad_lines = dict(bad)
+    interner = _Interner()
+    tokens: list = []
+    lengths, row_lines, skipped = [], [], []
+    for k, text in enumerate(lines):
+        reason = bad_lines.get(k + 1) if text is None else None
+        toks = text.split() if text is not None else []
+        if reason is None and not toks:
+            reason = "the sentence is empty (a blank line)"
+        if reason is not None:
+            if not skip_bad_rows:
+                raise DataFormatError(path, k + 1, f"{reason}; remove the line, or pass skip_bad_rows=True "
+                                      "to leave bad lines out")
+            skipped.append((k + 1, reason))
+            continue
+        tokens.extend(interner.ids(toks))
+        lengths.append(len(toks))
+        row_lines.append(k + 1)
+    if not lengths:
+        raise DataFormatError(path, len(lines) + 1 if lines else 1,
+                              "the file has no sentences" + (f" ({len(skipped)} bad line(s) skipped)" if skipped else ""))
+    _report_skipped(path, skipped, "line")
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return RawCorpus(interner.lexicon, np.array(tokens, dtype=np.int32), offsets,
+                     np.array(row_lines, dtype=np.int64), skipped)
+
+
+def read_counts_file(path) -> tuple[list, np.ndarray]:
+    """Read ``word<TAB>count[<TAB>freq]`` lines; returns (words, int64 counts) in file order.
+
+    Raises
+    ------
+    DataFormatError
+        A line that is blank, lacks a count, has a count that is not a non-negative
+        integer, repeats a word, or is not UTF-8; or a file with no entries.
+    """
+    path, lines, _ = read_lines(path)
+    words, counts, seen = [], [], {}
+    for k, text in enumerate(lines):
+        parts = text.split("\t")
+        if len(parts) < 2:
+            parts = text.split()
+        if not parts or not parts[0].strip():
+            raise DataFormatError(path, k + 1, "the line is blank; expected word<TAB>count[<TAB>freq]")
+        if len(parts) not in (2, 3):
+            raise DataFormatError(path, k + 1, f"has {len(parts)} tab-separated column(s); "
+                                  "expected word<TAB>count[<TAB>freq]")
+        word = parts[0].strip()
+        try:
+            count = int(parts[1].strip())
+        except ValueError:
+            raise DataFormatError(path, k + 1, f"the count of {word!r} must be an integer; received {parts[1]!r}") from None
+        if count < 0:
+            raise DataFormatError(path, k + 1, f"the count of {word!r} must be >= 0; received {count}")
+        if word in seen:
+            raise DataFormatError(path, k + 1, f"{word!r} is listed twice (first on line {seen[word]})")
+        seen[word] = k + 1
+        words.append(word)
+        counts.append(count)
+    if not words:
+        raise DataFormatError(path, 1, "the file has no entries; expected word<TAB>count[<TAB>freq] lines")
+    return words, np.array(counts, dtype=np.int64)
+
+
+# ---------------------------------------------------------------------- attractors
+def noun_numbers(lexicon, method: str = "tags", *, tokens=None, offsets=None, subj_idx=None,
+                 plural=None) -> np.ndarray:
+    """Grammatical number each word of ``lexicon`` is taken to have, for counting attractors.
+
+    Parameters
+    ----------
+    lexicon : list of str
+    method : {"tags", "tags+subjects"}
+        ``"tags"``: only the part-of-speech tags that stand for rare nouns count: NN
+        and NNP are singular nouns, NNS and NNPS plural. ``"tags+subjects"``: also the
+        words that are subject heads somewhere in the file (token at ``subj_idx``),
+        with the number of that row's verb; words seen with both numbers are left out.
+    tokens, offsets, subj_idx, plural : arrays
+        The corpus, needed by ``"tags+subjects"``.
+
+    Returns
+    -------
+    int8 array, shape (len(lexicon),)
+        0 = not a noun, 1 = singular noun, 2 = plural noun.
+    """
+    if method not in ATTRACTOR_METHODS:
+        raise ValueError(f"attractors must be one of {ATTRACTOR_METHODS}; received {method!r}")
+    number = np.zeros(len(lexicon), dtype=np.int8)
+    index = {w: i for i, w in enumerate(lexicon)}
+    for tags, value in ((SINGULAR_NOUN_TAGS, 1), (PLURAL_NOUN_TAGS, 2)):
+        for t in tags:
+            if t in index:
+                number[index[t]] = value
+    if method == "tags+subjects":
+        heads = np.asarray(tokens)[np.asarray(offsets)[:-1] + np.asarray(subj_idx)]
+        seen = np.zeros((len(lexicon), 2), dtype=bool)
+        seen[heads, np.asarray(plural, dtype=np.int64)] = True
+        lexical = np.where(seen[:, 0] & ~seen[:, 1], 1, np.where(seen[:, 1] & ~seen[:, 0], 2, 0)).astype(np.int8)
+        is_tag = np.zeros(len(lexicon), dtype=bool)
+        is_tag[number > 0] = True
+        for t in NUMBER_LABELS:
+            if t in index:
+                is_tag[index[t]] = True
+        number = np.where(is_tag, number, lexical).astype(np.int8)
+    return number
+
+
+def count_attractors(tokens, offsets, subj_idx, verb_idx, plural, number: np.ndarray) -> np.ndarray:
+    """Nouns of the other number than the subject, strictly between subject and verb.
+
+    A run of consecutive nouns (a compound, "NNP NNP", "school NNS") counts once, with
+    the number of its last word, the head of an English compound.
+
+    Parameters
+    ----------
+    tokens : int array, shape (N,)
+        Raw ids, sentences concatenated.
+    offsets : int64 array, shape (n + 1,)
+    subj_idx, verb_idx : int64 arrays, shape (n,)
+    plural : bool array, shape (n,)
+        Whether the subject is plural (verb_pos == VBP).
+    number : int8 array, shape (len(lexicon),)
+        From :func:`noun_numbers`.
+
+    Returns
+    -------
+    int64 array, shape (n,)
+    """
+    tokens = np.asarray(tokens)
+    offsets = np.asarray(offsets, dtype=np.int64)
+    num = number[tokens]
+    is_noun = num > 0
+    last_in_sentence = np.zeros(tokens.size, dtype=bool)
+    last_in_sentence[offsets[1:] - 1] = True
+    next_is_noun = np.zeros(tokens.size, dtype=bool)
+    next_is_noun[:-1] = is_noun[1:]
+    head = is_noun & (~next_is_noun | last_in_sentence)
+    starts = offsets[:-1] + np.asarray(subj_idx) + 1
+    ends = offsets[:-1] + np.asarray(verb_idx)
+    counts = []
+    for value in (1, 2):  # singular heads, plural heads
+        cs = np.zeros(tokens.size + 1, dtype=np.int64)
+        np.cumsum(head & (num == value), out=cs[1:])
+        counts.append(cs[ends] - cs[starts])
+    plural = np.asarray(plural, dtype=bool)
+    return np.where(plural, counts[0], counts[1]).astype(np.int64)
