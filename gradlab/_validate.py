@@ -26,7 +26,7 @@ def as_float_matrix(value, name: str, shape: tuple[int | None, int | None] | Non
     arr = np.ascontiguousarray(arr, dtype=np.float64)
     if not np.isfinite(arr).all():
         bad = np.argwhere(~np.isfinite(arr))[0]
-        raise ValueError(f"{name} contains a non-finite value ({arr[tuple(bad)]!r} at index {tuple(int(i) for i in bad)}); "
+        raise ValueError(f"{name} contains a non-finite value ({float(arr[tuple(bad)])!r} at index {tuple(int(i) for i in bad)}); "
                          "the model has diverged or was loaded from a corrupt file")
     return arr
 

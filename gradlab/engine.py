@@ -8,7 +8,6 @@ update directions are their negatives, see ``gradlab.compat.coursework``).
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,21 +22,9 @@ __all__ = ["ForwardResult", "Gradient", "Contributions", "SentenceGaps", "forwar
            "sentence_gaps", "warmup"]
 
 _MAX_PAIR_FLOATS = 1 << 23  # contributions keep at most this many floats of deltas at once (64 MiB)
-_N_DU_CHUNKS = 4
+_N_DU_CHUNKS = 4  # dU is summed over this many fixed token ranges
 
-_controller = None
-
-
-@contextlib.contextmanager
-def _single_threaded_blas():
-    """Kernels call BLAS from several Numba threads at once: keep BLAS itself to one thread."""
-    global _controller
-    if _controller is None:
-        import scipy.linalg.cython_blas  # noqa: F401  (the BLAS that Numba calls; load it so it can be limited)
-        from threadpoolctl import ThreadpoolController
-        _controller = ThreadpoolController()
-    with _controller.limit(limits=1, user_api="blas"):
-        yield
+_single_threaded_blas = _config.single_threaded_blas
 
 
 # ---------------------------------------------------------------------- results
@@ -212,27 +199,59 @@ def _states(prep: _Prepared) -> np.ndarray:
     from .kernels.forward import forward_states
     b = prep.batch
     S = np.empty((b.n_tokens, prep.U.shape[0]))
-    forward_states(prep.UT, prep.VT, b.ids, b.offsets, prep.code, S)
+    chunks = _config.ranges(b.n_sentences, _config.N_CHUNKS)
+    _config.run_parallel(lambda i: forward_states(prep.UT, prep.VT, b.ids, b.offsets, prep.code, S, *chunks[i]),
+                         len(chunks))
     return S
 
 
+def _rows(S: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """S[pos] — a view when the positions are consecutive (language modelling), else a copy."""
+    if pos.size and pos[-1] - pos[0] == pos.size - 1:
+        return S[pos[0]:pos[-1] + 1]
+    return S[pos]
+
+
 def _output(prep: _Prepared, S: np.ndarray, want_grad: bool):
-    from .kernels.output import output_layer
-    n_loss = prep.loss_pos.size
+    """Losses, dJ(t)/ds(t) of every loss and dJ/dW, on tiles of OUTPUT_TILE losses.
+
+    Each tile: logits = S_tile W^T (BLAS), softmax, loss and delta_out in place
+    (kernel), dS_tile = delta_out W and dW += delta_out^T S_tile (BLAS), while the
+    tile's logits are still in cache. The tiles form N_GROUPS fixed groups, run in
+    parallel, each with its own dW; the groups are summed in order.
+    """
+    from .kernels.output import softmax_rows
+    pos = prep.loss_pos
+    n_loss = pos.size
     H = S.shape[1]
-    n_out = prep.W.shape[0]
-    n_groups = max(1, min(_config.N_GROUPS, n_loss))
+    W, WT = prep.W, prep.WT
+    n_out = W.shape[0]
+    d = np.ascontiguousarray(prep.batch.targets[pos])
     losses = np.empty(n_loss)
-    # Without a gradient the kernel never touches dS or dW_groups[g]: keep them tiny but indexable.
-    dS = np.empty((n_loss, H) if want_grad else (0, H))
-    dW_groups = np.zeros((n_groups, n_out, H) if want_grad else (n_groups, 0, 0))
-    d = np.ascontiguousarray(prep.batch.targets[prep.loss_pos])
-    output_layer(S, prep.W, prep.WT, prep.loss_pos, d, _config.OUTPUT_TILE, n_groups, want_grad,
-                 losses, dS, dW_groups)
+    dS = np.empty((n_loss, H)) if want_grad else None
+    groups = _config.ranges(n_loss, _config.N_GROUPS)
+    tile = _config.OUTPUT_TILE
+
+    def work(g):
+        r0, r1 = groups[g]
+        dW = np.zeros((n_out, H)) if want_grad else None
+        logits = np.empty((tile, n_out))
+        for a in range(r0, r1, tile):
+            b = min(a + tile, r1)
+            St = _rows(S, pos[a:b])
+            L = logits[: b - a]
+            np.dot(St, WT, out=L)
+            softmax_rows(L, d[a:b], losses[a:b])
+            if want_grad:
+                np.dot(L, W, out=dS[a:b])
+                dW += L.T @ St
+        return dW
+
+    parts = _config.run_parallel(work, len(groups))
     dW = np.zeros((n_out, H))
     if want_grad:
-        for g in range(n_groups):
-            dW += dW_groups[g]
+        for part in parts:
+            dW += part
     return losses, dS, dW
 
 
@@ -242,6 +261,16 @@ def _injected(S: np.ndarray, dS: np.ndarray, loss_pos: np.ndarray, code: int) ->
     E = np.zeros_like(S)
     injected_errors(dS, S, loss_pos, code, E)
     return E
+
+
+def _accumulated(U, S, E, lo, batch: Batch, code) -> np.ndarray:
+    """D[j] = sum of the kept delta(t, j) over losses t (``accumulate_deltas`` on sentence chunks)."""
+    from .kernels.backward import accumulate_deltas
+    D = np.zeros_like(S)
+    chunks = _config.ranges(batch.n_sentences, _config.N_CHUNKS)
+    _config.run_parallel(lambda i: accumulate_deltas(U, S, E, lo, batch.offsets, code, D, *chunks[i]),
+                         len(chunks))
+    return D
 
 
 def forward(model: RNN, batch: Batch, *, return_probs: bool = False) -> ForwardResult:
@@ -265,9 +294,9 @@ def forward(model: RNN, batch: Batch, *, return_probs: bool = False) -> ForwardR
         losses, _, _ = _output(prep, S, want_grad=False)
         probs = None
         if return_probs:
-            from .kernels.output import output_probs
-            probs = np.empty((batch.n_tokens, prep.W.shape[0]))
-            output_probs(S, prep.WT, probs)
+            from .kernels.output import softmax_rows
+            probs = S @ prep.WT
+            softmax_rows(probs, np.full(batch.n_tokens, NO_LOSS, dtype=np.int64), np.empty(batch.n_tokens))
     return ForwardResult(S, losses, prep.loss_pos, probs)
 
 
@@ -314,22 +343,28 @@ def gradient(model: RNN, batch: Batch, scheme: Scheme | str = Full()) -> Gradien
     return Gradient(dU, dV, dW, float(losses.sum()), int(losses.size), scheme.label)
 
 
-def _backward(U, S, batch: Batch, loss_pos, dS, lo, code, vocab_size):
+def _backward(U, S, batch: Batch, loss_pos, dS, lo, code, vocab_size, initial_state=None):
     """dJ/dU and dJ/dV from the states and dJ(t)/ds(t) of every loss, under lag starts ``lo``.
 
     Callers hold the single-threaded-BLAS context and have validated every index.
+    ``initial_state`` replaces the zero s(-1) in U's outer products (the coursework
+    layer reads it from the s it is given).
+    dU = sum_j D[j] (x) s(j-1) is a product over fixed token chunks summed in order;
+    dV[:, x(j)] += D[j] is a scatter.
     """
-    from .kernels.backward import accumulate_deltas, parameter_gradients
+    from .kernels.backward import scatter_rows
     H = U.shape[0]
-    E = _injected(S, dS, loss_pos, code)
-    D = np.zeros_like(S)
-    accumulate_deltas(U, S, E, lo, batch.offsets, code, D)
-    dU_chunks = np.empty((_N_DU_CHUNKS, H, H))
+    D = _accumulated(U, S, _injected(S, dS, loss_pos, code), lo, batch, code)
+    S_prev = np.empty_like(S)
+    S_prev[1:] = S[:-1]
+    S_prev[batch.offsets[:-1]] = 0.0 if initial_state is None else initial_state
+    chunks = _config.ranges(batch.n_tokens, _N_DU_CHUNKS)
+    parts = _config.run_parallel(lambda i: D[slice(*chunks[i])].T @ S_prev[slice(*chunks[i])], len(chunks))
+    dU = np.zeros((H, H))
+    for part in parts:
+        dU += part
     dVT = np.zeros((vocab_size, H))
-    parameter_gradients(D, S, batch.ids, batch.offsets, _N_DU_CHUNKS, dU_chunks, dVT)
-    dU = dU_chunks[0].copy()
-    for c in range(1, _N_DU_CHUNKS):
-        dU += dU_chunks[c]
+    scatter_rows(batch.ids, D, dVT, 0, batch.n_tokens)
     return dU, np.ascontiguousarray(dVT.T)
 
 
@@ -351,7 +386,7 @@ def contributions(model: RNN, batch: Batch, max_lag: int) -> Contributions:
     """
     K = check_int(max_lag, "max_lag", 0)
     prep = _prepare(model, batch)
-    from .kernels.contrib import pair_deltas, per_lag_sums
+    from .kernels.contrib import lag_sum, pair_deltas
     H = prep.U.shape[0]
     loss_pos = prep.loss_pos
     t_all = batch.positions()
@@ -371,9 +406,6 @@ def contributions(model: RNN, batch: Batch, max_lag: int) -> Contributions:
     GU = np.zeros((K + 1, H, H))
     GVT = np.zeros((K + 1, model.vocab_size, H))
     delta_norm = np.empty(n_pairs)
-    seq = np.empty(K + 1, dtype=np.int64)  # interleave heavy (small k) and light lags
-    seq[0::2] = np.arange(0, (K + 2) // 2)
-    seq[1::2] = np.arange(K, (K + 2) // 2 - 1, -1)[: (K + 1) // 2]
     with _single_threaded_blas():
         S = _states(prep)
         losses, dS, dW = _output(prep, S, want_grad=True)
@@ -390,13 +422,20 @@ def contributions(model: RNN, batch: Batch, max_lag: int) -> Contributions:
             p0, p1 = pair_start[l0], pair_start[l1]
             if p1 > p0:
                 delta = np.empty((p1 - p0, H))
-                pair_deltas(prep.U, S, E, loss_pos[l0:l1], loss_t[l0:l1], pair_start[l0:l1 + 1] - p0, K, prep.code,
-                            loss_offsets[s0:s1 + 1] - l0, delta, delta_norm[p0:p1])
+                starts = pair_start[l0:l1 + 1] - p0
+                offs = loss_offsets[s0:s1 + 1] - l0
+                chunks = _config.ranges(s1 - s0, _config.N_CHUNKS)
+                _config.run_parallel(
+                    lambda i: pair_deltas(prep.U, S, E, loss_pos[l0:l1], loss_t[l0:l1], starts, K, prep.code, offs,
+                                          delta, delta_norm[p0:p1], *chunks[i]), len(chunks))
                 lag_c = lag[p0:p1]
                 order = np.argsort(lag_c, kind="stable").astype(np.int64)
-                bounds = np.searchsorted(lag_c[order], np.arange(K + 2), side="left").astype(np.int64)
-                per_lag_sums(delta, src[p0:p1], src_prev[p0:p1], S, batch.ids, order, bounds, seq,
-                             _config.OUTPUT_TILE, GU, GVT)
+                bounds = np.searchsorted(lag_c[order], np.arange(K + 2), side="left")
+                src_c, src_prev_c = src[p0:p1], src_prev[p0:p1]
+                # each lag is reduced by one task, in table order: independent of the thread count
+                _config.run_parallel(
+                    lambda k: lag_sum(delta, src_c, src_prev_c, S, batch.ids, order[bounds[k]:bounds[k + 1]],
+                                      GU[k], GVT[k]), K + 1)
             s0 = s1
     s_norm = np.sqrt(np.einsum("ij,ij->i", S, S))
     prev_norm = np.where(src_prev >= 0, s_norm[np.maximum(src_prev, 0)], 0.0)
@@ -435,6 +474,29 @@ class SentenceGaps:
                              "rel_error": self.rel_error.ravel(), "cosine": self.cosine.ravel()})
 
 
+def _sentence_w_norms(prep: _Prepared, S: np.ndarray, loss_offsets: np.ndarray) -> np.ndarray:
+    """||dJ_i/dW||^2 of every sentence i's own losses (delta_out recomputed sentence by sentence)."""
+    from .kernels.output import softmax_rows
+    pos = prep.loss_pos
+    d = prep.batch.targets[pos]
+    n = loss_offsets.size - 1
+    out = np.zeros(n)
+    chunks = _config.ranges(n, _config.N_CHUNKS)
+
+    def work(c):
+        for i in range(*chunks[c]):
+            l0, l1 = loss_offsets[i], loss_offsets[i + 1]
+            if l1 > l0:
+                St = S[pos[l0:l1]]
+                L = St @ prep.WT
+                softmax_rows(L, np.ascontiguousarray(d[l0:l1]), np.empty(l1 - l0))
+                G = L.T @ St
+                out[i] = np.sum(G * G)
+
+    _config.run_parallel(work, len(chunks))
+    return out
+
+
 def sentence_gaps(model: RNN, batch: Batch, max_lag: int) -> SentenceGaps:
     """For every sentence, how far TBPTT(tau) is from full BPTT, tau = 0..max_lag.
 
@@ -445,8 +507,7 @@ def sentence_gaps(model: RNN, batch: Batch, max_lag: int) -> SentenceGaps:
     """
     K = check_int(max_lag, "max_lag", 0)
     prep = _prepare(model, batch)
-    from .kernels.backward import accumulate_deltas
-    from .kernels.contrib import sentence_gaps as gaps_kernel, sentence_output_norms
+    from .kernels.contrib import sentence_gaps as gaps_kernel
     n = batch.n_sentences
     loss_pos = prep.loss_pos
     loss_t = batch.positions()[loss_pos]
@@ -455,17 +516,16 @@ def sentence_gaps(model: RNN, batch: Batch, max_lag: int) -> SentenceGaps:
     dot = np.empty((n, K + 1, 2))
     prefix2 = np.empty((n, K + 1, 2))
     full2 = np.empty((n, 2))
-    w2 = np.empty(n)
     with _single_threaded_blas():
         S = _states(prep)
         _, dS, _ = _output(prep, S, want_grad=True)
         E = _injected(S, dS, loss_pos, prep.code)
-        D = np.zeros_like(S)
-        accumulate_deltas(prep.U, S, E, _lag_starts(batch, loss_pos, Full()), batch.offsets, prep.code, D)
-        gaps_kernel(prep.U, S, E, D, batch.ids, batch.offsets, loss_pos, loss_t, loss_offsets, K, prep.code,
-                    err2, dot, prefix2, full2)
-        sentence_output_norms(S, prep.W, prep.WT, loss_pos, np.ascontiguousarray(batch.targets[loss_pos]),
-                              loss_offsets, w2)
+        D = _accumulated(prep.U, S, E, _lag_starts(batch, loss_pos, Full()), batch, prep.code)
+        chunks = _config.ranges(n, _config.N_CHUNKS)
+        _config.run_parallel(
+            lambda i: gaps_kernel(prep.U, S, E, D, batch.ids, batch.offsets, loss_pos, loss_t, loss_offsets, K,
+                                  prep.code, err2, dot, prefix2, full2, *chunks[i]), len(chunks))
+        w2 = _sentence_w_norms(prep, S, loss_offsets)
     # "all": W is exact under truncation, so it adds ||W||^2 to norms and dots but nothing to errors.
     err2 = np.concatenate([err2, err2.sum(axis=2, keepdims=True)], axis=2)
     dot = np.concatenate([dot, (dot.sum(axis=2) + w2[:, None])[:, :, None]], axis=2)

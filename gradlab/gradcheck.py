@@ -70,11 +70,16 @@ def check_gradient(model: RNN, batch: Batch, grad=None, *, n_samples: int = 20, 
     -----
     Only full BPTT is a true gradient; truncated ones are not derivatives of the loss.
     """
+    if not isinstance(model, RNN):
+        raise TypeError(f"model must be a gradlab.RNN; received {type(model).__name__}")
     n_samples = check_int(n_samples, "n_samples", 1)
     if not eps > 0:
         raise ValueError(f"eps must be > 0; received {eps!r}")
     grad = gradient(model, batch) if grad is None else grad
     parts = grad if isinstance(grad, dict) else grad.as_dict()
+    missing = {"U", "V", "W"} - set(parts)
+    if missing:
+        raise ValueError(f"grad lacks {sorted(missing)}; pass a Gradient or a dict with U, V and W")
     rng = np.random.default_rng(rng)
     probe = model.copy()
     names, idx, ana, num = [], [], [], []

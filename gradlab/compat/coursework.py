@@ -165,7 +165,9 @@ class RNN:
         lo = np.full(T, -1, dtype=np.int64)
         lo[pos] = pos - np.minimum(steps, pos)
         with engine._single_threaded_blas():
-            dU, dV = engine._backward(U, S, batch, pos, delta_out @ W, lo, 0, self.vocab_size)
+            # at t - k = 0 the coursework multiplies by s[t-k-1] = s[-1], the last row of the s given
+            dU, dV = engine._backward(U, S, batch, pos, delta_out @ W, lo, 0, self.vocab_size,
+                                      initial_state=s[-1])
         # updates are negative gradients
         self.deltaW -= delta_out.T @ S[pos]
         self.deltaU -= dU

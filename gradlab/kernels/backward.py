@@ -1,8 +1,8 @@
 """Backward pass under a lag limit per loss, in linear time for block schemes."""
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from .._config import JIT, PARALLEL_JIT
+from .._config import JIT
 from ._common import derivative_from_state
 
 
@@ -13,25 +13,24 @@ def step_back(U, S, q, code, acc, tmp):
     tmp[:] = 0.0
     for h in range(H):
         ah = acc[h]
-        if ah != 0.0:
-            for c in range(H):
-                tmp[c] += U[h, c] * ah
+        for c in range(H):
+            tmp[c] += U[h, c] * ah
     for c in range(H):
         acc[c] = tmp[c] * derivative_from_state(S[q, c], code)
 
 
-@njit(**PARALLEL_JIT)
+@njit(**JIT)
 def injected_errors(dS, S, pos, code, E):
     """E[pos[l]] = delta(t, t) = dS[l] o f'(net_in(t)) for every loss l; other rows are left as they are."""
     H = S.shape[1]
-    for l in prange(pos.size):
+    for l in range(pos.size):
         p = pos[l]
         for h in range(H):
             E[p, h] = dS[l, h] * derivative_from_state(S[p, h], code)
 
 
-@njit(**PARALLEL_JIT)
-def accumulate_deltas(U, S, E, lo, offsets, code, D):
+@njit(**JIT)
+def accumulate_deltas(U, S, E, lo, offsets, code, D, s0, s1):
     """Sum of the error signals that reach every position, under a lag limit per loss.
 
     Parameters
@@ -48,6 +47,8 @@ def accumulate_deltas(U, S, E, lo, offsets, code, D):
     code : int
     D : float64 (N, H)
         Output, zero on entry: D[j] = sum over kept losses t of delta(t, j).
+    s0, s1 : int
+        Sentence range.
 
     Notes
     -----
@@ -57,10 +58,9 @@ def accumulate_deltas(U, S, E, lo, offsets, code, D):
     sweep per block, and the sliding window one short sweep per loss, O(T tau).
     """
     H = U.shape[0]
-    n = offsets.size - 1
-    for i in prange(n):
-        acc = np.empty(H)
-        tmp = np.empty(H)
+    acc = np.empty(H)
+    tmp = np.empty(H)
+    for i in range(s0, s1):
         a = offsets[i]
         p = offsets[i + 1] - 1
         while p >= a:
@@ -68,7 +68,6 @@ def accumulate_deltas(U, S, E, lo, offsets, code, D):
                 p -= 1
                 continue
             start = lo[p]
-            hi = p
             first = p
             r = p - 1
             while r >= a:
@@ -80,7 +79,7 @@ def accumulate_deltas(U, S, E, lo, offsets, code, D):
                 else:
                     break
             acc[:] = 0.0
-            for j in range(hi, start - 1, -1):
+            for j in range(p, start - 1, -1):
                 if j >= first and lo[j] >= 0:
                     for h in range(H):
                         acc[h] += E[j, h]
@@ -91,37 +90,11 @@ def accumulate_deltas(U, S, E, lo, offsets, code, D):
             p = r
 
 
-@njit(**PARALLEL_JIT)
-def parameter_gradients(D, S, ids, offsets, n_chunks, dU_chunks, dVT):
-    """dU = sum_j D[j] (x) s(j-1) and dV[:, x(j)] += D[j].
-
-    The dU product runs on ``n_chunks`` fixed token ranges (reduced by the caller
-    in order), so results do not depend on the number of threads.
-
-    Parameters
-    ----------
-    D, S : float64 (N, H)
-    ids : int64 (N,)
-    dU_chunks : float64 (n_chunks, H, H), output
-    dVT : float64 (n_vocab, H), output, zero on entry: dV transposed.
-    """
-    N, H = S.shape
-    Sprev = np.empty((N, H))
-    n = offsets.size - 1
-    for i in prange(n):
-        a = offsets[i]
-        Sprev[a] = 0.0
-        for p in range(a + 1, offsets[i + 1]):
-            Sprev[p] = S[p - 1]
-    per = (N + n_chunks - 1) // n_chunks
-    for c in prange(n_chunks):
-        c0 = min(N, c * per)
-        c1 = min(N, c0 + per)
-        if c1 > c0:
-            np.dot(D[c0:c1].T, Sprev[c0:c1], dU_chunks[c])
-        else:
-            dU_chunks[c][:] = 0.0
-    for p in range(N):
+@njit(**JIT)
+def scatter_rows(ids, D, out, p0, p1):
+    """out[ids[p]] += D[p] for p in p0..p1-1 (dV^T from the accumulated signals)."""
+    H = D.shape[1]
+    for p in range(p0, p1):
         x = ids[p]
         for h in range(H):
-            dVT[x, h] += D[p, h]
+            out[x, h] += D[p, h]

@@ -1,14 +1,14 @@
 """Forward pass: hidden states of every sentence of a batch."""
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from .._config import PARALLEL_JIT
+from .._config import JIT
 from ._common import activate
 
 
-@njit(**PARALLEL_JIT)
-def forward_states(UT, VT, ids, offsets, code, S):
-    """Hidden states s(t) of every sentence, written into ``S``.
+@njit(**JIT)
+def forward_states(UT, VT, ids, offsets, code, S, s0, s1):
+    """Hidden states s(t) of sentences s0..s1-1, written into ``S``.
 
     Parameters
     ----------
@@ -24,16 +24,16 @@ def forward_states(UT, VT, ids, offsets, code, S):
         Activation code (see ``_common``).
     S : float64 (N, H)
         Output: S[p] = s(t) for the token at flat position p.
+    s0, s1 : int
+        Sentence range.
 
     Notes
     -----
     net_in(t) = V[:, x(t)] + U s(t-1),  s(t) = f(net_in(t)),  s(-1) = 0.
-    Sentences are independent, so they run in parallel; each writes only its rows.
     """
     H = UT.shape[0]
-    n = offsets.size - 1
-    for i in prange(n):
-        net = np.empty(H)
+    net = np.empty(H)
+    for i in range(s0, s1):
         a = offsets[i]
         b = offsets[i + 1]
         for p in range(a, b):
@@ -43,8 +43,7 @@ def forward_states(UT, VT, ids, offsets, code, S):
             if p > a:
                 for j in range(H):
                     sj = S[p - 1, j]
-                    if sj != 0.0:
-                        for h in range(H):
-                            net[h] += UT[j, h] * sj
+                    for h in range(H):
+                        net[h] += UT[j, h] * sj
             for h in range(H):
                 S[p, h] = activate(net[h], code)

@@ -1,0 +1,52 @@
+"""The signal that a dependent loss sends back to the position that determines it."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..engine import Contributions
+
+
+def dependency_signal(contrib: Contributions, deps: pd.DataFrame) -> pd.DataFrame:
+    """||delta(target, source)|| for every annotated dependency.
+
+    Parameters
+    ----------
+    contrib : Contributions
+        Of the batch whose coordinates ``deps`` uses.
+    deps : DataFrame
+        sentence, source, target, distance (``Dataset.dependencies(task)``).
+
+    Returns
+    -------
+    DataFrame
+        sentence, source, target, distance, signal = ||delta(target, source)||,
+        signal_rel = signal / ||delta(target, target)||. Dependencies whose target
+        step has no loss, or whose distance exceeds the contributions' max_lag,
+        get NaN.
+    """
+    table = pd.DataFrame({"sentence": contrib.sentence, "target": contrib.t, "distance": contrib.lag,
+                          "signal": contrib.delta_norm})
+    own = table[table["distance"] == 0][["sentence", "target", "signal"]].rename(columns={"signal": "own"})
+    cols = ["sentence", "source", "target", "distance"]
+    out = deps[cols].astype("int64").merge(table, on=["sentence", "target", "distance"], how="left")
+    out = out.merge(own, on=["sentence", "target"], how="left")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["signal_rel"] = out["signal"] / out["own"]
+    return out.drop(columns="own")
+
+
+def dependency_kept(signal: pd.DataFrame, max_tau: int) -> pd.DataFrame:
+    """Share of the dependency signal that TBPTT(tau) keeps: the pairs with distance <= tau.
+
+    Returns
+    -------
+    DataFrame
+        tau (0..max_tau), kept_share = sum of signal over dependencies with
+        distance <= tau / sum over all (NaN when there is no signal).
+    """
+    use = signal.dropna(subset=["signal"])
+    total = use["signal"].sum()
+    taus = np.arange(max_tau + 1)
+    kept = [use.loc[use["distance"] <= tau, "signal"].sum() / total if total > 0 else np.nan for tau in taus]
+    return pd.DataFrame({"tau": taus, "kept_share": kept})

@@ -1,0 +1,92 @@
+"""What truncation loses: truncated against full gradients."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..engine import Contributions, gradient
+from ..schemes import Full, Scheme, parse_scheme
+
+PARAMETERS = ("U", "V", "all")
+
+
+def _compare(parts_tau: dict, parts_full: dict) -> list[tuple[str, float, float]]:
+    """rel_error and cosine of each parameter and of all together; W is exact so it is in both."""
+    rows = []
+    err_all = dot_all = n_tau_all = n_full_all = 0.0
+    for name in ("U", "V", "W"):
+        a, b = parts_tau[name], parts_full[name]
+        err = float(np.sum((a - b) ** 2))
+        dot = float(np.sum(a * b))
+        na = float(np.sum(a * a))
+        nb = float(np.sum(b * b))
+        err_all += err
+        dot_all += dot
+        n_tau_all += na
+        n_full_all += nb
+        if name != "W":
+            rows.append((name, err, dot, na, nb))
+    rows.append(("all", err_all, dot_all, n_tau_all, n_full_all))
+    out = []
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for name, err, dot, na, nb in rows:
+            out.append((name, float(np.sqrt(err / nb)), float(dot / np.sqrt(na * nb))))
+    return out
+
+
+def truncation_gap(model, batch, contrib: Contributions, block_schemes=(), beta: float | None = None,
+                   max_tau: int | None = None) -> pd.DataFrame:
+    """Relative error and cosine of truncated gradients against full BPTT.
+
+    Parameters
+    ----------
+    model, batch
+        As for :func:`gradlab.gradient`.
+    contrib : Contributions
+        Of the same model and batch; TBPTT(tau) for tau = 0..K comes from its
+        per-lag sums (prefix sums over lag).
+    block_schemes : iterable of Scheme or str
+        Other schemes, computed directly with :func:`gradlab.gradient`.
+    beta : float, optional
+        Fitted per-step decay factor; adds ``bound`` = beta**(tau + 1), the relative
+        error that a geometric decay at that rate predicts for TBPTT(tau).
+    max_tau : int, optional
+        Largest tau to report (default and at most: the contributions' max_lag).
+
+    Returns
+    -------
+    DataFrame
+        scheme, family ("tbptt"/"block"), tau (NaN for block schemes), parameter
+        ("U", "V", "all"), rel_error, cosine, bound.
+    """
+    full = gradient(model, batch, Full())
+    full_parts = full.as_dict()
+    rows = []
+    PU = np.zeros_like(contrib.G_U[0])
+    PVT = np.zeros_like(contrib.G_VT[0])
+    max_tau = contrib.max_lag if max_tau is None else min(max_tau, contrib.max_lag)
+    for tau in range(max_tau + 1):
+        PU += contrib.G_U[tau]
+        PVT += contrib.G_VT[tau]
+        parts = {"U": PU, "V": PVT.T, "W": contrib.G_W}
+        bound = beta ** (tau + 1) if beta is not None and np.isfinite(beta) else np.nan
+        for name, rel, cos in _compare(parts, full_parts):
+            rows.append((f"tbptt:{tau}", "tbptt", float(tau), name, rel, cos, bound))
+    for scheme in block_schemes:
+        scheme = parse_scheme(scheme)
+        g = gradient(model, batch, scheme)
+        for name, rel, cos in _compare(g.as_dict(), full_parts):
+            rows.append((scheme.label, "block", np.nan, name, rel, cos, np.nan))
+    return pd.DataFrame(rows, columns=["scheme", "family", "tau", "parameter", "rel_error", "cosine", "bound"])
+
+
+def smallest_tau(gap: pd.DataFrame, threshold: float, parameter: str = "all") -> float:
+    """Smallest tau whose TBPTT relative error is below ``threshold`` for good (NaN if none within the range)."""
+    rows = gap[(gap["family"] == "tbptt") & (gap["parameter"] == parameter)].sort_values("tau")
+    ok = (rows["rel_error"] < threshold).to_numpy()
+    if not ok.any() or not ok[-1]:
+        return np.nan
+    # the first tau after which every larger tau also stays below the threshold
+    last_bad = np.flatnonzero(~ok)
+    first = last_bad[-1] + 1 if last_bad.size else 0
+    return float(rows["tau"].iloc[first])

@@ -1,0 +1,67 @@
+"""All measures for one dataset and one model state."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..engine import contributions, sentence_gaps
+from .deps import dependency_kept, dependency_signal
+from .gap import smallest_tau, truncation_gap
+from .vanishing import fit_decay, lag_heatmap, reach, recurrence_stats, vanishing_profile
+
+
+def analyse(model, batch, *, max_lag: int, deps: pd.DataFrame | None = None, block_schemes=(),
+            floor: float = 1e-3, per_sentence: bool = True) -> dict[str, pd.DataFrame]:
+    """Vanishing profile, truncation gap and dependency signal of one model on one batch.
+
+    Parameters
+    ----------
+    model : RNN
+    batch : Batch
+    max_lag : int
+        K: lags and taus 0..K.
+    deps : DataFrame, optional
+        Annotated dependencies in the batch's coordinates (sentence, source, target,
+        distance); their signal is measured at every distance, even beyond K.
+    block_schemes : iterable of Scheme or str
+    floor : float
+        Relative floor for ``reach``.
+    per_sentence : bool
+        Also the per-sentence distribution of the TBPTT gap (``gap_sentences``).
+
+    Returns
+    -------
+    dict of DataFrame
+        profile, heatmap, decay (one row), gap, gap_sentences, dependencies,
+        dependency_kept, summary (one row) — the columns of the report's CSVs,
+        without the dataset and state columns.
+    """
+    reach_lag = max_lag
+    if deps is not None and len(deps):
+        reach_lag = max(max_lag, int(deps["distance"].max()))
+    contrib = contributions(model, batch, reach_lag)
+    profile = vanishing_profile(contrib)
+    profile = profile[profile["lag"] <= max_lag].reset_index(drop=True)
+    heat = lag_heatmap(contrib)
+    heat = heat[heat["lag"] <= max_lag].reset_index(drop=True)
+    fit = fit_decay(profile)
+    stats = recurrence_stats(model, batch)
+    decay = pd.DataFrame([{**fit, **stats, "floor": floor, "reach": reach(profile, floor)}])
+    gap = truncation_gap(model, batch, contrib, block_schemes, beta=fit["beta"], max_tau=max_lag)
+    out = {"profile": profile, "heatmap": heat, "decay": decay, "gap": gap}
+    if per_sentence:
+        sg = sentence_gaps(model, batch, max_lag).to_frame()
+        out["gap_sentences"] = sg
+    if deps is not None:
+        sig = dependency_signal(contrib, deps)
+        out["dependencies"] = sig
+        out["dependency_kept"] = dependency_kept(sig, max_lag)
+    out["summary"] = pd.DataFrame([{
+        "beta": fit["beta"], "half_life": fit["half_life"],
+        "tau_10": smallest_tau(gap, 0.10), "tau_1": smallest_tau(gap, 0.01),
+        "spectral_radius": stats["spectral_radius"], "sigma_max": stats["sigma_max"],
+        "mean_fprime": stats["mean_fprime"], "reach": decay["reach"].iloc[0],
+        "n_sentences": batch.n_sentences, "n_losses": contrib.n_losses,
+        "mean_loss": contrib.loss / max(contrib.n_losses, 1),
+    }])
+    return out

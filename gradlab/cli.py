@@ -1,0 +1,113 @@
+"""The ``gradlab`` command line.
+
+Run with no arguments it writes the default report on the built-in datasets to
+``reports/default/``. ``gradlab --help`` lists the subcommands.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=False, rich_markup_mode=None,
+                  help="Exact per-loss, per-lag BPTT gradients of Elman RNNs, and what truncation keeps of them.")
+
+OUT_HELP = "Folder that receives one sub-folder per report."
+
+
+def _fail(exc: Exception) -> None:
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(code=2)
+
+
+@app.callback(invoke_without_command=True)
+def main(ctx: typer.Context,
+         out: Path = typer.Option(Path("reports"), "--out", "-o", help=OUT_HELP),
+         quick: bool = typer.Option(False, help="A small version (200 sentences, K = 20) for a first look.")):
+    """With no subcommand: the default report (vanishing profile and truncation gap of four built-in datasets)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from .report.spec import DEFAULT_SPEC
+    spec = DEFAULT_SPEC.reduced(200, max_lag=20) if quick else DEFAULT_SPEC
+    _run_specs([spec], out)
+
+
+def _run_specs(specs, out: Path) -> None:
+    from .report.pipeline import run_spec
+    for spec in specs:
+        folder = run_spec(spec, out)
+        typer.echo(f"report: {folder / 'index.html'}")
+
+
+@app.command()
+def datasets(parameters: bool = typer.Option(True, help="Show every parameter with its default.")):
+    """List the datasets, their tasks and parameters (spec syntax: NAME:key=value,key=value)."""
+    import pandas as pd
+    from .data import list_datasets
+    frame = list_datasets(parameters=parameters)
+    with pd.option_context("display.max_rows", None, "display.max_colwidth", 70, "display.width", 200):
+        typer.echo(frame.to_string(index=False))
+
+
+@app.command()
+def describe(dataset: str = typer.Argument(..., help="Dataset spec, e.g. agreement:distance=8."),
+             csv: Optional[Path] = typer.Option(None, help="Also write the per-sentence table to this CSV.")):
+    """Sentence lengths and dependency distances of a dataset."""
+    from .data import load_dataset
+    try:
+        ds = load_dataset(dataset)
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        _fail(exc)
+    table = ds.describe()
+    typer.echo(repr(ds))
+    typer.echo(table.drop(columns=[c for c in ("sentence", "row") if c in table]).describe().T.to_string())
+    if csv is not None:
+        from .report.pipeline import write_csv
+        write_csv(table, csv)
+        typer.echo(f"wrote {csv}")
+
+
+@app.command()
+def run(spec: str = typer.Argument(..., help="A .toml analysis spec, or the name of one in analyses/."),
+        out: Path = typer.Option(Path("reports"), "--out", "-o", help=OUT_HELP),
+        quick: bool = typer.Option(False, help="Reduced size (100 sentences, K <= 10, H <= 16): a smoke run.")):
+    """Run one analysis spec; an interrupted run resumes where it stopped."""
+    run_batch([spec], out, quick)
+
+
+@app.command("batch")
+def run_batch(specs: List[str] = typer.Argument(..., help="Analysis specs (.toml paths or names in analyses/)."),
+              out: Path = typer.Option(Path("reports"), "--out", "-o", help=OUT_HELP),
+              quick: bool = typer.Option(False, help="Reduced size for every spec.")):
+    """Run several specs; every spec is checked before any work starts."""
+    from .report.spec import load_spec
+    try:
+        loaded = [load_spec(s) for s in specs]
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        _fail(exc)
+    if quick:
+        loaded = [s.reduced(100, max_lag=10, hidden_size=min(16, s.hidden_size)) for s in loaded]
+    _run_specs(loaded, out)
+
+
+@app.command()
+def render(folder: Path = typer.Argument(..., help="A report folder with its CSVs (reports/NAME).")):
+    """Redraw the figures and index.html of a report from its CSVs."""
+    from .report.render import render_report
+    try:
+        index = render_report(folder)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+    typer.echo(f"report: {index}")
+
+
+@app.command()
+def warmup():
+    """Compile (or load from cache) every kernel and print the time it took."""
+    from .engine import warmup as _warmup
+    typer.echo(f"kernels ready in {_warmup():.1f} s")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

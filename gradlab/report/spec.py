@@ -1,0 +1,194 @@
+"""Analysis specs: TOML files that say which datasets, model states and settings a report uses.
+
+Every key is checked before any work starts; messages name the key and the allowed values.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from ..analysis.states import ModelState, parse_state
+from ..schemes import parse_scheme
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+#: Built-in specs shipped in ``analyses/`` are looked up by name too.
+ANALYSES_DIR = Path(__file__).resolve().parents[2] / "analyses"
+
+TASKS = ("lm", "number", "agreement")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A report's parameters (the keys of an analysis TOML file).
+
+    Attributes
+    ----------
+    name : str
+        Report folder name under the output root.
+    title : str
+    datasets : list of str
+        Dataset specs (``gradlab datasets`` lists them), e.g. "agreement:distance=8".
+    states : list of str
+        Model states: "init:scale=S[,seed=N,activation=A]" or "file:path=M.npz".
+    task : {"lm", "number", "agreement"}
+    hidden_size : int
+    max_lag : int
+        K: the vanishing profile and TBPTT(tau) for lags/taus 0..K.
+    n_sentences : int or None
+        Use the first n sentences of each dataset (None: all).
+    block_schemes : list of str
+        Other schemes whose gap is measured ("chunked:10", "mikolov:4,10", ...).
+    floor : float
+        Relative floor of the "reach" measure.
+    per_sentence : bool
+        Also measure the gap per sentence.
+    seed : int
+        Seed of the model initialisations (states may override).
+    """
+
+    name: str = "default"
+    title: str = "Vanishing gradients and the truncation gap"
+    datasets: list = field(default_factory=lambda: ["agreement:distance=8"])
+    states: list = field(default_factory=lambda: ["init"])
+    task: str = "lm"
+    hidden_size: int = 50
+    max_lag: int = 40
+    n_sentences: int | None = None
+    block_schemes: list = field(default_factory=lambda: ["chunked:5", "chunked:10", "chunked:20", "mikolov:4,10"])
+    floor: float = 1e-3
+    per_sentence: bool = True
+    seed: int = 0
+
+    def model_states(self) -> list[ModelState]:
+        states = [parse_state(s) for s in self.states]
+        return [replace(s, seed=self.seed) if s.kind == "init" and f"seed=" not in raw else s
+                for s, raw in zip(states, self.states)]
+
+    def to_toml(self) -> str:
+        """The spec as TOML text (written beside the report, so it can be re-run)."""
+        lines = []
+        for key, value in asdict(self).items():
+            if value is None:
+                continue
+            lines.append(f"{key} = {_toml_value(value)}")
+        return "\n".join(lines) + "\n"
+
+    def reduced(self, n_sentences: int, max_lag: int | None = None, hidden_size: int | None = None) -> "Spec":
+        """A smaller version for smoke runs (CI runs every spec like this)."""
+        return replace(self, n_sentences=min(n_sentences, self.n_sentences or n_sentences),
+                       max_lag=min(self.max_lag, max_lag) if max_lag is not None else self.max_lag,
+                       hidden_size=hidden_size or self.hidden_size)
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+
+
+_TYPES = {"name": str, "title": str, "datasets": list, "states": list, "task": str, "hidden_size": int,
+          "max_lag": int, "n_sentences": int, "block_schemes": list, "floor": float, "per_sentence": bool,
+          "seed": int}
+
+
+def spec_from_dict(data: dict, source: str = "spec") -> Spec:
+    """Build and fully validate a Spec; errors name ``source``, the key and the allowed values."""
+    unknown = set(data) - set(_TYPES)
+    if unknown:
+        raise ValueError(f"{source}: unknown key(s) {sorted(unknown)}; allowed keys: {sorted(_TYPES)}")
+    values = {}
+    for key, value in data.items():
+        want = _TYPES[key]
+        ok = isinstance(value, want) and not (want is int and isinstance(value, bool))
+        if want is float and isinstance(value, int) and not isinstance(value, bool):
+            value, ok = float(value), True
+        if not ok:
+            raise ValueError(f"{source}: key {key!r} must be of type {want.__name__}; received {value!r}")
+        if want is list and not all(isinstance(v, str) for v in value):
+            raise ValueError(f"{source}: key {key!r} must be a list of strings; received {value!r}")
+        values[key] = value
+    spec = Spec(**values)
+    validate(spec, source)
+    return spec
+
+
+def validate(spec: Spec, source: str = "spec") -> None:
+    """Check everything that can be checked without doing the work."""
+    from ..data import check_spec
+
+    def fail(key, msg):
+        raise ValueError(f"{source}: {key}: {msg}")
+
+    if not spec.name or any(c in spec.name for c in "/\\") or spec.name.startswith("."):
+        fail("name", f"must be a plain folder name; received {spec.name!r}")
+    if not spec.datasets:
+        fail("datasets", "needs at least one dataset spec (see `gradlab datasets`)")
+    for d in spec.datasets:
+        try:
+            check_spec(d)
+        except (ValueError, TypeError) as exc:
+            fail("datasets", str(exc))
+    if not spec.states:
+        fail("states", "needs at least one model state, e.g. \"init\" or \"file:path=model.npz\"")
+    for s in spec.states:
+        try:
+            parse_state(s).check()
+        except (ValueError, TypeError, FileNotFoundError) as exc:
+            fail("states", str(exc))
+    if spec.task not in TASKS:
+        fail("task", f"must be one of {TASKS}; received {spec.task!r}")
+    if spec.hidden_size < 1:
+        fail("hidden_size", f"must be >= 1; received {spec.hidden_size}")
+    if spec.max_lag < 0:
+        fail("max_lag", f"must be >= 0 (tau runs over 0..max_lag); received {spec.max_lag}")
+    if spec.n_sentences is not None and spec.n_sentences < 1:
+        fail("n_sentences", f"must be >= 1; received {spec.n_sentences}")
+    for b in spec.block_schemes:
+        try:
+            parse_scheme(b)
+        except (ValueError, TypeError) as exc:
+            fail("block_schemes", str(exc))
+    if not 0 < spec.floor < 1:
+        fail("floor", f"must be between 0 and 1; received {spec.floor}")
+
+
+def load_spec(path_or_name) -> Spec:
+    """Read a TOML spec from a path, or a built-in one from ``analyses/`` by name."""
+    path = Path(path_or_name)
+    if not path.exists() and not path.suffix:
+        candidate = ANALYSES_DIR / f"{path_or_name}.toml"
+        if candidate.exists():
+            path = candidate
+    if not path.exists():
+        builtin = sorted(p.stem for p in ANALYSES_DIR.glob("*.toml")) if ANALYSES_DIR.exists() else []
+        raise FileNotFoundError(f"analysis spec {path_or_name!r} not found; give a path to a .toml file "
+                                f"or one of the built-in specs: {builtin}")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not valid TOML: {exc}") from None
+    data.setdefault("name", path.stem)
+    return spec_from_dict(data, str(path))
+
+
+#: The report ``gradlab`` writes when run with no arguments: four built-in datasets,
+#: from long planted dependencies to none, at the coursework size H = 50.
+DEFAULT_SPEC = Spec(
+    name="default",
+    title="Vanishing gradients and the truncation gap on the built-in datasets",
+    datasets=["agreement:distance=8", "recall:distance=8", "dyck", "markov"],
+    states=["init:scale=0.316", "init:scale=1.0"],
+    task="lm",
+    hidden_size=50,
+    max_lag=40,
+    n_sentences=1000,
+)
