@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _config
-from ._validate import check_ids_in_range, check_int
+from ._validate import as_float_matrix, check_ids_in_range, check_int
 from .batch import NO_LOSS, Batch
 from .model import RNN, activation_code
 from .schemes import Full, Scheme, Sliding, parse_scheme
@@ -174,9 +174,10 @@ class _Prepared:
     code: int
     batch: Batch
     loss_pos: np.ndarray = field(repr=False)
+    S0: np.ndarray = field(repr=False, default=None)
 
 
-def _prepare(model, batch) -> _Prepared:
+def _prepare(model, batch, initial_states=None) -> _Prepared:
     if not isinstance(model, RNN):
         raise TypeError(f"model must be a gradlab.RNN; received {type(model).__name__}")
     if not isinstance(batch, Batch):
@@ -190,8 +191,13 @@ def _prepare(model, batch) -> _Prepared:
                        lambda i: batch.where(int(loss_pos[i])))
     U = np.ascontiguousarray(model.U, dtype=np.float64)
     W = np.ascontiguousarray(model.W, dtype=np.float64)
+    H = U.shape[0]
+    if initial_states is None:
+        S0 = np.zeros((batch.n_sentences, H))
+    else:
+        S0 = as_float_matrix(initial_states, "initial_states", (batch.n_sentences, H))
     return _Prepared(U, W, np.ascontiguousarray(U.T), np.ascontiguousarray(model.V.T, dtype=np.float64),
-                     np.ascontiguousarray(W.T), code, batch, loss_pos)
+                     np.ascontiguousarray(W.T), code, batch, loss_pos, S0)
 
 
 # ---------------------------------------------------------------------- building blocks
@@ -200,8 +206,8 @@ def _states(prep: _Prepared) -> np.ndarray:
     b = prep.batch
     S = np.empty((b.n_tokens, prep.U.shape[0]))
     chunks = _config.ranges(b.n_sentences, _config.N_CHUNKS)
-    _config.run_parallel(lambda i: forward_states(prep.UT, prep.VT, b.ids, b.offsets, prep.code, S, *chunks[i]),
-                         len(chunks))
+    _config.run_parallel(
+        lambda i: forward_states(prep.UT, prep.VT, b.ids, b.offsets, prep.code, prep.S0, S, *chunks[i]), len(chunks))
     return S
 
 
@@ -273,7 +279,7 @@ def _accumulated(U, S, E, lo, batch: Batch, code) -> np.ndarray:
     return D
 
 
-def forward(model: RNN, batch: Batch, *, return_probs: bool = False) -> ForwardResult:
+def forward(model: RNN, batch: Batch, *, return_probs: bool = False, initial_states=None) -> ForwardResult:
     """Hidden states, per-step losses and (optionally) output probabilities.
 
     Parameters
@@ -283,12 +289,14 @@ def forward(model: RNN, batch: Batch, *, return_probs: bool = False) -> ForwardR
     return_probs : bool
         Also return y(t) for every token, shape (N, n_out). This materialises an
         N x n_out array; leave it off for large batches.
+    initial_states : float64 (n_sentences, H), optional
+        s(-1) of every sentence instead of zeros (to carry a state across segments).
 
     Returns
     -------
     ForwardResult
     """
-    prep = _prepare(model, batch)
+    prep = _prepare(model, batch, initial_states)
     with _single_threaded_blas():
         S = _states(prep)
         losses, _, _ = _output(prep, S, want_grad=False)
@@ -309,7 +317,7 @@ def _lag_starts(batch: Batch, loss_pos: np.ndarray, scheme: Scheme) -> np.ndarra
     return lo
 
 
-def gradient(model: RNN, batch: Batch, scheme: Scheme | str = Full()) -> Gradient:
+def gradient(model: RNN, batch: Batch, scheme: Scheme | str = Full(), *, initial_states=None) -> Gradient:
     """Gradient of the batch's total loss under a truncation scheme.
 
     Parameters
@@ -319,6 +327,9 @@ def gradient(model: RNN, batch: Batch, scheme: Scheme | str = Full()) -> Gradien
     scheme : Scheme or str
         ``Full()`` (default), ``Sliding(tau)``, ``Block(k1, k2)``, ``chunked(h)``,
         ``mikolov(bptt, block)``, or their text forms ("full", "tbptt:3", ...).
+    initial_states : float64 (n_sentences, H), optional
+        s(-1) of every sentence instead of zeros, treated as a constant (the signal
+        stops at the sentence start). Truncated training carries states this way.
 
     Returns
     -------
@@ -334,12 +345,12 @@ def gradient(model: RNN, batch: Batch, scheme: Scheme | str = Full()) -> Gradien
     and the sliding window O(T tau), all with O(T) memory.
     """
     scheme = parse_scheme(scheme)
-    prep = _prepare(model, batch)
+    prep = _prepare(model, batch, initial_states)
     with _single_threaded_blas():
         S = _states(prep)
         losses, dS, dW = _output(prep, S, want_grad=True)
         dU, dV = _backward(prep.U, S, batch, prep.loss_pos, dS, _lag_starts(batch, prep.loss_pos, scheme),
-                           prep.code, model.vocab_size)
+                           prep.code, model.vocab_size, None if initial_states is None else prep.S0)
     return Gradient(dU, dV, dW, float(losses.sum()), int(losses.size), scheme.label)
 
 
@@ -347,8 +358,8 @@ def _backward(U, S, batch: Batch, loss_pos, dS, lo, code, vocab_size, initial_st
     """dJ/dU and dJ/dV from the states and dJ(t)/ds(t) of every loss, under lag starts ``lo``.
 
     Callers hold the single-threaded-BLAS context and have validated every index.
-    ``initial_state`` replaces the zero s(-1) in U's outer products (the coursework
-    layer reads it from the s it is given).
+    ``initial_state`` (one row, or one per sentence) replaces the zero s(-1) in U's
+    outer products.
     dU = sum_j D[j] (x) s(j-1) is a product over fixed token chunks summed in order;
     dV[:, x(j)] += D[j] is a scatter.
     """

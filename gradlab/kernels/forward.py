@@ -7,7 +7,7 @@ from ._common import activate
 
 
 @njit(**JIT)
-def forward_states(UT, VT, ids, offsets, code, S, s0, s1):
+def forward_states(UT, VT, ids, offsets, code, S0, S, s0, s1):
     """Hidden states s(t) of sentences s0..s1-1, written into ``S``.
 
     Parameters
@@ -22,6 +22,8 @@ def forward_states(UT, VT, ids, offsets, code, S, s0, s1):
         Sentence boundaries.
     code : int
         Activation code (see ``_common``).
+    S0 : float64 (n, H)
+        s(-1) of every sentence (zeros for the usual zero initial state).
     S : float64 (N, H)
         Output: S[p] = s(t) for the token at flat position p.
     s0, s1 : int
@@ -29,7 +31,7 @@ def forward_states(UT, VT, ids, offsets, code, S, s0, s1):
 
     Notes
     -----
-    net_in(t) = V[:, x(t)] + U s(t-1),  s(t) = f(net_in(t)),  s(-1) = 0.
+    net_in(t) = V[:, x(t)] + U s(t-1),  s(t) = f(net_in(t)),  s(-1) = S0[i].
     """
     H = UT.shape[0]
     net = np.empty(H)
@@ -40,10 +42,9 @@ def forward_states(UT, VT, ids, offsets, code, S, s0, s1):
             x = ids[p]
             for h in range(H):
                 net[h] = VT[x, h]
-            if p > a:
-                for j in range(H):
-                    sj = S[p - 1, j]
-                    for h in range(H):
-                        net[h] += UT[j, h] * sj
+            for j in range(H):
+                sj = S[p - 1, j] if p > a else S0[i, j]
+                for h in range(H):
+                    net[h] += UT[j, h] * sj
             for h in range(H):
                 S[p, h] = activate(net[h], code)

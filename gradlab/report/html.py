@@ -167,6 +167,14 @@ def _close(fig: Figure) -> None:
     fig.clear()
 
 
+def _freeze_layout(fig: Figure) -> None:
+    """Keep the layout the first save computed, so the next format does not lay it out again."""
+    try:
+        fig.set_layout_engine("none")
+    except RuntimeError:  # an engine that colorbars need cannot be switched off; lay out again then
+        pass
+
+
 def write_figure(fig: Figure, directory: str | os.PathLike, name: str, *, dpi: int = 120) -> list[Path]:
     """Save ``fig`` as ``<directory>/<name>.png`` and ``.svg``, atomically, then close it.
 
@@ -208,6 +216,7 @@ def write_figure(fig: Figure, directory: str | os.PathLike, name: str, *, dpi: i
             path = directory / f"{name}.{fmt}"
             _atomic_write(path, buffer.getvalue())
             written.append(path)
+            _freeze_layout(fig)
     finally:
         _close(fig)
     return written

@@ -37,8 +37,11 @@ FIGURES = [
 ]
 
 
-def _draw(args):
-    name, folder, frames, palette = args
+_JOB: dict = {}  # frames and palette of the render in progress; forked workers inherit it
+
+
+def _draw(name):
+    folder, frames, palette = _JOB["folder"], _JOB["frames"], _JOB["palette"]
     builder = next(b for n, _, b in FIGURES if n == name)
     fig = builder(frames, palette)
     if fig is None:
@@ -61,15 +64,19 @@ def render_report(folder: str | os.PathLike, *, processes: int | None = None) ->
     spec_text = (folder / "spec.toml").read_text() if (folder / "spec.toml").exists() else ""
     datasets = list(dict.fromkeys(frames["summary"]["dataset"]))
     palette = plots.dataset_palette(datasets)
-    jobs = [(name, folder, frames, palette) for name, _, _ in FIGURES]
+    jobs = [name for name, _, _ in FIGURES]
+    _JOB.update(folder=folder, frames=frames, palette=palette)
+    import multiprocessing as mp
     processes = processes if processes is not None else min(len(jobs), os.cpu_count() or 1)
-    if processes > 1:
-        import multiprocessing as mp
-        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-        with ctx.Pool(processes) as pool:
-            drawn = pool.map(_draw, jobs, chunksize=1)
-    else:
-        drawn = [_draw(job) for job in jobs]
+    try:
+        if processes > 1 and "fork" in mp.get_all_start_methods():
+            # workers are forked, so they see _JOB without pickling the frames
+            with mp.get_context("fork").Pool(processes) as pool:
+                drawn = pool.map(_draw, jobs, chunksize=1)
+        else:
+            drawn = [_draw(job) for job in jobs]
+    finally:
+        _JOB.clear()
     captions = {name: caption for name, caption, _ in FIGURES}
     figures = [(name, captions[name]) for name in drawn if name is not None]
     title = manifest.get("spec", {}).get("title", folder.name)
