@@ -16,14 +16,14 @@ _FORMS = "init[:scale=S,seed=N,activation=A] or file:path=PATH[,label=NAME]"
 class ModelState:
     """A recipe for a model of a given size.
 
-    ``kind`` "init": U, V, W ~ N(0, scale^2) drawn from ``seed`` (mixed with the
-    dataset's label, so each dataset gets its own draw). ``kind`` "file": a model
+    ``kind`` "init": U, V, W ~ N(0, scale^2) drawn from ``seed`` (or the spec's seed
+    when None), mixed with the dataset's label, so each dataset gets its own draw. ``kind`` "file": a model
     saved with :meth:`gradlab.RNN.save`; its sizes must match the dataset.
     """
 
     kind: str
     scale: float = DEFAULT_SCALE
-    seed: int = 0
+    seed: int | None = None
     activation: str = "sigmoid"
     path: str | None = None
     name: str | None = None
@@ -35,6 +35,8 @@ class ModelState:
         if self.kind == "file":
             return f"file:{Path(self.path).stem}"
         text = f"init:scale={self.scale:g}"
+        if self.seed is not None:
+            text += f",seed={self.seed}"
         if self.activation != "sigmoid":
             text += f",activation={self.activation}"
         return text
@@ -44,7 +46,7 @@ class ModelState:
         if self.kind == "file":
             RNN.load(self.path)
 
-    def build(self, vocab_size: int, hidden_size: int, output_size: int, key: str = "") -> RNN:
+    def build(self, vocab_size: int, hidden_size: int, output_size: int, key: str = "", default_seed: int = 0) -> RNN:
         if self.kind == "file":
             model = RNN.load(self.path)
             want = (hidden_size, vocab_size, output_size)
@@ -53,7 +55,7 @@ class ModelState:
                 raise ValueError(f"model file {self.path} has |V| = {got[1]}, |O| = {got[2]}; the dataset needs "
                                  f"|V| = {want[1]}, |O| = {want[2]}")
             return model
-        seed = [self.seed, zlib.crc32(key.encode())]
+        seed = [default_seed if self.seed is None else self.seed, zlib.crc32(key.encode())]
         return RNN.init(vocab_size, hidden_size, output_size, rng=np.random.default_rng(seed), scale=self.scale,
                         activation=self.activation)
 
@@ -84,7 +86,7 @@ def parse_state(text) -> ModelState:
         return ModelState("file", path=params["path"], name=params.get("label"))
     try:
         scale = float(params.get("scale", DEFAULT_SCALE))
-        seed = int(params.get("seed", 0))
+        seed = int(params["seed"]) if "seed" in params else None
     except ValueError:
         raise ValueError(f"model state {text!r}: scale must be a number and seed an integer") from None
     if not np.isfinite(scale) or scale < 0:

@@ -25,7 +25,7 @@ import pandas as pd
 
 from .. import __version__
 from ..analysis.study import analyse
-from .html import COLUMN_DOCS
+from .html import COLUMN_DOCS, _atomic_write
 from .spec import Spec, validate
 
 #: Frames a report writes (their columns are documented in ``html.COLUMN_DOCS``).
@@ -34,10 +34,9 @@ FRAMES = tuple(COLUMN_DOCS)
 
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    _atomic_write(path, text.encode("utf-8"))
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
@@ -53,7 +52,8 @@ def units(spec: Spec) -> list[dict]:
     out = []
     for d in spec.datasets:
         for raw, state in zip(spec.states, spec.model_states()):
-            params = {"dataset": d, "state": asdict(state), "task": spec.task, "hidden_size": spec.hidden_size,
+            params = {"dataset": d, "state": asdict(state), "seed": spec.seed, "task": spec.task,
+                      "hidden_size": spec.hidden_size,
                       "max_lag": spec.max_lag, "n_sentences": spec.n_sentences, "block_schemes": spec.block_schemes,
                       "floor": spec.floor, "per_sentence": spec.per_sentence, "version": __version__}
             digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
@@ -72,15 +72,21 @@ def _is_done(folder: Path, digest: str) -> bool:
         return False
 
 
-def run_unit(spec: Spec, unit: dict, folder: Path) -> None:
-    """Compute one dataset x state and write its CSVs, then ``done.json``."""
+def unit_inputs(spec: Spec, unit: dict):
+    """(dataset, dataset label, model, batch) of one unit, exactly as a run computes it."""
     from ..data import load_dataset
     ds = load_dataset(unit["dataset"])
     label = ds.label
     if spec.n_sentences is not None and spec.n_sentences < ds.n_sentences:
         ds = ds.select(np.arange(spec.n_sentences))
-    batch = ds.batch(spec.task)
-    model = unit["state"].build(len(ds.vocab), spec.hidden_size, ds.n_outputs(spec.task), key=unit["dataset"])
+    model = unit["state"].build(len(ds.vocab), spec.hidden_size, ds.n_outputs(spec.task), key=unit["dataset"],
+                                default_seed=spec.seed)
+    return ds, label, model, ds.batch(spec.task)
+
+
+def run_unit(spec: Spec, unit: dict, folder: Path) -> None:
+    """Compute one dataset x state and write its CSVs, then ``done.json``."""
+    ds, label, model, batch = unit_inputs(spec, unit)
     frames = analyse(model, batch, max_lag=spec.max_lag, deps=ds.dependencies(spec.task),
                      block_schemes=spec.block_schemes, floor=spec.floor, per_sentence=spec.per_sentence)
     for name, frame in frames.items():

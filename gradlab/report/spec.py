@@ -19,7 +19,7 @@ else:  # pragma: no cover
 #: Built-in specs shipped in ``analyses/`` are looked up by name too.
 ANALYSES_DIR = Path(__file__).resolve().parents[2] / "analyses"
 
-TASKS = ("lm", "number", "agreement")
+TASKS = ("lm", "number", "agreement", "recall", "closing")
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,8 @@ class Spec:
         Dataset specs (``gradlab datasets`` lists them), e.g. "agreement:distance=8".
     states : list of str
         Model states: "init:scale=S[,seed=N,activation=A]" or "file:path=M.npz".
-    task : {"lm", "number", "agreement"}
+    task : {"lm", "number", "agreement", "recall", "closing"}
+        Every dataset must offer it (``gradlab datasets`` lists their tasks).
     hidden_size : int
     max_lag : int
         K: the vanishing profile and TBPTT(tau) for lags/taus 0..K.
@@ -65,9 +66,7 @@ class Spec:
     seed: int = 0
 
     def model_states(self) -> list[ModelState]:
-        states = [parse_state(s) for s in self.states]
-        return [replace(s, seed=self.seed) if s.kind == "init" and f"seed=" not in raw else s
-                for s, raw in zip(states, self.states)]
+        return [parse_state(s) for s in self.states]
 
     def to_toml(self) -> str:
         """The spec as TOML text (written beside the report, so it can be re-run)."""
@@ -123,29 +122,38 @@ def spec_from_dict(data: dict, source: str = "spec") -> Spec:
 
 def validate(spec: Spec, source: str = "spec") -> None:
     """Check everything that can be checked without doing the work."""
-    from ..data import check_spec
+    from ..data import check_spec, dataset_info
 
     def fail(key, msg):
         raise ValueError(f"{source}: {key}: {msg}")
 
     if not spec.name or any(c in spec.name for c in "/\\") or spec.name.startswith("."):
         fail("name", f"must be a plain folder name; received {spec.name!r}")
+    if spec.task not in TASKS:
+        fail("task", f"must be one of {TASKS}; received {spec.task!r}")
     if not spec.datasets:
         fail("datasets", "needs at least one dataset spec (see `gradlab datasets`)")
     for d in spec.datasets:
         try:
-            check_spec(d)
-        except (ValueError, TypeError) as exc:
+            name, _ = check_spec(d)
+        except (ValueError, TypeError, FileNotFoundError) as exc:
             fail("datasets", str(exc))
+        tasks = dataset_info(name).tasks
+        if spec.task not in tasks:
+            fail("task", f"dataset {d!r} offers tasks {tasks}; received task {spec.task!r}")
     if not spec.states:
         fail("states", "needs at least one model state, e.g. \"init\" or \"file:path=model.npz\"")
+    labels = {}
     for s in spec.states:
         try:
-            parse_state(s).check()
+            state = parse_state(s)
+            state.check()
         except (ValueError, TypeError, FileNotFoundError) as exc:
             fail("states", str(exc))
-    if spec.task not in TASKS:
-        fail("task", f"must be one of {TASKS}; received {spec.task!r}")
+        if state.label in labels:
+            fail("states", f"{labels[state.label]!r} and {s!r} are the same state ({state.label}); give each state "
+                           "a different scale, seed or label=NAME")
+        labels[state.label] = s
     if spec.hidden_size < 1:
         fail("hidden_size", f"must be >= 1; received {spec.hidden_size}")
     if spec.max_lag < 0:
