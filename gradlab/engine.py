@@ -235,8 +235,9 @@ def _output(prep: _Prepared, S: np.ndarray, want_grad: bool):
     d = np.ascontiguousarray(prep.batch.targets[pos])
     losses = np.empty(n_loss)
     dS = np.empty((n_loss, H)) if want_grad else None
-    groups = _config.ranges(n_loss, _config.N_GROUPS)
     tile = _config.OUTPUT_TILE
+    # No more groups than tiles: a one-sentence batch is one group, not 16 dW buffers to zero and add.
+    groups = _config.ranges(n_loss, min(_config.N_GROUPS, -(-n_loss // tile)))
 
     def work(g):
         r0, r1 = groups[g]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._io import atomic_savez
 from ._validate import as_float_matrix, check_int
 
 #: Hidden activations and their kernel codes.
@@ -116,12 +117,7 @@ class RNN:
         path = Path(path)
         if path.suffix != ".npz":
             path = path.with_suffix(".npz")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as fh:
-            np.savez(fh, U=self.U, V=self.V, W=self.W, activation=np.array(self.activation))
-        os.replace(tmp, path)
-        return path
+        return atomic_savez(path, U=self.U, V=self.V, W=self.W, activation=np.array(self.activation))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "RNN":

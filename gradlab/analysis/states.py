@@ -1,4 +1,5 @@
-"""Model states a report compares: random initialisation at a weight scale, or a saved model."""
+"""Model states a report compares: random initialisation at a weight scale, a saved model, or a model
+trained on the unit's dataset from that initialisation."""
 from __future__ import annotations
 
 import zlib
@@ -9,7 +10,13 @@ import numpy as np
 
 from ..model import ACTIVATIONS, DEFAULT_SCALE, RNN
 
-_FORMS = "init[:scale=S,seed=N,activation=A] or file:path=PATH[,label=NAME]"
+_FORMS = ("init[:scale=S,seed=N,activation=A], file:path=PATH[,label=NAME] or "
+          "train:scheme=S,epochs=E,lr=R,batch_size=B[,seed=N,scale=S,at=end|mid|init,label=NAME]")
+
+#: Snapshots a "train" state can analyse: before training, after epochs // 2 epochs, after all epochs.
+TRAIN_AT = ("init", "mid", "end")
+#: Tasks a "train" state can be trained on.
+TRAIN_TASKS = ("lm", "number")
 
 
 @dataclass(frozen=True)
@@ -27,6 +34,11 @@ class ModelState:
     activation: str = "sigmoid"
     path: str | None = None
     name: str | None = None
+    scheme: str | None = None
+    epochs: int | None = None
+    learning_rate: float | None = None
+    batch_size: int | None = None
+    at: str = "end"
 
     @property
     def label(self) -> str:
@@ -34,6 +46,16 @@ class ModelState:
             return self.name
         if self.kind == "file":
             return f"file:{Path(self.path).stem}"
+        if self.kind == "train":
+            text = (f"train:scheme={self.scheme},epochs={self.epochs},lr={self.learning_rate:g},"
+                    f"batch_size={self.batch_size}")
+            if self.scale != DEFAULT_SCALE:
+                text += f",scale={self.scale:g}"
+            if self.seed is not None:
+                text += f",seed={self.seed}"
+            if self.at != "end":
+                text += f",at={self.at}"
+            return text
         text = f"init:scale={self.scale:g}"
         if self.seed is not None:
             text += f",seed={self.seed}"
@@ -46,7 +68,22 @@ class ModelState:
         if self.kind == "file":
             RNN.load(self.path)
 
-    def build(self, vocab_size: int, hidden_size: int, output_size: int, key: str = "", default_seed: int = 0) -> RNN:
+    @property
+    def snapshot_epochs(self) -> int:
+        """Epochs trained before the analysed snapshot ("train" states): 0, epochs // 2 or epochs."""
+        return {"init": 0, "mid": (self.epochs or 0) // 2, "end": self.epochs or 0}[self.at]
+
+    def build(self, vocab_size: int, hidden_size: int, output_size: int, key: str = "", default_seed: int = 0,
+              *, dataset=None, task: str = "lm") -> RNN:
+        """The model of this state for a dataset (``key`` is its spec text).
+
+        "train" states need ``dataset`` (the unit's Dataset) and ``task`` ("lm" or
+        "number"): the model is drawn exactly as the "init" state with the same scale
+        and seed would be, then trained with :class:`gradlab.train.Trainer` (the
+        state's seed, or ``default_seed``, also seeds the order of the sentences) for
+        :attr:`snapshot_epochs` epochs — the first epochs of a full run are the same
+        whether the run stops there or not.
+        """
         if self.kind == "file":
             model = RNN.load(self.path)
             want = (hidden_size, vocab_size, output_size)
@@ -56,8 +93,20 @@ class ModelState:
                                  f"|V| = {want[1]}, |O| = {want[2]}")
             return model
         seed = [default_seed if self.seed is None else self.seed, zlib.crc32(key.encode())]
-        return RNN.init(vocab_size, hidden_size, output_size, rng=np.random.default_rng(seed), scale=self.scale,
-                        activation=self.activation)
+        model = RNN.init(vocab_size, hidden_size, output_size, rng=np.random.default_rng(seed), scale=self.scale,
+                         activation=self.activation)
+        if self.kind != "train" or self.snapshot_epochs == 0:
+            return model
+        if dataset is None:
+            raise ValueError(f"model state {self.label!r} trains on the unit's dataset; build(..., dataset=ds)")
+        if task not in TRAIN_TASKS:
+            raise ValueError(f"model state {self.label!r}: task must be one of {TRAIN_TASKS} to train; "
+                             f"received {task!r}")
+        from ..train import Trainer
+        trainer = Trainer(task=task, scheme=self.scheme, learning_rate=self.learning_rate,
+                          epochs=self.snapshot_epochs, batch_size=self.batch_size,
+                          seed=default_seed if self.seed is None else self.seed, progress=False)
+        return trainer.fit(model, dataset).model
 
 
 def parse_state(text) -> ModelState:
@@ -68,12 +117,18 @@ def parse_state(text) -> ModelState:
         raise TypeError(f"a model state must be a string ({_FORMS}); received {text!r}")
     kind, _, rest = text.strip().partition(":")
     params = {}
+    last = None
     for item in filter(None, (p.strip() for p in rest.split(","))):
         key, eq, value = item.partition("=")
+        if not eq and kind == "train" and last == "scheme":
+            params["scheme"] += "," + item  # scheme=mikolov:2,5
+            continue
+        last = key.strip()
         if not eq:
             raise ValueError(f"model state {text!r}: {item!r} is not key=value; expected {_FORMS}")
         params[key.strip()] = value.strip()
-    allowed = {"init": {"scale", "seed", "activation", "label"}, "file": {"path", "label"}}
+    allowed = {"init": {"scale", "seed", "activation", "label"}, "file": {"path", "label"},
+               "train": {"scheme", "epochs", "lr", "batch_size", "seed", "scale", "at", "label"}}
     if kind not in allowed:
         raise ValueError(f"unknown model state kind {kind!r} in {text!r}; expected one of {sorted(allowed)} "
                          f"({_FORMS})")
@@ -84,6 +139,8 @@ def parse_state(text) -> ModelState:
         if "path" not in params:
             raise ValueError(f"model state {text!r} needs path=FILE.npz")
         return ModelState("file", path=params["path"], name=params.get("label"))
+    if kind == "train":
+        return _parse_train(text, params)
     try:
         scale = float(params.get("scale", DEFAULT_SCALE))
         seed = int(params["seed"]) if "seed" in params else None
@@ -96,3 +153,44 @@ def parse_state(text) -> ModelState:
         raise ValueError(f"model state {text!r}: activation must be one of {sorted(ACTIVATIONS)}; "
                          f"received {activation!r}")
     return ModelState("init", scale=scale, seed=seed, activation=activation, name=params.get("label"))
+
+
+def _parse_train(text: str, params: dict) -> ModelState:
+    from ..schemes import parse_scheme
+
+    def bad(key, msg):
+        raise ValueError(f"model state {text!r}: {key} {msg}")
+
+    missing = [k for k in ("scheme", "epochs", "lr", "batch_size") if k not in params]
+    if missing:
+        raise ValueError(f"model state {text!r} needs {', '.join(k + '=' for k in missing)} "
+                         f"(e.g. train:scheme=tbptt:3,epochs=3,lr=0.5,batch_size=10)")
+    # the scheme's own text may hold a comma (mikolov:2,5): it is the value of scheme= up to the next key
+    scheme = params["scheme"]
+    try:
+        scheme = parse_scheme(scheme).label
+    except (TypeError, ValueError) as exc:
+        bad("scheme", f"must be a scheme such as full, tbptt:3, chunked:5 or mikolov:2,5 ({exc})")
+    ints = {}
+    for key, lo in (("epochs", 1), ("batch_size", 1), ("seed", 0)):
+        if key in params:
+            try:
+                ints[key] = int(params[key])
+            except ValueError:
+                bad(key, f"must be an integer >= {lo}; received {params[key]!r}")
+            if ints[key] < lo:
+                bad(key, f"must be an integer >= {lo}; received {ints[key]}")
+    try:
+        lr = float(params["lr"])
+        scale = float(params.get("scale", DEFAULT_SCALE))
+    except ValueError:
+        bad("lr/scale", f"must be numbers; received lr={params['lr']!r}, scale={params.get('scale')!r}")
+    if not np.isfinite(lr) or lr <= 0:
+        bad("lr", f"must be a finite number > 0; received {params['lr']!r}")
+    if not np.isfinite(scale) or scale < 0:
+        bad("scale", f"must be a finite number >= 0; received {params['scale']!r}")
+    at = params.get("at", "end")
+    if at not in TRAIN_AT:
+        bad("at", f"must be one of {TRAIN_AT}; received {at!r}")
+    return ModelState("train", scale=scale, seed=ints.get("seed"), name=params.get("label"), scheme=scheme,
+                      epochs=ints["epochs"], learning_rate=lr, batch_size=ints["batch_size"], at=at)

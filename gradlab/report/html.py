@@ -25,6 +25,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from .._io import atomic_write
+
 __all__ = ["write_figure", "render_index", "COLUMN_DOCS", "FIGURE_FORMATS"]
 
 #: Formats every figure is saved in: PNG for the page, SVG behind the link.
@@ -129,37 +131,6 @@ def _check_name(name: str) -> str:
     return name
 
 
-_FILE_MODE: int | None = None
-
-
-def _file_mode() -> int:
-    """rw-r--r-- less the process umask: what open() would give (mkstemp gives rw-------)."""
-    global _FILE_MODE
-    if _FILE_MODE is None:
-        umask = os.umask(0o022)
-        os.umask(umask)
-        _FILE_MODE = 0o666 & ~umask
-    return _FILE_MODE
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same directory and os.replace."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, _file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def _close(fig: Figure) -> None:
     pyplot = sys.modules.get("matplotlib.pyplot")
     if pyplot is not None:
@@ -214,7 +185,7 @@ def write_figure(fig: Figure, directory: str | os.PathLike, name: str, *, dpi: i
             with matplotlib.rc_context({"svg.hashsalt": f"gradlab:{name}"}):
                 fig.savefig(buffer, format=fmt, dpi=dpi, metadata={"Date": None} if fmt == "svg" else None)
             path = directory / f"{name}.{fmt}"
-            _atomic_write(path, buffer.getvalue())
+            atomic_write(path, buffer.getvalue())
             written.append(path)
             _freeze_layout(fig)
     finally:
@@ -410,5 +381,5 @@ def render_index(directory: str | os.PathLike, *, title: str, figures: Sequence[
     add("</body></html>")
 
     path = directory / "index.html"
-    _atomic_write(path, ("\n".join(parts) + "\n").encode("utf-8"))
+    atomic_write(path, ("\n".join(parts) + "\n").encode("utf-8"))
     return path

@@ -25,7 +25,8 @@ import pandas as pd
 
 from .. import __version__
 from ..analysis.study import analyse
-from .html import COLUMN_DOCS, _atomic_write
+from .._io import atomic_write
+from .html import COLUMN_DOCS
 from .spec import Spec, validate
 
 #: Frames a report writes (their columns are documented in ``html.COLUMN_DOCS``).
@@ -34,9 +35,7 @@ FRAMES = tuple(COLUMN_DOCS)
 
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, text.encode("utf-8"))
+    atomic_write(path, text.encode("utf-8"))
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
@@ -80,7 +79,7 @@ def unit_inputs(spec: Spec, unit: dict):
     if spec.n_sentences is not None and spec.n_sentences < ds.n_sentences:
         ds = ds.select(np.arange(spec.n_sentences))
     model = unit["state"].build(len(ds.vocab), spec.hidden_size, ds.n_outputs(spec.task), key=unit["dataset"],
-                                default_seed=spec.seed)
+                                default_seed=spec.seed, dataset=ds, task=spec.task)
     return ds, label, model, ds.batch(spec.task)
 
 
@@ -94,6 +93,9 @@ def run_unit(spec: Spec, unit: dict, folder: Path) -> None:
         frame.insert(0, "state", unit["state"].label)
         frame.insert(0, "dataset", label)
         write_csv(frame, folder / f"{name}.csv")
+    if unit["state"].kind == "train":  # the trained model, for reuse (RNN.load, a "file:" state)
+        folder.mkdir(parents=True, exist_ok=True)
+        model.save(folder / "model.npz")
     write_atomic(folder / "done.json", json.dumps({"digest": unit["digest"], "params": unit["params"]},
                                                   indent=1, sort_keys=True, default=str))
 

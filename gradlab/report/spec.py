@@ -8,7 +8,7 @@ import sys
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from ..analysis.states import ModelState, parse_state
+from ..analysis.states import TRAIN_TASKS, ModelState, parse_state
 from ..schemes import parse_scheme
 
 if sys.version_info >= (3, 11):
@@ -34,7 +34,9 @@ class Spec:
     datasets : list of str
         Dataset specs (``gradlab datasets`` lists them), e.g. "agreement:distance=8".
     states : list of str
-        Model states: "init:scale=S[,seed=N,activation=A]" or "file:path=M.npz".
+        Model states: "init:scale=S[,seed=N,activation=A]", "file:path=M.npz" or
+        "train:scheme=S,epochs=E,lr=R,batch_size=B[,seed=N,at=end|mid|init]" (a model trained
+        on the unit's dataset from the init state's draw; task lm or number).
     task : {"lm", "number", "agreement", "recall", "closing"}
         Every dataset must offer it (``gradlab datasets`` lists their tasks).
     hidden_size : int
@@ -150,6 +152,9 @@ def validate(spec: Spec, source: str = "spec") -> None:
             state.check()
         except (ValueError, TypeError, FileNotFoundError) as exc:
             fail("states", str(exc))
+        if state.kind == "train" and spec.task not in TRAIN_TASKS:
+            fail("task", f"state {s!r} trains a model, which needs task one of {TRAIN_TASKS}; "
+                         f"received task {spec.task!r}")
         if state.label in labels:
             fail("states", f"{labels[state.label]!r} and {s!r} are the same state ({state.label}); give each state "
                            "a different scale, seed or label=NAME")

@@ -181,7 +181,9 @@ def evaluate(model: RNN, dataset: Dataset, task: str | None = None, *, unk_fract
     batch = dataset.batch(task)
     items = _items(dataset, task, batch)
     pos = items.pop("_pos").to_numpy()
-    losses, loss_pos, item_logit_out = _run(model, batch, pos, items, task, int(max_tokens))
+    target = items["target"].to_numpy(np.int64)
+    inflected = items.pop("inflected").to_numpy(np.int64) if task == "agreement" else None
+    losses, loss_pos, correct, margin = _run(model, batch, pos, target, inflected, int(max_tokens))
 
     n_losses = int(losses.size)
     total = float(losses.sum())
@@ -194,9 +196,9 @@ def evaluate(model: RNN, dataset: Dataset, task: str | None = None, *, unk_fract
         items["loss"] = losses[np.searchsorted(loss_pos, pos)]
     else:
         items["loss"] = np.zeros(0)
-    items["correct"] = item_logit_out["correct"]
-    if task == "agreement":
-        items["margin"] = item_logit_out["margin"]
+    items["correct"] = correct
+    if margin is not None:
+        items["margin"] = margin
     accuracy = float(items["correct"].mean()) if len(items) else float("nan")
     return Evaluation(dataset.label, task, batch.n_sentences, n_losses, total, mean, ppl, q, adj, adj_ppl,
                       accuracy, int(len(items)), items.reset_index(drop=True),
@@ -258,13 +260,15 @@ def _chunks(batch: Batch, max_tokens: int) -> list[tuple[int, int]]:
     return out
 
 
-def _run(model: RNN, batch: Batch, pos: np.ndarray, items: pd.DataFrame, task: str, max_tokens: int):
-    """Forward pass chunk by chunk: every loss, and ``correct`` / ``margin`` of the items at ``pos``."""
+def _run(model: RNN, batch: Batch, pos: np.ndarray, target: np.ndarray, inflected, max_tokens: int):
+    """Forward pass chunk by chunk: every loss, and ``correct`` (and ``margin``) of the items at ``pos``.
+
+    ``correct`` is argmax y(t) == target, or with ``inflected`` (agreement) the
+    logit of the target above that of the inflected form, ``margin`` their difference.
+    """
     W = model.W
-    target = items["target"].to_numpy(np.int64) if len(items) else np.zeros(0, dtype=np.int64)
-    inflected = items["inflected"].to_numpy(np.int64) if "inflected" in items else None
     correct = np.zeros(pos.size, dtype=bool)
-    margin = np.zeros(pos.size) if task == "agreement" else None
+    margin = None if inflected is None else np.zeros(pos.size)
     losses, loss_pos = [], []
     for s0, s1 in _chunks(batch, max_tokens):
         o0, o1 = int(batch.offsets[s0]), int(batch.offsets[s1])
@@ -276,16 +280,13 @@ def _run(model: RNN, batch: Batch, pos: np.ndarray, items: pd.DataFrame, task: s
             b = min(a + _LOGIT_ROWS, i1)
             logits = fr.s[pos[a:b] - o0] @ W.T
             r = np.arange(b - a)
-            if task == "agreement":
+            if inflected is None:
+                correct[a:b] = np.argmax(logits, axis=1) == target[a:b]
+            else:
                 m = logits[r, target[a:b]] - logits[r, inflected[a:b]]
                 margin[a:b] = m
                 correct[a:b] = m > 0
-            else:
-                correct[a:b] = np.argmax(logits, axis=1) == target[a:b]
-    if "inflected" in items:
-        items.drop(columns="inflected", inplace=True)
-    return (np.concatenate(losses), np.concatenate(loss_pos).astype(np.int64),
-            {"correct": correct, "margin": margin})
+    return np.concatenate(losses), np.concatenate(loss_pos).astype(np.int64), correct, margin
 
 
 def _breakdown(items: pd.DataFrame, by: str) -> pd.DataFrame:

@@ -22,10 +22,11 @@ Schemes
   window x[w0:b1], targets only in [b0, b1), and s(w0 - 1) from the stored states
   as the initial state (a constant: the signal stops there). The states of the
   block are then computed by :func:`gradlab.forward` from the stored s(b0 - 1) and
-  stored for the blocks that follow: with the updated parameters
-  (``carry="after_update"``, the default) or with the parameters that made the
-  gradient (``carry="before_update"``, which for ``chunked(h)`` is exactly the
-  "detach every h steps" loop of PyTorch practice). A minibatch's sentences go
+  stored for the blocks that follow: with the parameters that made the gradient
+  (``carry="before_update"``, the default: what real truncated training does — for
+  ``chunked(h)`` exactly the "detach every h steps" loop of PyTorch practice, and
+  rnnlm's carried state) or recomputed with the updated parameters
+  (``carry="after_update"``). A minibatch's sentences go
   through their blocks in lockstep (block j of every sentence that is long enough
   is one update; sentences that have ended drop out); each update divides by the
   minibatch's B, so at a fixed theta the block updates of one minibatch add up to
@@ -66,6 +67,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from .._io import atomic_savez
 from ..batch import NO_LOSS, Batch
 from ..data.dataset import TASK_DESCRIPTIONS, Dataset
 from ..engine import forward, gradient
@@ -235,6 +237,10 @@ def _digest(*arrays) -> str:
     return h.hexdigest()[:16]
 
 
+def _batch_digest(b: Batch) -> str:
+    return _digest(b.ids, b.targets, b.offsets)
+
+
 # ---------------------------------------------------------------------- run state
 @dataclass
 class _RunState:
@@ -331,7 +337,7 @@ class Trainer:
         Seed of the generator that draws each epoch's order.
     shuffle : bool, default True
         Draw a new order every epoch; False keeps the data order.
-    carry : {"after_update", "before_update"}, default "after_update"
+    carry : {"before_update", "after_update"}, default "before_update"
         Block schemes: whether the states carried to the next block are computed
         with the parameters after or before the block's update.
     checkpoint : str or path-like, optional
@@ -354,7 +360,7 @@ class Trainer:
 
     def __init__(self, *, task: str = "lm", scheme: Scheme | str = "full", learning_rate: float = 0.5,
                  anneal: float = 0.0, epochs: int = 10, batch_size: int = 1, clip: float | None = None,
-                 seed: int = 0, shuffle: bool = True, carry: str = "after_update",
+                 seed: int = 0, shuffle: bool = True, carry: str = "before_update",
                  checkpoint: str | os.PathLike | None = None, checkpoint_every: int | None = None,
                  resume: bool = False, max_updates: int | None = None,
                  callback: Callable[[TrainingProgress], object] | None = None, progress: bool = True):
@@ -449,10 +455,8 @@ class Trainer:
                 raise TypeError(f"dev must be a gradlab Dataset or None; received {type(dev).__name__}")
             check_task(dev, self.task, "task (for the dev dataset)")
             check_model_fits(model, dev, self.task, "dev")
-        fingerprint = {"options": self.options(),
-                       "data": _digest(batch.ids, batch.targets, batch.offsets),
-                       "dev": None if dev is None else _digest(*(lambda b: (b.ids, b.targets, b.offsets))(
-                           dev.batch(self.task))),
+        fingerprint = {"options": self.options(), "data": _batch_digest(batch),
+                       "dev": None if dev is None else _batch_digest(dev.batch(self.task)),
                        "initial_model": _digest(model.U, model.V, model.W, np.array(model.activation)),
                        "model_shape": _shape(model)}
 
@@ -477,8 +481,9 @@ class Trainer:
             if state.order is None:
                 state.order = state.rng.permutation(n) if self.shuffle else np.arange(n, dtype=np.int64)
             with tqdm(total=n, initial=state.position, desc=f"epoch {state.epoch}/{self.epochs - 1}",
-                      unit="sent", disable=not self.progress, leave=False, dynamic_ncols=True) as bar:
+                      unit="sent", disable=not self.progress, leave=True, dynamic_ncols=True) as bar:
                 since_ckpt = 0
+                running = state.loss_sum / state.n_losses if state.n_losses else float("nan")
                 while state.position < n:
                     t0 = time.perf_counter()
                     idx = np.ascontiguousarray(state.order[state.position:state.position + self.batch_size],
@@ -514,6 +519,7 @@ class Trainer:
                             and state.position < n:
                         self._save(model, state, fingerprint)
                         since_ckpt = 0
+                bar.set_postfix_str(f"loss={running:.4f} lr={lr:.3g}", refresh=True)
             if state.position >= n:
                 self._end_epoch(model, dev, state, lr)
             if self.checkpoint is not None:
@@ -596,20 +602,29 @@ class Trainer:
 
     def _apply(self, model: RNN, g, lr: float, B: int, cols: np.ndarray, state, sentences, where,
                done: int = 0) -> bool:
-        """theta -= lr * g / B (clipped to norm ``clip``); V only in the columns the batch touches."""
-        gU, gV, gW = g.U / B, g.V[:, cols] / B, g.W / B
+        """theta -= lr * g / B (clipped to norm ``clip``); V only in the columns the batch touches.
+
+        The engine's arrays in ``g`` are fresh for this update and are scaled in place
+        (the same floating-point operations as lr * (g / B), without temporaries).
+        """
+        gU, gV, gW = g.U, g.V[:, cols], g.W
+        if B != 1:
+            for a in (gU, gV, gW):
+                a /= B
         clipped = False
         if self.clip is not None:
             norm = float(np.sqrt(np.sum(gU * gU) + np.sum(gV * gV) + np.sum(gW * gW)))
             if norm > self.clip:
                 f = self.clip / norm
-                gU *= f
-                gV *= f
-                gW *= f
+                for a in (gU, gV, gW):
+                    a *= f
                 clipped = True
-        model.U -= lr * gU
-        model.V[:, cols] -= lr * gV
-        model.W -= lr * gW
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverging update is reported below, not warned
+            for a in (gU, gV, gW):
+                a *= lr
+            model.U -= gU
+            model.V[:, cols] -= gV
+            model.W -= gW
         bad = [name for name, a in (("U", model.U), ("V", model.V[:, cols]), ("W", model.W))
                if not np.isfinite(a).all()]
         if bad:
@@ -619,7 +634,8 @@ class Trainer:
 
     def _check_loss(self, loss: float, state, lr, sentences, where, done: int = 0) -> None:
         if not np.isfinite(loss):
-            raise self._diverged(f"the loss is {loss}", state, lr, sentences, where, done)
+            raise self._diverged(f"the loss is {loss} at the parameters before this update", state, lr, sentences,
+                                 where, done)
 
     def _diverged(self, what: str, state: _RunState, lr: float, sentences, where, done: int) -> DivergenceError:
         sents = tuple(int(s) for s in np.atleast_1d(sentences))
@@ -644,8 +660,7 @@ def _check_batch_fits(model: RNN, batch: Batch) -> None:
         i = int(np.argmax(batch.ids))
         raise ValueError(f"data holds input id {int(batch.ids[i])} at {batch.where(i)} but the model has "
                          f"vocab_size {model.vocab_size}; build the model with a larger vocab_size")
-    has = batch.targets != NO_LOSS
-    if not has.any():
+    if not (batch.targets != NO_LOSS).any():
         raise ValueError("data has no losses (every target is NO_LOSS); nothing to train on")
     if int(batch.targets.max()) >= model.output_size:
         i = int(np.argmax(batch.targets))
@@ -675,13 +690,9 @@ def _write_checkpoint(path: Path, model: RNN, state: _RunState, fingerprint: dic
     meta = {"format": _CHECKPOINT_FORMAT, "version": _CHECKPOINT_VERSION, "fingerprint": fingerprint,
             "state": state.to_json()}
     order = state.order if state.order is not None else np.zeros(0, dtype=np.int64)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        np.savez(fh, U=model.U, V=model.V, W=model.W, activation=np.array(model.activation),
+    # an interrupted write leaves the previous checkpoint and no temporary file
+    atomic_savez(path, U=model.U, V=model.V, W=model.W, activation=np.array(model.activation),
                  trainer_state=np.array(json.dumps(meta)), order=np.asarray(order, dtype=np.int64))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _load_checkpoint(path: Path, fingerprint: dict, model: RNN) -> tuple[RNN, _RunState]:

@@ -1,0 +1,166 @@
+"""Training throughput at the coursework size: gradlab's Trainer against a plain NumPy loop.
+
+One epoch of per-sentence SGD (batch_size 1, the coursework's setting) over random
+sentences, |V| = 2000, H = 50, lengths 10..40, under TBPTT(3) and full BPTT. The NumPy
+loop is what a student writes for the coursework: ``predict`` (y with T rows, s with
+T + 1 rows, s[-1] the zero initial state), ``acc_deltas_bptt`` (every loss sent back
+``steps`` steps; full BPTT carries the summed delta back once per step), then
+``U += lr * deltaU`` etc. (update directions = negative gradients). The one
+improvement over the coursework skeleton is that V x(t) and the V update use the
+column V[:, x(t)] rather than one-hot products.
+
+Both train from the same model in the same (shuffled) order with the same learning
+rate, so the benchmark also checks that they end at the same parameters.
+
+Run:  python benchmarks/bench_train.py [--sentences 200] [--repeats 3] [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+import gradlab as gl
+from gradlab.train import Trainer
+
+
+# ====================================================================== NumPy (student)
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _softmax(x):
+    e = np.exp(x - np.max(x))
+    return e / e.sum()
+
+
+def predict(U, V, W, x):
+    T, H = len(x), U.shape[0]
+    s = np.zeros((T + 1, H))
+    y = np.zeros((T, W.shape[0]))
+    for t in range(T):
+        s[t] = _sigmoid(V[:, x[t]] + U.dot(s[t - 1]))
+        y[t] = _softmax(W.dot(s[t]))
+    return y, s
+
+
+def acc_deltas_bptt(U, W, x, d, y, s, steps, dU, dV, dW):
+    """Coursework TBPTT(steps): every loss goes back ``steps`` steps (update directions)."""
+    for t in reversed(range(len(x))):
+        delta_out = -y[t]
+        delta_out[d[t]] += 1.0
+        dW += np.outer(delta_out, s[t])
+        delta = W.T.dot(delta_out) * s[t] * (1.0 - s[t])
+        for j in range(t, max(t - steps - 1, -1), -1):
+            dV[:, x[j]] += delta
+            dU += np.outer(delta, s[j - 1])
+            delta = U.T.dot(delta) * s[j - 1] * (1.0 - s[j - 1])
+
+
+def acc_deltas_full(U, W, x, d, y, s, dU, dV, dW):
+    """Full BPTT in linear time: carry the summed delta of all later losses back one step at a time."""
+    H = U.shape[0]
+    carry = np.zeros(H)
+    for t in reversed(range(len(x))):
+        delta_out = -y[t]
+        delta_out[d[t]] += 1.0
+        dW += np.outer(delta_out, s[t])
+        delta = W.T.dot(delta_out) * s[t] * (1.0 - s[t]) + carry
+        dV[:, x[t]] += delta
+        dU += np.outer(delta, s[t - 1])
+        carry = U.T.dot(delta) * s[t - 1] * (1.0 - s[t - 1])
+
+
+def numpy_epoch(model: gl.RNN, xs, ds, order, lr: float, steps: int | None):
+    U, V, W = model.U.copy(), model.V.copy(), model.W.copy()
+    for i in order:
+        x, d = xs[i], ds[i]
+        y, s = predict(U, V, W, x)
+        dU, dV, dW = np.zeros_like(U), np.zeros_like(V), np.zeros_like(W)
+        if steps is None:
+            acc_deltas_full(U, W, x, d, y, s, dU, dV, dW)
+        else:
+            acc_deltas_bptt(U, W, x, d, y, s, steps, dU, dV, dW)
+        U += lr * dU
+        V += lr * dV
+        W += lr * dW
+    return U, V, W
+
+
+# ====================================================================== benchmark
+def make_data(n: int, vocab: int, lo: int, hi: int, seed: int):
+    rng = np.random.default_rng(seed)
+    sents = [rng.integers(0, vocab, size=int(T) + 1) for T in rng.integers(lo, hi + 1, size=n)]
+    xs = [w[:-1] for w in sents]
+    ds = [w[1:] for w in sents]
+    return xs, ds, gl.Batch.for_language_model(xs, ds)
+
+
+def median_time(fn, repeats: int):
+    times, out = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times)), times, out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sentences", type=int, default=200)
+    ap.add_argument("--vocab", type=int, default=2000)
+    ap.add_argument("--hidden", type=int, default=50)
+    ap.add_argument("--min-len", type=int, default=10)
+    ap.add_argument("--max-len", type=int, default=40)
+    ap.add_argument("--lr", type=float, default=0.1)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--extra", action="store_true",
+                    help="also time gradlab with block schemes and minibatches (no NumPy counterpart)")
+    ap.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run of a few seconds)")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.sentences, args.vocab, args.hidden, args.repeats = 20, 200, 10, 1
+
+    import numba
+    print("gradlab training benchmark" + (" (--quick)" if args.quick else ""))
+    print(f"python {sys.version.split()[0]}, numpy {np.__version__}, numba {numba.__version__}, "
+          f"cores {os.cpu_count()}, numba threads {numba.get_num_threads()}")
+    print(f"gradlab warmup() {gl.warmup():.2f} s")
+    xs, ds, batch = make_data(args.sentences, args.vocab, args.min_len, args.max_len, args.seed)
+    model = gl.RNN.init(args.vocab, args.hidden, rng=args.seed)
+    n_tok = batch.n_tokens
+    print(f"|V| = {args.vocab}, H = {args.hidden}, {args.sentences} sentences of {args.min_len}..{args.max_len} "
+          f"steps ({n_tok} tokens), one epoch of per-sentence SGD, lr {args.lr}, median of {args.repeats}\n")
+    order = np.random.default_rng(args.seed).permutation(args.sentences)
+
+    def gradlab_epoch(scheme, batch_size=1):
+        return Trainer(scheme=scheme, learning_rate=args.lr, epochs=1, batch_size=batch_size, seed=args.seed,
+                       progress=False).fit(model, batch).model
+
+    gradlab_epoch("tbptt:1")  # warm every path once
+    print(f"{'scheme':<12s} {'implementation':<26s} {'seconds':>9s} {'tokens/s':>10s} {'speed-up':>9s}  "
+          f"max |dtheta| vs NumPy")
+    rows = []
+    for scheme, steps in (("tbptt:3", 3), ("full", None)):
+        t_np, _, (U, V, W) = median_time(lambda: numpy_epoch(model, xs, ds, order, args.lr, steps), args.repeats)
+        t_gl, _, m = median_time(lambda: gradlab_epoch(scheme), args.repeats)
+        diff = max(float(np.max(np.abs(a - b))) for a, b in ((m.U, U), (m.V, V), (m.W, W)))
+        print(f"{scheme:<12s} {'NumPy per-sentence loop':<26s} {t_np:9.3f} {n_tok / t_np:10.0f} {1.0:9.2f}")
+        print(f"{scheme:<12s} {'gradlab Trainer':<26s} {t_gl:9.3f} {n_tok / t_gl:10.0f} {t_np / t_gl:9.2f}  "
+              f"{diff:.1e}")
+        rows.append((scheme, t_np, t_gl))
+    if args.extra:
+        print()
+        for scheme, bs in (("chunked:3", 1), ("block:3,6", 1), ("tbptt:3", 16), ("full", 16)):
+            t, _, _ = median_time(lambda: gradlab_epoch(scheme, bs), args.repeats)
+            print(f"{scheme:<12s} {f'gradlab, batch_size {bs}':<26s} {t:9.3f} {n_tok / t:10.0f}")
+    print("\nratio = NumPy seconds / gradlab seconds (same work: one epoch, same order, same updates)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
