@@ -21,8 +21,8 @@ from .schemes import Full, Scheme, Sliding, parse_scheme
 __all__ = ["ForwardResult", "Gradient", "Contributions", "SentenceGaps", "forward", "gradient", "contributions",
            "sentence_gaps", "warmup"]
 
-_MAX_PAIR_FLOATS = 1 << 23  # contributions keep at most this many floats of deltas at once (64 MiB)
 _N_DU_CHUNKS = 4  # dU is summed over this many fixed token ranges
+_N_ROW_CHUNKS = 4  # contributions' products run on this many fixed row ranges
 
 _single_threaded_blas = _config.single_threaded_blas
 
@@ -380,6 +380,19 @@ def _backward(U, S, batch: Batch, loss_pos, dS, lo, code, vocab_size, initial_st
     return dU, np.ascontiguousarray(dVT.T)
 
 
+def _derivative(S: np.ndarray, activation: str) -> np.ndarray:
+    """f'(net_in) of every token, from its state s = f(net_in)."""
+    if activation == "sigmoid":
+        return S * (1.0 - S)
+    if activation == "tanh":
+        return 1.0 - S * S
+    return (S > 0.0).astype(np.float64)
+
+
+def _row_chunks(n: int) -> list[tuple[int, int]]:
+    return _config.ranges(n, _N_ROW_CHUNKS)
+
+
 def contributions(model: RNN, batch: Batch, max_lag: int) -> Contributions:
     """Every loss's error signal at every lag up to ``max_lag``, and the per-lag sums.
 
@@ -388,69 +401,72 @@ def contributions(model: RNN, batch: Batch, max_lag: int) -> Contributions:
     model : RNN
     batch : Batch
     max_lag : int
-        K >= 0: lags k = 0..min(t, K) are computed for loss t. Cost O(N K H^2);
-        memory O(pairs) for the table, deltas are kept one chunk at a time.
+        K >= 0: lags k = 0..min(t, K) are computed for loss t. Cost O(N K H^2).
 
     Returns
     -------
     Contributions
         ``truncated(tau)`` gives the TBPTT(tau) gradient for every tau <= K.
+
+    Notes
+    -----
+    The signals of all losses move back one lag at a time, together: with Delta_k
+    the rows delta(t, t-k) of every loss with t >= k,
+    Delta_{k+1} = (Delta_k U) o f'(net_in(t-k-1)), G_U[k] = Delta_k^T S_{t-k-1} and
+    G_V[k] gets Delta_k's rows in the columns x(t-k): matrix products over all
+    losses, run on fixed row chunks (so results do not depend on the thread count).
+    Memory is O(n_losses H) besides the outputs.
     """
     K = check_int(max_lag, "max_lag", 0)
     prep = _prepare(model, batch)
-    from .kernels.contrib import lag_sum, pair_deltas
+    from .kernels.backward import scatter_rows
     H = prep.U.shape[0]
     loss_pos = prep.loss_pos
-    t_all = batch.positions()
-    loss_t = t_all[loss_pos]
+    loss_t = batch.positions()[loss_pos]
     n_k = np.minimum(loss_t, K) + 1
     pair_start = np.zeros(loss_pos.size + 1, dtype=np.int64)
     np.cumsum(n_k, out=pair_start[1:])
     n_pairs = int(pair_start[-1])
     pair_loss = np.repeat(np.arange(loss_pos.size, dtype=np.int64), n_k)
     lag = np.arange(n_pairs, dtype=np.int64) - pair_start[pair_loss]
-    src = loss_pos[pair_loss] - lag
-    src_prev = np.where(lag == loss_t[pair_loss], -1, src - 1)
     sentence_of_loss = batch.sentence_index()[loss_pos]
-    # losses per sentence, for chunking by sentence
-    loss_offsets = np.searchsorted(sentence_of_loss, np.arange(batch.n_sentences + 1), side="left").astype(np.int64)
 
     GU = np.zeros((K + 1, H, H))
     GVT = np.zeros((K + 1, model.vocab_size, H))
     delta_norm = np.empty(n_pairs)
+    prev_norm = np.zeros(n_pairs)
+    U = prep.U
     with _single_threaded_blas():
         S = _states(prep)
         losses, dS, dW = _output(prep, S, want_grad=True)
-        E = _injected(S, dS, loss_pos, prep.code)
-        max_pairs = max(1, _MAX_PAIR_FLOATS // H)
-        s0 = 0
-        while s0 < batch.n_sentences:
-            # grow the chunk sentence by sentence while its deltas fit the budget
-            s1 = s0 + 1
-            while s1 < batch.n_sentences and \
-                    pair_start[loss_offsets[s1 + 1]] - pair_start[loss_offsets[s0]] <= max_pairs:
-                s1 += 1
-            l0, l1 = loss_offsets[s0], loss_offsets[s1]
-            p0, p1 = pair_start[l0], pair_start[l1]
-            if p1 > p0:
-                delta = np.empty((p1 - p0, H))
-                starts = pair_start[l0:l1 + 1] - p0
-                offs = loss_offsets[s0:s1 + 1] - l0
-                chunks = _config.ranges(s1 - s0, _config.N_CHUNKS)
+        s_norm = np.sqrt(np.einsum("ij,ij->i", S, S))
+        fprime = _derivative(S, model.activation)
+        active = np.arange(loss_pos.size)           # losses whose signal reaches lag k
+        delta = dS * fprime[loss_pos]               # delta(t, t)
+        for k in range(K + 1):
+            if active.size == 0:
+                break
+            src = loss_pos[active] - k              # flat position t - k
+            rows = pair_start[active] + k
+            delta_norm[rows] = np.sqrt(np.einsum("ij,ij->i", delta, delta))
+            scatter_rows(np.ascontiguousarray(batch.ids[src]), delta, GVT[k], 0, active.size)
+            inner = loss_t[active] > k              # t - k > 0: s(t-k-1) is a real state
+            delta = np.ascontiguousarray(delta[inner])
+            prev = src[inner] - 1
+            active = active[inner]
+            prev_norm[rows[inner]] = s_norm[prev]
+            S_prev = S[prev]
+            chunks = _row_chunks(active.size)
+            parts = _config.run_parallel(lambda c: delta[slice(*chunks[c])].T @ S_prev[slice(*chunks[c])],
+                                         len(chunks))
+            for part in parts:
+                GU[k] += part
+            if k < K and active.size:
+                nxt = np.empty_like(delta)
                 _config.run_parallel(
-                    lambda i: pair_deltas(prep.U, S, E, loss_pos[l0:l1], loss_t[l0:l1], starts, K, prep.code, offs,
-                                          delta, delta_norm[p0:p1], *chunks[i]), len(chunks))
-                lag_c = lag[p0:p1]
-                order = np.argsort(lag_c, kind="stable").astype(np.int64)
-                bounds = np.searchsorted(lag_c[order], np.arange(K + 2), side="left")
-                src_c, src_prev_c = src[p0:p1], src_prev[p0:p1]
-                # each lag is reduced by one task, in table order: independent of the thread count
-                _config.run_parallel(
-                    lambda k: lag_sum(delta, src_c, src_prev_c, S, batch.ids, order[bounds[k]:bounds[k + 1]],
-                                      GU[k], GVT[k]), K + 1)
-            s0 = s1
-    s_norm = np.sqrt(np.einsum("ij,ij->i", S, S))
-    prev_norm = np.where(src_prev >= 0, s_norm[np.maximum(src_prev, 0)], 0.0)
+                    lambda c: np.dot(delta[slice(*chunks[c])], U, out=nxt[slice(*chunks[c])]), len(chunks))
+                nxt *= fprime[prev]
+                delta = nxt
     return Contributions(K, sentence_of_loss[pair_loss], loss_t[pair_loss], lag, delta_norm,
                          delta_norm * prev_norm, delta_norm.copy(), GU, GVT, dW,
                          float(losses.sum()), int(losses.size))

@@ -381,19 +381,6 @@ def test_long_sentence(rng, spec):
     assert_grad_close(gradient(p.model, p.batch, scheme=scheme), naive.gradient(*p.arrays, limit), str(spec))
 
 
-def test_contributions_in_small_memory_chunks(rng, monkeypatch):
-    """Contributions split into chunks of sentences when the deltas exceed a memory budget.
-
-    The budget is a private setting of the engine; shrinking it exercises the
-    chunked path on a small problem. Skipped if the engine stops having it.
-    """
-    from gradlab import engine
-    if not hasattr(engine, "_MAX_PAIR_FLOATS"):
-        pytest.skip("engine has no _MAX_PAIR_FLOATS budget")
-    p = random_problem(rng, hidden_size=3, lengths=(6, 1, 4, 7, 2, 5))
-    monkeypatch.setattr(engine, "_MAX_PAIR_FLOATS", 3 * 8)  # ~8 pairs at once, less than one long sentence
-    check_contributions(p, 3)
-    check_contributions(p, 10)
 
 
 def test_gradient_is_a_sum_over_sentences(rng):

@@ -1,87 +1,9 @@
-"""Per-(loss, lag) contributions, per-lag sums and per-sentence truncation gaps."""
+"""Per-sentence truncation gaps (the per-lag sums of each sentence against its full gradient)."""
 import numpy as np
 from numba import njit
 
 from .._config import JIT
 from .backward import step_back
-
-
-@njit(**JIT)
-def pair_deltas(U, S, E, loss_pos, loss_t, pair_start, max_lag, code, offsets_loss, delta, delta_norm, s0, s1):
-    """delta(t, t-k) for every loss of sentences s0..s1-1 and every lag k = 0..min(t, K).
-
-    Parameters
-    ----------
-    U : float64 (H, H)
-    S, E : float64 (N, H)
-        Hidden states and delta(t, t) of the loss at each position.
-    loss_pos, loss_t : int64 (n_loss,)
-        Flat position and step t of each loss.
-    pair_start : int64 (n_loss + 1,)
-        The pairs of loss l are rows pair_start[l] .. pair_start[l+1]-1 of ``delta``, lag ascending.
-    max_lag : int
-        K.
-    code : int
-        Activation code.
-    offsets_loss : int64 (n + 1,)
-        The losses of sentence i are l = offsets_loss[i] .. offsets_loss[i+1]-1.
-    delta : float64 (n_pairs, H), output
-    delta_norm : float64 (n_pairs,), output: ||delta(t, t-k)||.
-    s0, s1 : int
-        Sentence range.
-
-    Notes
-    -----
-    delta(t, t-k-1) = (U^T delta(t, t-k)) o f'(net_in(t-k-1)); O(K H^2) per loss.
-    """
-    H = U.shape[0]
-    tmp = np.empty(H)
-    acc = np.empty(H)
-    for i in range(s0, s1):
-        for l in range(offsets_loss[i], offsets_loss[i + 1]):
-            p = loss_pos[l]
-            K = min(loss_t[l], max_lag)
-            acc[:] = E[p]
-            row = pair_start[l]
-            for k in range(K + 1):
-                sq = 0.0
-                for h in range(H):
-                    delta[row + k, h] = acc[h]
-                    sq += acc[h] * acc[h]
-                delta_norm[row + k] = np.sqrt(sq)
-                if k < K:
-                    step_back(U, S, p - k - 1, code, acc, tmp)
-
-
-@njit(**JIT)
-def lag_sum(delta, src, src_prev, S, ids, order, GU, GVT):
-    """Add the contributions of the pairs ``order`` (all at one lag) into that lag's sums.
-
-    Parameters
-    ----------
-    delta : float64 (n_pairs, H)
-    src : int64 (n_pairs,)
-        Flat position j = t - k that each pair reaches.
-    src_prev : int64 (n_pairs,)
-        j - 1, or -1 where j is the first step of its sentence (s(-1) = 0).
-    S : float64 (N, H); ids : int64 (N,)
-    order : int64 (m,)
-        The pairs to add, in table order.
-    GU : float64 (H, H), accumulated: G_U[k] += delta (x) s(j-1).
-    GVT : float64 (n_vocab, H), accumulated: row x(j) of G_V[k]^T += delta.
-    """
-    H = S.shape[1]
-    for q in range(order.size):
-        pr = order[q]
-        x = ids[src[pr]]
-        for h in range(H):
-            GVT[x, h] += delta[pr, h]
-        jp = src_prev[pr]
-        if jp >= 0:
-            for h in range(H):
-                dh = delta[pr, h]
-                for c in range(H):
-                    GU[h, c] += dh * S[jp, c]
 
 
 @njit(**JIT)
