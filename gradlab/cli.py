@@ -30,14 +30,8 @@ def main(ctx: typer.Context,
         return
     from .report.spec import DEFAULT_SPEC
     spec = DEFAULT_SPEC.reduced(200, max_lag=20) if quick else DEFAULT_SPEC
-    _run_specs([spec], out)
-
-
-def _run_specs(specs, out: Path) -> None:
     from .report.pipeline import run_spec
-    for spec in specs:
-        folder = run_spec(spec, out)
-        typer.echo(f"report: {folder / 'index.html'}")
+    typer.echo(f"report: {run_spec(spec, out) / 'index.html'}")
 
 
 @app.command()
@@ -69,26 +63,53 @@ def describe(dataset: str = typer.Argument(..., help="Dataset spec, e.g. agreeme
 
 
 @app.command()
-def run(spec: str = typer.Argument(..., help="A .toml analysis spec, or the name of one in analyses/."),
+def run(spec: str = typer.Argument(..., help="A .toml spec (report or training study), or the name of one in "
+                                             "analyses/."),
         out: Path = typer.Option(Path("reports"), "--out", "-o", help=OUT_HELP),
-        quick: bool = typer.Option(False, help="Reduced size (100 sentences, K <= 10, H <= 16): a smoke run.")):
-    """Run one analysis spec; an interrupted run resumes where it stopped."""
+        quick: bool = typer.Option(False, help="Reduced size (reports: 100 sentences, K <= 10, H <= 16; "
+                                               "studies: 20 sentences, 1 epoch, H = 4): a smoke run.")):
+    """Run one spec; an interrupted run resumes where it stopped."""
     run_batch([spec], out, quick)
 
 
 @app.command("batch")
-def run_batch(specs: List[str] = typer.Argument(..., help="Analysis specs (.toml paths or names in analyses/)."),
+def run_batch(specs: List[str] = typer.Argument(..., help="Specs (.toml paths or names in analyses/)."),
               out: Path = typer.Option(Path("reports"), "--out", "-o", help=OUT_HELP),
               quick: bool = typer.Option(False, help="Reduced size for every spec.")):
-    """Run several specs; every spec is checked before any work starts."""
-    from .report.spec import load_spec
+    """Run several specs (reports and training studies); every spec is checked before any work starts."""
+    from .report.pipeline import run_spec
+    from .report.spec import is_training_spec, read_spec_file, spec_from_dict
+    from .train.study import run_study, train_spec_from_dict
+    jobs = []
     try:
-        loaded = [load_spec(s) for s in specs]
+        for name in specs:
+            path, data = read_spec_file(name)
+            if is_training_spec(data):
+                study = train_spec_from_dict(data, source=str(path))
+                jobs.append((run_study, study.quick() if quick else study))
+            else:
+                spec = spec_from_dict(data, str(path))
+                jobs.append((run_spec, spec.reduced(100, max_lag=10, hidden_size=min(16, spec.hidden_size))
+                             if quick else spec))
     except (ValueError, TypeError, FileNotFoundError) as exc:
         _fail(exc)
-    if quick:
-        loaded = [s.reduced(100, max_lag=10, hidden_size=min(16, s.hidden_size)) for s in loaded]
-    _run_specs(loaded, out)
+    for runner, spec in jobs:
+        folder = runner(spec, out)
+        typer.echo(f"report: {folder / 'index.html'}")
+
+
+@app.command("train")
+def train_study(spec: str = typer.Argument(..., help="A training .toml spec, or the name of one in analyses/."),
+                out: Path = typer.Option(Path("reports"), "--out", "-o", help=OUT_HELP),
+                quick: bool = typer.Option(False, help="Reduced size (20 sentences, 1 epoch, H = 4): a smoke run.")):
+    """Run a training study (grid of runs, evaluation, figures); an interrupted study resumes where it stopped."""
+    from .train.study import load_train_spec, run_study
+    try:
+        loaded = load_train_spec(spec)
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        _fail(exc)
+    folder = run_study(loaded.quick() if quick else loaded, out)
+    typer.echo(f"report: {folder / 'index.html'}")
 
 
 @app.command()

@@ -174,8 +174,11 @@ def validate(spec: Spec, source: str = "spec") -> None:
         fail("floor", f"must be between 0 and 1; received {spec.floor}")
 
 
-def load_spec(path_or_name) -> Spec:
-    """Read a TOML spec from a path, or a built-in one from ``analyses/`` by name."""
+def read_spec_file(path_or_name) -> tuple[Path, dict]:
+    """Find a TOML spec (a path, or the name of one in ``analyses/``) and parse it.
+
+    Returns the path and the table, with ``name`` defaulting to the file's stem.
+    """
     path = Path(path_or_name)
     if not path.exists() and not path.suffix:
         candidate = ANALYSES_DIR / f"{path_or_name}.toml"
@@ -190,6 +193,20 @@ def load_spec(path_or_name) -> Spec:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path}: not valid TOML: {exc}") from None
     data.setdefault("name", path.stem)
+    return path, data
+
+
+def is_training_spec(data: dict) -> bool:
+    """Training studies (``gradlab train``) name a ``train`` dataset; report specs do not."""
+    return "train" in data
+
+
+def load_spec(path_or_name) -> Spec:
+    """Read a report spec from a path, or a built-in one from ``analyses/`` by name."""
+    path, data = read_spec_file(path_or_name)
+    if is_training_spec(data):
+        raise ValueError(f"{path} is a training study spec (it has a 'train' key); run it with "
+                         f"`gradlab train {path_or_name}` or gradlab.train.study.load_train_spec")
     return spec_from_dict(data, str(path))
 
 

@@ -38,7 +38,7 @@ BUILTIN = sorted(p.stem for p in ANALYSES_DIR.glob("*.toml"))
     ({"block_schemes": ["tbptt:-1"]}, r"block_schemes: tau must be >= 0; received -1"),
     ({"task": "foo"}, r"task: must be one of \('lm', 'number', 'agreement', 'recall', 'closing'\); received 'foo'"),
     ({"states": ["file:path=missing.npz"]}, r"states: model file missing\.npz does not exist"),
-    ({"states": ["bogus"]}, r"states: unknown model state kind 'bogus'.*\['file', 'init'\]"),
+    ({"states": ["bogus"]}, r"states: unknown model state kind 'bogus'.*\['file', 'init', 'train'\]"),
     ({"states": ["init:foo=1"]}, r"states: .*unknown key\(s\) \['foo'\]; allowed: \['activation', 'label', "
                                  r"'scale', 'seed'\]"),
     ({"states": ["file:path=m.npz,scale=1"]}, r"states: .*unknown key\(s\) \['scale'\]; allowed: \['label', "
@@ -206,7 +206,7 @@ def test_parse_state_file_forms():
 @pytest.mark.parametrize("text, error, match", [
     (3, TypeError, r"a model state must be a string"),
     (None, TypeError, r"a model state must be a string"),
-    ("random", ValueError, r"unknown model state kind 'random'.*expected one of \['file', 'init'\]"),
+    ("random", ValueError, r"unknown model state kind 'random'.*expected one of \['file', 'init', 'train'\]"),
     ("init:sigma=1", ValueError, r"unknown key\(s\) \['sigma'\]; allowed:"),
     ("init:seed=x", ValueError, r"seed an integer"),
     ("init:scale=inf", ValueError, r"scale must be a finite number >= 0"),

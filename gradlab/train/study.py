@@ -1,0 +1,449 @@
+"""Training studies: a grid of training runs (hidden size x scheme x learning rate x seed) from a TOML spec.
+
+``gradlab train SPEC [--out reports] [--quick]`` writes ``reports/<name>/``::
+
+    spec.toml, manifest.json
+    runs/<slug>/               one folder per run: checkpoint.npz (resume), mid.npz, model.npz,
+                               history.csv, evaluation.csv, by_distance.csv, by_attractors.csv,
+                               snapshots_*.csv, timing.csv; done.json is written last
+    history.csv                per run and epoch: train and dev loss (no timings)
+    evaluation.csv             per run and eval task: loss, perplexities, accuracy
+    by_distance.csv            per run, eval task and dependency distance: n, accuracy, mean loss
+    by_attractors.csv          per run, eval task and number of attractors
+    snapshots_profile.csv      vanishing profile at init / mid / end (snapshots = true)
+    snapshots_gap.csv          TBPTT gap at init / mid / end
+    snapshots_decay.csv        fitted decay at init / mid / end
+    summary.csv                one row per run: final losses and accuracies
+    timings.csv                one row per run: seconds (the only file that changes between reruns)
+    <figure>.png, .svg, index.html
+
+A run whose ``done.json`` matches its parameters is skipped; an unfinished one resumes
+from its checkpoint (the Trainer's resume is bitwise equal to an uninterrupted run), so
+the same inputs give the same CSVs, timings.csv and the wall time in index.html aside.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+import zlib
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import __version__
+from ..model import DEFAULT_SCALE, RNN
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["TrainSpec", "load_train_spec", "train_spec_from_dict", "validate_train_spec", "runs", "run_study",
+           "render_study", "TRAIN_FRAMES"]
+
+#: Tasks a study can train on, and the evaluation tasks each allows (same output layer).
+TRAIN_TASKS = {"lm": ("lm", "agreement", "recall", "closing"), "number": ("number",)}
+#: Combined CSVs of a study (timings.csv aside).
+TRAIN_FRAMES = ("history", "evaluation", "by_distance", "by_attractors", "snapshots_profile", "snapshots_gap",
+                "snapshots_decay", "summary")
+RUN_COLUMNS = ("run", "hidden_size", "scheme", "learning_rate", "seed")
+SNAPSHOTS = ("init", "mid", "end")
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """A training study (the keys of its TOML file).
+
+    Attributes
+    ----------
+    name, title : str
+    train : str
+        Dataset spec of the training data (``gradlab datasets``).
+    dev : str or None
+        Dataset spec of the dev data (same vocabulary); None: a ``dev_fraction`` split of ``train``.
+    dev_fraction : float
+    task : {"lm", "number"}
+    hidden_sizes, schemes, learning_rates, seeds : list
+        The grid: one run per combination. ``seeds`` seed the initial model (drawn as the
+        report's ``init`` state with ``scale``) and the order of the sentences.
+    epochs, batch_size : int
+    anneal : float
+        lr_epoch = lr / (1 + epoch / anneal); 0: constant.
+    n_sentences : int or None
+        First n training sentences (before a dev split).
+    n_dev : int or None
+        First n dev sentences.
+    eval_tasks : list of str
+        Tasks the final model is evaluated on (dev data): lm, agreement, recall, closing
+        for task lm; number for task number. Default: [task].
+    snapshots : bool
+        Analyse the model at init, after epochs // 2 epochs and at the end (vanishing
+        profile, TBPTT gap) on the first ``snapshot_sentences`` dev sentences, lags 0..max_lag.
+    max_lag, snapshot_sentences : int
+    scale : float
+        Initial weight scale.
+    """
+
+    name: str = "training"
+    title: str = "Training study"
+    train: str = "agreement:distance=8,min_distance=1"
+    dev: str | None = None
+    dev_fraction: float = 0.1
+    task: str = "lm"
+    hidden_sizes: list = field(default_factory=lambda: [50])
+    schemes: list = field(default_factory=lambda: ["full"])
+    learning_rates: list = field(default_factory=lambda: [0.5])
+    seeds: list = field(default_factory=lambda: [0])
+    epochs: int = 10
+    batch_size: int = 1
+    anneal: float = 0.0
+    n_sentences: int | None = None
+    n_dev: int | None = None
+    eval_tasks: list | None = None
+    snapshots: bool = False
+    max_lag: int = 20
+    snapshot_sentences: int = 200
+    scale: float = DEFAULT_SCALE
+
+    @property
+    def evaluation_tasks(self) -> list:
+        return list(self.eval_tasks) if self.eval_tasks else [self.task]
+
+    def to_toml(self) -> str:
+        from ..report.spec import _toml_value
+        return "".join(f"{k} = {_toml_value(v)}\n" for k, v in asdict(self).items() if v is not None)
+
+    def quick(self, n_sentences: int = 20, epochs: int = 1, hidden_size: int = 4, max_lag: int = 4) -> "TrainSpec":
+        """A reduced version for smoke runs: 20 sentences (train and dev), 1 epoch, H = 4, K = 4."""
+        return replace(self, n_sentences=min(n_sentences, self.n_sentences or n_sentences),
+                       n_dev=min(n_sentences, self.n_dev or n_sentences), epochs=min(epochs, self.epochs),
+                       hidden_sizes=[min(hidden_size, h) for h in dict.fromkeys(self.hidden_sizes)][:1],
+                       max_lag=min(max_lag, self.max_lag),
+                       snapshot_sentences=min(n_sentences, self.snapshot_sentences))
+
+
+_TYPES = {"name": str, "title": str, "train": str, "dev": str, "dev_fraction": float, "task": str,
+          "hidden_sizes": list, "schemes": list, "learning_rates": list, "seeds": list, "epochs": int,
+          "batch_size": int, "anneal": float, "n_sentences": int, "n_dev": int, "eval_tasks": list,
+          "snapshots": bool, "max_lag": int, "snapshot_sentences": int, "scale": float}
+_ITEM_TYPES = {"hidden_sizes": int, "schemes": str, "learning_rates": float, "seeds": int, "eval_tasks": str}
+
+
+def _is(value, want) -> bool:
+    if want is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if want is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, want)
+
+
+def train_spec_from_dict(data: dict, source: str = "training spec") -> TrainSpec:
+    """Build and fully validate a TrainSpec; errors name ``source``, the key and the allowed values."""
+    unknown = set(data) - set(_TYPES)
+    if unknown:
+        raise ValueError(f"{source}: unknown key(s) {sorted(unknown)}; allowed keys: {sorted(_TYPES)}")
+    values = {}
+    for key, value in data.items():
+        want = _TYPES[key]
+        if not _is(value, want):
+            raise ValueError(f"{source}: key {key!r} must be of type {want.__name__}; received {value!r}")
+        if want is float:
+            value = float(value)
+        if want is list:
+            item = _ITEM_TYPES[key]
+            if not all(_is(v, item) for v in value):
+                raise ValueError(f"{source}: key {key!r} must be a list of {item.__name__}; received {value!r}")
+            value = [float(v) for v in value] if item is float else list(value)
+        values[key] = value
+    spec = TrainSpec(**values)
+    validate_train_spec(spec, source)
+    return spec
+
+
+def validate_train_spec(spec: TrainSpec, source: str = "training spec") -> None:
+    """Check everything that can be checked without training."""
+    from ..data import check_spec, dataset_info
+    from ..schemes import parse_scheme
+
+    def fail(key, msg):
+        raise ValueError(f"{source}: {key}: {msg}")
+
+    if not spec.name or any(c in spec.name for c in "/\\") or spec.name.startswith("."):
+        fail("name", f"must be a plain folder name; received {spec.name!r}")
+    if spec.task not in TRAIN_TASKS:
+        fail("task", f"must be one of {tuple(TRAIN_TASKS)}; received {spec.task!r}")
+    for key in ("train", "dev"):
+        text = getattr(spec, key)
+        if text is None:
+            continue
+        try:
+            name, _ = check_spec(text)
+        except (ValueError, TypeError, FileNotFoundError) as exc:
+            fail(key, str(exc))
+        tasks = dataset_info(name).tasks
+        if spec.task not in tasks:
+            fail("task", f"{key} dataset {text!r} offers tasks {tasks}; received task {spec.task!r}")
+        if key == (spec.dev and "dev" or "train"):
+            for t in spec.evaluation_tasks:
+                if t not in TRAIN_TASKS[spec.task]:
+                    fail("eval_tasks", f"a model trained on task {spec.task!r} can be evaluated on "
+                                       f"{TRAIN_TASKS[spec.task]}; received {t!r}")
+                if t not in tasks:
+                    fail("eval_tasks", f"the dev dataset {text!r} offers tasks {tasks}; received {t!r}")
+    if not 0 < spec.dev_fraction < 1:
+        fail("dev_fraction", f"must be between 0 and 1; received {spec.dev_fraction}")
+    for key in ("hidden_sizes", "schemes", "learning_rates", "seeds"):
+        values = getattr(spec, key)
+        if not values:
+            fail(key, "needs at least one value")
+        if len(set(values)) != len(values):
+            fail(key, f"values must be unique; received {values}")
+    if any(h < 1 for h in spec.hidden_sizes):
+        fail("hidden_sizes", f"must be integers >= 1; received {spec.hidden_sizes}")
+    for s in spec.schemes:
+        try:
+            parse_scheme(s)
+        except (ValueError, TypeError) as exc:
+            fail("schemes", f"{exc} (allowed: full, tbptt:TAU, chunked:H, mikolov:BPTT,BLOCK, block:K1,K2)")
+    if any(not math.isfinite(r) or r <= 0 for r in spec.learning_rates):
+        fail("learning_rates", f"must be finite numbers > 0; received {spec.learning_rates}")
+    if any(s < 0 for s in spec.seeds):
+        fail("seeds", f"must be integers >= 0; received {spec.seeds}")
+    for key, lo in (("epochs", 1), ("batch_size", 1), ("n_sentences", 1), ("n_dev", 1), ("max_lag", 0),
+                    ("snapshot_sentences", 1)):
+        value = getattr(spec, key)
+        if value is not None and value < lo:
+            fail(key, f"must be an integer >= {lo}; received {value}")
+    if not math.isfinite(spec.anneal) or spec.anneal < 0:
+        fail("anneal", f"must be a finite number >= 0 (0: constant learning rate); received {spec.anneal}")
+    if not math.isfinite(spec.scale) or spec.scale < 0:
+        fail("scale", f"must be a finite number >= 0; received {spec.scale}")
+
+
+def load_train_spec(path_or_name) -> TrainSpec:
+    """Read a training TOML spec from a path, or one in ``analyses/`` by name."""
+    from ..report.spec import is_training_spec, read_spec_file
+    path, data = read_spec_file(path_or_name)
+    if not is_training_spec(data):
+        raise ValueError(f"{path} is a report spec, not a training study (it has no 'train' key); run it with "
+                         f"`gradlab run {path_or_name}`")
+    return train_spec_from_dict(data, source=str(path))
+
+
+# ---------------------------------------------------------------------- runs
+def _slug(text: str) -> str:
+    from ..report.pipeline import _slug as slug
+    return slug(text)
+
+
+def runs(spec: TrainSpec) -> list[dict]:
+    """The runs of a study in grid order (hidden, scheme, lr, seed), with parameters and fingerprint."""
+    common = {k: v for k, v in asdict(spec).items()
+              if k not in ("name", "title", "hidden_sizes", "schemes", "learning_rates", "seeds")}
+    out = []
+    for h in spec.hidden_sizes:
+        for scheme in spec.schemes:
+            for lr in spec.learning_rates:
+                for seed in spec.seeds:
+                    params = {**common, "hidden_size": h, "scheme": scheme, "learning_rate": lr, "seed": seed,
+                              "version": __version__}
+                    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
+                    run = f"h{h}_{scheme}_lr{lr:g}_seed{seed}"
+                    out.append({"run": run, "hidden_size": h, "scheme": scheme, "learning_rate": lr, "seed": seed,
+                                "params": params, "digest": digest, "slug": f"{_slug(run)}__{digest}"})
+    return out
+
+
+def load_data(spec: TrainSpec):
+    """(train, dev) Datasets of a study, exactly as its runs use them."""
+    from ..data import load_dataset
+    train = load_dataset(spec.train)
+    if spec.n_sentences is not None and spec.n_sentences < train.n_sentences:
+        train = train.select(np.arange(spec.n_sentences))
+    if spec.dev is None:
+        train, dev = train.split(spec.dev_fraction, seed=0)
+    else:
+        dev = load_dataset(spec.dev)
+        if dev.vocab != train.vocab:
+            raise ValueError(f"dev: dataset {spec.dev!r} has another vocabulary than train {spec.train!r} "
+                             f"(|V| {len(dev.vocab)} vs {len(train.vocab)}); give both the same vocab=")
+    if spec.n_dev is not None and spec.n_dev < dev.n_sentences:
+        dev = dev.select(np.arange(spec.n_dev))
+    for t in spec.evaluation_tasks:
+        if dev.n_outputs(t) != dev.n_outputs(spec.task):
+            raise ValueError(f"eval_tasks: task {t!r} needs {dev.n_outputs(t)} outputs, the trained model "
+                             f"has {dev.n_outputs(spec.task)}")
+    return train, dev
+
+
+def initial_model(spec: TrainSpec, run: dict, train) -> RNN:
+    """The run's initial model: the report's ``init:scale=S,seed=N`` state drawn for the training dataset."""
+    from ..analysis.states import ModelState
+    state = ModelState("init", scale=spec.scale, seed=run["seed"])
+    return state.build(len(train.vocab), run["hidden_size"], train.n_outputs(spec.task), key=spec.train)
+
+
+def _make_trainer(**options):
+    """The Trainer of a run (tests replace this to watch or interrupt runs)."""
+    from .trainer import Trainer
+    return Trainer(**options)
+
+
+def _is_done(folder: Path, digest: str) -> bool:
+    try:
+        return json.loads((folder / "done.json").read_text())["digest"] == digest
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def _with_run(frame: pd.DataFrame, run: dict, **extra) -> pd.DataFrame:
+    frame = frame.copy()
+    cols = {**{k: run[k] for k in RUN_COLUMNS}, **extra}
+    for i, (k, v) in enumerate(cols.items()):
+        frame.insert(i, k, v)
+    return frame
+
+
+def run_one(spec: TrainSpec, run: dict, folder: Path, train, dev) -> None:
+    """Train one run (resuming from its checkpoint), evaluate it, analyse its snapshots, then write done.json."""
+    from ..analysis.study import analyse
+    from ..report.pipeline import write_atomic, write_csv
+    from .evaluate import evaluate
+
+    t0 = time.perf_counter()
+    folder.mkdir(parents=True, exist_ok=True)
+    ckpt = folder / "checkpoint.npz"
+    init = initial_model(spec, run, train)
+    options = dict(task=spec.task, scheme=run["scheme"], learning_rate=run["learning_rate"], anneal=spec.anneal,
+                   batch_size=spec.batch_size, seed=run["seed"], checkpoint=ckpt, resume=True, progress=False)
+    n_batches = math.ceil(train.n_sentences / spec.batch_size)
+    if n_batches >= 8:  # a crash mid-epoch loses at most a quarter of an epoch
+        options["checkpoint_every"] = max(1, n_batches // 4)
+    mid_epochs = spec.epochs // 2
+    mid = init
+    if spec.snapshots and mid_epochs >= 1:
+        if (folder / "mid.npz").exists():
+            mid = RNN.load(folder / "mid.npz")
+        else:
+            mid = _make_trainer(epochs=mid_epochs, **options).fit(init, train, dev).model
+            mid.save(folder / "mid.npz")
+    result = _make_trainer(epochs=spec.epochs, **options).fit(init, train, dev)
+    if not result.completed:
+        raise RuntimeError(f"run {run['run']} stopped early ({result.stopped_by})")
+    model = result.model
+    model.save(folder / "model.npz")
+    history = result.history
+    seconds = float(history["seconds"].sum()) if "seconds" in history else float("nan")
+    write_csv(_with_run(history.drop(columns=["seconds"], errors="ignore"), run), folder / "history.csv")
+
+    evals, by_distance, by_attractors = [], [], []
+    for t in spec.evaluation_tasks:
+        ev = evaluate(model, dev, t)
+        evals.append(_with_run(ev.to_frame(), run))
+        by_distance.append(_with_run(ev.by_distance, run, dataset=dev.label, task=t))
+        by_attractors.append(_with_run(ev.by_attractors, run, dataset=dev.label, task=t))
+    write_csv(pd.concat(evals, ignore_index=True), folder / "evaluation.csv")
+    write_csv(pd.concat(by_distance, ignore_index=True), folder / "by_distance.csv")
+    write_csv(pd.concat(by_attractors, ignore_index=True), folder / "by_attractors.csv")
+
+    if spec.snapshots:
+        snap = dev.select(np.arange(min(spec.snapshot_sentences, dev.n_sentences)))
+        batch = snap.batch(spec.task)
+        parts: dict[str, list] = {"profile": [], "gap": [], "decay": []}
+        for at, m in zip(SNAPSHOTS, (init, mid, model)):
+            frames = analyse(m, batch, max_lag=spec.max_lag, block_schemes=(), per_sentence=False)
+            epochs_done = {"init": 0, "mid": mid_epochs, "end": spec.epochs}[at]
+            frames["gap"] = frames["gap"].rename(columns={"scheme": "gap_scheme"})
+            for name in parts:
+                parts[name].append(_with_run(frames[name], run, dataset=dev.label, state=f"{run['scheme']} @ {at}",
+                                             snapshot=at, epochs_trained=epochs_done))
+        for name, frames in parts.items():
+            write_csv(pd.concat(frames, ignore_index=True), folder / f"snapshots_{name}.csv")
+
+    last = history.iloc[-1] if len(history) else {}
+    row = {k: run[k] for k in RUN_COLUMNS}
+    row.update(epochs=int(result.epochs_done), updates=int(result.updates),
+               train_loss=float(last.get("train_loss", np.nan)), dev_loss=float(last.get("dev_loss", np.nan)))
+    for e in evals:
+        row[f"accuracy_{e['task'].iloc[0]}"] = float(e["accuracy"].iloc[0])
+        row[f"mean_loss_{e['task'].iloc[0]}"] = float(e["mean_loss"].iloc[0])
+    write_csv(pd.DataFrame([row]), folder / "summary.csv")
+    timing = {k: run[k] for k in RUN_COLUMNS}
+    timing.update(train_seconds=seconds, wall_seconds=time.perf_counter() - t0,
+                  resumed_from_update=result.resumed_from)
+    write_csv(pd.DataFrame([timing]), folder / "timing.csv")
+    write_atomic(folder / "done.json", json.dumps({"digest": run["digest"], "params": run["params"]}, indent=1,
+                                                  sort_keys=True, default=str))
+
+
+def run_study(spec: TrainSpec, out_root: str | os.PathLike = "reports", *, progress: bool = True,
+              render: bool = True) -> Path:
+    """Train every run of ``spec`` not yet done, combine the CSVs and render the report; returns its folder."""
+    from tqdm.auto import tqdm
+
+    from ..report.pipeline import write_atomic, write_csv
+    validate_train_spec(spec)
+    t0 = time.perf_counter()
+    train, dev = load_data(spec)
+    root = Path(out_root) / spec.name
+    root.mkdir(parents=True, exist_ok=True)
+    write_atomic(root / "spec.toml", spec.to_toml())
+    todo = runs(spec)
+    bar = tqdm(todo, desc=spec.name, unit="run", disable=not progress)
+    for run in bar:
+        folder = root / "runs" / run["slug"]
+        bar.set_postfix_str(run["run"])
+        if _is_done(folder, run["digest"]):
+            continue
+        run_one(spec, run, folder, train, dev)
+    folders = [root / "runs" / r["slug"] for r in todo]
+    for name in TRAIN_FRAMES:
+        parts = [pd.read_csv(f / f"{name}.csv") for f in folders if (f / f"{name}.csv").exists()]
+        if parts:
+            write_csv(pd.concat(parts, ignore_index=True), root / f"{name}.csv")
+    timings = pd.concat([pd.read_csv(f / "timing.csv") for f in folders], ignore_index=True)
+    write_csv(timings, root / "timings.csv")
+    wall = time.perf_counter() - t0
+    write_atomic(root / "manifest.json", json.dumps(
+        {"gradlab_version": __version__, "seeds": spec.seeds, "spec": asdict(spec),
+         "train": train.label, "dev": dev.label, "n_train": train.n_sentences, "n_dev": dev.n_sentences,
+         "runs": [{"run": r["run"], "digest": r["digest"]} for r in todo]}, indent=1, default=str))
+    if render:
+        render_study(root, wall_seconds=wall + 0.0)
+    return root
+
+
+def render_study(folder: str | os.PathLike, *, wall_seconds: float | None = None) -> Path:
+    """Draw the study's figures (PNG and SVG) and write ``index.html`` from its CSVs."""
+    from ..report.html import render_index, write_figure
+    from ..report.train_plots import FIGURES, TRAIN_COLUMN_DOCS
+    folder = Path(folder)
+    frames = {n: pd.read_csv(folder / f"{n}.csv") for n in TRAIN_FRAMES + ("timings",)
+              if (folder / f"{n}.csv").exists()}
+    manifest = json.loads((folder / "manifest.json").read_text())
+    drawn = []
+    for name, caption, builder in FIGURES:
+        fig = builder(frames)
+        if fig is not None:
+            write_figure(fig, folder, name)
+            drawn.append((name, caption))
+    timings = frames.get("timings")
+    train_s = float(timings["train_seconds"].sum()) if timings is not None else float("nan")
+    parameters = {"spec (spec.toml)": (folder / "spec.toml").read_text(),
+                  "gradlab version": manifest["gradlab_version"], "seeds": manifest["seeds"],
+                  "train / dev data": f"{manifest['train']} ({manifest['n_train']} sentences) / "
+                                      f"{manifest['dev']} ({manifest['n_dev']} sentences)",
+                  "total wall time (this invocation, s)": "?" if wall_seconds is None else f"{wall_seconds:.1f}",
+                  "training time summed over runs (s)": f"{train_s:.1f}",
+                  "runs (name, fingerprint)": manifest["runs"]}
+    return render_index(folder, title=manifest["spec"]["title"], figures=drawn, summary=frames["summary"],
+                        parameters=parameters, tables={n: f"{n}.csv" for n in frames},
+                        column_docs=TRAIN_COLUMN_DOCS,
+                        summary_caption="One row per run: final train/dev loss and the accuracy per eval task "
+                                        "(timings in timings.csv).")

@@ -1,0 +1,72 @@
+"""Training-study specs and the "train" report state: validation before any work."""
+from __future__ import annotations
+
+import pytest
+
+from gradlab.analysis.states import parse_state
+from gradlab.report.spec import spec_from_dict
+from gradlab.train.study import train_spec_from_dict
+
+BASE = {"name": "t", "train": "agreement:distance=4,n=20", "task": "lm", "hidden_sizes": [4], "schemes": ["full"],
+        "learning_rates": [0.5], "seeds": [0], "epochs": 1}
+
+
+@pytest.mark.parametrize("key,value,words", [
+    ("task", "agreement", ["task", "lm", "number"]),
+    ("schemes", ["tbptt:-1"], ["schemes"]),
+    ("schemes", ["bogus"], ["schemes", "tbptt"]),
+    ("learning_rates", [-0.5], ["learning_rates", "> 0"]),
+    ("hidden_sizes", [0], ["hidden_sizes"]),
+    ("seeds", [0, 0], ["seeds", "unique"]),
+    ("epochs", 0, ["epochs", ">= 1"]),
+    ("eval_tasks", ["number"], ["eval_tasks"]),
+    ("train", "nosuchdata", ["train"]),
+    ("dev", "agreement:distance=-3", ["dev"]),
+    ("dev_fraction", 1.5, ["dev_fraction"]),
+    ("anneal", -1, ["anneal"]),
+    ("colour", "red", ["unknown key", "colour"]),
+    ("epochs", "3", ["epochs", "int"]),
+    ("learning_rates", ["x"], ["learning_rates", "float"]),
+])
+def test_bad_keys_name_the_key(key, value, words):
+    with pytest.raises(ValueError) as err:
+        train_spec_from_dict({**BASE, key: value})
+    for w in words:
+        assert w in str(err.value)
+
+
+def test_good_spec_and_quick():
+    spec = train_spec_from_dict({**BASE, "eval_tasks": ["lm", "agreement"], "hidden_sizes": [25, 50]})
+    q = spec.quick()
+    assert q.hidden_sizes == [4] and q.epochs == 1 and q.n_sentences == 20
+
+
+@pytest.mark.parametrize("text,words", [
+    ("train:scheme=bogus,epochs=1,lr=0.5,batch_size=1", ["scheme"]),
+    ("train:scheme=full,epochs=0,lr=0.5,batch_size=1", ["epochs"]),
+    ("train:scheme=full,epochs=1,lr=-2,batch_size=1", ["lr"]),
+    ("train:scheme=full,epochs=1,lr=0.5,batch_size=0", ["batch_size"]),
+    ("train:scheme=full,epochs=1,lr=0.5,batch_size=1,at=later", ["at", "mid"]),
+    ("train:scheme=full,epochs=1,lr=0.5", ["batch_size="]),
+    ("train:scheme=full,epochs=1,lr=0.5,batch_size=1,foo=1", ["foo"]),
+])
+def test_train_state_parse_errors(text, words):
+    with pytest.raises(ValueError) as err:
+        parse_state(text)
+    for w in words:
+        assert w in str(err.value)
+
+
+def test_train_state_parses_mikolov_and_labels():
+    s = parse_state("train:scheme=mikolov:2,5,epochs=2,lr=0.5,batch_size=10,seed=3,at=mid")
+    assert s.kind == "train" and s.epochs == 2 and s.seed == 3 and s.at == "mid" and s.snapshot_epochs == 1
+    assert parse_state(s.label) == s
+
+
+def test_report_spec_checks_train_state():
+    state = "train:scheme=tbptt:2,epochs=1,lr=0.5,batch_size=10"
+    with pytest.raises(ValueError, match="task"):
+        spec_from_dict({"datasets": ["agreement:distance=4"], "states": [state], "task": "agreement"})
+    with pytest.raises(ValueError, match="same state"):
+        spec_from_dict({"datasets": ["agreement:distance=4"], "states": [state, state]})
+    spec_from_dict({"datasets": ["agreement:distance=4"], "states": ["init", state, state + ",at=init"]})
