@@ -152,13 +152,17 @@ def main(argv=None) -> int:
         print(f"{scheme:<12s} {'NumPy per-sentence loop':<26s} {t_np:9.3f} {n_tok / t_np:10.0f} {1.0:9.2f}")
         print(f"{scheme:<12s} {'gradlab Trainer':<26s} {t_gl:9.3f} {n_tok / t_gl:10.0f} {t_np / t_gl:9.2f}  "
               f"{diff:.1e}")
-        rows.append((scheme, t_np, t_gl))
+        rows.append((scheme, t_np, t_gl, diff))
     if args.extra:
         print()
         for scheme, bs in (("chunked:3", 1), ("block:3,6", 1), ("tbptt:3", 16), ("full", 16)):
             t, _, _ = median_time(lambda: gradlab_epoch(scheme, bs), args.repeats)
             print(f"{scheme:<12s} {f'gradlab, batch_size {bs}':<26s} {t:9.3f} {n_tok / t:10.0f}")
     print("\nratio = NumPy seconds / gradlab seconds (same work: one epoch, same order, same updates)")
+    worst = max(r[3] for r in rows)
+    if worst > 1e-9:  # both loops make the same updates: anything beyond rounding is a bug
+        print(f"MISMATCH: gradlab and the NumPy loop end {worst:.1e} apart")
+        return 1
     return 0
 
 

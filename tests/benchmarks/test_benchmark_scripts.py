@@ -1,0 +1,29 @@
+"""Every benchmark script runs (at its smallest size) and cross-checks what it times.
+
+Speed itself is never asserted here: the scripts report it. These smoke runs keep
+the scripts working as the package changes.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+
+RUNS = [
+    ("bench_engine.py", ["--quick", "--no-cold"]),
+    ("bench_data.py", ["--rows", "2000"]),
+    ("bench_train.py", ["--quick"]),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script, args", RUNS, ids=[r[0] for r in RUNS])
+def test_benchmark_script_runs(script, args):
+    proc = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "NOT OK" not in proc.stdout and "MISMATCH" not in proc.stdout.upper()
