@@ -20,73 +20,33 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
 import gradlab as gl
 from gradlab.train import Trainer
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peers import numpy_acc_deltas, numpy_acc_deltas_bptt, numpy_predict  # noqa: E402
+
 
 # ====================================================================== NumPy (student)
-def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def _softmax(x):
-    e = np.exp(x - np.max(x))
-    return e / e.sum()
-
-
-def predict(U, V, W, x):
-    T, H = len(x), U.shape[0]
-    s = np.zeros((T + 1, H))
-    y = np.zeros((T, W.shape[0]))
-    for t in range(T):
-        s[t] = _sigmoid(V[:, x[t]] + U.dot(s[t - 1]))
-        y[t] = _softmax(W.dot(s[t]))
-    return y, s
-
-
-def acc_deltas_bptt(U, W, x, d, y, s, steps, dU, dV, dW):
-    """Coursework TBPTT(steps): every loss goes back ``steps`` steps (update directions)."""
-    for t in reversed(range(len(x))):
-        delta_out = -y[t]
-        delta_out[d[t]] += 1.0
-        dW += np.outer(delta_out, s[t])
-        delta = W.T.dot(delta_out) * s[t] * (1.0 - s[t])
-        for j in range(t, max(t - steps - 1, -1), -1):
-            dV[:, x[j]] += delta
-            dU += np.outer(delta, s[j - 1])
-            delta = U.T.dot(delta) * s[j - 1] * (1.0 - s[j - 1])
-
-
-def acc_deltas_full(U, W, x, d, y, s, dU, dV, dW):
-    """Full BPTT in linear time: carry the summed delta of all later losses back one step at a time."""
-    H = U.shape[0]
-    carry = np.zeros(H)
-    for t in reversed(range(len(x))):
-        delta_out = -y[t]
-        delta_out[d[t]] += 1.0
-        dW += np.outer(delta_out, s[t])
-        delta = W.T.dot(delta_out) * s[t] * (1.0 - s[t]) + carry
-        dV[:, x[t]] += delta
-        dU += np.outer(delta, s[t - 1])
-        carry = U.T.dot(delta) * s[t - 1] * (1.0 - s[t - 1])
-
-
+# The student's predict and acc_deltas live in peers.py (shared with bench_engine.py); they
+# accumulate gradients, so the SGD step subtracts them.
 def numpy_epoch(model: gl.RNN, xs, ds, order, lr: float, steps: int | None):
     U, V, W = model.U.copy(), model.V.copy(), model.W.copy()
     for i in order:
         x, d = xs[i], ds[i]
-        y, s = predict(U, V, W, x)
+        y, s = numpy_predict(U, V, W, x)
         dU, dV, dW = np.zeros_like(U), np.zeros_like(V), np.zeros_like(W)
         if steps is None:
-            acc_deltas_full(U, W, x, d, y, s, dU, dV, dW)
+            numpy_acc_deltas(U, V, W, x, d, y, s, dU, dV, dW)
         else:
-            acc_deltas_bptt(U, W, x, d, y, s, steps, dU, dV, dW)
-        U += lr * dU
-        V += lr * dV
-        W += lr * dW
+            numpy_acc_deltas_bptt(U, V, W, x, d, y, s, steps, dU, dV, dW)
+        U -= lr * dU
+        V -= lr * dV
+        W -= lr * dW
     return U, V, W
 
 
