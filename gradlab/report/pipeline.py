@@ -131,13 +131,24 @@ def run_spec(spec: Spec, out_root: str | os.PathLike = "reports", *, progress: b
 
 
 def combine(root: Path, folders: list[Path]) -> dict[str, Path]:
-    """Concatenate the units' CSVs (in spec order) into one CSV per frame."""
+    """Concatenate the units' CSVs (in spec order) into one CSV per frame.
+
+    The units' files share one writer and one header per frame, so their text is
+    joined as it is (header once) rather than parsed and formatted again.
+    """
     written = {}
     for name in FRAMES:
-        parts = [pd.read_csv(f / f"{name}.csv") for f in folders if (f / f"{name}.csv").exists()]
-        if parts:
-            write_csv(pd.concat(parts, ignore_index=True), root / f"{name}.csv")
-            written[name] = root / f"{name}.csv"
+        texts = [(f / f"{name}.csv").read_text(encoding="utf-8") for f in folders if (f / f"{name}.csv").exists()]
+        if not texts:
+            continue
+        headers = {t.split("\n", 1)[0] for t in texts}
+        if len(headers) != 1:
+            raise ValueError(f"{root}: the units' {name}.csv files have different columns ({sorted(headers)}); "
+                             "they were written by different gradlab versions — delete the units folder and rerun")
+        header = headers.pop()
+        body = "".join(t.split("\n", 1)[1] if "\n" in t else "" for t in texts)
+        write_atomic(root / f"{name}.csv", header + "\n" + body)
+        written[name] = root / f"{name}.csv"
     return written
 
 

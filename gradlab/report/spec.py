@@ -211,12 +211,13 @@ def load_spec(path_or_name) -> Spec:
 
 
 #: The report ``gradlab`` writes when run with no arguments: four built-in datasets,
-#: from long planted dependencies to none, at the coursework size H = 50.
+#: from long planted dependencies to none, at the coursework size H = 50, at
+#: initialisation and after two epochs of TBPTT(3) training on each dataset.
 DEFAULT_SPEC = Spec(
     name="default",
     title="Vanishing gradients and the truncation gap on the built-in datasets",
     datasets=["agreement:distance=8", "recall:distance=8", "dyck", "markov"],
-    states=["init:scale=0.316", "init:scale=1.0"],
+    states=["init:scale=0.316", "train:scheme=tbptt:3,epochs=2,lr=0.5,batch_size=20,label=trained:tbptt:3"],
     task="lm",
     hidden_size=50,
     max_lag=40,
