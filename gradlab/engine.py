@@ -380,7 +380,7 @@ def _backward(U, S, batch: Batch, loss_pos, dS, lo, code, vocab_size, initial_st
     return dU, np.ascontiguousarray(dVT.T)
 
 
-def _derivative(S: np.ndarray, activation: str) -> np.ndarray:
+def state_derivative(S: np.ndarray, activation: str) -> np.ndarray:
     """f'(net_in) of every token, from its state s = f(net_in)."""
     if activation == "sigmoid":
         return S * (1.0 - S)
@@ -440,7 +440,7 @@ def contributions(model: RNN, batch: Batch, max_lag: int) -> Contributions:
         S = _states(prep)
         losses, dS, dW = _output(prep, S, want_grad=True)
         s_norm = np.sqrt(np.einsum("ij,ij->i", S, S))
-        fprime = _derivative(S, model.activation)
+        fprime = state_derivative(S, model.activation)
         active = np.arange(loss_pos.size)           # losses whose signal reaches lag k
         delta = dS * fprime[loss_pos]               # delta(t, t)
         for k in range(K + 1):

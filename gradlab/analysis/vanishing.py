@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..engine import Contributions, forward
+from ..engine import Contributions, forward, state_derivative
 from ..model import RNN
 
 #: max f'(net) of each activation: the per-step growth of the signal is at most ||U|| times this.
@@ -80,12 +80,7 @@ def recurrence_stats(model: RNN, batch) -> dict:
     eig = np.linalg.eigvals(model.U)
     sigma = np.linalg.svd(model.U, compute_uv=False)
     s = forward(model, batch).s
-    if model.activation == "sigmoid":
-        fprime = s * (1.0 - s)
-    elif model.activation == "tanh":
-        fprime = 1.0 - s * s
-    else:
-        fprime = (s > 0).astype(float)
+    fprime = state_derivative(s, model.activation)
     return {"spectral_radius": float(np.max(np.abs(eig))), "sigma_max": float(sigma[0]),
             "mean_fprime": float(fprime.mean()),
             "growth_bound": float(sigma[0] * MAX_DERIVATIVE[model.activation])}

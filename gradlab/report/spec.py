@@ -101,23 +101,47 @@ _TYPES = {"name": str, "title": str, "datasets": list, "states": list, "task": s
           "seed": int}
 
 
-def spec_from_dict(data: dict, source: str = "spec") -> Spec:
-    """Build and fully validate a Spec; errors name ``source``, the key and the allowed values."""
-    unknown = set(data) - set(_TYPES)
+_ITEM_NAMES = {str: "strings", int: "integers", float: "numbers"}
+
+
+def _is(value, want) -> bool:
+    """isinstance for TOML values: bools are not numbers, integers are floats."""
+    if want is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if want is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, want)
+
+
+def typed_values(data: dict, types: dict, item_types: dict, source: str) -> dict:
+    """Check a TOML table's keys and value types; floats given as integers become floats.
+
+    ``types`` maps each allowed key to its type; ``item_types`` gives the element type
+    of each list key. Errors name ``source``, the key and what was expected.
+    """
+    unknown = set(data) - set(types)
     if unknown:
-        raise ValueError(f"{source}: unknown key(s) {sorted(unknown)}; allowed keys: {sorted(_TYPES)}")
+        raise ValueError(f"{source}: unknown key(s) {sorted(unknown)}; allowed keys: {sorted(types)}")
     values = {}
     for key, value in data.items():
-        want = _TYPES[key]
-        ok = isinstance(value, want) and not (want is int and isinstance(value, bool))
-        if want is float and isinstance(value, int) and not isinstance(value, bool):
-            value, ok = float(value), True
-        if not ok:
+        want = types[key]
+        if not _is(value, want):
             raise ValueError(f"{source}: key {key!r} must be of type {want.__name__}; received {value!r}")
-        if want is list and not all(isinstance(v, str) for v in value):
-            raise ValueError(f"{source}: key {key!r} must be a list of strings; received {value!r}")
+        if want is float:
+            value = float(value)
+        if want is list:
+            item = item_types[key]
+            if not all(_is(v, item) for v in value):
+                raise ValueError(f"{source}: key {key!r} must be a list of {_ITEM_NAMES[item]} ({item.__name__}); "
+                                 f"received {value!r}")
+            value = [float(v) for v in value] if item is float else list(value)
         values[key] = value
-    spec = Spec(**values)
+    return values
+
+
+def spec_from_dict(data: dict, source: str = "spec") -> Spec:
+    """Build and fully validate a Spec; errors name ``source``, the key and the allowed values."""
+    spec = Spec(**typed_values(data, _TYPES, {k: str for k, t in _TYPES.items() if t is list}, source))
     validate(spec, source)
     return spec
 

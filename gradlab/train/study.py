@@ -135,32 +135,10 @@ _TYPES = {"name": str, "title": str, "train": str, "dev": str, "dev_fraction": f
 _ITEM_TYPES = {"hidden_sizes": int, "schemes": str, "learning_rates": float, "seeds": int, "eval_tasks": str}
 
 
-def _is(value, want) -> bool:
-    if want is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if want is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, want)
-
-
 def train_spec_from_dict(data: dict, source: str = "training spec") -> TrainSpec:
     """Build and fully validate a TrainSpec; errors name ``source``, the key and the allowed values."""
-    unknown = set(data) - set(_TYPES)
-    if unknown:
-        raise ValueError(f"{source}: unknown key(s) {sorted(unknown)}; allowed keys: {sorted(_TYPES)}")
-    values = {}
-    for key, value in data.items():
-        want = _TYPES[key]
-        if not _is(value, want):
-            raise ValueError(f"{source}: key {key!r} must be of type {want.__name__}; received {value!r}")
-        if want is float:
-            value = float(value)
-        if want is list:
-            item = _ITEM_TYPES[key]
-            if not all(_is(v, item) for v in value):
-                raise ValueError(f"{source}: key {key!r} must be a list of {item.__name__}; received {value!r}")
-            value = [float(v) for v in value] if item is float else list(value)
-        values[key] = value
+    from ..report.spec import typed_values
+    values = typed_values(data, _TYPES, _ITEM_TYPES, source)
     spec = TrainSpec(**values)
     validate_train_spec(spec, source)
     return spec
