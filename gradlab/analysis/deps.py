@@ -50,3 +50,12 @@ def dependency_kept(signal: pd.DataFrame, max_tau: int) -> pd.DataFrame:
     taus = np.arange(max_tau + 1)
     kept = [use.loc[use["distance"] <= tau, "signal"].sum() / total if total > 0 else np.nan for tau in taus]
     return pd.DataFrame({"tau": taus, "kept_share": kept})
+
+
+def dependency_kept_from_sums(signal_by_lag: np.ndarray, max_tau: int) -> pd.DataFrame:
+    """:func:`dependency_kept` from the dependency signal summed by lag (entry d: every dependency at lag d)."""
+    total = float(signal_by_lag.sum())
+    cum = np.cumsum(signal_by_lag)
+    taus = np.arange(max_tau + 1)
+    kept = [float(cum[min(tau, cum.size - 1)]) / total if total > 0 else np.nan for tau in taus]
+    return pd.DataFrame({"tau": taus, "kept_share": kept})

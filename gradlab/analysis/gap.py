@@ -59,24 +59,44 @@ def truncation_gap(model, batch, contrib: Contributions, block_schemes=(), beta:
         scheme, family ("tbptt"/"block"), tau (NaN for block schemes), parameter
         ("U", "V", "all"), rel_error, cosine, bound.
     """
-    full = gradient(model, batch, Full())
-    full_parts = full.as_dict()
-    rows = []
-    PU = np.zeros_like(contrib.G_U[0])
-    PVT = np.zeros_like(contrib.G_VT[0])
-    max_tau = contrib.max_lag if max_tau is None else min(max_tau, contrib.max_lag)
-    for tau in range(max_tau + 1):
-        PU += contrib.G_U[tau]
-        PVT += contrib.G_VT[tau]
-        parts = {"U": PU, "V": PVT.T, "W": contrib.G_W}
-        bound = beta ** (tau + 1) if beta is not None and np.isfinite(beta) else np.nan
-        for name, rel, cos in _compare(parts, full_parts):
-            rows.append((f"tbptt:{tau}", "tbptt", float(tau), name, rel, cos, bound))
+    full = gradient(model, batch, Full()).as_dict()
+    blocks = {}
     for scheme in block_schemes:
         scheme = parse_scheme(scheme)
-        g = gradient(model, batch, scheme)
-        for name, rel, cos in _compare(g.as_dict(), full_parts):
-            rows.append((scheme.label, "block", np.nan, name, rel, cos, np.nan))
+        blocks[scheme.label] = gradient(model, batch, scheme).as_dict()
+    return gap_rows(contrib.G_U, contrib.G_VT, contrib.G_W, full, blocks, beta=beta,
+                    max_tau=contrib.max_lag if max_tau is None else min(max_tau, contrib.max_lag))
+
+
+def gap_rows(G_U: np.ndarray, G_VT: np.ndarray, G_W: np.ndarray, full: dict, blocks: dict,
+             beta: float | None = None, max_tau: int | None = None) -> pd.DataFrame:
+    """The rows of :func:`truncation_gap` from per-lag sums and the full and block gradients.
+
+    Parameters
+    ----------
+    G_U : (K+1, H, H); G_VT : (K+1, |V|, H); G_W : (|O|, H)
+        Per-lag summed gradients (:class:`gradlab.Contributions`, or merged partitions).
+    full : dict of arrays
+        The full-BPTT gradient: U, V, W.
+    blocks : dict of str to dict of arrays
+        Each block scheme's label and gradient (U, V, W).
+    beta, max_tau
+        As for :func:`truncation_gap`.
+    """
+    rows = []
+    PU = np.zeros_like(G_U[0])
+    PVT = np.zeros_like(G_VT[0])
+    max_tau = G_U.shape[0] - 1 if max_tau is None else max_tau
+    for tau in range(max_tau + 1):
+        PU += G_U[tau]
+        PVT += G_VT[tau]
+        parts = {"U": PU, "V": PVT.T, "W": G_W}
+        bound = beta ** (tau + 1) if beta is not None and np.isfinite(beta) else np.nan
+        for name, rel, cos in _compare(parts, full):
+            rows.append((f"tbptt:{tau}", "tbptt", float(tau), name, rel, cos, bound))
+    for label, g in blocks.items():
+        for name, rel, cos in _compare(g, full):
+            rows.append((label, "block", np.nan, name, rel, cos, np.nan))
     return pd.DataFrame(rows, columns=["scheme", "family", "tau", "parameter", "rel_error", "cosine", "bound"])
 
 

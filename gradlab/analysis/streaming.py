@@ -1,0 +1,291 @@
+"""Corpus-size analysis: statistics computed per partition of sentences and merged exactly.
+
+The in-memory path (:func:`gradlab.analysis.analyse`) keeps one row per (sentence, t, k),
+which caps a corpus at what fits in memory. Here every partition of sentences gives a
+:class:`PartitionStats` — per-lag counts, sums, sums of squares and fixed log-spaced
+histograms of ||delta(t, t-k)||, per-(t, k) sums for the heatmap, the per-lag summed
+gradients G_U[k] (and G_V[k]), the full and block-scheme gradients, the dependency signal
+summed by lag — and partitions merge by addition. Memory follows the partition size, K, H
+and |V|, never the corpus size.
+
+Counts and histograms merge exactly; float sums are merged in partition order, so a
+corpus gives the same bytes however its partitions were scheduled (in this process or on
+Dask) and equals the in-memory results to rounding. Quantiles are read from the
+histograms: each is the geometric centre of the bin that holds it, so it is within half a
+bin (a factor 10^(1/(2 * BINS_PER_DECADE)), about 3.7 %) of the exact quantile.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..engine import contributions, forward, gradient, state_derivative
+from ..schemes import Full, parse_scheme
+from .gap import gap_rows, smallest_tau
+from .vanishing import MAX_DERIVATIVE, fit_decay, reach
+
+__all__ = ["PartitionStats", "partition_stats", "merge", "frames_from_stats", "BINS_PER_DECADE", "LOG10_RANGE",
+           "quantile_resolution", "partitions"]
+
+#: Histogram bins per decade of ||delta||, and the decades they cover (values outside go to the
+#: under/overflow bins; exact zeros are counted apart).
+BINS_PER_DECADE = 32
+LOG10_RANGE = (-80.0, 8.0)
+_N_BINS = int(round((LOG10_RANGE[1] - LOG10_RANGE[0]) * BINS_PER_DECADE))
+
+
+def quantile_resolution() -> float:
+    """The largest ratio between a histogram quantile and the exact one (half a bin in log scale)."""
+    return float(10.0 ** (0.5 / BINS_PER_DECADE))
+
+
+def _bin_index(values: np.ndarray) -> np.ndarray:
+    """Histogram column of each value: 0 = exact zero, 1 = underflow, 2.._N_BINS+1 the bins, last = overflow."""
+    out = np.zeros(values.shape, dtype=np.int64)
+    pos = values > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        b = np.floor((np.log10(values[pos]) - LOG10_RANGE[0]) * BINS_PER_DECADE).astype(np.int64)
+    out[pos] = np.clip(b, -1, _N_BINS) + 2
+    out[~np.isfinite(values)] = _N_BINS + 2      # inf / NaN: overflow, so they stay visible in the counts
+    return out
+
+
+def _bin_value(col: int) -> float:
+    """The value a quantile in histogram column ``col`` reads as (the bin's geometric centre)."""
+    if col == 0:
+        return 0.0
+    if col == 1:
+        return 10.0 ** LOG10_RANGE[0]
+    if col == _N_BINS + 2:
+        return np.inf
+    return 10.0 ** (LOG10_RANGE[0] + (col - 2 + 0.5) / BINS_PER_DECADE)
+
+
+def _add(a, b):
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a + b
+
+
+def _add_padded(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a + b along axis 0 where either may have fewer rows (rows missing are zero)."""
+    if a.shape[0] < b.shape[0]:
+        a, b = b, a
+    out = a.copy()
+    out[: b.shape[0]] += b
+    return out
+
+
+@dataclass
+class PartitionStats:
+    """Everything the aggregated report needs from a set of sentences; merge with :func:`merge`.
+
+    Attributes
+    ----------
+    max_lag : int
+    n_sentences, n_losses, n_tokens : int
+    loss : float
+        Summed loss.
+    count, total, total_sq : (K+1,) arrays
+        Per lag k: how many losses reach it, sum and sum of squares of ||delta(t, t-k)||.
+    hist : int64 (K+1, n_bins + 3)
+        Per lag: exact zeros, underflow, the log-spaced bins, overflow.
+    heat_count, heat_total : (T_max, K+1) arrays
+        Per (t, k): count and sum of ||delta(t, t-k)||.
+    G_U : (K+1, H, H); G_VT : (K+1, |V|, H) or None; G_W : (|O|, H)
+    full : dict of arrays
+        The full-BPTT gradient (U, V, W) of the partition's losses.
+    blocks : dict of str to dict of arrays
+        Each block scheme's gradient.
+    fprime_sum : float
+        Sum of f'(net_in) over every token and unit (the mean f' of the report).
+    dep_count, dep_signal, dep_signal_rel : (n_dep_lags,) arrays
+        Dependencies by lag: how many, sum of ||delta(target, source)|| and of that over
+        ||delta(target, target)|| (dependencies whose target has no loss are left out).
+    """
+
+    max_lag: int
+    n_sentences: int = 0
+    n_losses: int = 0
+    n_tokens: int = 0
+    loss: float = 0.0
+    count: np.ndarray = None
+    total: np.ndarray = None
+    total_sq: np.ndarray = None
+    hist: np.ndarray = None
+    heat_count: np.ndarray = None
+    heat_total: np.ndarray = None
+    G_U: np.ndarray = None
+    G_VT: np.ndarray | None = None
+    G_W: np.ndarray = None
+    full: dict = field(default_factory=dict)
+    blocks: dict = field(default_factory=dict)
+    fprime_sum: float = 0.0
+    dep_count: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    dep_signal: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    dep_signal_rel: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+
+def partitions(n: int, size: int) -> list[tuple[int, int]]:
+    """Contiguous sentence ranges [lo, hi) of at most ``size`` sentences covering 0..n."""
+    if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
+        raise ValueError(f"partition_size must be an integer >= 1; received {size!r}")
+    return [(lo, min(lo + size, n)) for lo in range(0, n, size)]
+
+
+def partition_stats(model, batch, *, max_lag: int, block_schemes=(), deps: pd.DataFrame | None = None,
+                    with_V: bool = True) -> PartitionStats:
+    """The mergeable statistics of one partition (a batch of sentences).
+
+    Parameters
+    ----------
+    model : RNN
+    batch : Batch
+    max_lag : int
+        K.
+    block_schemes : iterable of Scheme or str
+    deps : DataFrame, optional
+        The batch's dependencies (sentence, source, target, lag or distance, in batch
+        coordinates); their signal is summed by lag (lags beyond K included).
+    with_V : bool
+        Keep G_V[k] (needed for the V and "all" gap curves; |V| H (K+1) floats).
+    """
+    K = int(max_lag)
+    c = contributions(model, batch, K)
+    st = PartitionStats(K)
+    st.n_sentences = int(batch.n_sentences)
+    st.n_losses = int(c.n_losses)
+    st.n_tokens = int(batch.n_tokens if hasattr(batch, "n_tokens") else batch.ids.size)
+    st.loss = float(c.loss)
+    norms = c.delta_norm
+    st.count = np.bincount(c.lag, minlength=K + 1).astype(np.int64)
+    st.total = np.bincount(c.lag, weights=norms, minlength=K + 1)
+    st.total_sq = np.bincount(c.lag, weights=norms * norms, minlength=K + 1)
+    cols = _bin_index(norms)
+    st.hist = np.bincount(c.lag * (_N_BINS + 3) + cols, minlength=(K + 1) * (_N_BINS + 3)) \
+        .reshape(K + 1, _N_BINS + 3).astype(np.int64)
+    T = int(c.t.max()) + 1 if c.t.size else 0
+    cell = c.t * (K + 1) + c.lag
+    st.heat_count = np.bincount(cell, minlength=T * (K + 1)).reshape(T, K + 1).astype(np.int64)
+    st.heat_total = np.bincount(cell, weights=norms, minlength=T * (K + 1)).reshape(T, K + 1)
+    st.G_U = c.G_U
+    st.G_VT = c.G_VT if with_V else None
+    st.G_W = c.G_W
+    st.full = gradient(model, batch, Full()).as_dict()
+    for scheme in block_schemes:
+        scheme = parse_scheme(scheme)
+        st.blocks[scheme.label] = gradient(model, batch, scheme).as_dict()
+    s = forward(model, batch).s
+    st.fprime_sum = float(state_derivative(s, model.activation).sum())
+    if deps is not None and len(deps):
+        sig = _dependency_signal(model, batch, deps, c).dropna(subset=["signal"])
+        lags = sig["distance"].to_numpy(np.int64)
+        n = int(lags.max()) + 1 if lags.size else 0
+        st.dep_count = np.bincount(lags, minlength=n).astype(np.int64)
+        st.dep_signal = np.bincount(lags, weights=sig["signal"].to_numpy(float), minlength=n)
+        st.dep_signal_rel = np.bincount(lags, weights=sig["signal_rel"].to_numpy(float), minlength=n)
+    return st
+
+
+def _dependency_signal(model, batch, deps: pd.DataFrame, contrib) -> pd.DataFrame:
+    """||delta(target, source)|| of every dependency of the partition (the in-memory path's measure)."""
+    from .deps import dependency_signal
+    longest = int(deps["distance"].max())
+    if longest > contrib.max_lag:
+        contrib = contributions(model, batch, longest)
+    return dependency_signal(contrib, deps)
+
+
+def merge(a: PartitionStats, b: PartitionStats) -> PartitionStats:
+    """The statistics of both partitions' sentences (b's added to a's; neither is changed)."""
+    if a.max_lag != b.max_lag:
+        raise ValueError(f"cannot merge statistics of max_lag {a.max_lag} and {b.max_lag}")
+    if set(a.blocks) != set(b.blocks) or (a.G_VT is None) != (b.G_VT is None):
+        raise ValueError("cannot merge statistics computed with different block schemes or with_V")
+    return PartitionStats(
+        a.max_lag, a.n_sentences + b.n_sentences, a.n_losses + b.n_losses, a.n_tokens + b.n_tokens,
+        a.loss + b.loss, a.count + b.count, a.total + b.total, a.total_sq + b.total_sq, a.hist + b.hist,
+        _add_padded(a.heat_count, b.heat_count), _add_padded(a.heat_total, b.heat_total),
+        a.G_U + b.G_U, _add(a.G_VT, b.G_VT), a.G_W + b.G_W,
+        {k: a.full[k] + b.full[k] for k in a.full},
+        {s: {k: a.blocks[s][k] + b.blocks[s][k] for k in a.blocks[s]} for s in a.blocks},
+        a.fprime_sum + b.fprime_sum,
+        _add_padded(a.dep_count, b.dep_count), _add_padded(a.dep_signal, b.dep_signal),
+        _add_padded(a.dep_signal_rel, b.dep_signal_rel))
+
+
+def _quantile(hist_row: np.ndarray, q: float) -> float:
+    """The q-quantile (as pandas' linear interpolation ranks it) read from one lag's histogram."""
+    n = int(hist_row.sum())
+    if n == 0:
+        return np.nan
+    rank = q * (n - 1)                     # 0-based position of the quantile among the sorted values
+    cum = np.cumsum(hist_row)
+    lo = int(np.searchsorted(cum, np.floor(rank) + 1))
+    hi = int(np.searchsorted(cum, np.ceil(rank) + 1))
+    if lo == hi:
+        return _bin_value(lo)
+    # the two order statistics sit in neighbouring bins: interpolate between their centres
+    frac = rank - np.floor(rank)
+    return float((1 - frac) * _bin_value(lo) + frac * _bin_value(hi))
+
+
+def frames_from_stats(st: PartitionStats, model, *, floor: float = 1e-3, max_tau: int | None = None) -> dict:
+    """The report's frames from merged statistics (columns as :func:`gradlab.analysis.analyse` gives them).
+
+    Returns
+    -------
+    dict of DataFrame
+        profile (quantiles from the histograms), heatmap, decay, gap, summary, and
+        dependency_kept / dependency_lags when dependencies were measured.
+    """
+    K = st.max_lag
+    lags = np.arange(K + 1)
+    keep = st.count > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = st.total / st.count
+    profile = pd.DataFrame({
+        "lag": lags[keep], "n": st.count[keep], "mean": mean[keep],
+        "median": [_quantile(st.hist[k], 0.5) for k in lags[keep]],
+        "q25": [_quantile(st.hist[k], 0.25) for k in lags[keep]],
+        "q75": [_quantile(st.hist[k], 0.75) for k in lags[keep]],
+    })
+    base = profile["mean"].iloc[0] if len(profile) else np.nan
+    profile["rel_mean"] = profile["mean"] / base if base else np.nan
+    tt, kk = np.nonzero(st.heat_count)
+    heat = pd.DataFrame({"t": tt.astype(np.int64), "lag": kk.astype(np.int64),
+                         "mean": st.heat_total[tt, kk] / st.heat_count[tt, kk]})
+    fit = fit_decay(profile)
+    sigma = np.linalg.svd(model.U, compute_uv=False)
+    H = model.U.shape[0]
+    stats = {"spectral_radius": float(np.max(np.abs(np.linalg.eigvals(model.U)))), "sigma_max": float(sigma[0]),
+             "mean_fprime": st.fprime_sum / max(st.n_tokens * H, 1),
+             "growth_bound": float(sigma[0] * MAX_DERIVATIVE[model.activation])}
+    decay = pd.DataFrame([{**fit, **stats, "floor": floor, "reach": reach(profile, floor)}])
+    max_tau = K if max_tau is None else min(max_tau, K)
+    G_VT = st.G_VT if st.G_VT is not None else np.zeros((K + 1, model.vocab_size, H))
+    gap = gap_rows(st.G_U, G_VT, st.G_W, st.full, st.blocks, beta=fit["beta"], max_tau=max_tau)
+    if st.G_VT is None:        # without G_V only U's curve is exact
+        gap = gap[gap["parameter"] == "U"].reset_index(drop=True)
+    out = {"profile": profile, "heatmap": heat, "decay": decay, "gap": gap}
+    if st.dep_count.size:
+        from .deps import dependency_kept_from_sums
+        out["dependency_kept"] = dependency_kept_from_sums(st.dep_signal, K)
+        dl = np.flatnonzero(st.dep_count)
+        out["dependency_lags"] = pd.DataFrame({"lag": dl, "n": st.dep_count[dl],
+                                               "mean_signal": st.dep_signal[dl] / st.dep_count[dl],
+                                               "mean_signal_rel": st.dep_signal_rel[dl] / st.dep_count[dl]})
+    param = "all" if st.G_VT is not None else "U"
+    out["summary"] = pd.DataFrame([{
+        "beta": fit["beta"], "half_life": fit["half_life"],
+        "tau_10": smallest_tau(gap, 0.10, param), "tau_1": smallest_tau(gap, 0.01, param),
+        "spectral_radius": stats["spectral_radius"], "sigma_max": stats["sigma_max"],
+        "mean_fprime": stats["mean_fprime"], "reach": decay["reach"].iloc[0],
+        "n_sentences": st.n_sentences, "n_losses": st.n_losses,
+        "mean_loss": st.loss / max(st.n_losses, 1),
+    }])
+    return out

@@ -1,0 +1,128 @@
+"""Corpus-size statistics: partitions merged exactly equal the in-memory analysis.
+
+The in-memory path (``analyse``) is itself checked against the loop references of
+tests/naive.py; here every aggregated frame is compared with it, for partition sizes
+from one sentence to the whole corpus, and the histogram quantiles with exact ones.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import gradlab as gl
+from gradlab.analysis import analyse
+from gradlab.analysis.streaming import (BINS_PER_DECADE, frames_from_stats, merge, partition_stats, partitions,
+                                        quantile_resolution)
+from gradlab.data import load_dataset
+
+#: Sums merged in another order than the in-memory groupby: equal to rounding.
+RTOL = 1e-10
+#: Relative errors near zero (large tau) are differences of nearly equal sums.
+GAP_ATOL = 1e-9
+
+
+def _streamed(model, ds, task, K, size, blocks=(), deps=True, with_V=True):
+    acc = None
+    for lo, hi in partitions(ds.n_sentences, size):
+        part = ds.select(np.arange(lo, hi))
+        st_ = partition_stats(model, part.batch(task), max_lag=K, block_schemes=blocks,
+                              deps=part.dependencies(task) if deps else None, with_V=with_V)
+        acc = st_ if acc is None else merge(acc, st_)
+    return acc
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    ds = load_dataset("agreement:distance=5,n=45")
+    model = gl.RNN.init(len(ds.vocab), 6, rng=3, scale=0.8)
+    return ds, model
+
+
+def _check_same(mem: dict, agg: dict, K: int):
+    p, q = mem["profile"], agg["profile"]
+    assert p["lag"].tolist() == q["lag"].tolist()
+    assert p["n"].tolist() == q["n"].tolist()
+    np.testing.assert_allclose(q["mean"], p["mean"], rtol=RTOL)
+    np.testing.assert_allclose(q["rel_mean"], p["rel_mean"], rtol=RTOL)
+    h1 = mem["heatmap"].sort_values(["t", "lag"]).reset_index(drop=True)
+    h2 = agg["heatmap"].sort_values(["t", "lag"]).reset_index(drop=True)
+    assert h1[["t", "lag"]].equals(h2[["t", "lag"]])
+    np.testing.assert_allclose(h2["mean"], h1["mean"], rtol=RTOL)
+    for col in ("beta", "spectral_radius", "sigma_max", "mean_fprime", "reach"):
+        np.testing.assert_allclose(agg["decay"][col], mem["decay"][col], rtol=1e-8)
+    g1, g2 = mem["gap"], agg["gap"]
+    assert g1[["scheme", "parameter"]].equals(g2[["scheme", "parameter"]])
+    np.testing.assert_allclose(g2["rel_error"], g1["rel_error"], rtol=1e-7, atol=GAP_ATOL)
+    np.testing.assert_allclose(g2["cosine"], g1["cosine"], rtol=1e-10)
+    for col in ("tau_10", "tau_1", "n_sentences", "n_losses", "mean_loss"):
+        np.testing.assert_allclose(agg["summary"][col], mem["summary"][col], rtol=1e-10)
+    np.testing.assert_allclose(agg["dependency_kept"]["kept_share"], mem["dependency_kept"]["kept_share"],
+                               rtol=1e-10)
+
+
+@settings(max_examples=12, deadline=None)
+@given(size=st.integers(1, 50), K=st.integers(0, 7))
+def test_partitions_merge_to_the_in_memory_frames(corpus, size, K):
+    ds, model = corpus
+    mem = analyse(model, ds.batch("lm"), max_lag=K, deps=ds.dependencies("lm"), block_schemes=["chunked:3"],
+                  per_sentence=False)
+    agg = frames_from_stats(_streamed(model, ds, "lm", K, size, blocks=["chunked:3"]), model)
+    _check_same(mem, agg, K)
+
+
+def test_merge_order_is_fixed_so_bytes_do_not_depend_on_partitioning_of_work(corpus):
+    ds, model = corpus
+    a = frames_from_stats(_streamed(model, ds, "lm", 4, 7), model)
+    b = frames_from_stats(_streamed(model, ds, "lm", 4, 7), model)
+    for name in a:
+        assert a[name].to_csv() == b[name].to_csv()
+
+
+def test_quantiles_within_half_a_bin_of_the_exact_ones(corpus):
+    ds, model = corpus
+    K = 6
+    contrib = gl.contributions(model, ds.batch("lm"), K)
+    agg = frames_from_stats(_streamed(model, ds, "lm", K, 4, deps=False), model)["profile"]
+    exact = pd.DataFrame({"lag": contrib.lag, "v": contrib.delta_norm}).groupby("lag")["v"]
+    ratio = quantile_resolution()
+    assert ratio == pytest.approx(10 ** (0.5 / BINS_PER_DECADE))
+    for q, col in ((0.25, "q25"), (0.5, "median"), (0.75, "q75")):
+        want = exact.quantile(q).to_numpy()
+        got = agg[col].to_numpy()
+        # pandas interpolates between two order statistics; each is within half a bin of its bin centre
+        assert np.all(got <= want * ratio * ratio) and np.all(got >= want / (ratio * ratio)), (col, got / want)
+
+
+def test_number_task_and_no_V(corpus):
+    ds, model0 = corpus
+    model = gl.RNN.init(len(ds.vocab), 5, output_size=ds.n_outputs("number"), rng=1)
+    mem = analyse(model, ds.batch("number"), max_lag=3, per_sentence=False)
+    agg = frames_from_stats(_streamed(model, ds, "number", 3, 10, deps=False, with_V=False), model)
+    assert set(agg["gap"]["parameter"]) == {"U"}
+    want = mem["gap"][mem["gap"]["parameter"] == "U"].reset_index(drop=True)
+    np.testing.assert_allclose(agg["gap"]["rel_error"], want["rel_error"], rtol=1e-7, atol=GAP_ATOL)
+    np.testing.assert_allclose(agg["profile"]["mean"], mem["profile"]["mean"], rtol=RTOL)
+
+
+def test_exact_zero_and_extreme_norms_are_counted_apart():
+    from gradlab.analysis.streaming import _bin_index, _N_BINS
+    cols = _bin_index(np.array([0.0, 1e-300, 1.0, 1e300, np.inf, np.nan]))
+    assert cols[0] == 0 and cols[1] == 1 and 2 <= cols[2] <= _N_BINS + 1
+    assert cols[3] == cols[4] == cols[5] == _N_BINS + 2
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True])
+def test_partition_size_must_be_a_positive_integer(bad):
+    with pytest.raises(ValueError, match="partition_size"):
+        partitions(10, bad)
+
+
+def test_merge_rejects_mismatched_statistics(corpus):
+    ds, model = corpus
+    b = ds.select(np.arange(3)).batch("lm")
+    with pytest.raises(ValueError, match="max_lag"):
+        merge(partition_stats(model, b, max_lag=2), partition_stats(model, b, max_lag=3))
+    with pytest.raises(ValueError, match="block schemes"):
+        merge(partition_stats(model, b, max_lag=2), partition_stats(model, b, max_lag=2, block_schemes=["chunked:2"]))
