@@ -21,6 +21,38 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(code=2)
 
 
+WORKERS = typer.Option(None, "--workers", min=1, help="Run units on a local Dask cluster of this many worker "
+                                                      "processes (default: in this process).")
+SCHEDULER = typer.Option(None, "--scheduler", envvar="DASK_SCHEDULER_ADDRESS",
+                         help="Run units on an existing Dask cluster: its scheduler's address, e.g. "
+                              "tcp://scheduler.example.org:8786 (also $DASK_SCHEDULER_ADDRESS).")
+THREADS = typer.Option(None, "--threads-per-worker", min=1,
+                       help="Numba and BLAS threads in each worker (default: 1 with several workers).")
+
+
+def _run_jobs(jobs, out: Path, cluster: dict) -> None:
+    """Run (runner, spec) jobs on one executor; units that fail are listed at the end (exit code 1)."""
+    from .executor import UnitsFailed, executor
+    failed = []
+    try:
+        with executor(cluster["workers"], cluster["scheduler"], cluster["threads_per_worker"]) as ex:
+            client = getattr(ex, "client", None)
+            for runner, spec in jobs:
+                try:
+                    folder = runner(spec, out, client=client)
+                except UnitsFailed as exc:
+                    failed.append((spec.name, exc))
+                    continue
+                typer.echo(f"report: {folder / 'index.html'}")
+    except ValueError as exc:   # bad --workers / --scheduler
+        _fail(exc)
+    for name, exc in failed:
+        typer.echo(exc.tracebacks(), err=True)
+        typer.echo(f"error: {name}: {exc}", err=True)
+    if failed:
+        raise typer.Exit(code=1)
+
+
 @app.callback(invoke_without_command=True)
 def main(ctx: typer.Context,
          out: Path = typer.Option(Path("reports"), "--out", "-o", help=OUT_HELP),
@@ -67,15 +99,19 @@ def run(spec: str = typer.Argument(..., help="A .toml spec (report or training s
                                              "analyses/."),
         out: Path = typer.Option(Path("reports"), "--out", "-o", help=OUT_HELP),
         quick: bool = typer.Option(False, help="Reduced size (reports: 100 sentences, K <= 10, H <= 16; "
-                                               "studies: 20 sentences, 1 epoch, H = 4): a smoke run.")):
+                                               "studies: 20 sentences, 1 epoch, H = 4): a smoke run."),
+        workers: Optional[int] = WORKERS, scheduler: Optional[str] = SCHEDULER,
+        threads_per_worker: Optional[int] = THREADS):
     """Run one spec; an interrupted run resumes where it stopped."""
-    run_batch([spec], out, quick)
+    run_batch([spec], out, quick, workers, scheduler, threads_per_worker)
 
 
 @app.command("batch")
 def run_batch(specs: List[str] = typer.Argument(..., help="Specs (.toml paths or names in analyses/)."),
               out: Path = typer.Option(Path("reports"), "--out", "-o", help=OUT_HELP),
-              quick: bool = typer.Option(False, help="Reduced size for every spec.")):
+              quick: bool = typer.Option(False, help="Reduced size for every spec."),
+              workers: Optional[int] = WORKERS, scheduler: Optional[str] = SCHEDULER,
+              threads_per_worker: Optional[int] = THREADS):
     """Run several specs (reports and training studies); every spec is checked before any work starts."""
     from .report.pipeline import run_spec
     from .report.spec import is_training_spec, read_spec_file, spec_from_dict
@@ -93,23 +129,23 @@ def run_batch(specs: List[str] = typer.Argument(..., help="Specs (.toml paths or
                              if quick else spec))
     except (ValueError, TypeError, FileNotFoundError) as exc:
         _fail(exc)
-    for runner, spec in jobs:
-        folder = runner(spec, out)
-        typer.echo(f"report: {folder / 'index.html'}")
+    _run_jobs(jobs, out, dict(workers=workers, scheduler=scheduler, threads_per_worker=threads_per_worker))
 
 
 @app.command("train")
 def train_study(spec: str = typer.Argument(..., help="A training .toml spec, or the name of one in analyses/."),
                 out: Path = typer.Option(Path("reports"), "--out", "-o", help=OUT_HELP),
-                quick: bool = typer.Option(False, help="Reduced size (20 sentences, 1 epoch, H = 4): a smoke run.")):
+                quick: bool = typer.Option(False, help="Reduced size (20 sentences, 1 epoch, H = 4): a smoke run."),
+                workers: Optional[int] = WORKERS, scheduler: Optional[str] = SCHEDULER,
+                threads_per_worker: Optional[int] = THREADS):
     """Run a training study (grid of runs, evaluation, figures); an interrupted study resumes where it stopped."""
     from .train.study import load_train_spec, run_study
     try:
         loaded = load_train_spec(spec)
     except (ValueError, TypeError, FileNotFoundError) as exc:
         _fail(exc)
-    folder = run_study(loaded.quick() if quick else loaded, out)
-    typer.echo(f"report: {folder / 'index.html'}")
+    _run_jobs([(run_study, loaded.quick() if quick else loaded)], out,
+              dict(workers=workers, scheduler=scheduler, threads_per_worker=threads_per_worker))
 
 
 @app.command()

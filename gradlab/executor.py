@@ -37,6 +37,8 @@ __all__ = ["TaskFailure", "UnitsFailed", "InProcess", "DaskExecutor", "executor"
 
 #: Environment variable read for the address of an existing scheduler (Dask's own name for it).
 SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
+#: How long to wait for an existing scheduler to answer.
+CONNECT_TIMEOUT = "20s"
 
 
 @dataclass(frozen=True)
@@ -207,7 +209,7 @@ def executor(workers: int | None = None, scheduler: str | None = None, threads_p
     from distributed import Client, LocalCluster
     if scheduler is not None:
         try:
-            own = Client(scheduler, timeout="20s")
+            own = Client(scheduler, timeout=CONNECT_TIMEOUT)
         except (OSError, TimeoutError) as exc:
             raise ValueError(f"--scheduler: cannot reach the Dask scheduler at {scheduler!r} ({exc}); start one "
                              "(`dask scheduler`) or check the address") from None

@@ -42,8 +42,8 @@ class Spec:
     hidden_size : int
     max_lag : int
         K: the vanishing profile and TBPTT(tau) for lags/taus 0..K.
-    n_sentences : int or None
-        Use the first n sentences of each dataset (None: all).
+    n_sentences : int, "all" or None
+        Use the first n sentences of each dataset ("all" or None: all of them).
     block_schemes : list of str
         Other schemes whose gap is measured ("chunked:10", "mikolov:4,10", ...).
     floor : float
@@ -52,6 +52,11 @@ class Spec:
         Also measure the gap per sentence.
     seed : int
         Seed of the model initialisations (states may override).
+    partition_size : int or None
+        Analyse each dataset in partitions of this many sentences whose statistics are
+        merged (memory bounded by the partition, not the corpus; quantiles of the profile
+        read from log-spaced histograms). Needs ``per_sentence = false``; the report then
+        has no per-dependency table (``dependency_kept`` is exact). None: in memory.
     """
 
     name: str = "default"
@@ -66,6 +71,11 @@ class Spec:
     floor: float = 1e-3
     per_sentence: bool = True
     seed: int = 0
+    partition_size: int | None = None
+
+    def __post_init__(self):
+        if self.n_sentences == "all":
+            object.__setattr__(self, "n_sentences", None)
 
     def model_states(self) -> list[ModelState]:
         return [parse_state(s) for s in self.states]
@@ -98,7 +108,7 @@ def _toml_value(value) -> str:
 
 _TYPES = {"name": str, "title": str, "datasets": list, "states": list, "task": str, "hidden_size": int,
           "max_lag": int, "n_sentences": int, "block_schemes": list, "floor": float, "per_sentence": bool,
-          "seed": int}
+          "seed": int, "partition_size": int}
 
 
 _ITEM_NAMES = {str: "strings", int: "integers", float: "numbers"}
@@ -141,6 +151,8 @@ def typed_values(data: dict, types: dict, item_types: dict, source: str) -> dict
 
 def spec_from_dict(data: dict, source: str = "spec") -> Spec:
     """Build and fully validate a Spec; errors name ``source``, the key and the allowed values."""
+    if data.get("n_sentences") == "all":          # every sentence: the same as leaving the key out
+        data = {k: v for k, v in data.items() if k != "n_sentences"}
     spec = Spec(**typed_values(data, _TYPES, {k: str for k, t in _TYPES.items() if t is list}, source))
     validate(spec, source)
     return spec
@@ -188,7 +200,14 @@ def validate(spec: Spec, source: str = "spec") -> None:
     if spec.max_lag < 0:
         fail("max_lag", f"must be >= 0 (tau runs over 0..max_lag); received {spec.max_lag}")
     if spec.n_sentences is not None and spec.n_sentences < 1:
-        fail("n_sentences", f"must be >= 1; received {spec.n_sentences}")
+        fail("n_sentences", f"must be >= 1; received {spec.n_sentences} (or \"all\": every sentence)")
+    if spec.partition_size is not None:
+        if spec.partition_size < 1:
+            fail("partition_size", f"must be an integer >= 1 (sentences per partition); received "
+                                   f"{spec.partition_size}")
+        if spec.per_sentence:
+            fail("per_sentence", "per-sentence gaps keep a row per sentence, which partitions do not; set "
+                                 "per_sentence = false with partition_size")
     for b in spec.block_schemes:
         try:
             parse_scheme(b)

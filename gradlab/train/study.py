@@ -288,37 +288,48 @@ def _with_run(frame: pd.DataFrame, run: dict, **extra) -> pd.DataFrame:
     return frame
 
 
-def run_one(spec: TrainSpec, run: dict, folder: Path, train, dev) -> None:
-    """Train one run (resuming from its checkpoint), evaluate it, analyse its snapshots, then write done.json."""
+def compute_run(spec: TrainSpec, run: dict, train, dev, folder: Path | None = None) -> dict:
+    """Train one run, evaluate it and analyse its snapshots; :func:`write_run` writes what this returns.
+
+    ``folder`` holds the run's checkpoint and mid-training snapshot, so that an interrupted
+    run resumes from them (in-process runs); None (a Dask worker, which writes nothing) trains
+    from the start. Either way the result is the same.
+
+    Returns
+    -------
+    dict
+        ``frames`` (history, evaluation, by_distance, by_attractors, snapshots_*, summary,
+        timing), ``model`` and ``mid`` (the model after epochs // 2 epochs, or None).
+    """
     from ..analysis.study import analyse
-    from ..report.pipeline import write_atomic, write_csv
     from .evaluate import evaluate
 
     t0 = time.perf_counter()
-    folder.mkdir(parents=True, exist_ok=True)
-    ckpt = folder / "checkpoint.npz"
     init = initial_model(spec, run, train)
     options = dict(task=spec.task, scheme=run["scheme"], learning_rate=run["learning_rate"], anneal=spec.anneal,
-                   batch_size=spec.batch_size, seed=run["seed"], checkpoint=ckpt, resume=True, progress=False)
-    n_batches = math.ceil(train.n_sentences / spec.batch_size)
-    if n_batches >= 8:  # a crash mid-epoch loses at most a quarter of an epoch
-        options["checkpoint_every"] = max(1, n_batches // 4)
+                   batch_size=spec.batch_size, seed=run["seed"], progress=False)
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        options.update(checkpoint=folder / "checkpoint.npz", resume=True)
+        n_batches = math.ceil(train.n_sentences / spec.batch_size)
+        if n_batches >= 8:  # a crash mid-epoch loses at most a quarter of an epoch
+            options["checkpoint_every"] = max(1, n_batches // 4)
     mid_epochs = spec.epochs // 2
-    mid = init
+    mid = None
     if spec.snapshots and mid_epochs >= 1:
-        if (folder / "mid.npz").exists():
+        if folder is not None and (folder / "mid.npz").exists():
             mid = RNN.load(folder / "mid.npz")
         else:
             mid = _make_trainer(epochs=mid_epochs, **options).fit(init, train, dev).model
-            mid.save(folder / "mid.npz")
+            if folder is not None:
+                mid.save(folder / "mid.npz")
     result = _make_trainer(epochs=spec.epochs, **options).fit(init, train, dev)
     if not result.completed:
         raise RuntimeError(f"run {run['run']} stopped early ({result.stopped_by})")
     model = result.model
-    model.save(folder / "model.npz")
     history = result.history
     seconds = float(history["seconds"].sum()) if "seconds" in history else float("nan")
-    write_csv(_with_run(history.drop(columns=["seconds"], errors="ignore"), run), folder / "history.csv")
+    frames = {"history": _with_run(history.drop(columns=["seconds"], errors="ignore"), run)}
 
     evals, by_distance, by_attractors = [], [], []
     for t in spec.evaluation_tasks:
@@ -326,23 +337,24 @@ def run_one(spec: TrainSpec, run: dict, folder: Path, train, dev) -> None:
         evals.append(_with_run(ev.to_frame(), run))
         by_distance.append(_with_run(ev.by_distance, run, dataset=dev.label, task=t))
         by_attractors.append(_with_run(ev.by_attractors, run, dataset=dev.label, task=t))
-    write_csv(pd.concat(evals, ignore_index=True), folder / "evaluation.csv")
-    write_csv(pd.concat(by_distance, ignore_index=True), folder / "by_distance.csv")
-    write_csv(pd.concat(by_attractors, ignore_index=True), folder / "by_attractors.csv")
+    frames["evaluation"] = pd.concat(evals, ignore_index=True)
+    frames["by_distance"] = pd.concat(by_distance, ignore_index=True)
+    frames["by_attractors"] = pd.concat(by_attractors, ignore_index=True)
 
     if spec.snapshots:
         snap = dev.select(np.arange(min(spec.snapshot_sentences, dev.n_sentences)))
         batch = snap.batch(spec.task)
         parts: dict[str, list] = {"profile": [], "gap": [], "decay": []}
-        for at, m in zip(SNAPSHOTS, (init, mid, model)):
-            frames = analyse(m, batch, max_lag=spec.max_lag, block_schemes=(), per_sentence=False)
+        for at, m in zip(SNAPSHOTS, (init, init if mid is None else mid, model)):
+            analysed = analyse(m, batch, max_lag=spec.max_lag, block_schemes=(), per_sentence=False)
             epochs_done = {"init": 0, "mid": mid_epochs, "end": spec.epochs}[at]
-            frames["gap"] = frames["gap"].rename(columns={"scheme": "gap_scheme"})
+            analysed["gap"] = analysed["gap"].rename(columns={"scheme": "gap_scheme"})
             for name in parts:
-                parts[name].append(_with_run(frames[name], run, dataset=dev.label, state=f"{run['scheme']} @ {at}",
-                                             snapshot=at, epochs_trained=epochs_done))
-        for name, frames in parts.items():
-            write_csv(pd.concat(frames, ignore_index=True), folder / f"snapshots_{name}.csv")
+                parts[name].append(_with_run(analysed[name], run, dataset=dev.label,
+                                             state=f"{run['scheme']} @ {at}", snapshot=at,
+                                             epochs_trained=epochs_done))
+        for name, pieces in parts.items():
+            frames[f"snapshots_{name}"] = pd.concat(pieces, ignore_index=True)
 
     last = history.iloc[-1] if len(history) else {}
     row = {k: run[k] for k in RUN_COLUMNS}
@@ -351,20 +363,55 @@ def run_one(spec: TrainSpec, run: dict, folder: Path, train, dev) -> None:
     for e in evals:
         row[f"accuracy_{e['task'].iloc[0]}"] = float(e["accuracy"].iloc[0])
         row[f"mean_loss_{e['task'].iloc[0]}"] = float(e["mean_loss"].iloc[0])
-    write_csv(pd.DataFrame([row]), folder / "summary.csv")
+    frames["summary"] = pd.DataFrame([row])
     timing = {k: run[k] for k in RUN_COLUMNS}
     timing.update(train_seconds=seconds, wall_seconds=time.perf_counter() - t0,
                   resumed_from_update=result.resumed_from)
-    write_csv(pd.DataFrame([timing]), folder / "timing.csv")
+    frames["timing"] = pd.DataFrame([timing])
+    return {"frames": frames, "model": model, "mid": mid}
+
+
+def write_run(folder: Path, run: dict, result: dict) -> None:
+    """Write what :func:`compute_run` returned: the run's CSVs, model.npz (and mid.npz), then done.json."""
+    from ..report.pipeline import write_atomic, write_csv
+    folder.mkdir(parents=True, exist_ok=True)
+    if result["mid"] is not None and not (folder / "mid.npz").exists():
+        result["mid"].save(folder / "mid.npz")
+    result["model"].save(folder / "model.npz")
+    for name, frame in result["frames"].items():
+        write_csv(frame, folder / f"{name}.csv")
     write_atomic(folder / "done.json", json.dumps({"digest": run["digest"], "params": run["params"]}, indent=1,
                                                   sort_keys=True, default=str))
 
 
+def run_one(spec: TrainSpec, run: dict, folder: Path, train, dev) -> None:
+    """Train one run (resuming from its checkpoint), evaluate it, analyse its snapshots, then write done.json."""
+    write_run(folder, run, compute_run(spec, run, train, dev, folder))
+
+
+def _compute_local(spec: TrainSpec, run: dict, folder: Path, train, dev) -> dict:
+    return compute_run(spec, run, train, dev, folder)
+
+
+def _compute_remote(spec: TrainSpec, run: dict, train, dev) -> dict:
+    """A run as a Dask task: nothing is written on the worker."""
+    return compute_run(spec, run, train, dev, None)
+
+
 def run_study(spec: TrainSpec, out_root: str | os.PathLike = "reports", *, progress: bool = True,
-              render: bool = True) -> Path:
-    """Train every run of ``spec`` not yet done, combine the CSVs and render the report; returns its folder."""
+              render: bool = True, client=None, workers: int | None = None, scheduler: str | None = None,
+              threads_per_worker: int | None = None) -> Path:
+    """Train every run of ``spec`` not yet done, combine the CSVs and render the report; returns its folder.
+
+    Runs go to a Dask cluster when ``client`` (a ``dask.distributed.Client``), ``workers``
+    (a local cluster of that many processes) or ``scheduler`` (an address; also
+    ``$DASK_SCHEDULER_ADDRESS``) is given; each finished run comes back here and is written
+    at once. A run that fails does not stop the others: :class:`gradlab.executor.UnitsFailed`
+    is raised at the end, after every other run is written.
+    """
     from tqdm.auto import tqdm
 
+    from ..executor import InProcess, TaskFailure, UnitsFailed, executor
     from ..report.pipeline import write_atomic, write_csv
     validate_train_spec(spec)
     t0 = time.perf_counter()
@@ -373,13 +420,28 @@ def run_study(spec: TrainSpec, out_root: str | os.PathLike = "reports", *, progr
     root.mkdir(parents=True, exist_ok=True)
     write_atomic(root / "spec.toml", spec.to_toml())
     todo = runs(spec)
-    bar = tqdm(todo, desc=spec.name, unit="run", disable=not progress)
-    for run in bar:
-        folder = root / "runs" / run["slug"]
-        bar.set_postfix_str(run["run"])
-        if _is_done(folder, run["digest"]):
-            continue
-        run_one(spec, run, folder, train, dev)
+    pending = [r for r in todo if not _is_done(root / "runs" / r["slug"], r["digest"])]
+    failures = []
+    with executor(workers, scheduler, threads_per_worker, client) as ex, \
+            tqdm(total=len(todo), initial=len(todo) - len(pending), desc=spec.name, unit="run",
+                 disable=not progress) as bar:
+        if isinstance(ex, InProcess):
+            calls = [(spec, r, root / "runs" / r["slug"], train, dev) for r in pending]
+            fn = _compute_local
+        else:
+            train_h, dev_h = ex.share(train), ex.share(dev)
+            calls = [(spec, r, train_h, dev_h) for r in pending]
+            fn = _compute_remote
+        for i, result in ex.map(fn, calls, [r["run"] for r in pending]):
+            run = pending[i]
+            bar.set_postfix_str(run["run"])
+            if isinstance(result, TaskFailure):
+                failures.append(result)
+            else:
+                write_run(root / "runs" / run["slug"], run, result)
+            bar.update()
+    if failures:
+        raise UnitsFailed(failures, len(todo), what="run")
     folders = [root / "runs" / r["slug"] for r in todo]
     for name in TRAIN_FRAMES:
         parts = [pd.read_csv(f / f"{name}.csv") for f in folders if (f / f"{name}.csv").exists()]

@@ -80,7 +80,7 @@ class _Recorder:
         return self.real(spec, unit, folder)
 
 
-class _Interrupted(Exception):
+class _Interrupted(KeyboardInterrupt):  # Ctrl-C stops the run (a failing unit would not)
     pass
 
 

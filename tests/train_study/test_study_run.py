@@ -50,7 +50,7 @@ def test_rerun_skips_finished_runs_and_resumes_interrupted(tmp_path, monkeypatch
     calls, interrupted = [], []
     real = study._make_trainer
 
-    class Interrupt(Exception):
+    class Interrupt(KeyboardInterrupt):  # Ctrl-C: stops the whole study (a failing run would not)
         pass
 
     def interrupting(**options):
