@@ -17,6 +17,7 @@ RUNS = [
     ("bench_engine.py", ["--quick", "--no-cold"]),
     ("bench_data.py", ["--rows", "2000"]),
     ("bench_train.py", ["--quick"]),
+    ("bench_dask.py", ["--quick", "--skip", "report"]),
 ]
 
 
