@@ -1,6 +1,6 @@
 """Peer implementations that the engine benchmark times gradlab against.
 
-Both peers compute the quantities of ../shared/CONVENTIONS.md in gradlab's sign
+Both peers compute the quantities of docs/maths.md in gradlab's sign
 convention (true gradients dJ/dU, dJ/dV, dJ/dW, summed over every loss of every
 sentence; sigmoid hidden units; zero initial state; a loss at every step):
 

@@ -3,7 +3,7 @@
 A batch concatenates the input ids of all sentences into one array and keeps
 ``offsets`` so that sentence i is ``ids[offsets[i]:offsets[i+1]]``. Targets live
 beside the inputs, one per token; ``-1`` marks a step without a loss. Both
-objectives of CONVENTIONS.md are then one layout:
+objectives of docs/maths.md are then one layout:
 
 - language modelling: a target at every step;
 - final-step classification: a target only at the last step of each sentence.

@@ -2,7 +2,7 @@
 
 Each function validates its inputs once, converts them to the contiguous arrays
 the kernels expect, calls the kernels and wraps the result. The maths is in
-CONVENTIONS.md; the gradients are dJ/dU, dJ/dV, dJ/dW of the batch's total loss
+docs/maths.md; the gradients are dJ/dU, dJ/dV, dJ/dW of the batch's total loss
 J = sum of J(t) (not averaged, and with the gradient's sign — the coursework's
 update directions are their negatives, see ``gradlab.compat.coursework``).
 """

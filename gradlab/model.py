@@ -1,4 +1,4 @@
-"""The Elman RNN (CONVENTIONS.md): U (H x H), V (H x |V|), W (|O| x H).
+"""The Elman RNN (docs/maths.md): U (H x H), V (H x |V|), W (|O| x H).
 
     net_in(t) = V[:, x(t)] + U s(t-1),   s(t) = f(net_in(t)),   y(t) = softmax(W s(t))
 

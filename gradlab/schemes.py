@@ -1,4 +1,4 @@
-"""Truncation schemes as lag limits (CONVENTIONS.md, "Truncation schemes").
+"""Truncation schemes as lag limits (docs/maths.md, "Truncation schemes").
 
 A deterministic scheme gives every loss t a lag limit L(t): loss t backpropagates
 through lags k = 0 .. min(L(t), t). The engine takes nothing else, so every scheme

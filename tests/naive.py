@@ -1,4 +1,4 @@
-"""Slow, obviously-correct references for the engine, straight from CONVENTIONS.md.
+"""Slow, obviously-correct references for the engine, straight from docs/maths.md.
 
 Everything here is plain numpy with Python loops: one sentence at a time, one loss t
 at a time, one lag k at a time. Nothing is imported from ``gradlab`` so that the
@@ -14,7 +14,7 @@ Inputs are plain arrays:
 - ``lag_limit``: a function t -> L(t) (t = step within its sentence), or None for full
   BPTT. Loss t backpropagates through lags k = 0 .. min(L(t), t).
 
-Model (CONVENTIONS.md)::
+Model (docs/maths.md)::
 
     net_in(t) = V[:, x(t)] + U s(t-1),   s(-1) = 0
     s(t)      = f(net_in(t))

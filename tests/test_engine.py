@@ -4,7 +4,7 @@ Layout:
 1. the references checked against themselves (finite differences, a chunked-training
    simulation), so that a disagreement below points at the engine;
 2. engine vs reference: forward, gradient under every scheme, contributions;
-3. invariants of CONVENTIONS.md: per-lag sums, prefixes, tau >= T, losses;
+3. invariants of docs/maths.md: per-lag sums, prefixes, tau >= T, losses;
 4. finite differences of the engine's own loss vs its gradient;
 5. determinism (run to run, and 1 vs 2 threads).
 """

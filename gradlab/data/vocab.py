@@ -3,7 +3,7 @@
 A :class:`Vocabulary` has ``len(vocab) = |V|`` entries, the three special tokens
 included. Words outside it map to ``UNK``. It records ``unk_fraction`` q, the
 share of the corpus that was mapped to UNK, which the coursework's *adjusted*
-perplexity needs (CONVENTIONS.md):
+perplexity needs (docs/maths.md):
 
     adjusted loss = (loss + q log q) / (1 - q)
 

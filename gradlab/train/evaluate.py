@@ -5,7 +5,7 @@ chunks of sentences, so memory stays bounded whatever the size of the data. Only
 the output rows an accuracy needs are turned into logits (``W s(t)`` for those
 steps), never the whole N x |O| matrix of probabilities.
 
-What is measured depends on the task (CONVENTIONS.md for the maths):
+What is measured depends on the task (docs/maths.md for the maths):
 
 ========== ==================================================================
 task       items (one per row of :attr:`Evaluation.items`) and ``correct``
@@ -67,7 +67,7 @@ class Evaluation:
     unk_fraction : float
         q used for the adjusted values (0 for number prediction).
     adjusted_loss : float
-        (mean_loss + q log q) / (1 - q) (CONVENTIONS.md).
+        (mean_loss + q log q) / (1 - q) (docs/maths.md).
     adjusted_perplexity : float
         exp(adjusted_loss).
     accuracy : float
