@@ -561,7 +561,9 @@ def sentence_gaps(model: RNN, batch: Batch, max_lag: int) -> SentenceGaps:
     full2 = np.concatenate([full2, (full2.sum(axis=1) + w2)[:, None]], axis=1)[:, None, :]
     with np.errstate(invalid="ignore", divide="ignore"):
         rel = np.sqrt(np.maximum(err2, 0.0) / full2)
-        cos = dot / np.sqrt(prefix2 * full2)
+        # two square roots, not one of the product: prefix2 * full2 underflows to 0 for the
+        # tiny gradients of a saturated softmax (a well-predicted loss sends back ~1e-300)
+        cos = dot / (np.sqrt(prefix2) * np.sqrt(full2))
     return SentenceGaps(K, rel, cos)
 
 
