@@ -84,15 +84,28 @@ def test_task_that_a_dataset_does_not_support_fails_before_work(tmp_path):
         spec_from_dict(data)
 
 
-@pytest.mark.parametrize("states", [["init:seed=1", "init:seed=2"], ["init:scale=1", "init:scale=1.0"]])
-def test_states_that_share_a_label_are_rejected_or_told_apart(states):
-    try:
-        spec = spec_from_dict({"datasets": ["markov:n=5"], "states": states})
-    except ValueError as exc:
-        assert "states" in str(exc)
-        return
+@pytest.mark.parametrize("states", [["init:seed=1", "init:seed=2"], ["init:scale=1", "init:scale=2"],
+                                    ["init:scale=1", "init:scale=1,label=again"],
+                                    ["init", "init:activation=tanh"]])
+def test_different_states_get_different_labels(states):
+    """A state may set its own seed= (README), scale or label: each is its own state, with its own units."""
+    spec = spec_from_dict({"datasets": ["markov:n=5"], "states": states})
     labels = [u["state"].label for u in units(spec)]
-    assert len(set(labels)) == len(labels), labels
+    assert len(labels) == len(states) and len(set(labels)) == len(labels), labels
+
+
+@pytest.mark.parametrize("states, same", [
+    (["init:scale=1", "init:scale=1.0"], "init:scale=1"),
+    (["init:seed=3", "init:seed=3"], "init:scale=0.316228,seed=3"),
+    (["init", f"init:scale={DEFAULT_SCALE}"], "init:scale=0.316228"),
+])
+def test_the_same_state_twice_is_rejected_before_work(states, same):
+    """Every key is checked before any work starts (README): two spellings of one state are an error naming
+    the key, both entries and what to do."""
+    with pytest.raises(ValueError, match=rf"^spec: states: {re.escape(repr(states[0]))} and "
+                                         rf"{re.escape(repr(states[1]))} are the same state \({re.escape(same)}\); "
+                                         r"give each state a different scale, seed or label=NAME"):
+        spec_from_dict({"datasets": ["markov:n=5"], "states": states})
 
 
 # ---------------------------------------------------------------------- load_spec
