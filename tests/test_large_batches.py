@@ -65,10 +65,12 @@ def large_problem(name: str):
         p = random_problem(rng, objective=objective, hidden_size=4, vocab_size=6, lengths=lengths,
                            activation=activation, n_classes=3, scale=0.5 if activation == "relu" else 1.0,
                            drop_targets=0.3 if objective == "lm" else 0.0)
-        # sentences without any loss: the first, middle and last sentence of some chunks,
-        # two of them side by side, and the very last sentence of the batch
-        silent = {ranges(n, N_CHUNKS)[c][0] for c in (3, 11)} | {ranges(n, N_CHUNKS)[c][1] - 1 for c in (6, 20)}
-        silent |= {(a + b) // 2 for a, b in [ranges(n, N_CHUNKS)[25]]} | {30, 31, n - 1}
+        chunks = ranges(n, N_CHUNKS)
+        silent = {chunks[3][0], chunks[11][0],           # sentences without any loss: first of a chunk,
+                  chunks[6][1] - 1, chunks[20][1] - 1,   # last of a chunk,
+                  sum(chunks[25]) // 2,                  # inside one,
+                  30, 31,                                # two side by side,
+                  n - 1}                                 # and the last of the batch
         for i in silent:
             p.ds[i][:] = naive.NO_LOSS
         p.batch = Batch.for_language_model(p.xs, p.ds)
