@@ -322,10 +322,11 @@ def test_dependency_signal_picks_the_pair_norm(rng):
     p.ds[0][5] = naive.NO_LOSS
     p.ds[2][6] = naive.NO_LOSS
     p.batch = Batch.for_language_model(p.xs, p.ds)
-    contrib = contributions(p.model, p.batch, K)
-    pairs = _naive_pairs(p, K).set_index(["sentence", "t", "lag"])["norm"]
+    # the reference holds every lag, so distances beyond K are checked too
+    pairs = _naive_pairs(p, max(LENGTHS)).set_index(["sentence", "t", "lag"])["norm"]
     deps = _deps([
-        (0, 1, 8, 7),    # distance 7 > K: not in these contributions
+        (0, 1, 8, 7),    # distance 7 > K: still measured, at its own lag
+        (0, 0, 8, 8),
         (0, 2, 6, 4),
         (0, 6, 6, 0),
         (0, 1, 5, 4),    # target 5 has no loss
@@ -334,8 +335,9 @@ def test_dependency_signal_picks_the_pair_norm(rng):
         (2, 3, 4, 1),
         (4, 0, 3, 3),
         (1, 0, 3, 3),
+        (0, 2, 6, 4),    # a dependency listed twice
     ])
-    out = dependency_signal(contrib, deps)
+    out = dependency_signal(p.model, p.batch, deps)
     assert list(out.columns) == ["sentence", "source", "target", "distance", "signal", "signal_rel"]
     assert len(out) == len(deps)
     pd.testing.assert_frame_equal(out[["sentence", "source", "target", "distance"]], deps, check_dtype=False)
@@ -352,19 +354,55 @@ def test_dependency_signal_picks_the_pair_norm(rng):
     # the cases the test is meant to hit
     no_loss = out[(out["sentence"] == 0) & (out["target"] == 5)]
     assert no_loss["signal"].isna().all()
-    assert np.isnan(out["signal"].iloc[0])                    # beyond K
-    assert out["signal_rel"].iloc[2] == pytest.approx(1.0)    # distance 0: its own signal
+    assert np.isfinite(out["signal"].iloc[0]) and out["signal"].iloc[0] > 0  # beyond K
+    assert out["signal_rel"].iloc[3] == pytest.approx(1.0)    # distance 0: its own signal
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu"])
+def test_dependency_signal_equals_the_contributions_values(rng, activation):
+    """The targeted backward walk gives what all contributions up to the longest distance give."""
+    p = random_problem(rng, hidden_size=5, vocab_size=6, lengths=(30, 3, 17, 1, 25, 12), activation=activation,
+                       scale=1.2, drop_targets=0.1)
+    rows = []
+    for i, length in enumerate((30, 3, 17, 1, 25, 12)):
+        for target in range(length):
+            for source in rng.choice(target + 1, size=min(3, target + 1), replace=False):
+                rows.append((i, int(source), target, target - int(source)))
+    deps = _deps(rows)
+    longest = int(deps["distance"].max())
+    table = contributions(p.model, p.batch, longest).to_frame()
+    table = table.set_index(["sentence", "t", "lag"])["delta_norm"]
+    out = dependency_signal(p.model, p.batch, deps)
+    for i, d in deps.iterrows():
+        key = (d["sentence"], d["target"], d["distance"])
+        if key in table.index:
+            assert out["signal"].iloc[i] == pytest.approx(table[key], rel=RTOL, abs=1e-300), key
+            own = table[(d["sentence"], d["target"], 0)]
+            with np.errstate(invalid="ignore", divide="ignore"):   # relu: a zero own signal gives NaN on both sides
+                np.testing.assert_allclose(out["signal_rel"].iloc[i], table[key] / own, rtol=RTOL, err_msg=str(key))
+        else:
+            assert np.isnan(out["signal"].iloc[i]), key
+    assert out["signal"].notna().sum() > len(deps) // 2
+
+
+def test_dependency_signal_rejects_bad_coordinates(rng):
+    p = _problem(rng)
+    with pytest.raises(ValueError, match="source <= target"):
+        dependency_signal(p.model, p.batch, _deps([(0, 5, 3, 2)]))
+    with pytest.raises(ValueError, match="target < sentence length"):
+        dependency_signal(p.model, p.batch, _deps([(1, 0, 4, 4)]))
+    with pytest.raises(IndexError, match="sentence"):
+        dependency_signal(p.model, p.batch, _deps([(9, 0, 1, 1)]))
 
 
 def test_dependency_signal_matches_a_hand_walked_delta(rng):
     p = _problem(rng, drop_targets=0.0)
-    contrib = contributions(p.model, p.batch, K)
     U, V, W, act, xs, ds = p.arrays
     sentence, target, distance = 2, 6, 4
     net, s, y, _ = naive.forward_sentence(U, V, W, act, xs[sentence])
     _, steps = naive._walk_back(U, W, act, xs[sentence], net, s, y, target, ds[sentence][target], distance)
     want = np.linalg.norm(steps[distance][1])
-    out = dependency_signal(contrib, _deps([(sentence, target - distance, target, distance)]))
+    out = dependency_signal(p.model, p.batch, _deps([(sentence, target - distance, target, distance)]))
     assert out["signal"].iloc[0] == pytest.approx(want, rel=RTOL)
     assert out["signal_rel"].iloc[0] == pytest.approx(want / np.linalg.norm(steps[0][1]), rel=RTOL)
 
