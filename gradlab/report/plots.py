@@ -21,7 +21,7 @@ Conventions shared by all figures
 - **an empty frame gives** ``None`` (there is nothing to draw: the report leaves the figure
   out), a frame that lacks a contract column raises ``ValueError`` naming the columns;
 - artists that carry data have hidden labels ``"_<role>|<dataset>"`` (for example
-  ``"_bound|agreement:distance=8"``), so tests and notebooks can find them; hidden labels
+  ``"_estimate|agreement:distance=8"``), so tests and notebooks can find them; hidden labels
   never appear in legends.
 
 Zeros on a log axis (for example a relative error of exactly 0 once τ covers the whole
@@ -73,7 +73,9 @@ _PROFILE_COLUMNS = ("dataset", "state", "lag", "n", "mean", "median", "q25", "q7
 _HEATMAP_COLUMNS = ("dataset", "state", "t", "lag", "mean")
 _DECAY_COLUMNS = ("dataset", "state", "beta", "half_life", "slope", "intercept", "spectral_radius", "sigma_max",
                   "mean_fprime", "growth_bound", "floor", "reach")
-_GAP_COLUMNS = ("dataset", "state", "scheme", "family", "tau", "parameter", "rel_error", "cosine", "bound")
+#: Seed of every random choice in a figure (the dependency plot's jitter).
+JITTER_SEED = 0
+_GAP_COLUMNS = ("dataset", "state", "scheme", "family", "tau", "parameter", "rel_error", "cosine", "estimate")
 _GAP_SENTENCE_COLUMNS = ("dataset", "state", "sentence", "tau", "parameter", "rel_error", "cosine")
 _DEPENDENCY_COLUMNS = ("dataset", "state", "sentence", "source", "target", "distance", "signal", "signal_rel")
 _KEPT_COLUMNS = ("dataset", "state", "tau", "kept_share")
@@ -453,13 +455,14 @@ def _gap_axes(axes, states, parameters, xlabel=_TAU_LABEL, ylabel=_REL_ERROR_LAB
 @_styled
 def plot_gap(gap: pd.DataFrame, *, datasets: Sequence[str] | None = None, states: Sequence[str] | None = None,
              palette: Mapping[str, object] | None = None, parameters: Sequence[str] | None = None,
-             references: Sequence[float] = REFERENCES, show_bound: bool = True,
+             references: Sequence[float] = REFERENCES, show_estimate: bool = True,
              title: str | None = None) -> Figure | None:
     """Truncation gap: relative error of the TBPTT(τ) corpus gradient against τ.
 
     One panel per parameter (U, V, all; columns) and model state (rows), one colour per
-    dataset, log y axis. Solid: measured ‖g_τ − g_full‖/‖g_full‖; dashed: the bias bound
-    β^(τ+1) that the fitted decay predicts (``bound`` column); dotted grey: the 10% and 1%
+    dataset, log y axis. Solid: measured ‖g_τ − g_full‖/‖g_full‖; dashed: the estimate
+    β^(τ+1) that the fitted decay gives (``estimate`` column; not a bound: trained models
+    can lie above it); dotted grey: the 10% and 1%
     reference levels. Only ``family == "tbptt"`` rows are drawn (block schemes:
     :func:`plot_blocks`).
 
@@ -474,8 +477,8 @@ def plot_gap(gap: pd.DataFrame, *, datasets: Sequence[str] | None = None, states
         default: a palette of this figure's datasets.
     references : sequence of float
         Relative-error levels drawn as horizontal lines.
-    show_bound : bool
-        Draw the β-predicted bound.
+    show_estimate : bool
+        Draw the β^(τ+1) estimate.
     title : str, optional
         Replaces the default figure title.
 
@@ -499,14 +502,15 @@ def plot_gap(gap: pd.DataFrame, *, datasets: Sequence[str] | None = None, states
                 continue
             _line(ax, sub.assign(rel_error=_positive(sub["rel_error"])), "tau", "rel_error", colour=palette[dataset],
                   role="rel_error", dataset=dataset, linewidth=2, marker="o", markersize=3.5)
-            if show_bound and np.isfinite(sub["bound"].to_numpy(dtype=float)).any():
-                _line(ax, sub.assign(bound=_positive(sub["bound"])), "tau", "bound", colour=palette[dataset],
-                      role="bound", dataset=dataset, linewidth=1.4, linestyle="--")
+            if show_estimate and np.isfinite(sub["estimate"].to_numpy(dtype=float)).any():
+                _line(ax, sub.assign(estimate=_positive(sub["estimate"])), "tau", "estimate",
+                      colour=palette[dataset], role="estimate", dataset=dataset, linewidth=1.4, linestyle="--")
         _references(ax, references)
     _dataset_legend(fig, datasets, palette)
     style = [Line2D([], [], color="0.3", linewidth=2, marker="o", markersize=3.5, label="measured")]
-    if show_bound:
-        style.append(Line2D([], [], color="0.3", linewidth=1.4, linestyle="--", label=r"bound $\beta^{\tau+1}$"))
+    if show_estimate:
+        style.append(Line2D([], [], color="0.3", linewidth=1.4, linestyle="--",
+                            label=r"estimate $\beta^{\tau+1}$ (fitted decay; not a bound)"))
     style.append(Line2D([], [], **_REF_STYLE, label="reference\nlevels"))
     _style_legend(fig, style)
     _suptitle(fig, title or "What truncation loses: relative error of the TBPTT(τ) gradient (corpus)")
@@ -758,9 +762,14 @@ def plot_dependencies(dependencies: pd.DataFrame, dependency_kept: pd.DataFrame 
         else:
             sub = sub.assign(signal_rel=_positive(sub["signal_rel"]))
             left.set_yscale("log")
-            sns.stripplot(data=sub, x="distance", y="signal_rel", hue="dataset", hue_order=datasets,
-                          palette={d: palette[d] for d in datasets}, native_scale=True, jitter=0.15, dodge=False,
-                          size=2.5, alpha=0.35, legend=False, rasterized=True, ax=left)
+            # the jitter comes from a fixed seed, so the same rows always give the same figure bytes
+            rng = np.random.default_rng(JITTER_SEED)
+            for dataset in datasets:
+                pts = sub[sub["dataset"] == dataset]
+                if not pts.empty:
+                    left.scatter(pts["distance"].to_numpy(dtype=float) + rng.uniform(-0.15, 0.15, len(pts)),
+                                 pts["signal_rel"].to_numpy(dtype=float), s=2.5 ** 2, color=palette[dataset],
+                                 alpha=0.35, linewidths=0, rasterized=True)
             means = sub.groupby(["dataset", "distance"], sort=True)["signal_rel"].mean().reset_index()
             for dataset in datasets:
                 m = means[means["dataset"] == dataset]
