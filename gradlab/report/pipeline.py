@@ -119,8 +119,8 @@ def units(spec: Spec) -> list[Unit]:
             inputs = dict(inputs_d)
             if state.kind == "file":
                 inputs["model"] = file_sha256(state.path)
-            params = {"dataset": dataset, "state": state.canonical, "inputs": inputs, **options,
-                      "version": __version__}
+            params = {"dataset": dataset, "state": state.canonical, "state_values": asdict(state), "inputs": inputs,
+                      **options, "version": __version__}
             ident = hashlib.sha256(f"{dataset}|{state.canonical}|{state.label}".encode()).hexdigest()[:8]
             out.append(Unit(dataset, state, params, unit_key(params),
                             f"{_slug(dataset)}__{_slug(state.label)}__{ident}"))

@@ -110,7 +110,7 @@ def test_gap_block_rows_equal_direct_scheme_gradients(rng):
     labels = list(dict.fromkeys(blocks["scheme"]))
     assert labels == [parse_scheme(s).label for s in schemes]
     assert blocks["tau"].isna().all()
-    assert blocks["bound"].isna().all()
+    assert blocks["estimate"].isna().all()
     for label in labels:
         want = _direct_compare(gradient(p.model, p.batch, parse_scheme(label)), full)
         for name in ("U", "V", "all"):
@@ -120,16 +120,16 @@ def test_gap_block_rows_equal_direct_scheme_gradients(rng):
             np.testing.assert_allclose(row["cosine"].iloc[0], want[name][1], rtol=RTOL, atol=ATOL)
 
 
-def test_gap_bound_is_beta_to_the_tau_plus_one(rng):
+def test_gap_estimate_is_beta_to_the_tau_plus_one(rng):
     p = _problem(rng)
     contrib = contributions(p.model, p.batch, K)
     gap = truncation_gap(p.model, p.batch, contrib, beta=0.6)
     tb = gap[gap["family"] == "tbptt"]
-    np.testing.assert_allclose(tb["bound"], 0.6 ** (tb["tau"] + 1), rtol=1e-15)
+    np.testing.assert_allclose(tb["estimate"], 0.6 ** (tb["tau"] + 1), rtol=1e-15)
     no_beta = truncation_gap(p.model, p.batch, contrib)
-    assert no_beta["bound"].isna().all()
+    assert no_beta["estimate"].isna().all()
     nan_beta = truncation_gap(p.model, p.batch, contrib, beta=float("nan"))
-    assert nan_beta["bound"].isna().all()
+    assert nan_beta["estimate"].isna().all()
 
 
 def test_gap_max_tau_limits_the_rows(rng):
@@ -149,7 +149,7 @@ def _gap_frame(errors, parameter="all", extra=True):
         # other parameters and block rows must not be looked at
         rows += [(f"tbptt:{tau}", "tbptt", float(tau), "U", 0.0, 1.0, np.nan) for tau in range(len(errors))]
         rows += [("block:2,2", "block", np.nan, parameter, 0.0, 1.0, np.nan)]
-    frame = pd.DataFrame(rows, columns=["scheme", "family", "tau", "parameter", "rel_error", "cosine", "bound"])
+    frame = pd.DataFrame(rows, columns=["scheme", "family", "tau", "parameter", "rel_error", "cosine", "estimate"])
     return frame.sample(frac=1.0, random_state=0).reset_index(drop=True)  # order must not matter
 
 
@@ -479,7 +479,7 @@ def test_analyse_frames_agree_with_the_measures_and_direct_gradients(rng):
     assert decay["floor"] == 1e-2
     assert decay["reach"] == reach(out["profile"], 1e-2)
     tb = gap[gap["family"] == "tbptt"]
-    np.testing.assert_allclose(tb["bound"], decay["beta"] ** (tb["tau"] + 1), rtol=1e-12)
+    np.testing.assert_allclose(tb["estimate"], decay["beta"] ** (tb["tau"] + 1), rtol=1e-12)
 
     # summary: tau_10 / tau_1 from the gap frame, the rest from decay and the batch
     errors = dict(zip(tb.loc[tb["parameter"] == "all", "tau"], tb.loc[tb["parameter"] == "all", "rel_error"]))
