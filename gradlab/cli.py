@@ -68,14 +68,16 @@ def main(ctx: typer.Context,
         return
     from .report.spec import DEFAULT_SPEC
     spec = DEFAULT_SPEC.reduced(200, max_lag=20, name="default-quick") if quick else DEFAULT_SPEC
-    _run_jobs([spec], out, dry_run=dry_run, wait=wait)
+    _run_jobs([(spec, "default report")], out, dry_run=dry_run, wait=wait)
 
 
-def _run_jobs(specs, out: Path, *, dry_run: bool, wait: bool) -> None:
-    """Plan every spec (all checks, before any work), then run them in order."""
+def _run_jobs(jobs, out: Path, *, dry_run: bool, wait: bool) -> None:
+    """Plan every (spec, source) — all checks, before any work — then run them in order."""
     from .report.pipeline import plan, run_spec
     from .train.study import TrainSpec, plan_study, run_study
-    plans = [plan_study(s, out) if isinstance(s, TrainSpec) else plan(s, out) for s in specs]
+    plans = [plan_study(s, out, source=src) if isinstance(s, TrainSpec) else plan(s, out, source=src)
+             for s, src in jobs]
+    specs = [s for s, _ in jobs]
     if dry_run:
         for p in plans:
             typer.echo(p.describe())
@@ -133,11 +135,11 @@ def _load_specs(names, quick: bool) -> list:
         path, data = read_spec_file(name)
         if is_training_spec(data):
             study = train_spec_from_dict(data, source=str(path))
-            jobs.append(_quick_name(study.quick()) if quick else study)
+            jobs.append((_quick_name(study.quick()) if quick else study, str(path)))
         else:
             spec = spec_from_dict(data, str(path))
-            jobs.append(_quick_name(spec.reduced(100, max_lag=10, hidden_size=min(16, spec.hidden_size)))
-                        if quick else spec)
+            jobs.append((_quick_name(spec.reduced(100, max_lag=10, hidden_size=min(16, spec.hidden_size)))
+                         if quick else spec, str(path)))
     return jobs
 
 
@@ -163,7 +165,7 @@ def train_study(spec: str = typer.Argument(..., help="A training .toml spec, or 
     """Run a training study (grid of runs, evaluation, figures); an interrupted study resumes where it stopped."""
     from .train.study import load_train_spec
     loaded = load_train_spec(spec)
-    _run_jobs([_quick_name(loaded.quick()) if quick else loaded], out, dry_run=dry_run, wait=wait)
+    _run_jobs([(_quick_name(loaded.quick()) if quick else loaded, spec)], out, dry_run=dry_run, wait=wait)
 
 
 @app.command()

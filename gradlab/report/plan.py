@@ -11,7 +11,6 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,21 +137,25 @@ def check_memory(what: str, estimate: Estimate, limit: tuple[int, str], fix: str
                         f"{fmt_bytes(allowed)} ({how}); {fix}, or raise max_memory (GiB) in the spec")
 
 
+def _may_write(folder: Path) -> bool:
+    return os.access(folder, os.W_OK | os.X_OK)
+
+
 def check_writable(root: Path) -> None:
-    """Fail unless ``root`` (a report folder) can be created and written; nothing is left behind."""
-    for parent in [root, *root.parents]:
-        if parent.exists():
-            if not parent.is_dir():
-                raise PlanError(f"output folder {root}: {parent} is a file, not a folder; choose another --out")
+    """Fail unless ``root`` (a report folder) can be created or written; creates nothing.
+
+    Checks the folder itself when it exists, else its nearest existing parent: it must be
+    a folder, and one this process may write into.
+    """
+    root = Path(root)
+    for folder in [root, *root.parents]:
+        if folder.exists():
             break
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=root, prefix=".write-check.")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise PlanError(f"output folder {root} is not writable ({exc.strerror or exc}); choose another --out "
-                        "or fix its permissions") from None
+    if not folder.is_dir():
+        raise PlanError(f"output folder {root}: {folder} is a file, not a folder; choose another --out")
+    if not _may_write(folder):
+        raise PlanError(f"output folder {root}: {folder} is not writable (permission denied); choose another "
+                        "--out or fix its permissions")
 
 
 @contextlib.contextmanager

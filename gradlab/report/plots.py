@@ -211,11 +211,28 @@ def _references(ax, levels: Sequence[float]) -> None:
         ax.text(0.995, level, f"{level:.0%}", transform=trans, ha="right", va="bottom", fontsize=8, color="0.35")
 
 
+def _wrap(label: str, width: int = 36) -> str:
+    """A long label (a canonical dataset or state text) broken after commas into lines of about ``width``."""
+    if len(label) <= width:
+        return label
+    lines, line = [], ""
+    for part in label.split(","):
+        piece = part if not line else "," + part
+        if line and len(line) + len(piece) > width:
+            lines.append(line + ",")
+            line = part
+        else:
+            line += piece
+    # a piece without commas (a long file path) is cut every ``width`` characters
+    return "\n".join(chunk for text in lines + [line] for chunk in
+                     (text[i:i + width] for i in range(0, len(text), width)))
+
+
 def _dataset_legend(fig: Figure, datasets: Sequence[str], palette: dict, *, patches=False) -> None:
     if patches:
-        handles = [Patch(facecolor=palette[d], label=d) for d in datasets]
+        handles = [Patch(facecolor=palette[d], label=_wrap(d)) for d in datasets]
     else:
-        handles = [Line2D([], [], color=palette[d], linewidth=2.2, label=d) for d in datasets]
+        handles = [Line2D([], [], color=palette[d], linewidth=2.2, label=_wrap(d)) for d in datasets]
     fig.legend(handles=handles, title="dataset", loc="outside right upper", fontsize=9, title_fontsize=10,
                frameon=False)
 
@@ -318,7 +335,7 @@ def plot_profile(profile: pd.DataFrame, decay: pd.DataFrame | None = None, *,
         for i, (colour, text) in enumerate(reversed(notes)):
             ax.text(0.03, 0.04 + 0.075 * i, text, transform=ax.transAxes, fontsize=8, color=colour, ha="left",
                     va="bottom", bbox=dict(facecolor="white", edgecolor="none", alpha=0.7, pad=1))
-        ax.set_title(f"state: {state}", fontsize=10)
+        ax.set_title(f"state: {_wrap(state, 60)}", fontsize=10)
         ax.set_xlabel("lag k (steps back from the loss)")
         ax.set_ylabel(r"$\|\delta(t,\,t-k)\|$ over losses t")
     _hide_unused(axes, len(states))
@@ -397,7 +414,7 @@ def plot_heatmap(heatmap: pd.DataFrame, *, datasets: Sequence[str] | None = None
         for c, state in enumerate(states):
             ax = axes[r, c]
             sub = data[(data["dataset"] == dataset) & (data["state"] == state)]
-            ax.set_title(f"{dataset}\n{state}", fontsize=9)
+            ax.set_title(f"{_wrap(dataset, 48)}\n{_wrap(state, 48)}", fontsize=9)
             if sub.empty:
                 _note(ax, "no data")
                 continue
@@ -445,7 +462,7 @@ def _gap_axes(axes, states, parameters, xlabel=_TAU_LABEL, ylabel=_REL_ERROR_LAB
     for r, state in enumerate(states):
         for c, parameter in enumerate(parameters):
             ax = axes[r, c]
-            ax.set_title(f"parameter {parameter}  ·  state: {state}", fontsize=10)
+            ax.set_title(f"parameter {parameter}  ·  state: {_wrap(state, 48)}", fontsize=10)
             yield ax, state, parameter
             # after the caller has drawn: seaborn sets the labels to column names
             ax.set_xlabel(xlabel if r == len(states) - 1 else "")
@@ -626,7 +643,7 @@ def plot_gap_sentences(gap_sentences: pd.DataFrame, *, parameter: str = "all",
             _line(ax, sub.assign(q50=_positive(sub["q50"])), "tau", "q50", colour=colour, role="median",
                   dataset=dataset, linewidth=2)
         _references(ax, references)
-        ax.set_title(f"parameter {parameter}  ·  state: {state}", fontsize=10)
+        ax.set_title(f"parameter {parameter}  ·  state: {_wrap(state, 48)}", fontsize=10)
         ax.set_xlabel(_TAU_LABEL)
         ax.set_ylabel(_REL_ERROR_LABEL + "\nper sentence")
     _hide_unused(axes, len(states))
@@ -754,8 +771,8 @@ def plot_dependencies(dependencies: pd.DataFrame, dependency_kept: pd.DataFrame 
     fig, axes = _figure(len(states), 2)
     for r, state in enumerate(states):
         left, right = axes[r]
-        left.set_title(f"signal at the source  ·  state: {state}", fontsize=10)
-        right.set_title(f"share kept by TBPTT(τ)  ·  state: {state}", fontsize=10)
+        left.set_title(f"signal at the source  ·  state: {_wrap(state, 48)}", fontsize=10)
+        right.set_title(f"share kept by TBPTT(τ)  ·  state: {_wrap(state, 48)}", fontsize=10)
         sub = deps[deps["state"] == state] if deps is not None else None
         if sub is None or sub.empty:
             _note(left, "no dependency rows")
@@ -857,6 +874,7 @@ def plot_decay(decay: pd.DataFrame, *, datasets: Sequence[str] | None = None, st
             sns.barplot(data=plotted, x="state", y=column, hue="dataset", order=states, hue_order=datasets,
                         palette={d: palette[d] for d in datasets}, saturation=1, errorbar=None, legend=False,
                         ax=ax)
+            ax.set_xticks(range(len(states)), [_wrap(state, 24) for state in states])
             present = [d for d in datasets if plotted.loc[plotted["dataset"] == d, column].notna().any()]
             for dataset, container in zip(present, ax.containers):
                 _tag(container, column, dataset)
