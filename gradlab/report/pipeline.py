@@ -181,8 +181,9 @@ def plan(spec: Spec, out_root: str | os.PathLike = "reports", *, source: str = "
     except OSError as exc:
         raise PlanError(f"{source}: cannot read an input file: {exc}") from None
     K = spec.max_lag
-    fix = (f"lower n_sentences or max_lag (now {spec.n_sentences or 'all'} sentences, K = {K})"
-           + (", or set per_sentence = false" if spec.per_sentence else ""))
+    now = f"now {spec.n_sentences or 'all'} sentences, K = {K}"
+    tail = ", or set per_sentence = false" if spec.per_sentence else ""
+    fix = f"lower n_sentences or max_lag ({now}){tail}"
     models = {}
     for state in spec.model_states():
         if state.kind == "file" and state.path not in models:
@@ -205,8 +206,8 @@ def plan(spec: Spec, out_root: str | os.PathLike = "reports", *, source: str = "
                                         output_size=1, n_dependencies=n, per_sentence=spec.per_sentence,
                                         n_schemes=len(spec.block_schemes))
                 check_memory(f"{source}: datasets: {text!r} (about {tokens:,} tokens, before generating it)", est,
-                             limit, fix.replace("lower n_sentences", "lower n_sentences or the dataset's n, "
-                                                "distance or length"))
+                             limit, f"lower n_sentences, the dataset's n or its distance/length, or max_lag "
+                                    f"({now}){tail}")
         try:
             ds = load_dataset(dataset)
         except (ValueError, TypeError, OSError, IndexError) as exc:

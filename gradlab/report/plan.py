@@ -158,13 +158,22 @@ def check_writable(root: Path) -> None:
                         "--out or fix its permissions")
 
 
+def _remove_temporaries(root: Path) -> None:
+    """Delete the temporary files (``.NAME.*.tmp``) that a killed run left behind: with the lock held,
+    no live writer owns them."""
+    for path in root.rglob(".*.tmp"):
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
 @contextlib.contextmanager
 def output_lock(root: Path, *, wait: bool = False):
     """Hold ``root/.lock`` while a run writes into ``root``.
 
     A second run on the same folder stops with an error naming the first one's pid,
     or, with ``wait``, waits until it finishes. The lock is an OS file lock
-    (``filelock``): it is released when the holder exits, even after ``kill -9``.
+    (``filelock``): it is released when the holder exits, even after ``kill -9``; the
+    temporary files such a run left behind are removed once the lock is held.
     """
     from filelock import FileLock, Timeout
     lock = FileLock(str(root / ".lock"))
@@ -180,6 +189,7 @@ def output_lock(root: Path, *, wait: bool = False):
                         "finish (or rerun with --wait), or choose another --out") from None
     try:
         owner.write_text(str(os.getpid()))
+        _remove_temporaries(root)
         yield
     finally:
         with contextlib.suppress(OSError):

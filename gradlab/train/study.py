@@ -3,7 +3,7 @@
 ``gradlab train SPEC [--out reports] [--quick]`` writes ``reports/<name>/``::
 
     spec.toml, manifest.json
-    runs/<slug>/               one folder per run: checkpoint.npz (resume), mid.npz, model.npz,
+    runs/<slug>/               one folder per run: checkpoint.npz (resume; removed once done), mid.npz, model.npz,
                                history.csv, evaluation.csv, by_distance.csv, by_attractors.csv,
                                snapshots_*.csv, timing.csv; done.json is written last
     history.csv                per run and epoch: train and dev loss (no timings)
@@ -376,6 +376,8 @@ def run_one(spec: TrainSpec, run: dict, folder: Path, train, dev) -> None:
     write_csv(pd.DataFrame([timing]), folder / "timing.csv")
     write_atomic(folder / "done.json", json.dumps({"digest": run["digest"], "params": run["params"]}, indent=1,
                                                   sort_keys=True, default=str))
+    # the resume state (it holds wall-clock seconds) has done its work: model.npz is the result
+    ckpt.unlink(missing_ok=True)
 
 
 @dataclass

@@ -29,7 +29,7 @@ def test_tiny_study_writes_everything_and_is_deterministic(tmp_path):
     for name in FIGS:
         assert (root / f"{name}.png").is_file() and (root / f"{name}.svg").is_file(), name
     page = (root / "index.html").read_text()
-    assert "total wall time" in page and "snapshot_gap" in page
+    assert "timings.csv" in page and "snapshot_gap" in page
     summary = pd.read_csv(root / "summary.csv")
     assert len(summary) == 4 and {"accuracy_lm", "accuracy_agreement", "dev_loss"} <= set(summary.columns)
     ev = pd.read_csv(root / "evaluation.csv")
@@ -39,9 +39,13 @@ def test_tiny_study_writes_everything_and_is_deterministic(tmp_path):
     assert "tbptt:1 @ end" in set(snaps["state"])
     for run in root.glob("runs/*"):
         assert (run / "done.json").is_file() and (run / "model.npz").is_file()
-    other = run_study(_spec(), tmp_path / "b", progress=False, render=False)
-    for name in TRAIN_FRAMES:
-        assert (root / f"{name}.csv").read_bytes() == (other / f"{name}.csv").read_bytes(), name
+    other = run_study(_spec(), tmp_path / "b", progress=False)
+    files = lambda r: {str(p.relative_to(r)): p.read_bytes() for p in sorted(r.rglob("*"))  # noqa: E731
+                       if p.is_file() and p.name not in ("timings.csv", "timing.csv", ".lock")}
+    assert files(root) == files(other)  # index.html and the figures included
+    assert list(pd.read_csv(other / "timings.csv")["status"]) == ["computed"] * 4
+    run_study(_spec(), tmp_path / "b", progress=False, render=False)
+    assert list(pd.read_csv(other / "timings.csv")["status"]) == ["reused"] * 4
 
 
 def test_rerun_skips_finished_runs_and_resumes_interrupted(tmp_path, monkeypatch):
@@ -86,8 +90,8 @@ def test_cli_train_quick(tmp_path, monkeypatch):
                     'epochs = 3\nbatch_size = 5\n')
     result = CliRunner().invoke(app, ["train", str(path), "--quick", "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "out" / "s" / "index.html").is_file()
-    assert pd.read_csv(tmp_path / "out" / "s" / "history.csv")["epoch"].max() == 0  # quick: 1 epoch
+    assert (tmp_path / "out" / "s-quick" / "index.html").is_file()  # never over the full study
+    assert pd.read_csv(tmp_path / "out" / "s-quick" / "history.csv")["epoch"].max() == 0  # quick: 1 epoch
     bad = tmp_path / "bad.toml"
     bad.write_text('train = "agreement:n=30"\nschemes = ["tbptt:-2"]\n')
     result = CliRunner().invoke(app, ["train", str(bad), "--out", str(tmp_path / "out")])
@@ -106,7 +110,7 @@ def test_cli_run_dispatches_training_studies(tmp_path):
     path.write_text('train = "agreement:distance=4,n=30"\nschemes = ["tbptt:1"]\nhidden_sizes = [8]\n')
     result = CliRunner().invoke(app, ["run", str(path), "--quick", "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "out" / "s" / "history.csv").is_file()
+    assert (tmp_path / "out" / "s-quick" / "history.csv").is_file()
     with pytest.raises(ValueError, match="training study spec.*gradlab train"):
         load_spec(path)
 
