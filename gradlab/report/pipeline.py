@@ -41,8 +41,8 @@ from .. import __version__
 from ..analysis.study import analyse
 from .._io import atomic_write
 from .html import COLUMN_DOCS
-from .plan import (PlanError, check_memory, check_writable, dataset_inputs, estimate_analysis, file_sha256,
-                   fmt_bytes, fmt_seconds, memory_limit, output_lock, unit_key)
+from .plan import (PlanError, check_memory, check_writable, dataset_inputs, describe, estimate_analysis,
+                   file_sha256, memory_limit, output_lock, unit_key)
 from .spec import Spec, validate
 
 #: Frames a report writes (their columns are documented in ``html.COLUMN_DOCS``).
@@ -145,15 +145,12 @@ class Plan:
 
     def describe(self) -> str:
         """A table of the units: sizes, estimated peak memory and time, reuse or compute."""
-        lines = [f"plan for {self.root}: {len(self.units)} unit(s); memory limit {fmt_bytes(self.limit[0])} "
-                 f"({self.limit[1]})"]
+        rows = []
         for u in self.units:
-            b = u.data.batch(self.spec.task) if u.data is not None else None
-            sizes = (f"N = {b.n_tokens} tokens in {b.n_sentences} sentences, T <= {int(np.diff(b.offsets).max())}"
-                     if b is not None else "")
-            lines.append(f"  {u.status:7s} {u.dataset} | {u.state.label}: {sizes}; estimated peak memory "
-                         f"{fmt_bytes(u.estimate.memory)}, time {fmt_seconds(u.estimate.seconds)}")
-        return "\n".join(lines)
+            b = u.data.batch(self.spec.task)
+            sizes = f"N = {b.n_tokens} tokens in {b.n_sentences} sentences, T <= {int(np.diff(b.offsets).max())}"
+            rows.append((u.status, f"{u.dataset} | {u.state.label}", sizes, u.estimate))
+        return describe(self.root, self.limit, rows)
 
 
 def _state_size(state, spec: Spec, models: dict) -> int:

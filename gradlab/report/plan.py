@@ -129,6 +129,15 @@ def estimate_training(*, n_tokens: int, n_sentences: int, hidden_size: int, voca
     return Estimate(BASE_BYTES + 8 * words, flops / FLOPS)
 
 
+def describe(root: Path, limit: tuple, rows: list, what: str = "unit", extra: str = "") -> str:
+    """The text of a plan: one line per (status, name, sizes, Estimate) row, after a header."""
+    lines = [f"plan for {root}: {len(rows)} {what}(s){extra}; memory limit {fmt_bytes(limit[0])} ({limit[1]})"]
+    for status, name, sizes, est in rows:
+        lines.append(f"  {status:7s} {name}: {sizes + '; ' if sizes else ''}estimated peak memory "
+                     f"{fmt_bytes(est.memory)}, time {fmt_seconds(est.seconds)}")
+    return "\n".join(lines)
+
+
 def check_memory(what: str, estimate: Estimate, limit: tuple[int, str], fix: str) -> None:
     """Refuse a unit whose estimated peak memory is above the limit, naming the estimate and ``fix``."""
     allowed, how = limit

@@ -462,7 +462,7 @@ def _gap_axes(axes, states, parameters, xlabel=_TAU_LABEL, ylabel=_REL_ERROR_LAB
     for r, state in enumerate(states):
         for c, parameter in enumerate(parameters):
             ax = axes[r, c]
-            ax.set_title(f"parameter {parameter}  ·  state: {_wrap(state, 48)}", fontsize=10)
+            ax.set_title(f"parameter {parameter}  ·  state:\n{_wrap(state, 44)}", fontsize=10)
             yield ax, state, parameter
             # after the caller has drawn: seaborn sets the labels to column names
             ax.set_xlabel(xlabel if r == len(states) - 1 else "")
@@ -643,7 +643,7 @@ def plot_gap_sentences(gap_sentences: pd.DataFrame, *, parameter: str = "all",
             _line(ax, sub.assign(q50=_positive(sub["q50"])), "tau", "q50", colour=colour, role="median",
                   dataset=dataset, linewidth=2)
         _references(ax, references)
-        ax.set_title(f"parameter {parameter}  ·  state: {_wrap(state, 48)}", fontsize=10)
+        ax.set_title(f"parameter {parameter}  ·  state:\n{_wrap(state, 44)}", fontsize=10)
         ax.set_xlabel(_TAU_LABEL)
         ax.set_ylabel(_REL_ERROR_LABEL + "\nper sentence")
     _hide_unused(axes, len(states))
@@ -771,8 +771,8 @@ def plot_dependencies(dependencies: pd.DataFrame, dependency_kept: pd.DataFrame 
     fig, axes = _figure(len(states), 2)
     for r, state in enumerate(states):
         left, right = axes[r]
-        left.set_title(f"signal at the source  ·  state: {_wrap(state, 48)}", fontsize=10)
-        right.set_title(f"share kept by TBPTT(τ)  ·  state: {_wrap(state, 48)}", fontsize=10)
+        left.set_title(f"signal at the source  ·  state:\n{_wrap(state, 44)}", fontsize=10)
+        right.set_title(f"share kept by TBPTT(τ)  ·  state:\n{_wrap(state, 44)}", fontsize=10)
         sub = deps[deps["state"] == state] if deps is not None else None
         if sub is None or sub.empty:
             _note(left, "no dependency rows")

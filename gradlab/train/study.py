@@ -389,17 +389,12 @@ class StudyPlan:
     train: object
     dev: object
     runs: list
-    estimate: object
     limit: tuple
 
     def describe(self) -> str:
-        from ..report.plan import fmt_bytes, fmt_seconds
-        lines = [f"plan for {self.root}: {len(self.runs)} run(s) on {self.train.n_sentences} train / "
-                 f"{self.dev.n_sentences} dev sentences; memory limit {fmt_bytes(self.limit[0])} ({self.limit[1]})"]
-        for r in self.runs:
-            lines.append(f"  {r['status']:7s} {r['run']}: estimated peak memory {fmt_bytes(r['estimate'].memory)}, "
-                         f"time {fmt_seconds(r['estimate'].seconds)}")
-        return "\n".join(lines)
+        from ..report.plan import describe
+        return describe(self.root, self.limit, [(r["status"], r["run"], "", r["estimate"]) for r in self.runs],
+                        "run", f" on {self.train.n_sentences} train / {self.dev.n_sentences} dev sentences")
 
 
 def plan_study(spec: TrainSpec, out_root: str | os.PathLike = "reports", *,
@@ -436,7 +431,7 @@ def plan_study(spec: TrainSpec, out_root: str | os.PathLike = "reports", *,
         run["estimate"] = est
         check_memory(f"{source}: run {run['run']}", est, limit,
                      "lower n_sentences, n_dev or hidden_sizes")
-    p = StudyPlan(spec, root, train, dev, todo, None, limit)
+    p = StudyPlan(spec, root, train, dev, todo, limit)
     _set_status(p)
     return p
 
