@@ -23,6 +23,7 @@ from gradlab.analysis import analyse
 from gradlab.data import canonical_spec, load_dataset
 from gradlab.report import pipeline, render
 from gradlab.report.html import COLUMN_DOCS
+from gradlab.report.plots import _wrap
 from gradlab.report.pipeline import FRAMES, load_frames, run_spec, table_name, units, write_atomic
 from gradlab.report.render import render_report
 from gradlab.report.spec import Spec, load_spec
@@ -201,7 +202,8 @@ def test_figures_and_index(report):
             assert (report / f"{name}.{fmt}").is_file(), (name, fmt)
         svg = (report / f"{name}.svg").read_text()
         for d in CANON:  # one series (and legend entry) per dataset
-            assert f"<!-- {d} -->" in svg, (name, d)
+            # the legend label, broken after commas: one text (and SVG comment) per line
+            assert all(f"<!-- {line} -->" in svg for line in _wrap(d).split("\n")), (name, d)
     assert (report / "gap_sentences.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     page = (report / "index.html").read_text(encoding="utf-8")
     assert "<title>Tiny report</title>" in page
