@@ -437,3 +437,51 @@ def test_second_run_on_the_same_folder_stops_naming_the_first(tmp_path):
         line = _one_error_line(_invoke(["run", _spec_file(tmp_path), "--out", out]))
     assert f"in use by another gradlab run (pid {os.getpid()})" in line and "--wait" in line
     assert not (out / "tiny" / "units").exists()
+
+
+def test_overwritten_model_file_recomputes_that_unit_only(tmp_path):
+    from gradlab import RNN, load_dataset
+    n_words = len(load_dataset("agreement:distance=4,n=20").vocab)
+    model = tmp_path / "m.npz"
+    RNN.init(n_words, 4, rng=0).save(model)
+    text = TINY_TOML.replace('"markov:n=20"', '"agreement:distance=3,n=20"').replace(
+        '"init:scale=0.5"', f'"init:scale=0.5", "file:path={model}"')
+    spec, out = _spec_file(tmp_path, "model", text), tmp_path / "reports"
+    assert _invoke(["run", spec, "--out", out]).exit_code == 0
+    before = pd.read_csv(out / "model" / "summary.csv")
+    RNN.init(n_words, 4, rng=1, scale=1.5).save(model)  # same path and sizes, other weights
+    result = _invoke(["run", spec, "--out", out])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("computed: ") == 2 and result.output.count("reused: ") == 2
+    assert all(line.endswith(f"file:path={model}") for line in result.output.splitlines()
+               if line.startswith("computed: "))
+    after = pd.read_csv(out / "model" / "summary.csv")
+    is_file = after["state"] == f"file:path={model}"
+    assert (after.loc[~is_file, "beta"].to_numpy() == before.loc[~is_file, "beta"].to_numpy()).all()
+    assert (after.loc[is_file, "beta"].to_numpy() != before.loc[is_file, "beta"].to_numpy()).all()
+
+
+def test_second_run_waits_with_wait(tmp_path):
+    import threading
+    import time
+    from gradlab.report.plan import output_lock
+    out = tmp_path / "reports"
+    (out / "tiny").mkdir(parents=True)
+    held, release = threading.Event(), threading.Event()
+
+    def first():
+        with output_lock(out / "tiny"):
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    held.wait(10)
+    timer = threading.Timer(1.0, release.set)
+    timer.start()
+    start = time.perf_counter()
+    result = _invoke(["run", _spec_file(tmp_path), "--out", out, "--wait"])
+    thread.join()
+    assert result.exit_code == 0, result.output
+    assert time.perf_counter() - start >= 0.9  # it waited for the first run to let go
+    assert (out / "tiny" / "index.html").is_file()

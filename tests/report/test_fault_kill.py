@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 #: Files allowed to differ between an interrupted and an uninterrupted run: seconds only.
 SECONDS_FILES = {"timings.csv", "timing.csv"}
 #: Interruptions per spec.
-N_KILLS = 4
+N_KILLS = 3
 
 REPORT = """\
 title = "Fault test"
@@ -39,7 +39,7 @@ dev = "agreement:distance=4,min_distance=1,n=20,seed=1"
 hidden_sizes = [5]
 schemes = ["tbptt:1", "full"]
 seeds = [0, 1]
-epochs = 3
+epochs = 2
 batch_size = 2
 eval_tasks = ["lm", "agreement"]
 snapshots = true

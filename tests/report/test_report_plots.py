@@ -336,3 +336,15 @@ def test_shared_palette_keeps_colours_for_a_subset(frames, close):
 def test_palette_must_cover_the_datasets(frames):
     with pytest.raises(ValueError, match=r"palette has no colour for dataset\(s\) \['recall:keys=4'\]"):
         plots.plot_decay(frames["decay"], palette=plots.dataset_palette([DATASETS[0]]))
+
+
+def test_dependency_figure_bytes_do_not_change_between_draws(frames, tmp_path):
+    """The strip plot's jitter is seeded: the same rows give the same PNG and SVG bytes."""
+    from gradlab.report.html import write_figure
+    outputs = []
+    for folder in (tmp_path / "a", tmp_path / "b"):
+        np.random.seed(None)  # whatever the global generator holds
+        np.random.random(17)
+        write_figure(plots.plot_dependencies(frames["dependencies"], frames["kept"]), folder, "dependencies")
+        outputs.append({fmt: (folder / f"dependencies.{fmt}").read_bytes() for fmt in ("png", "svg")})
+    assert outputs[0] == outputs[1]
