@@ -71,7 +71,7 @@ def _run_to_the_end(spec: Path, out: Path) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind, text", [("report", REPORT), ("study", STUDY)])
+@pytest.mark.parametrize("kind, text", [("report", REPORT), ("study", STUDY)], ids=["report", "study"])
 def test_kill_9_at_random_points_then_resume_gives_the_same_bytes(tmp_path, kind, text):
     spec = tmp_path / f"fault-{kind}.toml"
     spec.write_text(text)
