@@ -35,7 +35,7 @@ def coursework_spec(n: int, max_lag: int) -> str:
     else:
         datasets.append(f"dyck:n={n}")
     quoted = ", ".join(f'"{d}"' for d in datasets)
-    return (f'title = "Coursework size"\ndatasets = [{quoted}]\nstates = ["init:scale=0.316", "init:scale=1.0"]\n'
+    return (f'title = "Coursework size"\ndatasets = [{quoted}]\nstates = ["init", "init:scale=1.0"]\n'
             f"hidden_size = 50\nmax_lag = {max_lag}\nn_sentences = {n}\n")
 
 
