@@ -5,65 +5,119 @@ Run with no arguments it writes the default report on the built-in datasets to
 """
 from __future__ import annotations
 
+import functools
+from dataclasses import replace
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=False, rich_markup_mode=None,
+app = typer.Typer(add_completion=False, no_args_is_help=False, rich_markup_mode=None, pretty_exceptions_enable=False,
                   help="Exact per-loss, per-lag BPTT gradients of Elman RNNs, and what truncation keeps of them.")
 
 OUT_HELP = "Folder that receives one sub-folder per report."
+DRY_HELP = "Check everything and print the plan (units, sizes, estimated memory and time); compute nothing."
+WAIT_HELP = "If another gradlab run writes into the same report folder, wait for it instead of stopping."
+_OPTIONS = {"debug": False}
 
 
-def _fail(exc: Exception) -> None:
-    typer.echo(f"error: {exc}", err=True)
+def _fail(exc: BaseException) -> None:
+    """One ``error:`` line and exit code 2; the traceback only with ``--debug``."""
+    if _OPTIONS["debug"]:
+        raise exc
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    if not isinstance(exc, (ValueError, TypeError, OSError, LookupError, RuntimeError)):
+        message = f"{type(exc).__name__}: {message}"
+    typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code=2)
 
 
-WORKERS = typer.Option(None, "--workers", min=1, help="Run units on a local Dask cluster of this many worker "
-                                                      "processes (default: in this process).")
-SCHEDULER = typer.Option(None, "--scheduler", envvar="DASK_SCHEDULER_ADDRESS",
-                         help="Run units on an existing Dask cluster: its scheduler's address, e.g. "
-                              "tcp://scheduler.example.org:8786 (also $DASK_SCHEDULER_ADDRESS).")
-THREADS = typer.Option(None, "--threads-per-worker", min=1,
-                       help="Numba and BLAS threads in each worker (default: 1 with several workers).")
+def _guarded(command):
+    """Run a command so that any failure reaches the user as one ``error:`` line (see :func:`_fail`)."""
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort, KeyboardInterrupt, SystemExit):
+            raise
+        except MemoryError:
+            _fail(MemoryError("out of memory; lower n_sentences or max_lag, or set max_memory lower so the plan "
+                              "refuses such units before starting"))
+        except Exception as exc:  # noqa: BLE001 - every error becomes one line
+            _fail(exc)
+    return wrapper
 
 
-def _run_jobs(jobs, out: Path, cluster: dict) -> None:
-    """Run (runner, spec) jobs on one executor; units that fail are listed at the end (exit code 1)."""
-    from .executor import UnitsFailed, executor
-    failed = []
-    try:
-        with executor(cluster["workers"], cluster["scheduler"], cluster["threads_per_worker"]) as ex:
-            client = getattr(ex, "client", None)
-            for runner, spec in jobs:
-                try:
-                    folder = runner(spec, out, client=client)
-                except UnitsFailed as exc:
-                    failed.append((spec.name, exc))
-                    continue
-                typer.echo(f"report: {folder / 'index.html'}")
-    except ValueError as exc:   # bad --workers / --scheduler
-        _fail(exc)
-    for name, exc in failed:
-        typer.echo(exc.tracebacks(), err=True)
-        typer.echo(f"error: {name}: {exc}", err=True)
-    if failed:
-        raise typer.Exit(code=1)
+def _quick_name(spec):
+    """A quick run writes to its own folder (NAME-quick), never over a full report."""
+    return replace(spec, name=f"{spec.name}-quick")
 
 
 @app.callback(invoke_without_command=True)
+@_guarded
 def main(ctx: typer.Context,
          out: Path = typer.Option(Path("reports"), "--out", "-o", help=OUT_HELP),
-         quick: bool = typer.Option(False, help="A small version (200 sentences, K = 20) for a first look.")):
+         quick: bool = typer.Option(False, help="A small version (200 sentences, K = 20) for a first look, "
+                                                "in reports/default-quick."),
+         dry_run: bool = typer.Option(False, "--dry-run", help=DRY_HELP),
+         wait: bool = typer.Option(False, "--wait", help=WAIT_HELP),
+         debug: bool = typer.Option(False, "--debug", help="Show the full traceback of an error.")):
     """With no subcommand: the default report (vanishing profile and truncation gap of four built-in datasets)."""
+    _OPTIONS["debug"] = debug
     if ctx.invoked_subcommand is not None:
         return
     from .report.spec import DEFAULT_SPEC
-    spec = DEFAULT_SPEC.reduced(200, max_lag=20) if quick else DEFAULT_SPEC
-    from .report.pipeline import run_spec
-    typer.echo(f"report: {run_spec(spec, out) / 'index.html'}")
+    spec = DEFAULT_SPEC.reduced(200, max_lag=20, name="default-quick") if quick else DEFAULT_SPEC
+    _run_jobs([(spec, "default report")], out, dry_run=dry_run, wait=wait)
+
+
+WORKERS_HELP = "Run the units on a local Dask cluster of this many worker processes (default: in this process)."
+SCHEDULER_HELP = ("Run the units on an existing Dask cluster: its scheduler's address, e.g. "
+                  "tcp://scheduler.example.org:8786 (default: $DASK_SCHEDULER_ADDRESS).")
+THREADS_HELP = "Numba and BLAS threads in each Dask worker (default: 1 with several workers)."
+FAILURES_LOG = "failures.log"
+
+
+def _cluster(workers: Optional[int], scheduler: Optional[str], threads_per_worker: Optional[int]) -> dict:
+    return {"workers": workers, "scheduler": scheduler, "threads_per_worker": threads_per_worker}
+
+
+def _run_jobs(jobs, out: Path, *, dry_run: bool, wait: bool, cluster: Optional[dict] = None) -> None:
+    """Plan every (spec, source) — all checks, before any work — then run them in order, in this process
+    or on the Dask cluster ``cluster`` asks for. Units that fail are listed at the end (exit code 1) with
+    their tracebacks in the report folder's failures.log; the other units are written."""
+    from .executor import UnitsFailed, executor
+    from .report.pipeline import plan, run_spec
+    from .train.study import TrainSpec, plan_study, run_study
+    plans = [plan_study(s, out, source=src) if isinstance(s, TrainSpec) else plan(s, out, source=src)
+             for s, src in jobs]
+    specs = [s for s, _ in jobs]
+    if dry_run:
+        for p in plans:
+            typer.echo(p.describe())
+        return
+    failed = []
+    with executor(**(cluster or {})) as ex:
+        client = getattr(ex, "client", None)
+        for spec, p in zip(specs, plans):
+            runner = run_study if isinstance(spec, TrainSpec) else run_spec
+            log_file = p.root / FAILURES_LOG
+            try:
+                folder = runner(spec, out, wait=wait, log=typer.echo, client=client)
+            except UnitsFailed as exc:
+                if _OPTIONS["debug"]:
+                    typer.echo(exc.tracebacks(), err=True)
+                log_file.write_text(exc.tracebacks(), encoding="utf-8")
+                failed.append((spec.name, exc, log_file))
+                continue
+            log_file.unlink(missing_ok=True)
+            typer.echo(f"report: {folder / 'index.html'}")
+    for name, exc, log_file in failed:
+        for line in str(exc).splitlines():
+            typer.echo(f"error: {name}: {line.strip()}", err=True)
+        typer.echo(f"error: {name}: tracebacks in {log_file}", err=True)
+    if failed:
+        raise typer.Exit(code=1)
 
 
 @app.command()
@@ -77,14 +131,12 @@ def datasets(parameters: bool = typer.Option(True, help="Show every parameter wi
 
 
 @app.command()
+@_guarded
 def describe(dataset: str = typer.Argument(..., help="Dataset spec, e.g. agreement:distance=8."),
              csv: Optional[Path] = typer.Option(None, help="Also write the per-sentence table to this CSV.")):
     """Sentence lengths and dependency distances of a dataset."""
     from .data import load_dataset
-    try:
-        ds = load_dataset(dataset)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
-        _fail(exc)
+    ds = load_dataset(dataset)
     table = ds.describe()
     typer.echo(repr(ds))
     typer.echo(table.drop(columns=[c for c in ("sentence", "row") if c in table]).describe().T.to_string())
@@ -95,71 +147,92 @@ def describe(dataset: str = typer.Argument(..., help="Dataset spec, e.g. agreeme
 
 
 @app.command()
+@_guarded
 def run(spec: str = typer.Argument(..., help="A .toml spec (report or training study), or the name of one in "
                                              "analyses/."),
         out: Path = typer.Option(Path("reports"), "--out", "-o", help=OUT_HELP),
         quick: bool = typer.Option(False, help="Reduced size (reports: 100 sentences, K <= 10, H <= 16; "
-                                               "studies: 20 sentences, 1 epoch, H = 4): a smoke run."),
-        workers: Optional[int] = WORKERS, scheduler: Optional[str] = SCHEDULER,
-        threads_per_worker: Optional[int] = THREADS):
-    """Run one spec; an interrupted run resumes where it stopped."""
-    run_batch([spec], out, quick, workers, scheduler, threads_per_worker)
+                                               "studies: 20 sentences, 1 epoch, H = 4), in NAME-quick: a smoke run."),
+        dry_run: bool = typer.Option(False, "--dry-run", help=DRY_HELP),
+        wait: bool = typer.Option(False, "--wait", help=WAIT_HELP),
+        workers: Optional[int] = typer.Option(None, "--workers", min=1, help=WORKERS_HELP),
+        scheduler: Optional[str] = typer.Option(None, "--scheduler", envvar="DASK_SCHEDULER_ADDRESS",
+                                                help=SCHEDULER_HELP),
+        threads_per_worker: Optional[int] = typer.Option(None, "--threads-per-worker", min=1, help=THREADS_HELP)):
+    """Run one spec; an interrupted run resumes where it stopped, and only units whose inputs changed are redone."""
+    _run_jobs(_load_specs([spec], quick), out, dry_run=dry_run, wait=wait,
+              cluster=_cluster(workers, scheduler, threads_per_worker))
+
+
+def _load_specs(names, quick: bool) -> list:
+    from .report.spec import is_training_spec, read_spec_file, spec_from_dict
+    from .train.study import train_spec_from_dict
+    jobs = []
+    for name in names:
+        path, data = read_spec_file(name)
+        if is_training_spec(data):
+            study = train_spec_from_dict(data, source=str(path))
+            jobs.append((_quick_name(study.quick()) if quick else study, str(path)))
+        else:
+            spec = spec_from_dict(data, str(path))
+            jobs.append((_quick_name(spec.reduced(100, max_lag=10, hidden_size=min(16, spec.hidden_size)))
+                         if quick else spec, str(path)))
+    return jobs
 
 
 @app.command("batch")
+@_guarded
 def run_batch(specs: List[str] = typer.Argument(..., help="Specs (.toml paths or names in analyses/)."),
               out: Path = typer.Option(Path("reports"), "--out", "-o", help=OUT_HELP),
-              quick: bool = typer.Option(False, help="Reduced size for every spec."),
-              workers: Optional[int] = WORKERS, scheduler: Optional[str] = SCHEDULER,
-              threads_per_worker: Optional[int] = THREADS):
+              quick: bool = typer.Option(False, help="Reduced size for every spec (in NAME-quick)."),
+              dry_run: bool = typer.Option(False, "--dry-run", help=DRY_HELP),
+              wait: bool = typer.Option(False, "--wait", help=WAIT_HELP),
+              workers: Optional[int] = typer.Option(None, "--workers", min=1, help=WORKERS_HELP),
+              scheduler: Optional[str] = typer.Option(None, "--scheduler", envvar="DASK_SCHEDULER_ADDRESS",
+                                                      help=SCHEDULER_HELP),
+              threads_per_worker: Optional[int] = typer.Option(None, "--threads-per-worker", min=1,
+                                                               help=THREADS_HELP)):
     """Run several specs (reports and training studies); every spec is checked before any work starts."""
-    from .report.pipeline import run_spec
-    from .report.spec import is_training_spec, read_spec_file, spec_from_dict
-    from .train.study import run_study, train_spec_from_dict
-    jobs = []
-    try:
-        for name in specs:
-            path, data = read_spec_file(name)
-            if is_training_spec(data):
-                study = train_spec_from_dict(data, source=str(path))
-                jobs.append((run_study, study.quick() if quick else study))
-            else:
-                spec = spec_from_dict(data, str(path))
-                jobs.append((run_spec, spec.reduced(100, max_lag=10, hidden_size=min(16, spec.hidden_size))
-                             if quick else spec))
-    except (ValueError, TypeError, FileNotFoundError) as exc:
-        _fail(exc)
-    _run_jobs(jobs, out, dict(workers=workers, scheduler=scheduler, threads_per_worker=threads_per_worker))
+    _run_jobs(_load_specs(specs, quick), out, dry_run=dry_run, wait=wait,
+              cluster=_cluster(workers, scheduler, threads_per_worker))
 
 
 @app.command("train")
+@_guarded
 def train_study(spec: str = typer.Argument(..., help="A training .toml spec, or the name of one in analyses/."),
                 out: Path = typer.Option(Path("reports"), "--out", "-o", help=OUT_HELP),
-                quick: bool = typer.Option(False, help="Reduced size (20 sentences, 1 epoch, H = 4): a smoke run."),
-                workers: Optional[int] = WORKERS, scheduler: Optional[str] = SCHEDULER,
-                threads_per_worker: Optional[int] = THREADS):
+                quick: bool = typer.Option(False, help="Reduced size (20 sentences, 1 epoch, H = 4), in NAME-quick: "
+                                                       "a smoke run."),
+                dry_run: bool = typer.Option(False, "--dry-run", help=DRY_HELP),
+                wait: bool = typer.Option(False, "--wait", help=WAIT_HELP),
+                workers: Optional[int] = typer.Option(None, "--workers", min=1, help=WORKERS_HELP),
+                scheduler: Optional[str] = typer.Option(None, "--scheduler", envvar="DASK_SCHEDULER_ADDRESS",
+                                                        help=SCHEDULER_HELP),
+                threads_per_worker: Optional[int] = typer.Option(None, "--threads-per-worker", min=1,
+                                                                 help=THREADS_HELP)):
     """Run a training study (grid of runs, evaluation, figures); an interrupted study resumes where it stopped."""
-    from .train.study import load_train_spec, run_study
-    try:
-        loaded = load_train_spec(spec)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
-        _fail(exc)
-    _run_jobs([(run_study, loaded.quick() if quick else loaded)], out,
-              dict(workers=workers, scheduler=scheduler, threads_per_worker=threads_per_worker))
+    from .train.study import load_train_spec
+    loaded = load_train_spec(spec)
+    _run_jobs([(_quick_name(loaded.quick()) if quick else loaded, spec)], out, dry_run=dry_run, wait=wait,
+              cluster=_cluster(workers, scheduler, threads_per_worker))
 
 
 @app.command()
-def render(folder: Path = typer.Argument(..., help="A report folder with its CSVs (reports/NAME).")):
+@_guarded
+def render(folder: Path = typer.Argument(..., help="A report folder with its CSVs (reports/NAME)."),
+           wait: bool = typer.Option(False, "--wait", help=WAIT_HELP)):
     """Redraw the figures and index.html of a report from its CSVs."""
+    from .report.plan import output_lock
     from .report.render import render_report
-    try:
+    if not Path(folder).is_dir():
+        raise FileNotFoundError(f"{folder} is not a report folder; give reports/NAME")
+    with output_lock(Path(folder), wait=wait):
         index = render_report(folder)
-    except (ValueError, FileNotFoundError) as exc:
-        _fail(exc)
     typer.echo(f"report: {index}")
 
 
 @app.command()
+@_guarded
 def warmup():
     """Compile (or load from cache) every kernel and print the time it took."""
     from .engine import warmup as _warmup

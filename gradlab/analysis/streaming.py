@@ -182,22 +182,14 @@ def partition_stats(model, batch, *, max_lag: int, block_schemes=(), deps: pd.Da
     s = forward(model, batch).s
     st.fprime_sum = float(state_derivative(s, model.activation).sum())
     if deps is not None and len(deps):
-        sig = _dependency_signal(model, batch, deps, c).dropna(subset=["signal"])
+        from .deps import dependency_signal
+        sig = dependency_signal(model, batch, deps).dropna(subset=["signal"])
         lags = sig["distance"].to_numpy(np.int64)
         n = int(lags.max()) + 1 if lags.size else 0
         st.dep_count = np.bincount(lags, minlength=n).astype(np.int64)
         st.dep_signal = np.bincount(lags, weights=sig["signal"].to_numpy(float), minlength=n)
         st.dep_signal_rel = np.bincount(lags, weights=sig["signal_rel"].to_numpy(float), minlength=n)
     return st
-
-
-def _dependency_signal(model, batch, deps: pd.DataFrame, contrib) -> pd.DataFrame:
-    """||delta(target, source)|| of every dependency of the partition (the in-memory path's measure)."""
-    from .deps import dependency_signal
-    longest = int(deps["distance"].max())
-    if longest > contrib.max_lag:
-        contrib = contributions(model, batch, longest)
-    return dependency_signal(contrib, deps)
 
 
 def merge(a: PartitionStats, b: PartitionStats) -> PartitionStats:
@@ -241,7 +233,7 @@ def frames_from_stats(st: PartitionStats, model, *, floor: float = 1e-3, max_tau
     -------
     dict of DataFrame
         profile (quantiles from the histograms), heatmap, decay, gap, summary, and
-        dependency_kept / dependency_lags when dependencies were measured.
+        dependency_kept when dependencies were measured.
     """
     K = st.max_lag
     lags = np.arange(K + 1)
@@ -275,10 +267,6 @@ def frames_from_stats(st: PartitionStats, model, *, floor: float = 1e-3, max_tau
     if st.dep_count.size:
         from .deps import dependency_kept_from_sums
         out["dependency_kept"] = dependency_kept_from_sums(st.dep_signal, K)
-        dl = np.flatnonzero(st.dep_count)
-        out["dependency_lags"] = pd.DataFrame({"lag": dl, "n": st.dep_count[dl],
-                                               "mean_signal": st.dep_signal[dl] / st.dep_count[dl],
-                                               "mean_signal_rel": st.dep_signal_rel[dl] / st.dep_count[dl]})
     param = "all" if st.G_VT is not None else "U"
     out["summary"] = pd.DataFrame([{
         "beta": fit["beta"], "half_life": fit["half_life"],
