@@ -84,8 +84,8 @@ def _cluster(workers: Optional[int], scheduler: Optional[str], threads_per_worke
 
 def _run_jobs(jobs, out: Path, *, dry_run: bool, wait: bool, cluster: Optional[dict] = None) -> None:
     """Plan every (spec, source) — all checks, before any work — then run them in order, in this process
-    or on the Dask cluster ``cluster`` asks for. Units that fail are listed at the end (exit code 1) with
-    their tracebacks in the report folder's failures.log; the other units are written."""
+    or on the Dask cluster ``cluster`` asks for. Units that fail are named at the end in one ``error:`` line
+    per spec (exit code 2), their tracebacks in the report folder's failures.log; the other units are written."""
     from .executor import UnitsFailed, executor
     from .report.pipeline import plan, run_spec
     from .train.study import TrainSpec, plan_study, run_study
@@ -112,12 +112,11 @@ def _run_jobs(jobs, out: Path, *, dry_run: bool, wait: bool, cluster: Optional[d
                 continue
             log_file.unlink(missing_ok=True)
             typer.echo(f"report: {folder / 'index.html'}")
-    for name, exc, log_file in failed:
-        for line in str(exc).splitlines():
-            typer.echo(f"error: {name}: {line.strip()}", err=True)
-        typer.echo(f"error: {name}: tracebacks in {log_file}", err=True)
+    for name, exc, log_file in failed:     # one line per spec, exit code 2, as every error
+        typer.echo(f"error: {name}: {exc.summary()}; the others are written, rerun to retry only these "
+                   f"(tracebacks in {log_file})", err=True)
     if failed:
-        raise typer.Exit(code=1)
+        raise typer.Exit(code=2)
 
 
 @app.command()

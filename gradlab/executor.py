@@ -68,10 +68,16 @@ class UnitsFailed(RuntimeError):
     def __init__(self, failures: Sequence[TaskFailure], n_units: int, what: str = "unit"):
         self.failures = list(failures)
         self.n_units = n_units
+        self.what = what
         lines = [f"{len(self.failures)} of {n_units} {what}s failed (the others are written; rerun to retry "
                  f"only the failed ones):"]
         lines += [f"  {f.name}: {f.error}" for f in self.failures]
         super().__init__("\n".join(lines))
+
+    def summary(self) -> str:
+        """One line: how many failed, and each failed unit with its error."""
+        what = "; ".join(f"{f.name}: {' '.join(f.error.split())}" for f in self.failures)
+        return f"{len(self.failures)} of {self.n_units} {self.what}s failed ({what})"
 
     def tracebacks(self) -> str:
         """Every failure's traceback, each under its unit's name."""

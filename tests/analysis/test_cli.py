@@ -406,7 +406,11 @@ def test_unexpected_failure_during_work_is_one_error_line(tmp_path, monkeypatch)
         raise RuntimeError("kernel exploded")
     monkeypatch.setattr(pipeline, "run_unit", crash)
     line = _one_error_line(_invoke(["run", _spec_file(tmp_path), "--out", tmp_path / "o"]))
-    assert line == "error: kernel exploded"
+    # every unit is tried and named; the tracebacks go to a file, not the terminal
+    assert line.startswith("error: tiny: 2 of 2 units failed (agreement:") and "| init:" in line
+    assert line.count("RuntimeError: kernel exploded") == 2
+    log = tmp_path / "o" / "tiny" / "failures.log"
+    assert f"tracebacks in {log}" in line and "Traceback" in log.read_text() and "crash" in log.read_text()
 
 
 def test_changed_data_file_recomputes_that_unit_only(tmp_path):

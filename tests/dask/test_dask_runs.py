@@ -151,9 +151,11 @@ def test_cli_reports_failures_with_exit_code_1(tmp_path, monkeypatch):
     path.write_text('train = "agreement:distance=4,n=30"\nschemes = ["full"]\nhidden_sizes = [4]\nepochs = 1\n'
                     'learning_rates = [0.5, 0.25]\nbatch_size = 5\n')
     result = CliRunner().invoke(app, ["train", str(path), "--out", str(tmp_path / "out")])
-    assert result.exit_code == 1, result.output
-    assert "1 of 2 runs failed" in result.output and "Injected: injected failure" in result.output
-    assert "Traceback" in result.output
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "1 of 2 runs failed" in errors[0] and "Injected: injected failure" in errors[0]
+    assert "Traceback" not in result.output
+    assert "_failing_trainer" in (tmp_path / "out" / "f" / "failures.log").read_text()
 
 
 def test_an_interrupted_client_resumes_without_recomputing(tmp_path, reference):
