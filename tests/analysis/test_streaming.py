@@ -126,3 +126,37 @@ def test_merge_rejects_mismatched_statistics(corpus):
         merge(partition_stats(model, b, max_lag=2), partition_stats(model, b, max_lag=3))
     with pytest.raises(ValueError, match="block schemes"):
         merge(partition_stats(model, b, max_lag=2), partition_stats(model, b, max_lag=2, block_schemes=["chunked:2"]))
+
+
+# ---------------------------------------------------------------------- the report spec's partition_size
+def test_spec_keys_for_corpus_size_reports():
+    from gradlab.report.spec import spec_from_dict
+    spec = spec_from_dict({"datasets": ["markov:n=5"], "n_sentences": "all", "partition_size": 2,
+                           "per_sentence": False})
+    assert spec.n_sentences is None and spec.partition_size == 2
+    with pytest.raises(ValueError, match="per_sentence: .*set per_sentence = false with partition_size"):
+        spec_from_dict({"datasets": ["markov:n=5"], "partition_size": 2})
+    with pytest.raises(ValueError, match="partition_size: must be an integer >= 1"):
+        spec_from_dict({"datasets": ["markov:n=5"], "partition_size": 0, "per_sentence": False})
+    with pytest.raises(ValueError, match="n_sentences"):
+        spec_from_dict({"datasets": ["markov:n=5"], "n_sentences": "most"})
+
+
+def test_partitioned_report_equals_the_in_memory_report(tmp_path):
+    """The whole pipeline: a partitioned unit's tables equal the in-memory unit's, to rounding
+    (quantiles to their bin), and the plan estimates one partition's memory, not the corpus's."""
+    from dataclasses import replace
+    from gradlab.report.pipeline import load_frames, plan, run_spec
+    from gradlab.report.spec import Spec
+    spec = Spec(name="mem", datasets=["agreement:distance=4,n=60"], states=["init"], hidden_size=5, max_lag=6,
+                block_schemes=["chunked:3"], per_sentence=False)
+    part = replace(spec, name="part", partition_size=7)
+    a = load_frames(run_spec(spec, tmp_path, progress=False, render=False))
+    b = load_frames(run_spec(part, tmp_path, progress=False, render=False))
+    assert "dependencies" in a and "dependencies" not in b      # no per-dependency table from partitions
+    for name in ("profile", "heatmap", "decay", "gap", "summary", "dependency_kept"):
+        assert list(a[name].columns) == list(b[name].columns), name
+    np.testing.assert_allclose(b["profile"]["mean"], a["profile"]["mean"], rtol=RTOL)
+    np.testing.assert_allclose(b["gap"]["rel_error"], a["gap"]["rel_error"], rtol=1e-7, atol=GAP_ATOL)
+    np.testing.assert_allclose(b["dependency_kept"]["kept_share"], a["dependency_kept"]["kept_share"], rtol=1e-10)
+    assert plan(part, tmp_path).units[0].estimate.memory < plan(spec, tmp_path).units[0].estimate.memory
