@@ -76,6 +76,9 @@ SCHEDULER_HELP = ("Run the units on an existing Dask cluster: its scheduler's ad
                   "tcp://scheduler.example.org:8786 (default: $DASK_SCHEDULER_ADDRESS).")
 THREADS_HELP = "Numba and BLAS threads in each Dask worker (default: 1 with several workers)."
 FAILURES_LOG = "failures.log"
+WORKERS = typer.Option(None, "--workers", min=1, help=WORKERS_HELP)
+SCHEDULER = typer.Option(None, "--scheduler", envvar="DASK_SCHEDULER_ADDRESS", help=SCHEDULER_HELP)
+THREADS = typer.Option(None, "--threads-per-worker", min=1, help=THREADS_HELP)
 
 
 def _cluster(workers: Optional[int], scheduler: Optional[str], threads_per_worker: Optional[int]) -> dict:
@@ -154,10 +157,8 @@ def run(spec: str = typer.Argument(..., help="A .toml spec (report or training s
                                                "studies: 20 sentences, 1 epoch, H = 4), in NAME-quick: a smoke run."),
         dry_run: bool = typer.Option(False, "--dry-run", help=DRY_HELP),
         wait: bool = typer.Option(False, "--wait", help=WAIT_HELP),
-        workers: Optional[int] = typer.Option(None, "--workers", min=1, help=WORKERS_HELP),
-        scheduler: Optional[str] = typer.Option(None, "--scheduler", envvar="DASK_SCHEDULER_ADDRESS",
-                                                help=SCHEDULER_HELP),
-        threads_per_worker: Optional[int] = typer.Option(None, "--threads-per-worker", min=1, help=THREADS_HELP)):
+        workers: Optional[int] = WORKERS, scheduler: Optional[str] = SCHEDULER,
+        threads_per_worker: Optional[int] = THREADS):
     """Run one spec; an interrupted run resumes where it stopped, and only units whose inputs changed are redone."""
     _run_jobs(_load_specs([spec], quick), out, dry_run=dry_run, wait=wait,
               cluster=_cluster(workers, scheduler, threads_per_worker))
@@ -186,11 +187,8 @@ def run_batch(specs: List[str] = typer.Argument(..., help="Specs (.toml paths or
               quick: bool = typer.Option(False, help="Reduced size for every spec (in NAME-quick)."),
               dry_run: bool = typer.Option(False, "--dry-run", help=DRY_HELP),
               wait: bool = typer.Option(False, "--wait", help=WAIT_HELP),
-              workers: Optional[int] = typer.Option(None, "--workers", min=1, help=WORKERS_HELP),
-              scheduler: Optional[str] = typer.Option(None, "--scheduler", envvar="DASK_SCHEDULER_ADDRESS",
-                                                      help=SCHEDULER_HELP),
-              threads_per_worker: Optional[int] = typer.Option(None, "--threads-per-worker", min=1,
-                                                               help=THREADS_HELP)):
+              workers: Optional[int] = WORKERS, scheduler: Optional[str] = SCHEDULER,
+        threads_per_worker: Optional[int] = THREADS):
     """Run several specs (reports and training studies); every spec is checked before any work starts."""
     _run_jobs(_load_specs(specs, quick), out, dry_run=dry_run, wait=wait,
               cluster=_cluster(workers, scheduler, threads_per_worker))
@@ -204,11 +202,8 @@ def train_study(spec: str = typer.Argument(..., help="A training .toml spec, or 
                                                        "a smoke run."),
                 dry_run: bool = typer.Option(False, "--dry-run", help=DRY_HELP),
                 wait: bool = typer.Option(False, "--wait", help=WAIT_HELP),
-                workers: Optional[int] = typer.Option(None, "--workers", min=1, help=WORKERS_HELP),
-                scheduler: Optional[str] = typer.Option(None, "--scheduler", envvar="DASK_SCHEDULER_ADDRESS",
-                                                        help=SCHEDULER_HELP),
-                threads_per_worker: Optional[int] = typer.Option(None, "--threads-per-worker", min=1,
-                                                                 help=THREADS_HELP)):
+                workers: Optional[int] = WORKERS, scheduler: Optional[str] = SCHEDULER,
+        threads_per_worker: Optional[int] = THREADS):
     """Run a training study (grid of runs, evaluation, figures); an interrupted study resumes where it stopped."""
     from .train.study import load_train_spec
     loaded = load_train_spec(spec)
