@@ -68,6 +68,7 @@ def single_threaded_blas():
     """Our threads call BLAS at once: keep BLAS itself to one thread meanwhile."""
     global _controller
     if _controller is None:
+        import scipy.linalg.cython_blas  # noqa: F401  the BLAS that kernels call through Numba: limit it too
         from threadpoolctl import ThreadpoolController
         _controller = ThreadpoolController()
     with _controller.limit(limits=1, user_api="blas"):
