@@ -297,6 +297,7 @@ def sgd_minibatches(U, VT, W, ids, targets, offsets, order, mb_start, m0, m1, k1
                 n_g = max(1, min(n_groups, -(-nl // tile), nl))
                 for g in range(n_g):
                     g_lo, g_hi, _ = _split(nl, n_g, g)
+                    acc = dW if g == 0 else dWg  # the first group's sum is dW itself (0 + x = x)
                     first_tile = True
                     for t0 in range(g_lo, g_hi, tile):
                         t1 = min(t0 + tile, g_hi)
@@ -310,14 +311,12 @@ def sgd_minibatches(U, VT, W, ids, targets, offsets, order, mb_start, m0, m1, k1
                         softmax_rows(Lt, d_loss[t0:t1], losses[t0:t1])
                         np.dot(Lt, W, dS[t0:t1])
                         if first_tile:
-                            np.dot(Lt.T, Stt, dWg)
+                            np.dot(Lt.T, Stt, acc)
                             first_tile = False
                         else:
                             np.dot(Lt.T, Stt, tmpW)
-                            dWg += tmpW
-                    if g == 0:
-                        dW[:] = dWg
-                    else:
+                            acc += tmpW
+                    if g > 0:
                         dW += dWg
                 loss = pairwise_sum(losses, 0, nl)
                 if not np.isfinite(loss):
@@ -383,29 +382,11 @@ def sgd_minibatches(U, VT, W, ids, targets, offsets, order, mb_start, m0, m1, k1
                     if norm > clip:
                         factor = clip / norm
                         clipped = True
-                bad = False
-                for h in range(H):
-                    for c in range(H):
-                        v = dU[h, c]
-                        if clipped:
-                            v *= factor
-                        U[h, c] -= v * lr
-                        bad |= not np.isfinite(U[h, c])
+                n_bad = _apply(U.reshape(U.size), dU.reshape(dU.size), clipped, factor, lr)
                 for c in range(n_cols):
-                    x = cs[c]
-                    for h in range(H):
-                        v = dVT[x, h]
-                        if clipped:
-                            v *= factor
-                        VT[x, h] -= v * lr
-                        bad |= not np.isfinite(VT[x, h])
-                for o in range(n_out):
-                    for h in range(H):
-                        v = dW[o, h]
-                        if clipped:
-                            v *= factor
-                        W[o, h] -= v * lr
-                        bad |= not np.isfinite(W[o, h])
+                    n_bad += _apply(VT[cs[c]], dVT[cs[c]], clipped, factor, lr)
+                n_bad += _apply(W.reshape(W.size), dW.reshape(dW.size), clipped, factor, lr)
+                bad = n_bad > 0
                 for h in range(H):
                     for c in range(H):
                         UT[c, h] = U[h, c]
@@ -432,6 +413,27 @@ def sgd_minibatches(U, VT, W, ids, targets, offsets, order, mb_start, m0, m1, k1
         if updates >= update_limit:
             return m + 1 - m0
     return m1 - m0
+
+
+@njit(**JIT)
+def _apply(theta, g, clipped, factor, lr):
+    """theta -= lr * (factor * g) (clipped) or theta -= lr * g; return how many entries became inf or NaN.
+
+    The step-by-step trainer's operations, in the same order. ``x - x`` is 0 for a
+    finite x and NaN otherwise: the check rides along in the same (vectorised) pass.
+    """
+    n_bad = 0
+    if clipped:
+        for i in range(theta.size):
+            x = theta[i] - (g[i] * factor) * lr
+            theta[i] = x
+            n_bad += (x - x) != 0.0
+    else:
+        for i in range(theta.size):
+            x = theta[i] - g[i] * lr
+            theta[i] = x
+            n_bad += (x - x) != 0.0
+    return n_bad
 
 
 @njit(**JIT)
