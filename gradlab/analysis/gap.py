@@ -43,8 +43,8 @@ def truncation_gap(model, batch, contrib: Contributions, block_schemes=(), beta:
     model, batch
         As for :func:`gradlab.gradient`.
     contrib : Contributions
-        Of the same model and batch; TBPTT(tau) for tau = 0..K comes from its
-        per-lag sums (prefix sums over lag).
+        Of the same model and batch, with G_V up to ``max_tau``; TBPTT(tau) for
+        tau = 0..K comes from its per-lag sums (prefix sums over lag).
     block_schemes : iterable of Scheme or str
         Other schemes, computed directly with :func:`gradlab.gradient`.
     beta : float, optional
@@ -59,12 +59,15 @@ def truncation_gap(model, batch, contrib: Contributions, block_schemes=(), beta:
         scheme, family ("tbptt"/"block"), tau (NaN for block schemes), parameter
         ("U", "V", "all"), rel_error, cosine, bound.
     """
+    max_tau = contrib.max_lag if max_tau is None else min(max_tau, contrib.max_lag)
+    if contrib.v_max_lag < max_tau:
+        raise ValueError(f"contrib has G_V up to lag {contrib.v_max_lag} but the gap needs it up to tau = {max_tau}; "
+                         f"compute the contributions with G_V=True (or G_V >= {max_tau})")
     full = gradient(model, batch, Full())
     full_parts = full.as_dict()
     rows = []
     PU = np.zeros_like(contrib.G_U[0])
     PVT = np.zeros_like(contrib.G_VT[0])
-    max_tau = contrib.max_lag if max_tau is None else min(max_tau, contrib.max_lag)
     for tau in range(max_tau + 1):
         PU += contrib.G_U[tau]
         PVT += contrib.G_VT[tau]

@@ -39,7 +39,8 @@ def analyse(model, batch, *, max_lag: int, deps: pd.DataFrame | None = None, blo
     reach_lag = max_lag
     if deps is not None and len(deps):
         reach_lag = max(max_lag, int(deps["distance"].max()))
-    contrib = contributions(model, batch, reach_lag)
+    # the report uses G_V only for the gap (tau <= K) and never the per-pair V norms
+    contrib = contributions(model, batch, reach_lag, G_V=max_lag, V_norm=False)
     profile = vanishing_profile(contrib)
     profile = profile[profile["lag"] <= max_lag].reset_index(drop=True)
     heat = lag_heatmap(contrib)
