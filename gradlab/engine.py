@@ -607,4 +607,19 @@ def warmup() -> float:
         gradient(model, batch, Sliding(1))
         contributions(model, batch, 2)
         sentence_gaps(model, batch, 2)
+        _warm_training(model, batch)
     return time.perf_counter() - start
+
+
+def _warm_training(model: RNN, batch: Batch) -> None:
+    """One fused SGD step (``gradlab.kernels.train``) on copies of a tiny model, with clipping."""
+    from .kernels.train import sgd_minibatches
+    from .schemes import UNLIMITED
+    order = np.arange(batch.n_sentences, dtype=np.int64)
+    mb_start = np.array([0, batch.n_sentences], dtype=np.int64)
+    stats = (np.zeros(1), np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64))
+    with _single_threaded_blas():
+        sgd_minibatches(model.U.copy(), np.ascontiguousarray(model.V.T), model.W.copy(), batch.ids, batch.targets,
+                        batch.offsets, order, mb_start, 0, 1, 2, 1, UNLIMITED, 0.1, 1.0, False,
+                        activation_code(model.activation), UNLIMITED, _config.OUTPUT_TILE, _config.N_GROUPS,
+                        _N_DU_CHUNKS, *stats, np.zeros(4, dtype=np.int64))

@@ -117,11 +117,52 @@ def pairwise_sum(a, lo, n):
 
 @njit(**JIT)
 def _sum_squares(a, buf):
-    """np.sum(a * a) for a C-contiguous array ``a`` (``buf``: scratch of at least a.size)."""
-    flat = a.reshape(a.size)
-    for i in range(flat.size):
-        buf[i] = flat[i] * flat[i]
-    return pairwise_sum(buf, 0, flat.size)
+    """np.sum(a * a) for a C-contiguous 2-d array ``a`` (``buf``: scratch of at least a.size)."""
+    k = 0
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            buf[k] = a[i, j] * a[i, j]
+            k += 1
+    return pairwise_sum(buf, 0, k)
+
+
+@njit(**JIT)
+def _add_into(a, b):
+    """a += b (2-d)."""
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            a[i, j] += b[i, j]
+
+
+@njit(**JIT)
+def _divide(a, B):
+    """a /= B (2-d)."""
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            a[i, j] /= B
+
+
+@njit(**JIT)
+def _sorted_columns(cols, n, mark, out):
+    """out[:n] = sorted(cols[:n]) (distinct word ids, each marked in ``mark``).
+
+    Insertion sort for a few words; a scan of the marks (ids in order) when that is cheaper.
+    (Numba's np.sort would add seconds to the cold compile.)
+    """
+    if n * n <= mark.size:
+        for i in range(n):
+            x = cols[i]
+            j = i
+            while j > 0 and out[j - 1] > x:
+                out[j] = out[j - 1]
+                j -= 1
+            out[j] = x
+        return
+    k = 0
+    for x in range(mark.size):
+        if mark[x] >= 0:
+            out[k] = x
+            k += 1
 
 
 @njit(**JIT)
@@ -222,12 +263,17 @@ def sgd_minibatches(U, VT, W, ids, targets, offsets, order, mb_start, m0, m1, k1
     tmpW = np.empty((n_out, H))
     dU = np.empty((H, H))
     tmpU = np.empty((H, H))
-    UT = np.ascontiguousarray(U.T)
+    UT = np.empty((H, H))
+    for h in range(H):
+        for c in range(H):
+            UT[c, h] = U[h, c]
     dVT = np.zeros((n_vocab, H))
-    mark = np.full(n_vocab, -1, dtype=np.int64)
+    mark = np.empty(n_vocab, dtype=np.int64)
+    for x in range(n_vocab):
+        mark[x] = -1
     cols = np.empty(max(big, 1), dtype=np.int64)
+    cs = np.empty(max(big, 1), dtype=np.int64)
     sq = np.empty(max(n_out * H, H * max(big, 1), H * H))
-    gV = np.empty((H, max(big, 1)))
     updates = 0
     fail[0] = OK
     for m in range(m0, m1):
@@ -315,9 +361,9 @@ def sgd_minibatches(U, VT, W, ids, targets, offsets, order, mb_start, m0, m1, k1
                             first_tile = False
                         else:
                             np.dot(Lt.T, Stt, tmpW)
-                            acc += tmpW
+                            _add_into(acc, tmpW)
                     if g > 0:
-                        dW += dWg
+                        _add_into(dW, dWg)
                 loss = pairwise_sum(losses, 0, nl)
                 if not np.isfinite(loss):
                     mb_loss[m] = loss
@@ -333,7 +379,9 @@ def sgd_minibatches(U, VT, W, ids, targets, offsets, order, mb_start, m0, m1, k1
                     p = loss_pos[r]
                     lo_w[p] = p - min(tau, t_w[p])
                 injected_errors(dS[:nl], Sw, loss_pos[:nl], code, E)
-                D[:nw] = 0.0
+                for r in range(nw):
+                    for h in range(H):
+                        D[r, h] = 0.0
                 accumulate_deltas(U, Sw, E, lo_w, off_w, code, D, 0, na)
                 for r in range(nw):
                     for h in range(H):
@@ -349,7 +397,7 @@ def sgd_minibatches(U, VT, W, ids, targets, offsets, order, mb_start, m0, m1, k1
                         np.dot(D[c_lo:c_hi].T, Sp[c_lo:c_hi], dU)
                     else:
                         np.dot(D[c_lo:c_hi].T, Sp[c_lo:c_hi], tmpU)
-                        dU += tmpU
+                        _add_into(dU, tmpU)
                 n_cols = 0
                 for r in range(nw):
                     x = ids_w[r]
@@ -361,31 +409,38 @@ def sgd_minibatches(U, VT, W, ids, targets, offsets, order, mb_start, m0, m1, k1
                             dVT[x, h] = 0.0
                     for h in range(H):
                         dVT[x, h] += D[r, h]
-                cs = np.sort(cols[:n_cols])
+                if clip > 0.0:  # the clipping norm sums V's columns in sorted order, as NumPy's V[:, unique ids]
+                    _sorted_columns(cols, n_cols, mark, cs)
+                else:  # the update itself is elementwise: any order
+                    for c in range(n_cols):
+                        cs[c] = cols[c]
                 for c in range(n_cols):
-                    mark[cs[c]] = -1
+                    mark[cols[c]] = -1
                 # ---- theta -= lr * g / B, clipped; the same operations as the step-by-step trainer
                 if B != 1:
-                    dU /= B
-                    dW /= B
+                    _divide(dU, B)
+                    _divide(dW, B)
                     for c in range(n_cols):
                         for h in range(H):
                             dVT[cs[c], h] /= B
                 factor = 1.0
                 clipped = False
                 if clip > 0.0:
-                    for h in range(H):
+                    k = 0
+                    for h in range(H):  # V[:, cols] row by row, as np.sum reads it
                         for c in range(n_cols):
-                            gV[h, c] = dVT[cs[c], h]
-                    norm = np.sqrt(_sum_squares(dU, sq) + _sum_squares(gV[:, :n_cols].copy(), sq)
-                                   + _sum_squares(dW, sq))
+                            v = dVT[cs[c], h]
+                            sq[k] = v * v
+                            k += 1
+                    v2 = pairwise_sum(sq, 0, k)
+                    norm = np.sqrt(_sum_squares(dU, sq) + v2 + _sum_squares(dW, sq))
                     if norm > clip:
                         factor = clip / norm
                         clipped = True
-                n_bad = _apply(U.reshape(U.size), dU.reshape(dU.size), clipped, factor, lr)
+                n_bad = _apply(U.reshape(H * H), dU.reshape(H * H), clipped, factor, lr)
                 for c in range(n_cols):
                     n_bad += _apply(VT[cs[c]], dVT[cs[c]], clipped, factor, lr)
-                n_bad += _apply(W.reshape(W.size), dW.reshape(dW.size), clipped, factor, lr)
+                n_bad += _apply(W.reshape(n_out * H), dW.reshape(n_out * H), clipped, factor, lr)
                 bad = n_bad > 0
                 for h in range(H):
                     for c in range(H):
