@@ -16,7 +16,14 @@ column V[:, x(t)] rather than one-hot products.
 Both train from the same model in the same (shuffled) order with the same learning
 rate, so the benchmark also checks that they end at the same parameters.
 
-Run:  python benchmarks/bench_train.py [--sentences 200] [--repeats 3] [--quick]
+With ``--grid`` it also estimates the wall time of the coursework tuning grid
+(analyses/coursework-tuning-grid.toml: 18 runs of 10 epochs over 1,000 sentences, dev
+evaluation after every epoch) from one run per hidden size (25 and 50, TBPTT(2), lr 0.1),
+each timed end to end as the study runs it (training, evaluation, CSVs, checkpoints):
+9 x (one H = 25 run + one H = 50 run) in CPU seconds, and that divided by 2 for two
+worker processes on 2 cores. It needs ../shared/data/linzen-agreement.
+
+Run:  python benchmarks/bench_train.py [--sentences 200] [--repeats 3] [--quick] [--grid]
 """
 from __future__ import annotations
 
@@ -72,6 +79,42 @@ def median_time(fn, repeats: int, clock=time.perf_counter):
     return float(np.median(times)), times, out
 
 
+def grid_estimate() -> None:
+    """Time one run per hidden size of the coursework tuning grid; estimate the whole grid."""
+    import tempfile
+    from dataclasses import replace
+
+    from gradlab.train.study import load_data, load_train_spec, run_one, runs
+
+    root = Path(__file__).resolve().parent.parent
+    spec = load_train_spec(root / "analyses" / "coursework-tuning-grid.toml")
+    if not (root / "../shared/data/linzen-agreement").exists():
+        print("\ntuning grid: ../shared/data/linzen-agreement not found; skipped")
+        return
+    cwd = os.getcwd()
+    os.chdir(root)  # the spec's data paths are relative to the repository root
+    try:
+        train, dev = load_data(spec)
+        print(f"\ntuning grid ({len(runs(spec))} runs of {spec.epochs} epochs over {train.n_sentences} sentences, "
+              f"{train.batch(spec.task).n_tokens} tokens, dev {dev.n_sentences} sentences): one run per hidden size")
+        cpu_sum = 0.0
+        for H in spec.hidden_sizes:
+            one = replace(spec, hidden_sizes=[H], schemes=["tbptt:2"], learning_rates=[0.1])
+            run = runs(one)[0]
+            with tempfile.TemporaryDirectory() as tmp:
+                c0, t0 = time.process_time(), time.perf_counter()
+                run_one(one, run, Path(tmp) / "run", train, dev)
+                cpu, wall = time.process_time() - c0, time.perf_counter() - t0
+            cpu_sum += cpu
+            print(f"  H = {H}: {wall:.1f} s wall, {cpu:.1f} s CPU (training, evaluation, files)")
+        n_per = len(runs(spec)) // len(spec.hidden_sizes)
+        total = n_per * cpu_sum
+        print(f"  estimate for the grid: {total:.0f} s CPU; {total:.0f} s on one core, {total / 2:.0f} s wall with "
+              f"two worker processes on 2 idle cores (runs are independent)")
+    finally:
+        os.chdir(cwd)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sentences", type=int, default=200)
@@ -85,6 +128,8 @@ def main(argv=None) -> int:
     ap.add_argument("--extra", action="store_true",
                     help="also time gradlab with block schemes and minibatches (no NumPy counterpart)")
     ap.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run of a few seconds)")
+    ap.add_argument("--grid", action="store_true",
+                    help="also estimate the coursework tuning grid's wall time from one run per hidden size")
     args = ap.parse_args(argv)
     if args.quick:
         args.sentences, args.vocab, args.hidden, args.repeats = 20, 200, 10, 1
@@ -147,6 +192,8 @@ def main(argv=None) -> int:
             t, _, _ = median_time(lambda: gradlab_epoch(scheme, bs), args.repeats)
             print(f"{scheme:<12s} {f'gradlab fused, batch_size {bs}':<30s} {t:9.3f} {n_tok / t:10.0f}")
     print("\nvs NumPy = NumPy seconds / gradlab seconds (same work: one epoch, same order, same updates)")
+    if args.grid:
+        grid_estimate()
     worst = max(r[3] for r in rows)
     if worst > 1e-9:  # both loops make the same updates: anything beyond rounding is a bug
         print(f"MISMATCH: gradlab and the NumPy loop end {worst:.1e} apart")

@@ -18,6 +18,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 JIT = dict(cache=True, nogil=True, fastmath=False, error_model="numpy")
 
+#: The softmax's exp polynomial only: lets LLVM fuse a * b + c into one FMA (one rounding
+#: instead of two: as accurate, and about twice as fast). No reassociation, no
+#: finite-math assumptions; nothing that sums contributions is compiled with it.
+JIT_CONTRACT = dict(JIT, fastmath={"contract"})
+
 #: Losses per output-layer tile: the tile's logits (tile x |O| floats) stay in cache
 #: while they become probabilities and delta_out.
 OUTPUT_TILE = 64
