@@ -33,6 +33,17 @@ Schemes
   the minibatch's ``Block(k1, k2)`` gradient / B. A block without any loss (number
   prediction before the last step) makes no update.
 
+Fused and step by step
+----------------------
+Both paths make the updates described above. The fused path (the default) hands
+a chunk of the epoch's order to :func:`gradlab.kernels.train.sgd_minibatches`,
+which runs every minibatch and block of it in compiled code, calling the
+engine's kernels and the same BLAS products in the same order (the lag limit,
+block length and carry-back are arguments of each call: ``_lag_parameters``).
+``fused=False`` calls :func:`gradlab.gradient` per update and applies it here
+(``_step``, ``_block_step``, ``_apply``); it is kept as the reference the tests
+compare the fused path with.
+
 Order and determinism
 ---------------------
 One ``numpy.random.Generator`` seeded with ``seed`` draws a permutation of the
