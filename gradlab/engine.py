@@ -261,7 +261,7 @@ def _output(prep: _Prepared, S: np.ndarray, want_grad: bool):
             St = _rows(S, pos[a:b])
             L = logits[: b - a]
             np.dot(St, WT, out=L)
-            softmax_rows(L, d[a:b], losses[a:b])
+            softmax_rows(L, d[a:b], losses[a:b], want_grad)
             if want_grad:
                 np.dot(L, W, out=dS[a:b])
                 dW += L.T @ St

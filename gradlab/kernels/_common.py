@@ -37,8 +37,11 @@ def derivative_from_state(s, code):
 
 
 @njit(**JIT_CONTRACT)
-def softmax_inplace(row, nbuf, pbuf):
+def softmax_inplace(row, nbuf, pbuf, normalise=True):
     """Replace ``row`` (logits) by softmax(row); return log of the normaliser, max subtracted.
+
+    With ``normalise=False`` ``row`` is left unnormalised (exp(logit - max)) and only the
+    normaliser, the same bits, is returned: all a loss without its gradient needs.
 
     exp is evaluated as 2^n * p(r) with a degree-13 polynomial and the power of two
     built from its bits, so that every loop vectorises (Numba's scalar exp does not);
@@ -130,7 +133,8 @@ def softmax_inplace(row, nbuf, pbuf):
         t0 += v0
         o += 1
     total = ((t0 + t1) + (t2 + t3)) + ((t4 + t5) + (t6 + t7))
-    inv = 1.0 / total
-    for o in range(n_out):
-        row[o] *= inv
+    if normalise:
+        inv = 1.0 / total
+        for o in range(n_out):
+            row[o] *= inv
     return math.log(total) + mx
