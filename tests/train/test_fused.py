@@ -176,3 +176,17 @@ def test_fused_model_loads_like_any_model(lm, tmp_path):
     res = run(lm, True, epochs=1)
     path = res.model.save(tmp_path / "m.npz")
     assert np.array_equal(RNN.load(path).V, res.model.V)
+
+
+@pytest.mark.parametrize("objective", ["lm", "final"])
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_one_fused_update_is_minus_lr_times_the_finite_difference_gradient(rng, objective, batch_size):
+    """(theta_0 - theta_1) / lr * B is the minibatch loss's gradient, checked by central differences."""
+    from gradlab import check_gradient
+    p = random_problem(rng, objective=objective, hidden_size=3, vocab_size=5, lengths=(5, 3, 6), scale=0.6)
+    lr = 1e-3
+    res = Trainer(learning_rate=lr, batch_size=batch_size, shuffle=False, max_updates=1, progress=False).fit(
+        p.model, p.batch)
+    grad = {name: (getattr(p.model, name) - getattr(res.model, name)) / lr * batch_size for name in "UVW"}
+    check = check_gradient(p.model, p.batch.select(np.arange(batch_size)), grad, n_samples=40, rng=0)
+    assert check.max_rel_error < 1e-6, check.to_frame()
