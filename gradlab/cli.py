@@ -5,33 +5,87 @@ Run with no arguments it writes the default report on the built-in datasets to
 """
 from __future__ import annotations
 
+import functools
+from dataclasses import replace
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=False, rich_markup_mode=None,
+app = typer.Typer(add_completion=False, no_args_is_help=False, rich_markup_mode=None, pretty_exceptions_enable=False,
                   help="Exact per-loss, per-lag BPTT gradients of Elman RNNs, and what truncation keeps of them.")
 
 OUT_HELP = "Folder that receives one sub-folder per report."
+DRY_HELP = "Check everything and print the plan (units, sizes, estimated memory and time); compute nothing."
+WAIT_HELP = "If another gradlab run writes into the same report folder, wait for it instead of stopping."
+_OPTIONS = {"debug": False}
 
 
-def _fail(exc: Exception) -> None:
-    typer.echo(f"error: {exc}", err=True)
+def _fail(exc: BaseException) -> None:
+    """One ``error:`` line and exit code 2; the traceback only with ``--debug``."""
+    if _OPTIONS["debug"]:
+        raise exc
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    if not isinstance(exc, (ValueError, TypeError, OSError, LookupError, RuntimeError)):
+        message = f"{type(exc).__name__}: {message}"
+    typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code=2)
 
 
+def _guarded(command):
+    """Run a command so that any failure reaches the user as one ``error:`` line (see :func:`_fail`)."""
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort, KeyboardInterrupt, SystemExit):
+            raise
+        except MemoryError:
+            _fail(MemoryError("out of memory; lower n_sentences or max_lag, or set max_memory lower so the plan "
+                              "refuses such units before starting"))
+        except Exception as exc:  # noqa: BLE001 - every error becomes one line
+            _fail(exc)
+    return wrapper
+
+
+def _quick_name(spec):
+    """A quick run writes to its own folder (NAME-quick), never over a full report."""
+    return replace(spec, name=f"{spec.name}-quick")
+
+
 @app.callback(invoke_without_command=True)
+@_guarded
 def main(ctx: typer.Context,
          out: Path = typer.Option(Path("reports"), "--out", "-o", help=OUT_HELP),
-         quick: bool = typer.Option(False, help="A small version (200 sentences, K = 20) for a first look.")):
+         quick: bool = typer.Option(False, help="A small version (200 sentences, K = 20) for a first look, "
+                                                "in reports/default-quick."),
+         dry_run: bool = typer.Option(False, "--dry-run", help=DRY_HELP),
+         wait: bool = typer.Option(False, "--wait", help=WAIT_HELP),
+         debug: bool = typer.Option(False, "--debug", help="Show the full traceback of an error.")):
     """With no subcommand: the default report (vanishing profile and truncation gap of four built-in datasets)."""
+    _OPTIONS["debug"] = debug
     if ctx.invoked_subcommand is not None:
         return
     from .report.spec import DEFAULT_SPEC
-    spec = DEFAULT_SPEC.reduced(200, max_lag=20) if quick else DEFAULT_SPEC
-    from .report.pipeline import run_spec
-    typer.echo(f"report: {run_spec(spec, out) / 'index.html'}")
+    spec = DEFAULT_SPEC.reduced(200, max_lag=20, name="default-quick") if quick else DEFAULT_SPEC
+    _run_jobs([(spec, "default report")], out, dry_run=dry_run, wait=wait)
+
+
+def _run_jobs(jobs, out: Path, *, dry_run: bool, wait: bool) -> None:
+    """Plan every (spec, source) — all checks, before any work — then run them in order."""
+    from .report.pipeline import plan, run_spec
+    from .train.study import TrainSpec, plan_study, run_study
+    plans = [plan_study(s, out, source=src) if isinstance(s, TrainSpec) else plan(s, out, source=src)
+             for s, src in jobs]
+    specs = [s for s, _ in jobs]
+    if dry_run:
+        for p in plans:
+            typer.echo(p.describe())
+        return
+    for spec in specs:
+        runner = run_study if isinstance(spec, TrainSpec) else run_spec
+        folder = runner(spec, out, wait=wait, log=typer.echo)
+        typer.echo(f"report: {folder / 'index.html'}")
 
 
 @app.command()
@@ -45,14 +99,12 @@ def datasets(parameters: bool = typer.Option(True, help="Show every parameter wi
 
 
 @app.command()
+@_guarded
 def describe(dataset: str = typer.Argument(..., help="Dataset spec, e.g. agreement:distance=8."),
              csv: Optional[Path] = typer.Option(None, help="Also write the per-sentence table to this CSV.")):
     """Sentence lengths and dependency distances of a dataset."""
     from .data import load_dataset
-    try:
-        ds = load_dataset(dataset)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
-        _fail(exc)
+    ds = load_dataset(dataset)
     table = ds.describe()
     typer.echo(repr(ds))
     typer.echo(table.drop(columns=[c for c in ("sentence", "row") if c in table]).describe().T.to_string())
@@ -63,67 +115,75 @@ def describe(dataset: str = typer.Argument(..., help="Dataset spec, e.g. agreeme
 
 
 @app.command()
+@_guarded
 def run(spec: str = typer.Argument(..., help="A .toml spec (report or training study), or the name of one in "
                                              "analyses/."),
         out: Path = typer.Option(Path("reports"), "--out", "-o", help=OUT_HELP),
         quick: bool = typer.Option(False, help="Reduced size (reports: 100 sentences, K <= 10, H <= 16; "
-                                               "studies: 20 sentences, 1 epoch, H = 4): a smoke run.")):
-    """Run one spec; an interrupted run resumes where it stopped."""
-    run_batch([spec], out, quick)
+                                               "studies: 20 sentences, 1 epoch, H = 4), in NAME-quick: a smoke run."),
+        dry_run: bool = typer.Option(False, "--dry-run", help=DRY_HELP),
+        wait: bool = typer.Option(False, "--wait", help=WAIT_HELP)):
+    """Run one spec; an interrupted run resumes where it stopped, and only units whose inputs changed are redone."""
+    _run_jobs(_load_specs([spec], quick), out, dry_run=dry_run, wait=wait)
+
+
+def _load_specs(names, quick: bool) -> list:
+    from .report.spec import is_training_spec, read_spec_file, spec_from_dict
+    from .train.study import train_spec_from_dict
+    jobs = []
+    for name in names:
+        path, data = read_spec_file(name)
+        if is_training_spec(data):
+            study = train_spec_from_dict(data, source=str(path))
+            jobs.append((_quick_name(study.quick()) if quick else study, str(path)))
+        else:
+            spec = spec_from_dict(data, str(path))
+            jobs.append((_quick_name(spec.reduced(100, max_lag=10, hidden_size=min(16, spec.hidden_size)))
+                         if quick else spec, str(path)))
+    return jobs
 
 
 @app.command("batch")
+@_guarded
 def run_batch(specs: List[str] = typer.Argument(..., help="Specs (.toml paths or names in analyses/)."),
               out: Path = typer.Option(Path("reports"), "--out", "-o", help=OUT_HELP),
-              quick: bool = typer.Option(False, help="Reduced size for every spec.")):
+              quick: bool = typer.Option(False, help="Reduced size for every spec (in NAME-quick)."),
+              dry_run: bool = typer.Option(False, "--dry-run", help=DRY_HELP),
+              wait: bool = typer.Option(False, "--wait", help=WAIT_HELP)):
     """Run several specs (reports and training studies); every spec is checked before any work starts."""
-    from .report.pipeline import run_spec
-    from .report.spec import is_training_spec, read_spec_file, spec_from_dict
-    from .train.study import run_study, train_spec_from_dict
-    jobs = []
-    try:
-        for name in specs:
-            path, data = read_spec_file(name)
-            if is_training_spec(data):
-                study = train_spec_from_dict(data, source=str(path))
-                jobs.append((run_study, study.quick() if quick else study))
-            else:
-                spec = spec_from_dict(data, str(path))
-                jobs.append((run_spec, spec.reduced(100, max_lag=10, hidden_size=min(16, spec.hidden_size))
-                             if quick else spec))
-    except (ValueError, TypeError, FileNotFoundError) as exc:
-        _fail(exc)
-    for runner, spec in jobs:
-        folder = runner(spec, out)
-        typer.echo(f"report: {folder / 'index.html'}")
+    _run_jobs(_load_specs(specs, quick), out, dry_run=dry_run, wait=wait)
 
 
 @app.command("train")
+@_guarded
 def train_study(spec: str = typer.Argument(..., help="A training .toml spec, or the name of one in analyses/."),
                 out: Path = typer.Option(Path("reports"), "--out", "-o", help=OUT_HELP),
-                quick: bool = typer.Option(False, help="Reduced size (20 sentences, 1 epoch, H = 4): a smoke run.")):
+                quick: bool = typer.Option(False, help="Reduced size (20 sentences, 1 epoch, H = 4), in NAME-quick: "
+                                                       "a smoke run."),
+                dry_run: bool = typer.Option(False, "--dry-run", help=DRY_HELP),
+                wait: bool = typer.Option(False, "--wait", help=WAIT_HELP)):
     """Run a training study (grid of runs, evaluation, figures); an interrupted study resumes where it stopped."""
-    from .train.study import load_train_spec, run_study
-    try:
-        loaded = load_train_spec(spec)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
-        _fail(exc)
-    folder = run_study(loaded.quick() if quick else loaded, out)
-    typer.echo(f"report: {folder / 'index.html'}")
+    from .train.study import load_train_spec
+    loaded = load_train_spec(spec)
+    _run_jobs([(_quick_name(loaded.quick()) if quick else loaded, spec)], out, dry_run=dry_run, wait=wait)
 
 
 @app.command()
-def render(folder: Path = typer.Argument(..., help="A report folder with its CSVs (reports/NAME).")):
+@_guarded
+def render(folder: Path = typer.Argument(..., help="A report folder with its CSVs (reports/NAME)."),
+           wait: bool = typer.Option(False, "--wait", help=WAIT_HELP)):
     """Redraw the figures and index.html of a report from its CSVs."""
+    from .report.plan import output_lock
     from .report.render import render_report
-    try:
+    if not Path(folder).is_dir():
+        raise FileNotFoundError(f"{folder} is not a report folder; give reports/NAME")
+    with output_lock(Path(folder), wait=wait):
         index = render_report(folder)
-    except (ValueError, FileNotFoundError) as exc:
-        _fail(exc)
     typer.echo(f"report: {index}")
 
 
 @app.command()
+@_guarded
 def warmup():
     """Compile (or load from cache) every kernel and print the time it took."""
     from .engine import warmup as _warmup

@@ -8,18 +8,18 @@ update directions are their negatives, see ``gradlab.compat.coursework``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from . import _config
-from ._validate import as_float_matrix, check_ids_in_range, check_int
+from ._validate import as_float_matrix, as_id_array, check_ids_in_range, check_int
 from .batch import NO_LOSS, Batch
 from .model import RNN, activation_code
 from .schemes import Full, Scheme, Sliding, parse_scheme
 
 __all__ = ["ForwardResult", "Gradient", "Contributions", "SentenceGaps", "forward", "gradient", "contributions",
-           "sentence_gaps", "warmup"]
+           "sentence_gaps", "dependency_deltas", "warmup"]
 
 _N_DU_CHUNKS = 4  # dU is summed over this many fixed token ranges
 _N_ROW_CHUNKS = 4  # contributions' products run on this many fixed row ranges
@@ -503,6 +503,71 @@ def contributions(model: RNN, batch: Batch, max_lag: int, *, G_V: bool | int = T
                          float(losses.sum()), int(losses.size))
 
 
+def dependency_deltas(model: RNN, batch: Batch, sentence, source, target) -> tuple[np.ndarray, np.ndarray]:
+    """||delta(t, s)|| and ||delta(t, t)|| for given (loss step t, earlier step s) pairs, at any distance.
+
+    Parameters
+    ----------
+    model : RNN
+    batch : Batch
+    sentence, source, target : int arrays (n,)
+        Sentence index and steps s <= t within that sentence (``Dataset.dependencies``).
+
+    Returns
+    -------
+    signal, own : float64 (n,)
+        ||delta(t, s)|| and ||delta(t, t)||; NaN where step t has no loss.
+
+    Notes
+    -----
+    Each pair carries one vector back exactly t - s steps,
+    delta(t, j-1) = (U^T delta(t, j)) o f'(net_in(j-1)), all pairs that still have steps
+    to go moving together. Time O(sum of distances H^2), memory O(N H + n H): it does not
+    grow with the longest distance as ``contributions(max_lag=distance)`` would.
+    """
+    prep = _prepare(model, batch)
+    sentence = as_id_array(sentence, "sentence")
+    source = as_id_array(source, "source")
+    target = as_id_array(target, "target")
+    if not sentence.size == source.size == target.size:
+        raise ValueError(f"sentence, source and target must have the same length; received {sentence.size}, "
+                         f"{source.size}, {target.size}")
+    check_ids_in_range(sentence, batch.n_sentences, "sentence")
+    lengths = np.diff(batch.offsets)[sentence]
+    bad = np.flatnonzero((source < 0) | (source > target) | (target >= lengths))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"dependency {i}: need 0 <= source <= target < sentence length; received "
+                         f"source={int(source[i])}, target={int(target[i])}, length {int(lengths[i])}")
+    signal = np.full(sentence.size, np.nan)
+    own = np.full(sentence.size, np.nan)
+    target_pos = batch.offsets[sentence] + target
+    has_loss = batch.targets[target_pos] != NO_LOSS
+    idx = np.flatnonzero(has_loss)
+    if idx.size == 0:
+        return signal, own
+    pos = target_pos[idx]
+    with _single_threaded_blas():
+        S = _states(prep)
+        # dJ(t)/ds(t) of the dependent losses only (each target once)
+        uniq, inverse = np.unique(pos, return_inverse=True)
+        _, dS, _ = _output(replace(prep, loss_pos=uniq), S, want_grad=True)
+        delta = dS[inverse] * state_derivative(S[pos], model.activation)
+        own[idx] = np.sqrt(np.einsum("ij,ij->i", delta, delta))
+        steps = (target - source)[idx]
+        order = np.argsort(-steps, kind="stable")        # longest first: the active pairs are a prefix
+        delta, pos, steps, idx = delta[order], pos[order], steps[order], idx[order]
+        n_active = idx.size
+        for k in range(1, int(steps[0]) + 1):
+            while n_active and steps[n_active - 1] < k:
+                n_active -= 1
+            d = delta[:n_active] @ prep.U
+            d *= state_derivative(S[pos[:n_active] - k], model.activation)
+            delta[:n_active] = d
+        signal[idx] = np.sqrt(np.einsum("ij,ij->i", delta, delta))
+    return signal, own
+
+
 @dataclass(frozen=True, eq=False)
 class SentenceGaps:
     """Per sentence: the TBPTT(tau) gradient of its own losses against its full gradient.
@@ -592,7 +657,9 @@ def sentence_gaps(model: RNN, batch: Batch, max_lag: int) -> SentenceGaps:
     full2 = np.concatenate([full2, (full2.sum(axis=1) + w2)[:, None]], axis=1)[:, None, :]
     with np.errstate(invalid="ignore", divide="ignore"):
         rel = np.sqrt(np.maximum(err2, 0.0) / full2)
-        cos = dot / np.sqrt(prefix2 * full2)
+        # two square roots, not one of the product: prefix2 * full2 underflows to 0 for the
+        # tiny gradients of a saturated softmax (a well-predicted loss sends back ~1e-300)
+        cos = dot / (np.sqrt(prefix2) * np.sqrt(full2))
     return SentenceGaps(K, rel, cos)
 
 

@@ -21,12 +21,40 @@ for _p in (_TESTS, _ROOT):
 
 SEED = 20240917
 
+#: Set to 1 by .ci/run: the optional PyTorch oracle must run there, so a missing torch fails
+#: the tests that need it instead of skipping them.
+REQUIRE_TORCH_ENV = "GRADLAB_REQUIRE_TORCH"
+
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
 OBJECTIVES = ("lm", "final")
 
 
+def n_sentences():
+    """Hypothesis strategy for a batch size: 1..4, or more sentences than the kernels' fixed chunks
+    (``gradlab._config.N_CHUNKS``), so that some chunks hold several sentences."""
+    from hypothesis import strategies as st
+
+    from gradlab._config import N_CHUNKS
+    return st.one_of(st.integers(1, 4), st.integers(N_CHUNKS + 1, 2 * N_CHUNKS + 16))
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: long-running test (deselect with -m 'not slow')")
+
+
+def import_torch():
+    """``torch``, or skip the calling test module where it is not installed.
+
+    Where ``GRADLAB_REQUIRE_TORCH=1`` (CI) a missing torch is a failure, not a skip.
+    """
+    if os.environ.get(REQUIRE_TORCH_ENV, "") not in ("", "0"):
+        try:
+            import torch
+        except ImportError as exc:
+            pytest.fail(f"{REQUIRE_TORCH_ENV}=1 but torch cannot be imported ({exc}); "
+                        "install it with `pip install torch==2.13.0` (CPU)", pytrace=False)
+        return torch
+    return pytest.importorskip("torch")
 
 
 @pytest.fixture

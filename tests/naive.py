@@ -12,7 +12,9 @@ Inputs are plain arrays:
 - ``ds``: list of int arrays of the same lengths, the target d(t) of each step, or
   ``NO_LOSS`` (-1) for a step without a loss;
 - ``lag_limit``: a function t -> L(t) (t = step within its sentence), or None for full
-  BPTT. Loss t backpropagates through lags k = 0 .. min(L(t), t).
+  BPTT. Loss t backpropagates through lags k = 0 .. min(L(t), t);
+- ``initial_states`` (optional, ``forward`` and ``gradient``): an (n_sentences, H) array
+  whose row i is s(-1) of sentence i instead of 0, a constant (no signal flows into it).
 
 Model (CONVENTIONS.md)::
 
@@ -108,15 +110,18 @@ class NaiveForward:
     loss: float
 
 
-def forward_sentence(U, V, W, activation, x):
-    """net_in, s, y and the logits W s of one sentence, each with one row per step."""
+def forward_sentence(U, V, W, activation, x, s_init=None):
+    """net_in, s, y and the logits W s of one sentence, each with one row per step.
+
+    ``s_init`` is s(-1) (default 0).
+    """
     H = U.shape[0]
     T = len(x)
     net = np.zeros((T, H))
     s = np.zeros((T, H))
     y = np.zeros((T, W.shape[0]))
     z = np.zeros((T, W.shape[0]))
-    s_prev = np.zeros(H)  # s(-1) = 0
+    s_prev = np.zeros(H) if s_init is None else np.array(s_init, dtype=np.float64)
     for t in range(T):
         net[t] = V[:, x[t]] + U @ s_prev
         s[t] = activate(activation, net[t])
@@ -126,11 +131,16 @@ def forward_sentence(U, V, W, activation, x):
     return net, s, y, z
 
 
-def forward(U, V, W, activation: str, xs: Sequence, ds: Sequence) -> NaiveForward:
+def _initial(initial_states, i):
+    """s(-1) of sentence i: None (zeros) or row i of ``initial_states``."""
+    return None if initial_states is None else initial_states[i]
+
+
+def forward(U, V, W, activation: str, xs: Sequence, ds: Sequence, initial_states=None) -> NaiveForward:
     nets, ss, ys, losses, positions = [], [], [], [], []
     offset = 0
-    for x, d in zip(xs, ds):
-        net, s, y, z = forward_sentence(U, V, W, activation, x)
+    for i, (x, d) in enumerate(zip(xs, ds)):
+        net, s, y, z = forward_sentence(U, V, W, activation, x, _initial(initial_states, i))
         for t in range(len(x)):
             if d[t] != NO_LOSS:
                 losses.append(cross_entropy(z[t], d[t]))
@@ -165,8 +175,8 @@ class NaiveGradient:
     n_losses: int
 
 
-def _walk_back(U, W, activation, x, net, s, y, t, d_t, kmax):
-    """Yield (k, delta(t, t-k), s(t-k-1)) for k = 0..kmax, plus delta_out(t) first."""
+def _walk_back(U, W, activation, x, net, s, y, t, d_t, kmax, s_init=None):
+    """Yield (k, delta(t, t-k), s(t-k-1)) for k = 0..kmax, plus delta_out(t) first; s(-1) = ``s_init`` or 0."""
     H = U.shape[0]
     delta_out = y[t].copy()
     delta_out[d_t] -= 1.0
@@ -174,7 +184,7 @@ def _walk_back(U, W, activation, x, net, s, y, t, d_t, kmax):
     steps = []
     for k in range(kmax + 1):
         j = t - k
-        s_prev = s[j - 1] if j > 0 else np.zeros(H)
+        s_prev = s[j - 1] if j > 0 else (np.zeros(H) if s_init is None else s_init)
         steps.append((k, delta.copy(), s_prev))
         if k < kmax:
             delta = (U.T @ delta) * activate_prime(activation, net[j - 1])
@@ -182,21 +192,26 @@ def _walk_back(U, W, activation, x, net, s, y, t, d_t, kmax):
 
 
 def gradient(U, V, W, activation: str, xs: Sequence, ds: Sequence,
-             lag_limit: Callable[[int], int] | None = None) -> NaiveGradient:
-    """dJ/dU, dJ/dV, dJ/dW summed over all losses, loss t keeping lags 0..min(L(t), t)."""
+             lag_limit: Callable[[int], int] | None = None, initial_states=None) -> NaiveGradient:
+    """dJ/dU, dJ/dV, dJ/dW summed over all losses, loss t keeping lags 0..min(L(t), t).
+
+    With ``initial_states``, s(-1) of sentence i is its row i, a constant: it enters the
+    forward pass and U's lag-t term delta(t, 0) (x) s(-1), and receives no signal.
+    """
     if lag_limit is None:
         lag_limit = full_limit()
     gU, gV, gW = np.zeros_like(U), np.zeros_like(V), np.zeros_like(W)
     loss, n_losses = 0.0, 0
-    for x, d in zip(xs, ds):
-        net, s, y, z = forward_sentence(U, V, W, activation, x)
+    for i, (x, d) in enumerate(zip(xs, ds)):
+        s_init = _initial(initial_states, i)
+        net, s, y, z = forward_sentence(U, V, W, activation, x, s_init)
         for t in range(len(x)):
             if d[t] == NO_LOSS:
                 continue
             loss += cross_entropy(z[t], d[t])
             n_losses += 1
             kmax = min(int(lag_limit(t)), t)
-            delta_out, steps = _walk_back(U, W, activation, x, net, s, y, t, d[t], kmax)
+            delta_out, steps = _walk_back(U, W, activation, x, net, s, y, t, d[t], kmax, s_init)
             gW += np.outer(delta_out, s[t])
             for k, delta, s_prev in steps:
                 gU += np.outer(delta, s_prev)
@@ -247,6 +262,39 @@ def contributions(U, V, W, activation: str, xs: Sequence, ds: Sequence, max_lag:
     ints = [np.array(c, dtype=np.int64) for c in cols[:3]]
     floats = [np.array(c, dtype=np.float64) for c in cols[3:]]
     return NaiveContributions(*ints, *floats, G_U, G_V, G_W, float(loss), n_losses)
+
+
+# ---------------------------------------------------------------------------- per-sentence gaps
+def _gap_measures(g_tau: Sequence[np.ndarray], g_full: Sequence[np.ndarray]):
+    """(||g_tau - g_full|| / ||g_full||, cos(g_tau, g_full)) of two gradients given as lists of arrays."""
+    a = np.concatenate([g.ravel() for g in g_tau])
+    b = np.concatenate([g.ravel() for g in g_full])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.linalg.norm(a - b) / np.linalg.norm(b), np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b))
+
+
+def sentence_gaps(U, V, W, activation: str, xs: Sequence, ds: Sequence, max_lag: int):
+    """Per sentence i and tau = 0..K: rel_error and cosine of TBPTT(tau) against full BPTT of i's own losses.
+
+    Returns two (n, K+1, 3) arrays, the last axis U, V and all parameters (U, V, W).
+    g_tau = sum over k <= tau of the sentence's own per-lag gradients (``contributions``
+    of the sentence alone), g_full = ``gradient`` of the sentence alone. Where
+    ||g_full|| = 0 (U of a one-step sentence, a sentence without losses) both are NaN.
+    """
+    K = max_lag
+    rel = np.empty((len(xs), K + 1, 3))
+    cos = np.empty((len(xs), K + 1, 3))
+    for i, (x, d) in enumerate(zip(xs, ds)):
+        c = contributions(U, V, W, activation, [x], [d], K)
+        full = gradient(U, V, W, activation, [x], [d])
+        gU, gV = np.zeros_like(U), np.zeros_like(V)
+        for tau in range(K + 1):
+            gU = gU + c.G_U[tau]
+            gV = gV + c.G_V[tau]
+            for j, (g_tau, g_full) in enumerate((([gU], [full.U]), ([gV], [full.V]),
+                                                 ([gU, gV, c.G_W], [full.U, full.V, full.W]))):
+                rel[i, tau, j], cos[i, tau, j] = _gap_measures(g_tau, g_full)
+    return rel, cos
 
 
 # ---------------------------------------------------------------------------- finite differences

@@ -16,10 +16,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import naive
-from conftest import ACTIVATIONS, OBJECTIVES, Problem, random_problem
+from conftest import ACTIVATIONS, OBJECTIVES, Problem, n_sentences, random_problem
 
-from gradlab import (Batch, Block, Full, Sliding, chunked, contributions, forward, gradient, mikolov,
-                     warmup)
+from gradlab import Batch, Block, Full, Sliding, chunked, contributions, forward, gradient, mikolov
 
 # --------------------------------------------------------------------------- tolerances
 #: Engine vs reference: the same float64 maths summed in a different order (the reference
@@ -123,10 +122,10 @@ def scheme_specs(draw):
 
 @st.composite
 def problems(draw, objective=None, activation=None, max_T=9):
-    """A random model + batch: H in 1..5, |V| in 1..6, 1..4 sentences of 1..max_T steps."""
+    """A random model + batch: H in 1..5, |V| in 1..6, 1..4 or more than N_CHUNKS sentences of 1..max_T steps."""
     H = draw(st.integers(1, 5))
     vocab = draw(st.integers(1, 6))
-    n = draw(st.integers(1, 4))
+    n = draw(n_sentences())
     lengths = draw(st.lists(st.integers(1, max_T), min_size=n, max_size=n))
     objective = objective or draw(st.sampled_from(OBJECTIVES))
     activation = activation or draw(st.sampled_from(ACTIVATIONS))
@@ -655,8 +654,64 @@ def test_big_problem_matches_naive():
     check_contributions(p, 5)
 
 
-def test_warmup_runs():
-    warmup()
+#: The kernels the engine calls from Python (the others are inlined into them or called from them).
+ENGINE_KERNELS = ("forward.forward_states", "output.softmax_rows", "backward.injected_errors",
+                  "backward.accumulate_deltas", "backward.scatter_rows", "contrib.sentence_gaps",
+                  "train.sgd_minibatches")
+
+_WARMUP_SCRIPT = """
+import importlib, json, pkgutil
+import numpy as np
+from numba.core.registry import CPUDispatcher
+import gradlab as gl
+import gradlab.kernels as kernels
+from gradlab.train import Trainer
+
+mods = [importlib.import_module("gradlab.kernels." + m.name) for m in pkgutil.iter_modules(kernels.__path__)]
+kernel = {mod.__name__.rsplit(".", 1)[1] + "." + name: f for mod in mods for name, f in vars(mod).items()
+          if isinstance(f, CPUDispatcher) and f.py_func.__module__ == mod.__name__}
+count = lambda: {name: len(f.signatures) for name, f in kernel.items()}
+before = count()
+seconds = gl.warmup()
+after = count()
+# other sizes, objectives, activations, schemes and options through every public entry point
+rng = np.random.default_rng(0)
+for activation in ("sigmoid", "tanh", "relu"):
+    model = gl.RNN.init(7, 5, output_size=3, rng=1, activation=activation)
+    xs = [rng.integers(0, 7, T) for T in (1, 6, 3, 9) * 10]
+    for batch in (gl.Batch.for_classification(xs, rng.integers(0, 3, len(xs))),
+                  gl.Batch.for_language_model(xs, [rng.integers(-1, 3, len(x)) for x in xs])):
+        gl.forward(model, batch, return_probs=True, initial_states=rng.standard_normal((len(xs), 5)))
+        for scheme in ("full", "tbptt:0", "tbptt:4", "block:2,5", "chunked:3", "mikolov:1,2"):
+            gl.gradient(model, batch, scheme)
+        gl.gradient(model, batch, "tbptt:2", initial_states=np.asfortranarray(rng.standard_normal((len(xs), 5))))
+        gl.contributions(model, batch, max_lag=4)
+        gl.sentence_gaps(model, batch, 3)
+        for scheme, clip, carry in (("full", None, "before_update"), ("mikolov:1,2", 0.5, "after_update")):
+            Trainer(scheme=scheme, clip=clip, carry=carry, batch_size=3, epochs=1, progress=False).fit(model, batch)
+print("@@" + json.dumps(dict(seconds=seconds, before=before, after=after, final=count())))
+"""
+
+
+def test_warmup_compiles_every_kernel_the_engine_calls():
+    """In a fresh process: importing compiles nothing; warmup() returns its time and compiles (or loads) every
+    kernel, for the very signatures that later calls use: any batch, scheme or option then compiles nothing."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-c", _WARMUP_SCRIPT], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("@@"))[2:])
+    assert isinstance(out["seconds"], float) and out["seconds"] > 0
+    assert set(ENGINE_KERNELS) <= set(out["before"])
+    assert all(n == 0 for n in out["before"].values()), out["before"]
+    assert all(out["after"][name] >= 1 for name in ENGINE_KERNELS), out["after"]
+    assert out["final"] == out["after"]
 
 
 _PURE_PYTHON_SCRIPT = """

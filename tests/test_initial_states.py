@@ -4,6 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import naive
+from conftest import ACTIVATIONS, random_problem
+from test_engine import FD_EPS, assert_close, assert_fd_agrees, assert_grad_close, make_scheme
+
 import gradlab as gl
 from gradlab.schemes import Scheme
 
@@ -69,3 +73,48 @@ def test_bad_initial_states_are_rejected(states, error, match):
         gl.forward(model, batch, initial_states=states)
     with pytest.raises(error, match=match):
         gl.gradient(model, batch, initial_states=states)
+
+
+# --------------------------------------------------------------------------- several sentences vs naive.py
+def _states(rng, n, H, activation):
+    """A different s(-1) for each sentence, in the range of the activation."""
+    S0 = rng.uniform(-0.9, 0.9, size=(n, H))
+    return np.abs(S0) if activation == "relu" else S0
+
+
+def test_naive_initial_states_match_finite_differences(rng):
+    """The reference itself: its gradient with given s(-1) is the derivative of its own loss."""
+    p = random_problem(rng, hidden_size=3, vocab_size=4, lengths=(4, 1, 3), activation="tanh", scale=0.8)
+    S0 = _states(rng, 3, 3, "tanh")
+    U, V, W = p.model.U.copy(), p.model.V.copy(), p.model.W.copy()
+    ref = naive.gradient(U, V, W, "tanh", p.xs, p.ds, initial_states=S0)
+    numeric = naive.central_differences(
+        lambda: naive.forward(U, V, W, "tanh", p.xs, p.ds, initial_states=S0).loss, [U, V, W], FD_EPS)
+    assert_fd_agrees(numeric, [ref.U, ref.V, ref.W])
+
+
+def test_naive_initial_state_continues_a_sentence(rng):
+    """The reference itself: a tail started from the carried state is the tail of the whole sentence."""
+    p = random_problem(rng, hidden_size=3, vocab_size=4, lengths=(9,), activation="sigmoid")
+    U, V, W, act, (x,), (d,) = p.arrays
+    whole = naive.forward(U, V, W, act, [x], [d])
+    tail = naive.forward(U, V, W, act, [x[4:]], [d[4:]], initial_states=whole.s[3:4])
+    assert_close(tail.s, whole.s[4:])
+    assert_close(tail.losses, whole.losses[4:])
+
+
+@pytest.mark.parametrize("spec", [("full",), ("sliding", 0), ("sliding", 2), ("block", 2, 3), ("chunked", 3)],
+                         ids=str)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_several_sentences_match_a_numpy_loop(rng, activation, spec):
+    """Each sentence its own s(-1): forward and gradient against naive.py's loop over sentences."""
+    p = random_problem(rng, hidden_size=4, vocab_size=5, lengths=(6, 1, 4, 9, 3, 2), activation=activation,
+                       scale=0.6 if activation == "relu" else 1.0, drop_targets=0.2)
+    S0 = _states(rng, 6, 4, activation)
+    ref = naive.forward(*p.arrays, initial_states=S0)
+    fw = gl.forward(p.model, p.batch, initial_states=S0)
+    assert_close(fw.s, ref.s, "s")
+    assert_close(fw.losses, ref.losses, "losses")
+    scheme, limit = make_scheme(spec)
+    assert_grad_close(gl.gradient(p.model, p.batch, scheme, initial_states=S0),
+                      naive.gradient(*p.arrays, limit, initial_states=S0), str(spec))

@@ -22,7 +22,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import naive
-from conftest import ACTIVATIONS, OBJECTIVES, random_problem
+from conftest import ACTIVATIONS, OBJECTIVES, n_sentences, random_problem
 
 from gradlab import Batch, Full, RNN, SentenceGaps, Sliding, gradient, sentence_gaps
 
@@ -90,10 +90,10 @@ def assert_gaps_close(gaps: SentenceGaps, rel, cos, what=""):
 
 @st.composite
 def problems(draw, max_T=8):
-    """A random problem and K: H 1..4, |V| 1..5, 1..4 sentences of 1..max_T steps, K 0..max_T + 1."""
+    """A random problem and K: H 1..4, |V| 1..5, 1..4 or more than N_CHUNKS sentences of 1..max_T steps, K 0..max_T + 1."""
     H = draw(st.integers(1, 4))
     vocab = draw(st.integers(1, 5))
-    n = draw(st.integers(1, 4))
+    n = draw(n_sentences())
     lengths = draw(st.lists(st.integers(1, max_T), min_size=n, max_size=n))
     objective = draw(st.sampled_from(OBJECTIVES))
     activation = draw(st.sampled_from(ACTIVATIONS))

@@ -11,11 +11,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+from conftest import ACTIVATIONS, OBJECTIVES, import_torch, random_problem
 
-from conftest import ACTIVATIONS, OBJECTIVES, random_problem  # noqa: E402
+torch = import_torch()
 
 from gradlab import Block, Full, Sliding, chunked, gradient, mikolov  # noqa: E402
+from test_extreme_logits import extreme_problem  # noqa: E402
+from test_large_batches import BATCHES, large_problem  # noqa: E402
 
 #: float64 on both sides, the same maths in a different order: rounding only.
 RTOL = 1e-9
@@ -120,6 +122,22 @@ def test_per_loss_graph_oracle_agrees_with_detach_oracle(rng):
     b = torch_lag_limited(p, lambda t: t % 3)
     for x, y in zip(a[:3], b[:3]):
         np.testing.assert_allclose(x, y, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_extreme_logits_match_autograd(objective):
+    """W scaled x300: torch's log-sum-exp cross-entropy against gradlab's shifted softmax."""
+    p = extreme_problem(objective, "tanh")
+    _check(gradient(p.model, p.batch, scheme=Full()), torch_detach_every(p))
+    _check(gradient(p.model, p.batch, scheme=chunked(3)), torch_detach_every(p, 3))
+
+
+@pytest.mark.parametrize("name", sorted(BATCHES))
+def test_large_batches_match_autograd(name):
+    """More sentences than the kernels' chunks (several per chunk), some without losses."""
+    p = large_problem(name)
+    _check(gradient(p.model, p.batch, scheme=Full()), torch_detach_every(p))
+    _check(gradient(p.model, p.batch, scheme=chunked(4)), torch_detach_every(p, 4))
 
 
 # --------------------------------------------------------------------------- training

@@ -4,16 +4,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..engine import Contributions
+from ..batch import Batch
+from ..engine import dependency_deltas
+from ..model import RNN
 
 
-def dependency_signal(contrib: Contributions, deps: pd.DataFrame) -> pd.DataFrame:
-    """||delta(target, source)|| for every annotated dependency.
+def dependency_signal(model: RNN, batch: Batch, deps: pd.DataFrame) -> pd.DataFrame:
+    """||delta(target, source)|| for every annotated dependency, at its own distance.
 
     Parameters
     ----------
-    contrib : Contributions
-        Of the batch whose coordinates ``deps`` uses.
+    model : RNN
+    batch : Batch
+        The batch whose coordinates ``deps`` uses.
     deps : DataFrame
         sentence, source, target, distance (``Dataset.dependencies(task)``).
 
@@ -22,18 +25,21 @@ def dependency_signal(contrib: Contributions, deps: pd.DataFrame) -> pd.DataFram
     DataFrame
         sentence, source, target, distance, signal = ||delta(target, source)||,
         signal_rel = signal / ||delta(target, target)||. Dependencies whose target
-        step has no loss, or whose distance exceeds the contributions' max_lag,
-        get NaN.
+        step has no loss get NaN.
+
+    Notes
+    -----
+    :func:`gradlab.engine.dependency_deltas` carries each dependent loss's signal back
+    exactly ``distance`` steps, so memory does not grow with the longest distance.
     """
-    table = pd.DataFrame({"sentence": contrib.sentence, "target": contrib.t, "distance": contrib.lag,
-                          "signal": contrib.delta_norm})
-    own = table[table["distance"] == 0][["sentence", "target", "signal"]].rename(columns={"signal": "own"})
     cols = ["sentence", "source", "target", "distance"]
-    out = deps[cols].astype("int64").merge(table, on=["sentence", "target", "distance"], how="left")
-    out = out.merge(own, on=["sentence", "target"], how="left")
+    out = deps[cols].astype("int64").reset_index(drop=True)
+    signal, own = dependency_deltas(model, batch, out["sentence"].to_numpy(), out["source"].to_numpy(),
+                                    out["target"].to_numpy())
+    out["signal"] = signal
     with np.errstate(invalid="ignore", divide="ignore"):
-        out["signal_rel"] = out["signal"] / out["own"]
-    return out.drop(columns="own")
+        out["signal_rel"] = signal / own
+    return out
 
 
 def dependency_kept(signal: pd.DataFrame, max_tau: int) -> pd.DataFrame:

@@ -48,8 +48,9 @@ def truncation_gap(model, batch, contrib: Contributions, block_schemes=(), beta:
     block_schemes : iterable of Scheme or str
         Other schemes, computed directly with :func:`gradlab.gradient`.
     beta : float, optional
-        Fitted per-step decay factor; adds ``bound`` = beta**(tau + 1), the relative
-        error that a geometric decay at that rate predicts for TBPTT(tau).
+        Fitted per-step decay factor; adds ``estimate`` = beta**(tau + 1), the relative
+        error that a geometric decay at that rate would give TBPTT(tau). It is an
+        estimate, not a bound: the measured error of trained models can lie above it.
     max_tau : int, optional
         Largest tau to report (default and at most: the contributions' max_lag).
 
@@ -57,7 +58,7 @@ def truncation_gap(model, batch, contrib: Contributions, block_schemes=(), beta:
     -------
     DataFrame
         scheme, family ("tbptt"/"block"), tau (NaN for block schemes), parameter
-        ("U", "V", "all"), rel_error, cosine, bound.
+        ("U", "V", "all"), rel_error, cosine, estimate.
     """
     max_tau = contrib.max_lag if max_tau is None else min(max_tau, contrib.max_lag)
     if contrib.v_max_lag < max_tau:
@@ -72,15 +73,15 @@ def truncation_gap(model, batch, contrib: Contributions, block_schemes=(), beta:
         PU += contrib.G_U[tau]
         PVT += contrib.G_VT[tau]
         parts = {"U": PU, "V": PVT.T, "W": contrib.G_W}
-        bound = beta ** (tau + 1) if beta is not None and np.isfinite(beta) else np.nan
+        estimate = beta ** (tau + 1) if beta is not None and np.isfinite(beta) else np.nan
         for name, rel, cos in _compare(parts, full_parts):
-            rows.append((f"tbptt:{tau}", "tbptt", float(tau), name, rel, cos, bound))
+            rows.append((f"tbptt:{tau}", "tbptt", float(tau), name, rel, cos, estimate))
     for scheme in block_schemes:
         scheme = parse_scheme(scheme)
         g = gradient(model, batch, scheme)
         for name, rel, cos in _compare(g.as_dict(), full_parts):
             rows.append((scheme.label, "block", np.nan, name, rel, cos, np.nan))
-    return pd.DataFrame(rows, columns=["scheme", "family", "tau", "parameter", "rel_error", "cosine", "bound"])
+    return pd.DataFrame(rows, columns=["scheme", "family", "tau", "parameter", "rel_error", "cosine", "estimate"])
 
 
 def smallest_tau(gap: pd.DataFrame, threshold: float, parameter: str = "all") -> float:

@@ -2,8 +2,9 @@
 trained on the unit's dataset from that initialisation."""
 from __future__ import annotations
 
+import os
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -42,26 +43,35 @@ class ModelState:
 
     @property
     def label(self) -> str:
-        if self.name:
-            return self.name
+        """``label=NAME`` when given, else :attr:`canonical`."""
+        return self.name or self.canonical
+
+    @property
+    def canonical(self) -> str:
+        """The one text of this state: every parameter, in a fixed order, numbers printed one way.
+
+        Scales and learning rates are printed with 6 significant digits (``%g``): the
+        default scale sqrt(0.1) is ``0.316228`` everywhere. The seed appears once it is
+        known (:meth:`resolved` fills in the spec's seed).
+        """
         if self.kind == "file":
-            return f"file:{Path(self.path).stem}"
+            return f"file:path={os.path.normpath(self.path)}"
         if self.kind == "train":
             text = (f"train:scheme={self.scheme},epochs={self.epochs},lr={self.learning_rate:g},"
                     f"batch_size={self.batch_size}")
-            if self.scale != DEFAULT_SCALE:
-                text += f",scale={self.scale:g}"
             if self.seed is not None:
                 text += f",seed={self.seed}"
-            if self.at != "end":
-                text += f",at={self.at}"
-            return text
+            return text + f",scale={self.scale:g},at={self.at}"
         text = f"init:scale={self.scale:g}"
         if self.seed is not None:
             text += f",seed={self.seed}"
-        if self.activation != "sigmoid":
-            text += f",activation={self.activation}"
-        return text
+        return text + f",activation={self.activation}"
+
+    def resolved(self, default_seed: int) -> "ModelState":
+        """This state with the spec's seed filled in where it sets none ("file" states have no seed)."""
+        if self.kind == "file" or self.seed is not None:
+            return self
+        return replace(self, seed=int(default_seed))
 
     def check(self) -> None:
         """Fail early (before any work) on a missing or unreadable model file."""

@@ -22,7 +22,8 @@ def analyse(model, batch, *, max_lag: int, deps: pd.DataFrame | None = None, blo
         K: lags and taus 0..K.
     deps : DataFrame, optional
         Annotated dependencies in the batch's coordinates (sentence, source, target,
-        distance); their signal is measured at every distance, even beyond K.
+        distance); their signal is measured at every distance, even beyond K, with memory
+        that does not grow with the distance (:func:`dependency_signal`).
     block_schemes : iterable of Scheme or str
     floor : float
         Relative floor for ``reach``.
@@ -36,15 +37,10 @@ def analyse(model, batch, *, max_lag: int, deps: pd.DataFrame | None = None, blo
         dependency_kept, summary (one row) — the columns of the report's CSVs,
         without the dataset and state columns.
     """
-    reach_lag = max_lag
-    if deps is not None and len(deps):
-        reach_lag = max(max_lag, int(deps["distance"].max()))
     # the report uses G_V only for the gap (tau <= K) and never the per-pair V norms
-    contrib = contributions(model, batch, reach_lag, G_V=max_lag, V_norm=False)
+    contrib = contributions(model, batch, max_lag, V_norm=False)
     profile = vanishing_profile(contrib)
-    profile = profile[profile["lag"] <= max_lag].reset_index(drop=True)
     heat = lag_heatmap(contrib)
-    heat = heat[heat["lag"] <= max_lag].reset_index(drop=True)
     fit = fit_decay(profile)
     stats = recurrence_stats(model, batch)
     decay = pd.DataFrame([{**fit, **stats, "floor": floor, "reach": reach(profile, floor)}])
@@ -54,7 +50,7 @@ def analyse(model, batch, *, max_lag: int, deps: pd.DataFrame | None = None, blo
         sg = sentence_gaps(model, batch, max_lag).to_frame()
         out["gap_sentences"] = sg
     if deps is not None:
-        sig = dependency_signal(contrib, deps)
+        sig = dependency_signal(model, batch, deps)
         out["dependencies"] = sig
         out["dependency_kept"] = dependency_kept(sig, max_lag)
     out["summary"] = pd.DataFrame([{

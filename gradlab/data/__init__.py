@@ -9,12 +9,13 @@ Importing this package reads no files and generates nothing.
 from .dataset import LAYOUTS, TASK_DESCRIPTIONS, Dataset
 from .readers import (AGREEMENT_COLUMNS, ATTRACTOR_METHODS, NUMBER_LABELS, DataFormatError, DataWarning,
                       read_agreement_tsv, read_text)
-from .registry import (DEFAULT_DATASET, DatasetInfo, Parameter, check_spec, dataset_info, list_datasets, load_dataset,
-                       parse_spec)
+from .registry import (DEFAULT_DATASET, DatasetInfo, Parameter, canonical_spec, check_spec, dataset_info,
+                       estimated_tokens, list_datasets, load_dataset, parse_spec, spec_files)
 from .vocab import BOS, DEFAULT_N_WORDS, EOS, SPECIALS, UNK, Vocabulary, adjusted_loss
 
 __all__ = [
-    "load_dataset", "list_datasets", "dataset_info", "parse_spec", "check_spec", "DEFAULT_DATASET",
+    "load_dataset", "list_datasets", "dataset_info", "parse_spec", "check_spec", "canonical_spec", "spec_files",
+    "estimated_tokens", "DEFAULT_DATASET",
     "Dataset", "DatasetInfo", "Parameter", "TASK_DESCRIPTIONS", "LAYOUTS",
     "Vocabulary", "adjusted_loss", "BOS", "EOS", "UNK", "SPECIALS", "DEFAULT_N_WORDS",
     "DataFormatError", "DataWarning", "read_agreement_tsv", "read_text",

@@ -59,6 +59,9 @@ class DatasetInfo:
     example: str
     builder: Callable = field(repr=False, compare=False, default=None)
     check: Callable = field(repr=False, compare=False, default=None)
+    #: parameters -> an upper estimate of the tokens per sentence (built-in data), so a plan can
+    #: refuse a dataset too large to hold before generating it; None for files (they are read).
+    tokens_per_sentence: Callable = field(repr=False, compare=False, default=None)
 
     def parameter(self, name: str) -> Parameter:
         for p in self.parameters:
@@ -192,7 +195,7 @@ _register(DatasetInfo(
      Parameter("material", "str", "mixed", "intervening phrases: prepositional (pp), relative clauses (rc) or both",
                choices=gen.MATERIALS)),
     "agreement:distance=8,n=1000,seed=0",
-    _build_agreement, _check_min_distance("agreement", 1)))
+    _build_agreement, _check_min_distance("agreement", 1), lambda p: p["distance"] + 8))
 
 _register(DatasetInfo(
     "recall",
@@ -206,7 +209,7 @@ _register(DatasetInfo(
      Parameter("n_keys", "int", 4, "number of key symbols", minimum=1, maximum=10_000),
      Parameter("n_distractors", "int", 8, "number of distractor symbols", minimum=1, maximum=10_000)),
     "recall:distance=20,n_keys=4",
-    _build_recall, _check_min_distance("recall", 2)))
+    _build_recall, _check_min_distance("recall", 2), lambda p: p["distance"] + 2))
 
 _register(DatasetInfo(
     "dyck",
@@ -219,7 +222,7 @@ _register(DatasetInfo(
                minimum=0.0, maximum=1.0),
      _N, _SEED),
     "dyck:length=40,max_depth=8",
-    _build_dyck, _check_dyck))
+    _build_dyck, _check_dyck, lambda p: p["length"] + 1))
 
 _register(DatasetInfo(
     "markov",
@@ -235,7 +238,7 @@ _register(DatasetInfo(
                minimum=0),
      _N, _SEED),
     "markov:order=3,n_symbols=20",
-    _build_markov, _check_markov))
+    _build_markov, _check_markov, lambda p: p["length"] + 2))
 
 _register(DatasetInfo(
     "linzen",
@@ -473,6 +476,36 @@ def check_spec(spec: str | None = None, /, **params) -> tuple[str, dict]:
     """
     info, values = _resolve(spec, params)
     return info.name, values
+
+
+def canonical_spec(spec: str) -> str:
+    """The one text of a dataset spec: every parameter, defaults filled in, in the registry's order.
+
+    ``"recall"``, ``"recall:distance=8"`` and ``"recall:n=1000, distance=8"`` all give
+    ``"recall:distance=8,n=1000,seed=0,n_keys=4,n_distractors=8"``; reports use it for
+    labels, seeds, unit keys and file names, so two spellings of one dataset are one
+    dataset. Parameters that are unset (None) are left out; paths are normalised.
+    Raises what :func:`check_spec` raises.
+    """
+    info, values = _resolve(spec, {})
+    return _spec_string(info, {k: (os.path.normpath(str(v)) if isinstance(v, Path) else v)
+                               for k, v in values.items()}, short=False)
+
+
+def spec_files(spec: str) -> dict[str, Path]:
+    """The files a dataset spec reads, by parameter name (``path``, ``vocab``); {} for built-in data."""
+    info, values = _resolve(spec, {})
+    return {p.name: values[p.name] for p in info.parameters
+            if p.type in ("path", "vocab") and isinstance(values[p.name], Path)}
+
+
+def estimated_tokens(spec: str) -> int | None:
+    """An upper estimate of a built-in dataset's tokens (language-model batch) from its parameters,
+    without generating it; None for file datasets (their size is known only by reading them)."""
+    info, values = _resolve(spec, {})
+    if info.tokens_per_sentence is None or "n" not in values:
+        return None
+    return int(values["n"]) * int(math.ceil(info.tokens_per_sentence(values)))
 
 
 def _resolve(spec, params: dict) -> tuple[DatasetInfo, dict]:

@@ -37,8 +37,10 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 #: Documented columns of the report's CSV files, by table name (the report-frame contract).
 COLUMN_DOCS: dict[str, dict[str, str]] = {
     "profile": {
-        "dataset": "dataset label, e.g. agreement:distance=8",
-        "state": "model state, e.g. init:scale=0.32 or trained:tbptt:3",
+        "dataset": "dataset: its canonical spec, every parameter filled in, e.g. "
+                   "recall:distance=8,n=1000,seed=0,n_keys=4,n_distractors=8",
+        "state": "model state (its canonical text, e.g. init:scale=0.316228,seed=0,activation=sigmoid, or "
+                 "its label=NAME, e.g. trained:tbptt:3)",
         "lag": "lag k (steps back from the loss), int >= 0",
         "n": "number of losses t that reach lag k (t >= k)",
         "mean": "mean over losses of ||delta(t, t-k)||",
@@ -77,7 +79,8 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "parameter": "U, V or all (all parameters together)",
         "rel_error": "||g - g_full|| / ||g_full|| of the corpus gradient",
         "cosine": "cos(g, g_full)",
-        "bound": "relative error predicted by the fitted decay, beta**(tau+1) (tbptt rows)",
+        "estimate": "relative error estimated from the fitted decay, beta**(tau+1) (tbptt rows); an estimate, "
+                    "not a bound: trained models can lie above it",
     },
     "gap_sentences": {
         "dataset": "dataset label",
@@ -360,6 +363,9 @@ def render_index(directory: str | os.PathLike, *, title: str, figures: Sequence[
         add('<p class="note">No data files.</p>')
     for name, filename in tables.items():
         add(f'<h3>{_e(name)}: <a href="{_href(filename)}"><code>{_e(filename)}</code></a></h3>')
+        if filename.endswith(".gz"):
+            add('<p class="note">gzip-compressed CSV: <code>pandas.read_csv</code> reads it as it is '
+                '(<code>zcat</code> shows the text).</p>')
         columns = docs.get(name)
         if columns:
             add("<table><thead><tr><th>column</th><th>meaning</th></tr></thead><tbody>")

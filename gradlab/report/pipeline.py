@@ -1,23 +1,37 @@
-"""Run a spec: one unit of work per dataset x model state, resumable, written atomically.
+"""Run a spec: one unit of work per dataset x model state, planned first, resumable, written atomically.
 
 Layout of ``<out>/<spec.name>/``::
 
-    spec.toml                 the exact spec (with gradlab version and seed in manifest.json)
-    units/<slug>/<frame>.csv  one folder per dataset x state; done.json is written last
-    <frame>.csv               every unit's rows, with dataset and state columns
+    spec.toml                 the exact spec
+    manifest.json             gradlab version, seed, and every unit's key and input-file hashes
+    units/<slug>/done.json    one folder per dataset x state; done.json (the unit's key) is written last
+    <frame>.csv[.gz]          every unit's rows, with dataset and state columns (the only copy)
+    timings.csv               per unit: reused or computed, seconds (the one file that changes between runs)
     <figure>.png, <figure>.svg
     index.html
 
-A unit whose ``done.json`` matches its parameters is not recomputed, so an
-interrupted run resumes where it stopped and loses nothing it finished.
+Before any work, :func:`plan` checks everything (spec keys, every dataset and model
+file, model sizes against datasets, the output folder, each unit's estimated memory
+against ``max_memory``). A unit's key covers everything its result depends on (the
+canonical dataset and state texts, the bytes of the files it reads, the options and
+the gradlab version): a unit whose ``done.json`` holds its key is reused, any other is
+computed, so a changed input recomputes exactly the units that read it. A unit's
+tables wait in its folder until they are merged into the combined tables, then are
+removed; an interrupted run (Ctrl-C, ``kill -9``) resumes where it stopped.
 """
 from __future__ import annotations
 
+import contextlib
+import csv
+import gzip
 import hashlib
+import io
 import json
 import os
 import re
-from dataclasses import asdict
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +41,21 @@ from .. import __version__
 from ..analysis.study import analyse
 from .._io import atomic_write
 from .html import COLUMN_DOCS
+from .plan import (PlanError, check_memory, check_writable, dataset_inputs, describe, estimate_analysis,
+                   file_sha256, memory_limit, output_lock, unit_key)
 from .spec import Spec, validate
 
 #: Frames a report writes (their columns are documented in ``html.COLUMN_DOCS``).
 FRAMES = tuple(COLUMN_DOCS)
+#: Frames stored gzip-compressed (``<name>.csv.gz``, deterministic bytes; pandas reads them directly).
+COMPRESSED = ("gap_sentences", "dependencies")
+#: Options of a spec that change no number (presentation, resources): not part of a unit's key.
+_NOT_IN_KEY = ("name", "title", "datasets", "states", "max_memory")
+
+
+def table_name(name: str) -> str:
+    """The file name of a combined table: ``<name>.csv`` or ``<name>.csv.gz``."""
+    return f"{name}.csv.gz" if name in COMPRESSED else f"{name}.csv"
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -46,113 +71,375 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._=-]+", "_", text).strip("_")[:80]
 
 
-def units(spec: Spec) -> list[dict]:
-    """The dataset x state work items of a spec, each with its parameters and fingerprint."""
+def encode_table(text: str, gz: bool) -> bytes:
+    """UTF-8 bytes, gzip-compressed with no time stamp or file name when ``gz`` (same text, same bytes)."""
+    data = text.encode("utf-8")
+    return gzip.compress(data, compresslevel=6, mtime=0) if gz else data
+
+
+def read_table_text(path: Path) -> str:
+    data = path.read_bytes()
+    return (gzip.decompress(data) if path.suffix == ".gz" else data).decode("utf-8")
+
+
+@dataclass
+class Unit:
+    """One dataset x model state of a spec.
+
+    ``dataset`` and ``state.label`` are the canonical texts used in the tables'
+    dataset and state columns; ``key`` is the content key; ``status`` is "reuse" or
+    "compute" once planned.
+    """
+
+    dataset: str
+    state: object
+    params: dict
+    key: str
+    slug: str
+    data: object = field(default=None, repr=False)
+    estimate: object = None
+    status: str = "compute"
+
+    def __getitem__(self, name):  # dict-style access, as older code and tests use
+        return getattr(self, name)
+
+
+def units(spec: Spec) -> list[Unit]:
+    """The dataset x state work items of a spec in spec order, with their parameters and keys.
+
+    Reads (hashes) every file the units depend on, and nothing else.
+    """
+    from ..data import canonical_spec
+    options = {k: v for k, v in asdict(spec).items() if k not in _NOT_IN_KEY}
     out = []
-    for d in spec.datasets:
-        for raw, state in zip(spec.states, spec.model_states()):
-            params = {"dataset": d, "state": asdict(state), "seed": spec.seed, "task": spec.task,
-                      "hidden_size": spec.hidden_size,
-                      "max_lag": spec.max_lag, "n_sentences": spec.n_sentences, "block_schemes": spec.block_schemes,
-                      "floor": spec.floor, "per_sentence": spec.per_sentence, "version": __version__}
-            digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
-            out.append({"dataset": d, "state": state, "state_text": raw, "params": params, "digest": digest,
-                        "slug": f"{_slug(d)}__{_slug(state.label)}__{digest}"})
+    for text in spec.datasets:
+        dataset = canonical_spec(text)
+        inputs_d = dataset_inputs(dataset)
+        for state in spec.model_states():
+            inputs = dict(inputs_d)
+            if state.kind == "file":
+                inputs["model"] = file_sha256(state.path)
+            params = {"dataset": dataset, "state": state.canonical, "state_values": asdict(state), "inputs": inputs,
+                      **options, "version": __version__}
+            ident = hashlib.sha256(f"{dataset}|{state.canonical}|{state.label}".encode()).hexdigest()[:8]
+            out.append(Unit(dataset, state, params, unit_key(params),
+                            f"{_slug(dataset)}__{_slug(state.label)}__{ident}"))
     return out
 
 
-def _is_done(folder: Path, digest: str) -> bool:
-    done = folder / "done.json"
-    if not done.exists():
-        return False
+def _done_key(folder: Path) -> str | None:
     try:
-        return json.loads(done.read_text())["digest"] == digest
-    except (ValueError, KeyError):
-        return False
+        return json.loads((folder / "done.json").read_text())["key"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
-def unit_inputs(spec: Spec, unit: dict):
+@dataclass
+class Plan:
+    """What a run of a spec will do: its folder, its units (reuse or compute, with estimates) and the limit."""
+
+    spec: Spec
+    root: Path
+    units: list
+    limit: tuple
+
+    def describe(self) -> str:
+        """A table of the units: sizes, estimated peak memory and time, reuse or compute."""
+        rows = []
+        for u in self.units:
+            b = u.data.batch(self.spec.task)
+            sizes = f"N = {b.n_tokens} tokens in {b.n_sentences} sentences, T <= {int(np.diff(b.offsets).max())}"
+            rows.append((u.status, f"{u.dataset} | {u.state.label}", sizes, u.estimate))
+        return describe(self.root, self.limit, rows)
+
+
+def _state_size(state, spec: Spec, models: dict) -> int:
+    return models[state.path].hidden_size if state.kind == "file" else spec.hidden_size
+
+
+def plan(spec: Spec, out_root: str | os.PathLike = "reports", *, source: str = "spec") -> Plan:
+    """Check everything a run of ``spec`` needs, before any work: raises :class:`PlanError` (a ValueError).
+
+    Validates the spec; checks the output folder can be written; opens every dataset
+    (file datasets are read and parsed) and model file; checks each model's |V| and
+    |O| against each dataset; estimates each unit's peak memory and time from its
+    sizes (N, T, K, H, |V|) and refuses a unit above the memory limit (``max_memory``,
+    default half of this machine's RAM) — data too large even to generate is refused
+    from its estimated size, before it is generated.
+    """
+    from ..data import canonical_spec, check_spec, estimated_tokens, load_dataset
+    from ..model import RNN
+    validate(spec, source)
+    root = Path(out_root) / spec.name
+    check_writable(root)
+    limit = memory_limit(spec.max_memory)
+    try:
+        todo = units(spec)
+    except OSError as exc:
+        raise PlanError(f"{source}: cannot read an input file: {exc}") from None
+    K = spec.max_lag
+    now = f"now {spec.n_sentences or 'all'} sentences, K = {K}"
+    tail = ", or set per_sentence = false" if spec.per_sentence else ""
+    fix = f"lower n_sentences or max_lag ({now}){tail}"
+    models = {}
+    for state in spec.model_states():
+        if state.kind == "file" and state.path not in models:
+            try:
+                models[state.path] = RNN.load(state.path)
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise PlanError(f"{source}: states: model file {state.path} cannot be loaded ({exc}); give a "
+                                "file written by RNN.save") from None
+    loaded = {}
+    for text in spec.datasets:
+        dataset = canonical_spec(text)
+        guess = estimated_tokens(dataset)
+        if guess is not None:
+            n_full = check_spec(dataset)[1]["n"]
+            n = min(spec.n_sentences or n_full, n_full)
+            tokens = guess * n // n_full
+            for state in spec.model_states():
+                est = estimate_analysis(n_tokens=tokens, n_losses=tokens, n_sentences=n, max_lag=K,
+                                        hidden_size=_state_size(state, spec, models), vocab_size=1,
+                                        output_size=1, n_dependencies=n, per_sentence=spec.per_sentence,
+                                        n_schemes=len(spec.block_schemes))
+                check_memory(f"{source}: datasets: {text!r} (about {tokens:,} tokens, before generating it)", est,
+                             limit, f"lower n_sentences, the dataset's n or its distance/length, or max_lag "
+                                    f"({now}){tail}")
+        try:
+            ds = load_dataset(dataset)
+        except (ValueError, TypeError, OSError, IndexError) as exc:
+            raise PlanError(f"{source}: datasets: {text!r}: {exc}") from None
+        if spec.n_sentences is not None and spec.n_sentences < ds.n_sentences:
+            ds = ds.select(np.arange(spec.n_sentences))
+        loaded[dataset] = ds
+    for u in todo:
+        ds = loaded[u.dataset]
+        n_out = ds.n_outputs(spec.task)
+        if u.state.kind == "file":
+            m = models[u.state.path]
+            if (m.vocab_size, m.output_size) != (len(ds.vocab), n_out):
+                raise PlanError(f"{source}: states: model file {u.state.path} has |V| = {m.vocab_size}, "
+                                f"|O| = {m.output_size}, but dataset {u.dataset!r} with task {spec.task!r} needs "
+                                f"|V| = {len(ds.vocab)}, |O| = {n_out}; use a model saved for this dataset's "
+                                "vocabulary (and task), or drop the state")
+        batch = ds.batch(spec.task)
+        deps = ds.dependencies(spec.task)
+        u.data = ds
+        u.estimate = estimate_analysis(
+            n_tokens=batch.n_tokens, n_losses=int((batch.targets >= 0).sum()), n_sentences=batch.n_sentences,
+            max_lag=K, hidden_size=_state_size(u.state, spec, models), vocab_size=len(ds.vocab), output_size=n_out,
+            n_dependencies=len(deps), per_sentence=spec.per_sentence, n_schemes=len(spec.block_schemes))
+        check_memory(f"{source}: unit {u.dataset} | {u.state.label} ({batch.n_tokens:,} tokens, "
+                     f"{batch.n_sentences} sentences)", u.estimate, limit, fix)
+    p = Plan(spec, root, todo, limit)
+    _set_status(p)
+    return p
+
+
+def _set_status(p: Plan) -> None:
+    combined = _combined_keys(p.root)
+    for u in p.units:
+        folder = p.root / "units" / u.slug
+        has_rows = (folder / "summary.csv").exists() or u.key in combined
+        u.status = "reuse" if _done_key(folder) == u.key and has_rows else "compute"
+
+
+def _combined_keys(root: Path) -> set:
+    """Keys of the units whose rows the combined tables hold (from manifest.json)."""
+    try:
+        manifest = json.loads((root / "manifest.json").read_text())
+        if not all((root / table_name(n)).exists() for n in manifest.get("tables", [])):
+            return set()
+        return {u["key"] for u in manifest["units"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+
+
+def unit_inputs(spec: Spec, unit: Unit):
     """(dataset, dataset label, model, batch) of one unit, exactly as a run computes it."""
     from ..data import load_dataset
-    ds = load_dataset(unit["dataset"])
-    label = ds.label
-    if spec.n_sentences is not None and spec.n_sentences < ds.n_sentences:
-        ds = ds.select(np.arange(spec.n_sentences))
-    model = unit["state"].build(len(ds.vocab), spec.hidden_size, ds.n_outputs(spec.task), key=unit["dataset"],
-                                default_seed=spec.seed, dataset=ds, task=spec.task)
-    return ds, label, model, ds.batch(spec.task)
+    ds = unit.data
+    if ds is None:
+        ds = load_dataset(unit.dataset)
+        if spec.n_sentences is not None and spec.n_sentences < ds.n_sentences:
+            ds = ds.select(np.arange(spec.n_sentences))
+    model = unit.state.build(len(ds.vocab), spec.hidden_size, ds.n_outputs(spec.task), key=unit.dataset,
+                             default_seed=spec.seed, dataset=ds, task=spec.task)
+    return ds, unit.dataset, model, ds.batch(spec.task)
 
 
-def run_unit(spec: Spec, unit: dict, folder: Path) -> None:
-    """Compute one dataset x state and write its CSVs, then ``done.json``."""
+def run_unit(spec: Spec, unit: Unit, folder: Path) -> None:
+    """Compute one dataset x state and write its tables into its folder, then ``done.json``."""
+    with contextlib.suppress(FileNotFoundError):
+        (folder / "done.json").unlink()
     ds, label, model, batch = unit_inputs(spec, unit)
     frames = analyse(model, batch, max_lag=spec.max_lag, deps=ds.dependencies(spec.task),
                      block_schemes=spec.block_schemes, floor=spec.floor, per_sentence=spec.per_sentence)
     for name, frame in frames.items():
         frame = frame.copy()
-        frame.insert(0, "state", unit["state"].label)
+        frame.insert(0, "state", unit.state.label)
         frame.insert(0, "dataset", label)
         write_csv(frame, folder / f"{name}.csv")
-    if unit["state"].kind == "train":  # the trained model, for reuse (RNN.load, a "file:" state)
+    if unit.state.kind == "train":  # the trained model, for reuse (RNN.load, a "file:" state)
         folder.mkdir(parents=True, exist_ok=True)
         model.save(folder / "model.npz")
-    write_atomic(folder / "done.json", json.dumps({"digest": unit["digest"], "params": unit["params"]},
+    write_atomic(folder / "done.json", json.dumps({"key": unit.key, "params": unit.params},
                                                   indent=1, sort_keys=True, default=str))
 
 
 def run_spec(spec: Spec, out_root: str | os.PathLike = "reports", *, progress: bool = True,
-             render: bool = True) -> Path:
-    """Compute every unit of ``spec`` not yet done, combine the CSVs and render the report.
+             render: bool = True, wait: bool = False, log=None) -> Path:
+    """Plan, then compute every unit of ``spec`` whose key is not done, combine the tables and render.
 
-    Returns the report folder.
+    Parameters
+    ----------
+    spec : Spec
+    out_root : path
+        The report goes to ``out_root / spec.name``.
+    progress : bool
+        A progress bar.
+    render : bool
+        Draw the figures and index.html.
+    wait : bool
+        When another run holds the folder: wait for it (True) or stop with an error naming
+        its pid (False).
+    log : callable, optional
+        Receives one line per unit: reused or computed.
+
+    Returns
+    -------
+    Path
+        The report folder.
+
+    Raises
+    ------
+    PlanError
+        From :func:`plan`, before any work, or when the folder is in use.
     """
+    p = plan(spec, out_root)
+    with output_lock(p.root, wait=wait):
+        _set_status(p)  # another run may have finished units while this one waited
+        return _execute(p, progress=progress, render=render, log=log)
+
+
+def _execute(p: Plan, *, progress: bool, render: bool, log) -> Path:
     from tqdm.auto import tqdm
-    validate(spec)
-    root = Path(out_root) / spec.name
-    root.mkdir(parents=True, exist_ok=True)
+    spec, root = p.spec, p.root
     write_atomic(root / "spec.toml", spec.to_toml())
-    todo = units(spec)
-    bar = tqdm(todo, desc=f"{spec.name}", unit="unit", disable=not progress)
+    timings = []
+    bar = tqdm(p.units, desc=f"{spec.name}", unit="unit", disable=not progress)
     for unit in bar:
-        folder = root / "units" / unit["slug"]
-        bar.set_postfix_str(f"{unit['dataset']} | {unit['state'].label}")
-        if _is_done(folder, unit["digest"]):
-            continue
-        run_unit(spec, unit, folder)
-    combine(root, [root / "units" / u["slug"] for u in todo])
+        folder = root / "units" / unit.slug
+        bar.set_postfix_str(f"{unit.dataset} | {unit.state.label}")
+        t0 = time.perf_counter()
+        if unit.status != "reuse":
+            run_unit(spec, unit, folder)
+        timings.append({"dataset": unit.dataset, "state": unit.state.label, "key": unit.key,
+                        "status": "reused" if unit.status == "reuse" else "computed",
+                        "seconds": time.perf_counter() - t0})
+        if log is not None:
+            log(f"{timings[-1]['status']}: {unit.dataset} | {unit.state.label}")
+    tables = combine(root, p.units)
     write_atomic(root / "manifest.json", json.dumps(
-        {"gradlab_version": __version__, "seed": spec.seed, "spec": asdict(spec),
-         "units": [{"dataset": u["dataset"], "state": u["state"].label, "digest": u["digest"]} for u in todo]},
+        {"gradlab_version": __version__, "seed": spec.seed, "spec": asdict(spec), "tables": sorted(tables),
+         "units": [{"dataset": u.dataset, "state": u.state.label, "key": u.key, "slug": u.slug,
+                    "inputs": u.params["inputs"]} for u in p.units]},
         indent=1, default=str))
+    for unit in p.units:  # the combined tables are now the only copy
+        for name in FRAMES:
+            with contextlib.suppress(FileNotFoundError):
+                (root / "units" / unit.slug / f"{name}.csv").unlink()
+    _prune(root, p.units)
+    write_csv(pd.DataFrame(timings), root / "timings.csv")
     if render:
         from .render import render_report
         render_report(root)
     return root
 
 
-def combine(root: Path, folders: list[Path]) -> dict[str, Path]:
-    """Concatenate the units' CSVs (in spec order) into one CSV per frame.
+def _prune(root: Path, todo: list) -> None:
+    """Remove unit folders and tables that this spec no longer has (an edited spec, an older layout)."""
+    keep = {u.slug for u in todo}
+    units_dir = root / "units"
+    if units_dir.is_dir():
+        for folder in units_dir.iterdir():
+            if folder.is_dir() and folder.name not in keep:
+                shutil.rmtree(folder, ignore_errors=True)
+    for name in FRAMES:  # a table stored in the other format by an older gradlab
+        other = root / (f"{name}.csv" if name in COMPRESSED else f"{name}.csv.gz")
+        with contextlib.suppress(FileNotFoundError):
+            other.unlink()
 
-    The units' files share one writer and one header per frame, so their text is
-    joined as it is (header once) rather than parsed and formatted again.
-    """
-    written = {}
-    for name in FRAMES:
-        texts = [(f / f"{name}.csv").read_text(encoding="utf-8") for f in folders if (f / f"{name}.csv").exists()]
-        if not texts:
+
+def _row_prefix(dataset: str, state: str) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="").writerow([dataset, state])
+    return buf.getvalue() + ","
+
+
+def _rows_by_unit(text: str, todo: list) -> dict:
+    """The body lines of a combined table, grouped by unit key (rows start with their dataset and state)."""
+    prefixes = {_row_prefix(u.dataset, u.state.label): u.key for u in todo}
+    groups: dict = {}
+    current, key = None, None
+    for line in text.split("\n")[1:]:
+        if not line:
             continue
-        headers = {t.split("\n", 1)[0] for t in texts}
-        if len(headers) != 1:
-            raise ValueError(f"{root}: the units' {name}.csv files have different columns ({sorted(headers)}); "
-                             "they were written by different gradlab versions — delete the units folder and rerun")
-        header = headers.pop()
-        body = "".join(t.split("\n", 1)[1] if "\n" in t else "" for t in texts)
-        write_atomic(root / f"{name}.csv", header + "\n" + body)
-        written[name] = root / f"{name}.csv"
+        if current is None or not line.startswith(current):
+            current = next((p for p in prefixes if line.startswith(p)), None)
+            key = prefixes.get(current)
+            if current is None:
+                continue  # a unit this spec no longer has
+        groups.setdefault(key, []).append(line + "\n")
+    return groups
+
+
+def combine(root: Path, todo: list) -> list[str]:
+    """Write one combined table per frame: every unit's rows, in spec order.
+
+    A unit computed in this run contributes its folder's CSV; a reused one its rows of
+    the existing combined table. The CSVs share one writer and one header per frame,
+    so their text is joined as it is (header once). Returns the frames written.
+    """
+    written = []
+    for name in FRAMES:
+        path = root / table_name(name)
+        old = None
+        header, parts = None, []
+        for u in todo:
+            own = root / "units" / u.slug / f"{name}.csv"
+            if own.exists():
+                text = own.read_text(encoding="utf-8")
+                head, _, body = text.partition("\n")
+                if header is not None and head != header:
+                    raise ValueError(f"{root}: the units' {name}.csv files have different columns; they were "
+                                     "written by different gradlab versions — delete the units folder and rerun")
+                header = head
+                parts.append(body)
+                continue
+            if old is None:
+                text = read_table_text(path) if path.exists() else ""
+                old = (text.partition("\n")[0], _rows_by_unit(text, todo)) if text else ("", {})
+            if old[0]:
+                if header is not None and old[0] != header:
+                    raise ValueError(f"{path} has other columns than this gradlab writes; delete the report "
+                                     "folder and rerun")
+                header = old[0]
+            parts.append("".join(old[1].get(u.key, [])))
+        if header is None:
+            continue
+        atomic_write(path, encode_table(header + "\n" + "".join(parts), name in COMPRESSED))
+        written.append(name)
     return written
 
 
 def load_frames(root: str | os.PathLike) -> dict[str, pd.DataFrame]:
-    """Read the combined CSVs of a report folder."""
+    """Read the combined tables of a report folder (``.csv`` or ``.csv.gz``)."""
     root = Path(root)
-    return {name: pd.read_csv(root / f"{name}.csv") for name in FRAMES if (root / f"{name}.csv").exists()}
+    out = {}
+    for name in FRAMES:
+        for file in (table_name(name), f"{name}.csv", f"{name}.csv.gz"):
+            if (root / file).exists():
+                out[name] = pd.read_csv(root / file)
+                break
+    return out

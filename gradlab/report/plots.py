@@ -21,7 +21,7 @@ Conventions shared by all figures
 - **an empty frame gives** ``None`` (there is nothing to draw: the report leaves the figure
   out), a frame that lacks a contract column raises ``ValueError`` naming the columns;
 - artists that carry data have hidden labels ``"_<role>|<dataset>"`` (for example
-  ``"_bound|agreement:distance=8"``), so tests and notebooks can find them; hidden labels
+  ``"_estimate|agreement:distance=8"``), so tests and notebooks can find them; hidden labels
   never appear in legends.
 
 Zeros on a log axis (for example a relative error of exactly 0 once τ covers the whole
@@ -73,7 +73,9 @@ _PROFILE_COLUMNS = ("dataset", "state", "lag", "n", "mean", "median", "q25", "q7
 _HEATMAP_COLUMNS = ("dataset", "state", "t", "lag", "mean")
 _DECAY_COLUMNS = ("dataset", "state", "beta", "half_life", "slope", "intercept", "spectral_radius", "sigma_max",
                   "mean_fprime", "growth_bound", "floor", "reach")
-_GAP_COLUMNS = ("dataset", "state", "scheme", "family", "tau", "parameter", "rel_error", "cosine", "bound")
+#: Seed of every random choice in a figure (the dependency plot's jitter).
+JITTER_SEED = 0
+_GAP_COLUMNS = ("dataset", "state", "scheme", "family", "tau", "parameter", "rel_error", "cosine", "estimate")
 _GAP_SENTENCE_COLUMNS = ("dataset", "state", "sentence", "tau", "parameter", "rel_error", "cosine")
 _DEPENDENCY_COLUMNS = ("dataset", "state", "sentence", "source", "target", "distance", "signal", "signal_rel")
 _KEPT_COLUMNS = ("dataset", "state", "tau", "kept_share")
@@ -209,11 +211,28 @@ def _references(ax, levels: Sequence[float]) -> None:
         ax.text(0.995, level, f"{level:.0%}", transform=trans, ha="right", va="bottom", fontsize=8, color="0.35")
 
 
+def _wrap(label: str, width: int = 36) -> str:
+    """A long label (a canonical dataset or state text) broken after commas into lines of about ``width``."""
+    if len(label) <= width:
+        return label
+    lines, line = [], ""
+    for part in label.split(","):
+        piece = part if not line else "," + part
+        if line and len(line) + len(piece) > width:
+            lines.append(line + ",")
+            line = part
+        else:
+            line += piece
+    # a piece without commas (a long file path) is cut every ``width`` characters
+    return "\n".join(chunk for text in lines + [line] for chunk in
+                     (text[i:i + width] for i in range(0, len(text), width)))
+
+
 def _dataset_legend(fig: Figure, datasets: Sequence[str], palette: dict, *, patches=False) -> None:
     if patches:
-        handles = [Patch(facecolor=palette[d], label=d) for d in datasets]
+        handles = [Patch(facecolor=palette[d], label=_wrap(d)) for d in datasets]
     else:
-        handles = [Line2D([], [], color=palette[d], linewidth=2.2, label=d) for d in datasets]
+        handles = [Line2D([], [], color=palette[d], linewidth=2.2, label=_wrap(d)) for d in datasets]
     fig.legend(handles=handles, title="dataset", loc="outside right upper", fontsize=9, title_fontsize=10,
                frameon=False)
 
@@ -316,7 +335,7 @@ def plot_profile(profile: pd.DataFrame, decay: pd.DataFrame | None = None, *,
         for i, (colour, text) in enumerate(reversed(notes)):
             ax.text(0.03, 0.04 + 0.075 * i, text, transform=ax.transAxes, fontsize=8, color=colour, ha="left",
                     va="bottom", bbox=dict(facecolor="white", edgecolor="none", alpha=0.7, pad=1))
-        ax.set_title(f"state: {state}", fontsize=10)
+        ax.set_title(f"state: {_wrap(state, 60)}", fontsize=10)
         ax.set_xlabel("lag k (steps back from the loss)")
         ax.set_ylabel(r"$\|\delta(t,\,t-k)\|$ over losses t")
     _hide_unused(axes, len(states))
@@ -395,7 +414,7 @@ def plot_heatmap(heatmap: pd.DataFrame, *, datasets: Sequence[str] | None = None
         for c, state in enumerate(states):
             ax = axes[r, c]
             sub = data[(data["dataset"] == dataset) & (data["state"] == state)]
-            ax.set_title(f"{dataset}\n{state}", fontsize=9)
+            ax.set_title(f"{_wrap(dataset, 48)}\n{_wrap(state, 48)}", fontsize=9)
             if sub.empty:
                 _note(ax, "no data")
                 continue
@@ -443,7 +462,7 @@ def _gap_axes(axes, states, parameters, xlabel=_TAU_LABEL, ylabel=_REL_ERROR_LAB
     for r, state in enumerate(states):
         for c, parameter in enumerate(parameters):
             ax = axes[r, c]
-            ax.set_title(f"parameter {parameter}  ·  state: {state}", fontsize=10)
+            ax.set_title(f"parameter {parameter}  ·  state:\n{_wrap(state, 44)}", fontsize=10)
             yield ax, state, parameter
             # after the caller has drawn: seaborn sets the labels to column names
             ax.set_xlabel(xlabel if r == len(states) - 1 else "")
@@ -453,13 +472,14 @@ def _gap_axes(axes, states, parameters, xlabel=_TAU_LABEL, ylabel=_REL_ERROR_LAB
 @_styled
 def plot_gap(gap: pd.DataFrame, *, datasets: Sequence[str] | None = None, states: Sequence[str] | None = None,
              palette: Mapping[str, object] | None = None, parameters: Sequence[str] | None = None,
-             references: Sequence[float] = REFERENCES, show_bound: bool = True,
+             references: Sequence[float] = REFERENCES, show_estimate: bool = True,
              title: str | None = None) -> Figure | None:
     """Truncation gap: relative error of the TBPTT(τ) corpus gradient against τ.
 
     One panel per parameter (U, V, all; columns) and model state (rows), one colour per
-    dataset, log y axis. Solid: measured ‖g_τ − g_full‖/‖g_full‖; dashed: the bias bound
-    β^(τ+1) that the fitted decay predicts (``bound`` column); dotted grey: the 10% and 1%
+    dataset, log y axis. Solid: measured ‖g_τ − g_full‖/‖g_full‖; dashed: the estimate
+    β^(τ+1) that the fitted decay gives (``estimate`` column; not a bound: trained models
+    can lie above it); dotted grey: the 10% and 1%
     reference levels. Only ``family == "tbptt"`` rows are drawn (block schemes:
     :func:`plot_blocks`).
 
@@ -474,8 +494,8 @@ def plot_gap(gap: pd.DataFrame, *, datasets: Sequence[str] | None = None, states
         default: a palette of this figure's datasets.
     references : sequence of float
         Relative-error levels drawn as horizontal lines.
-    show_bound : bool
-        Draw the β-predicted bound.
+    show_estimate : bool
+        Draw the β^(τ+1) estimate.
     title : str, optional
         Replaces the default figure title.
 
@@ -499,14 +519,15 @@ def plot_gap(gap: pd.DataFrame, *, datasets: Sequence[str] | None = None, states
                 continue
             _line(ax, sub.assign(rel_error=_positive(sub["rel_error"])), "tau", "rel_error", colour=palette[dataset],
                   role="rel_error", dataset=dataset, linewidth=2, marker="o", markersize=3.5)
-            if show_bound and np.isfinite(sub["bound"].to_numpy(dtype=float)).any():
-                _line(ax, sub.assign(bound=_positive(sub["bound"])), "tau", "bound", colour=palette[dataset],
-                      role="bound", dataset=dataset, linewidth=1.4, linestyle="--")
+            if show_estimate and np.isfinite(sub["estimate"].to_numpy(dtype=float)).any():
+                _line(ax, sub.assign(estimate=_positive(sub["estimate"])), "tau", "estimate",
+                      colour=palette[dataset], role="estimate", dataset=dataset, linewidth=1.4, linestyle="--")
         _references(ax, references)
     _dataset_legend(fig, datasets, palette)
     style = [Line2D([], [], color="0.3", linewidth=2, marker="o", markersize=3.5, label="measured")]
-    if show_bound:
-        style.append(Line2D([], [], color="0.3", linewidth=1.4, linestyle="--", label=r"bound $\beta^{\tau+1}$"))
+    if show_estimate:
+        style.append(Line2D([], [], color="0.3", linewidth=1.4, linestyle="--",
+                            label=r"estimate $\beta^{\tau+1}$ (fitted decay; not a bound)"))
     style.append(Line2D([], [], **_REF_STYLE, label="reference\nlevels"))
     _style_legend(fig, style)
     _suptitle(fig, title or "What truncation loses: relative error of the TBPTT(τ) gradient (corpus)")
@@ -622,7 +643,7 @@ def plot_gap_sentences(gap_sentences: pd.DataFrame, *, parameter: str = "all",
             _line(ax, sub.assign(q50=_positive(sub["q50"])), "tau", "q50", colour=colour, role="median",
                   dataset=dataset, linewidth=2)
         _references(ax, references)
-        ax.set_title(f"parameter {parameter}  ·  state: {state}", fontsize=10)
+        ax.set_title(f"parameter {parameter}  ·  state:\n{_wrap(state, 44)}", fontsize=10)
         ax.set_xlabel(_TAU_LABEL)
         ax.set_ylabel(_REL_ERROR_LABEL + "\nper sentence")
     _hide_unused(axes, len(states))
@@ -750,17 +771,22 @@ def plot_dependencies(dependencies: pd.DataFrame, dependency_kept: pd.DataFrame 
     fig, axes = _figure(len(states), 2)
     for r, state in enumerate(states):
         left, right = axes[r]
-        left.set_title(f"signal at the source  ·  state: {state}", fontsize=10)
-        right.set_title(f"share kept by TBPTT(τ)  ·  state: {state}", fontsize=10)
+        left.set_title(f"signal at the source  ·  state:\n{_wrap(state, 44)}", fontsize=10)
+        right.set_title(f"share kept by TBPTT(τ)  ·  state:\n{_wrap(state, 44)}", fontsize=10)
         sub = deps[deps["state"] == state] if deps is not None else None
         if sub is None or sub.empty:
             _note(left, "no dependency rows")
         else:
             sub = sub.assign(signal_rel=_positive(sub["signal_rel"]))
             left.set_yscale("log")
-            sns.stripplot(data=sub, x="distance", y="signal_rel", hue="dataset", hue_order=datasets,
-                          palette={d: palette[d] for d in datasets}, native_scale=True, jitter=0.15, dodge=False,
-                          size=2.5, alpha=0.35, legend=False, rasterized=True, ax=left)
+            # the jitter comes from a fixed seed, so the same rows always give the same figure bytes
+            rng = np.random.default_rng(JITTER_SEED)
+            for dataset in datasets:
+                pts = sub[sub["dataset"] == dataset]
+                if not pts.empty:
+                    left.scatter(pts["distance"].to_numpy(dtype=float) + rng.uniform(-0.15, 0.15, len(pts)),
+                                 pts["signal_rel"].to_numpy(dtype=float), s=2.5 ** 2, color=palette[dataset],
+                                 alpha=0.35, linewidths=0, rasterized=True)
             means = sub.groupby(["dataset", "distance"], sort=True)["signal_rel"].mean().reset_index()
             for dataset in datasets:
                 m = means[means["dataset"] == dataset]
@@ -848,6 +874,7 @@ def plot_decay(decay: pd.DataFrame, *, datasets: Sequence[str] | None = None, st
             sns.barplot(data=plotted, x="state", y=column, hue="dataset", order=states, hue_order=datasets,
                         palette={d: palette[d] for d in datasets}, saturation=1, errorbar=None, legend=False,
                         ax=ax)
+            ax.set_xticks(range(len(states)), [_wrap(state, 24) for state in states])
             present = [d for d in datasets if plotted.loc[plotted["dataset"] == d, column].notna().any()]
             for dataset, container in zip(present, ax.containers):
                 _tag(container, column, dataset)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from . import plots
 from .html import render_index, write_figure
-from .pipeline import load_frames
+from .pipeline import load_frames, table_name
 
 #: (figure name, caption, builder) in page order; a builder returns None when its data is absent.
 FIGURES = [
@@ -20,7 +20,7 @@ FIGURES = [
     ("heatmap", "Mean ||delta(t, t-k)|| over sentences for every loss step t and lag k.",
      lambda f, pal: plots.plot_heatmap(f["heatmap"])),
     ("gap", "Truncation gap of TBPTT(tau): ||g_tau - g_full|| / ||g_full|| of the corpus gradient for U, V and "
-            "all parameters, with the error beta^(tau+1) that the fitted decay predicts (dashed).",
+            "all parameters, with the estimate beta^(tau+1) from the fitted decay (dashed; an estimate, not a bound).",
      lambda f, pal: plots.plot_gap(f["gap"], palette=pal)),
     ("cosine", "cos(g_tau, g_full) of the corpus gradient.",
      lambda f, pal: plots.plot_cosine(f["gap"], palette=pal)),
@@ -81,6 +81,9 @@ def render_report(folder: str | os.PathLike, *, processes: int | None = None) ->
     figures = [(name, captions[name]) for name in drawn if name is not None]
     title = manifest.get("spec", {}).get("title", folder.name)
     parameters = {"spec (spec.toml)": spec_text, "gradlab version": manifest.get("gradlab_version", "?"),
-                  "seed": manifest.get("seed", "?"), "units (dataset x state, fingerprint)": manifest.get("units", [])}
+                  "seed": manifest.get("seed", "?"),
+                  "units (dataset x state, key, input files' SHA-256)": [
+                      {k: u[k] for k in ("dataset", "state", "key", "inputs") if k in u}
+                      for u in manifest.get("units", [])]}
     return render_index(folder, title=title, figures=figures, summary=frames["summary"], parameters=parameters,
-                        tables={name: f"{name}.csv" for name in frames})
+                        tables={name: table_name(name) for name in frames})

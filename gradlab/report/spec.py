@@ -52,6 +52,9 @@ class Spec:
         Also measure the gap per sentence.
     seed : int
         Seed of the model initialisations (states may override).
+    max_memory : float or None
+        GiB a unit may use (its estimated peak); None: half of this machine's RAM. A unit
+        above it is refused before any work, with the estimate and the option to lower.
     """
 
     name: str = "default"
@@ -66,9 +69,11 @@ class Spec:
     floor: float = 1e-3
     per_sentence: bool = True
     seed: int = 0
+    max_memory: float | None = None
 
     def model_states(self) -> list[ModelState]:
-        return [parse_state(s) for s in self.states]
+        """The states with the spec's seed filled in where a state sets none."""
+        return [parse_state(s).resolved(self.seed) for s in self.states]
 
     def to_toml(self) -> str:
         """The spec as TOML text (written beside the report, so it can be re-run)."""
@@ -79,9 +84,10 @@ class Spec:
             lines.append(f"{key} = {_toml_value(value)}")
         return "\n".join(lines) + "\n"
 
-    def reduced(self, n_sentences: int, max_lag: int | None = None, hidden_size: int | None = None) -> "Spec":
-        """A smaller version for smoke runs (CI runs every spec like this)."""
-        return replace(self, n_sentences=min(n_sentences, self.n_sentences or n_sentences),
+    def reduced(self, n_sentences: int, max_lag: int | None = None, hidden_size: int | None = None,
+                name: str | None = None) -> "Spec":
+        """A smaller version for smoke runs (CI runs every spec like this), optionally under another name."""
+        return replace(self, name=name or self.name, n_sentences=min(n_sentences, self.n_sentences or n_sentences),
                        max_lag=min(self.max_lag, max_lag) if max_lag is not None else self.max_lag,
                        hidden_size=hidden_size or self.hidden_size)
 
@@ -98,7 +104,7 @@ def _toml_value(value) -> str:
 
 _TYPES = {"name": str, "title": str, "datasets": list, "states": list, "task": str, "hidden_size": int,
           "max_lag": int, "n_sentences": int, "block_schemes": list, "floor": float, "per_sentence": bool,
-          "seed": int}
+          "seed": int, "max_memory": float}
 
 
 _ITEM_NAMES = {str: "strings", int: "integers", float: "numbers"}
@@ -148,7 +154,7 @@ def spec_from_dict(data: dict, source: str = "spec") -> Spec:
 
 def validate(spec: Spec, source: str = "spec") -> None:
     """Check everything that can be checked without doing the work."""
-    from ..data import check_spec, dataset_info
+    from ..data import canonical_spec, check_spec, dataset_info
 
     def fail(key, msg):
         raise ValueError(f"{source}: {key}: {msg}")
@@ -159,23 +165,32 @@ def validate(spec: Spec, source: str = "spec") -> None:
         fail("task", f"must be one of {TASKS}; received {spec.task!r}")
     if not spec.datasets:
         fail("datasets", "needs at least one dataset spec (see `gradlab datasets`)")
+    seen = {}
     for d in spec.datasets:
         try:
             name, _ = check_spec(d)
-        except (ValueError, TypeError, FileNotFoundError) as exc:
+            canonical = canonical_spec(d)
+        except (ValueError, TypeError, OSError) as exc:
             fail("datasets", str(exc))
+        if canonical in seen:
+            fail("datasets", f"{seen[canonical]!r} and {d!r} are the same dataset ({canonical}); list it once")
+        seen[canonical] = d
         tasks = dataset_info(name).tasks
         if spec.task not in tasks:
             fail("task", f"dataset {d!r} offers tasks {tasks}; received task {spec.task!r}")
     if not spec.states:
         fail("states", "needs at least one model state, e.g. \"init\" or \"file:path=model.npz\"")
-    labels = {}
+    labels, canonicals = {}, {}
     for s in spec.states:
         try:
-            state = parse_state(s)
+            state = parse_state(s).resolved(spec.seed)
             state.check()
-        except (ValueError, TypeError, FileNotFoundError) as exc:
+        except (ValueError, TypeError, OSError) as exc:
             fail("states", str(exc))
+        if state.canonical in canonicals:
+            fail("states", f"{canonicals[state.canonical]!r} and {s!r} are the same state ({state.canonical}); "
+                           "list it once")
+        canonicals[state.canonical] = s
         if state.kind == "train" and spec.task not in TRAIN_TASKS:
             fail("task", f"state {s!r} trains a model, which needs task one of {TRAIN_TASKS}; "
                          f"received task {spec.task!r}")
@@ -196,6 +211,8 @@ def validate(spec: Spec, source: str = "spec") -> None:
             fail("block_schemes", str(exc))
     if not 0 < spec.floor < 1:
         fail("floor", f"must be between 0 and 1; received {spec.floor}")
+    if spec.max_memory is not None and not 0 < spec.max_memory < float("inf"):
+        fail("max_memory", f"must be a number of GiB > 0; received {spec.max_memory}")
 
 
 def read_spec_file(path_or_name) -> tuple[Path, dict]:
@@ -241,7 +258,7 @@ DEFAULT_SPEC = Spec(
     name="default",
     title="Vanishing gradients and the truncation gap on the built-in datasets",
     datasets=["agreement:distance=8", "recall:distance=8", "dyck", "markov"],
-    states=["init:scale=0.316", "train:scheme=tbptt:3,epochs=2,lr=0.5,batch_size=20,label=trained:tbptt:3"],
+    states=["init", "train:scheme=tbptt:3,epochs=2,lr=0.5,batch_size=20,label=trained:tbptt:3"],
     task="lm",
     hidden_size=50,
     max_lag=40,

@@ -34,7 +34,9 @@ TRAIN_COLUMN_DOCS = {
                       "rel_error": "||g_tau - g_full|| / ||g_full||"},
     "snapshots_decay": {**_RUN, "state": "scheme @ snapshot", "beta": "fitted per-step decay"},
     "summary": {**_RUN, "dev_loss": "final dev loss", "accuracy_<task>": "final accuracy per eval task"},
-    "timings": {**_RUN, "train_seconds": "training seconds (Trainer)", "wall_seconds": "seconds of this invocation"},
+    "timings": {**_RUN, "status": "reused (finished by an earlier invocation) or computed (trained now)",
+                "train_seconds": "training seconds (Trainer)", "wall_seconds": "seconds of this invocation",
+                "resumed_from_update": "update the run resumed from (0: from the start)"},
 }
 
 

@@ -3,7 +3,7 @@
 ``gradlab train SPEC [--out reports] [--quick]`` writes ``reports/<name>/``::
 
     spec.toml, manifest.json
-    runs/<slug>/               one folder per run: checkpoint.npz (resume), mid.npz, model.npz,
+    runs/<slug>/               one folder per run: checkpoint.npz (resume; removed once done), mid.npz, model.npz,
                                history.csv, evaluation.csv, by_distance.csv, by_attractors.csv,
                                snapshots_*.csv, timing.csv; done.json is written last
     history.csv                per run and epoch: train and dev loss (no timings)
@@ -88,6 +88,8 @@ class TrainSpec:
     max_lag, snapshot_sentences : int
     scale : float
         Initial weight scale.
+    max_memory : float or None
+        GiB a run may use (its estimated peak); None: half of this machine's RAM.
     """
 
     name: str = "training"
@@ -110,6 +112,7 @@ class TrainSpec:
     max_lag: int = 20
     snapshot_sentences: int = 200
     scale: float = DEFAULT_SCALE
+    max_memory: float | None = None
 
     @property
     def evaluation_tasks(self) -> list:
@@ -131,7 +134,8 @@ class TrainSpec:
 _TYPES = {"name": str, "title": str, "train": str, "dev": str, "dev_fraction": float, "task": str,
           "hidden_sizes": list, "schemes": list, "learning_rates": list, "seeds": list, "epochs": int,
           "batch_size": int, "anneal": float, "n_sentences": int, "n_dev": int, "eval_tasks": list,
-          "snapshots": bool, "max_lag": int, "snapshot_sentences": int, "scale": float}
+          "snapshots": bool, "max_lag": int, "snapshot_sentences": int, "scale": float,
+          "max_memory": float}
 _ITEM_TYPES = {"hidden_sizes": int, "schemes": str, "learning_rates": float, "seeds": int, "eval_tasks": str}
 
 
@@ -202,6 +206,8 @@ def validate_train_spec(spec: TrainSpec, source: str = "training spec") -> None:
         fail("anneal", f"must be a finite number >= 0 (0: constant learning rate); received {spec.anneal}")
     if not math.isfinite(spec.scale) or spec.scale < 0:
         fail("scale", f"must be a finite number >= 0; received {spec.scale}")
+    if spec.max_memory is not None and not 0 < spec.max_memory < float("inf"):
+        fail("max_memory", f"must be a number of GiB > 0; received {spec.max_memory}")
 
 
 def load_train_spec(path_or_name) -> TrainSpec:
@@ -221,9 +227,19 @@ def _slug(text: str) -> str:
 
 
 def runs(spec: TrainSpec) -> list[dict]:
-    """The runs of a study in grid order (hidden, scheme, lr, seed), with parameters and fingerprint."""
+    """The runs of a study in grid order (hidden, scheme, lr, seed), with parameters and content key.
+
+    The key covers the canonical train and dev dataset texts and the bytes of every file
+    they read, so a changed data file retrains the runs that use it.
+    """
+    from ..data import canonical_spec
+    from ..report.plan import dataset_inputs
     common = {k: v for k, v in asdict(spec).items()
-              if k not in ("name", "title", "hidden_sizes", "schemes", "learning_rates", "seeds")}
+              if k not in ("name", "title", "hidden_sizes", "schemes", "learning_rates", "seeds", "max_memory")}
+    common["train"] = canonical_spec(spec.train)
+    common["dev"] = canonical_spec(spec.dev) if spec.dev is not None else None
+    common["inputs"] = {**dataset_inputs(common["train"], "train"),
+                        **(dataset_inputs(common["dev"], "dev") if spec.dev is not None else {})}
     out = []
     for h in spec.hidden_sizes:
         for scheme in spec.schemes:
@@ -264,7 +280,9 @@ def initial_model(spec: TrainSpec, run: dict, train) -> RNN:
     """The run's initial model: the report's ``init:scale=S,seed=N`` state drawn for the training dataset."""
     from ..analysis.states import ModelState
     state = ModelState("init", scale=spec.scale, seed=run["seed"])
-    return state.build(len(train.vocab), run["hidden_size"], train.n_outputs(spec.task), key=spec.train)
+    from ..data import canonical_spec
+    return state.build(len(train.vocab), run["hidden_size"], train.n_outputs(spec.task),
+                       key=canonical_spec(spec.train))
 
 
 def _make_trainer(**options):
@@ -358,52 +376,122 @@ def run_one(spec: TrainSpec, run: dict, folder: Path, train, dev) -> None:
     write_csv(pd.DataFrame([timing]), folder / "timing.csv")
     write_atomic(folder / "done.json", json.dumps({"digest": run["digest"], "params": run["params"]}, indent=1,
                                                   sort_keys=True, default=str))
+    # the resume state (it holds wall-clock seconds) has done its work: model.npz is the result
+    ckpt.unlink(missing_ok=True)
+
+
+@dataclass
+class StudyPlan:
+    """What a run of a study will do: its folder, data, runs (reuse or compute) and estimates."""
+
+    spec: TrainSpec
+    root: Path
+    train: object
+    dev: object
+    runs: list
+    limit: tuple
+
+    def describe(self) -> str:
+        from ..report.plan import describe
+        return describe(self.root, self.limit, [(r["status"], r["run"], "", r["estimate"]) for r in self.runs],
+                        "run", f" on {self.train.n_sentences} train / {self.dev.n_sentences} dev sentences")
+
+
+def plan_study(spec: TrainSpec, out_root: str | os.PathLike = "reports", *,
+               source: str = "training spec") -> StudyPlan:
+    """Check everything a study needs before any training (raises ``PlanError``, a ValueError).
+
+    Validates the spec, checks the output folder can be written, reads the train and
+    dev data (file datasets are parsed), estimates each run's peak memory and time and
+    refuses a run above ``max_memory``.
+    """
+    from ..report.plan import PlanError, check_memory, check_writable, estimate_analysis, estimate_training, \
+        memory_limit
+    validate_train_spec(spec, source)
+    root = Path(out_root) / spec.name
+    check_writable(root)
+    try:
+        train, dev = load_data(spec)
+        todo = runs(spec)
+    except (ValueError, TypeError, OSError, IndexError) as exc:
+        raise PlanError(f"{source}: {exc}") from None
+    limit = memory_limit(spec.max_memory)
+    n_tok = lambda ds: int(ds.batch(spec.task).n_tokens)  # noqa: E731
+    for run in todo:
+        est = estimate_training(n_tokens=n_tok(train), n_sentences=train.n_sentences, hidden_size=run["hidden_size"],
+                                vocab_size=len(train.vocab), output_size=train.n_outputs(spec.task),
+                                epochs=spec.epochs, n_eval_tokens=n_tok(dev))
+        if spec.snapshots:
+            n_snap = min(spec.snapshot_sentences, dev.n_sentences)
+            snap_tokens = n_tok(dev) * n_snap // max(dev.n_sentences, 1)
+            snap = estimate_analysis(n_tokens=snap_tokens, n_losses=snap_tokens, n_sentences=n_snap,
+                                     max_lag=spec.max_lag, hidden_size=run["hidden_size"], vocab_size=len(train.vocab),
+                                     output_size=train.n_outputs(spec.task), per_sentence=False)
+            est = type(est)(max(est.memory, snap.memory), est.seconds + 3 * snap.seconds)
+        run["estimate"] = est
+        check_memory(f"{source}: run {run['run']}", est, limit,
+                     "lower n_sentences, n_dev or hidden_sizes")
+    p = StudyPlan(spec, root, train, dev, todo, limit)
+    _set_status(p)
+    return p
+
+
+def _set_status(p: StudyPlan) -> None:
+    for run in p.runs:
+        run["status"] = "reuse" if _is_done(p.root / "runs" / run["slug"], run["digest"]) else "compute"
 
 
 def run_study(spec: TrainSpec, out_root: str | os.PathLike = "reports", *, progress: bool = True,
-              render: bool = True) -> Path:
-    """Train every run of ``spec`` not yet done, combine the CSVs and render the report; returns its folder."""
+              render: bool = True, wait: bool = False, log=None) -> Path:
+    """Plan, then train every run of ``spec`` not yet done, combine the CSVs and render; returns the folder.
+
+    ``wait``: when another gradlab run holds the folder, wait for it instead of stopping with
+    an error that names its pid. ``log`` receives one line per run: reused or computed.
+    """
     from tqdm.auto import tqdm
 
     from ..report.pipeline import write_atomic, write_csv
-    validate_train_spec(spec)
-    t0 = time.perf_counter()
-    train, dev = load_data(spec)
-    root = Path(out_root) / spec.name
-    root.mkdir(parents=True, exist_ok=True)
-    write_atomic(root / "spec.toml", spec.to_toml())
-    todo = runs(spec)
-    bar = tqdm(todo, desc=spec.name, unit="run", disable=not progress)
-    for run in bar:
-        folder = root / "runs" / run["slug"]
-        bar.set_postfix_str(run["run"])
-        if _is_done(folder, run["digest"]):
-            continue
-        run_one(spec, run, folder, train, dev)
-    folders = [root / "runs" / r["slug"] for r in todo]
-    for name in TRAIN_FRAMES:
-        parts = [pd.read_csv(f / f"{name}.csv") for f in folders if (f / f"{name}.csv").exists()]
-        if parts:
-            write_csv(pd.concat(parts, ignore_index=True), root / f"{name}.csv")
-    timings = pd.concat([pd.read_csv(f / "timing.csv") for f in folders], ignore_index=True)
-    write_csv(timings, root / "timings.csv")
-    wall = time.perf_counter() - t0
-    write_atomic(root / "manifest.json", json.dumps(
-        {"gradlab_version": __version__, "seeds": spec.seeds, "spec": asdict(spec),
-         "train": train.label, "dev": dev.label, "n_train": train.n_sentences, "n_dev": dev.n_sentences,
-         "runs": [{"run": r["run"], "digest": r["digest"]} for r in todo]}, indent=1, default=str))
-    if render:
-        render_study(root, wall_seconds=wall + 0.0)
+    from ..report.plan import output_lock
+    p = plan_study(spec, out_root)
+    root, train, dev, todo = p.root, p.train, p.dev, p.runs
+    with output_lock(root, wait=wait):
+        _set_status(p)
+        write_atomic(root / "spec.toml", spec.to_toml())
+        bar = tqdm(todo, desc=spec.name, unit="run", disable=not progress)
+        for run in bar:
+            folder = root / "runs" / run["slug"]
+            bar.set_postfix_str(run["run"])
+            if run["status"] != "reuse":
+                run_one(spec, run, folder, train, dev)
+            if log is not None:
+                log(f"{'reused' if run['status'] == 'reuse' else 'computed'}: {run['run']}")
+        folders = [root / "runs" / r["slug"] for r in todo]
+        for name in TRAIN_FRAMES:
+            parts = [pd.read_csv(f / f"{name}.csv") for f in folders if (f / f"{name}.csv").exists()]
+            if parts:
+                write_csv(pd.concat(parts, ignore_index=True), root / f"{name}.csv")
+        timings = pd.concat([pd.read_csv(f / "timing.csv") for f in folders], ignore_index=True)
+        timings.insert(len(RUN_COLUMNS), "status", ["reused" if r["status"] == "reuse" else "computed" for r in todo])
+        write_csv(timings, root / "timings.csv")
+        write_atomic(root / "manifest.json", json.dumps(
+            {"gradlab_version": __version__, "seeds": spec.seeds, "spec": asdict(spec),
+             "train": train.label, "dev": dev.label, "n_train": train.n_sentences, "n_dev": dev.n_sentences,
+             "runs": [{"run": r["run"], "digest": r["digest"], "inputs": r["params"]["inputs"]} for r in todo]},
+            indent=1, default=str))
+        if render:
+            render_study(root)
     return root
 
 
-def render_study(folder: str | os.PathLike, *, wall_seconds: float | None = None) -> Path:
-    """Draw the study's figures (PNG and SVG) and write ``index.html`` from its CSVs."""
+def render_study(folder: str | os.PathLike) -> Path:
+    """Draw the study's figures (PNG and SVG) and write ``index.html`` from its CSVs.
+
+    The page holds nothing that changes between identical runs; the seconds are in timings.csv.
+    """
     from ..report.html import render_index, write_figure
     from ..report.train_plots import FIGURES, TRAIN_COLUMN_DOCS
     folder = Path(folder)
-    frames = {n: pd.read_csv(folder / f"{n}.csv") for n in TRAIN_FRAMES + ("timings",)
-              if (folder / f"{n}.csv").exists()}
+    frames = {n: pd.read_csv(folder / f"{n}.csv") for n in TRAIN_FRAMES if (folder / f"{n}.csv").exists()}
     manifest = json.loads((folder / "manifest.json").read_text())
     drawn = []
     for name, caption, builder in FIGURES:
@@ -411,17 +499,15 @@ def render_study(folder: str | os.PathLike, *, wall_seconds: float | None = None
         if fig is not None:
             write_figure(fig, folder, name)
             drawn.append((name, caption))
-    timings = frames.get("timings")
-    train_s = float(timings["train_seconds"].sum()) if timings is not None else float("nan")
     parameters = {"spec (spec.toml)": (folder / "spec.toml").read_text(),
                   "gradlab version": manifest["gradlab_version"], "seeds": manifest["seeds"],
                   "train / dev data": f"{manifest['train']} ({manifest['n_train']} sentences) / "
                                       f"{manifest['dev']} ({manifest['n_dev']} sentences)",
-                  "total wall time (this invocation, s)": "?" if wall_seconds is None else f"{wall_seconds:.1f}",
-                  "training time summed over runs (s)": f"{train_s:.1f}",
+                  "seconds per run": "timings.csv (the only file that changes between identical runs)",
                   "runs (name, fingerprint)": manifest["runs"]}
     return render_index(folder, title=manifest["spec"]["title"], figures=drawn, summary=frames["summary"],
-                        parameters=parameters, tables={n: f"{n}.csv" for n in frames},
+                        parameters=parameters,
+                        tables={n: f"{n}.csv" for n in (*frames, "timings") if (folder / f"{n}.csv").exists()},
                         column_docs=TRAIN_COLUMN_DOCS,
                         summary_caption="One row per run: final train/dev loss and the accuracy per eval task "
                                         "(timings in timings.csv).")

@@ -110,7 +110,7 @@ def test_gap_block_rows_equal_direct_scheme_gradients(rng):
     labels = list(dict.fromkeys(blocks["scheme"]))
     assert labels == [parse_scheme(s).label for s in schemes]
     assert blocks["tau"].isna().all()
-    assert blocks["bound"].isna().all()
+    assert blocks["estimate"].isna().all()
     for label in labels:
         want = _direct_compare(gradient(p.model, p.batch, parse_scheme(label)), full)
         for name in ("U", "V", "all"):
@@ -120,16 +120,16 @@ def test_gap_block_rows_equal_direct_scheme_gradients(rng):
             np.testing.assert_allclose(row["cosine"].iloc[0], want[name][1], rtol=RTOL, atol=ATOL)
 
 
-def test_gap_bound_is_beta_to_the_tau_plus_one(rng):
+def test_gap_estimate_is_beta_to_the_tau_plus_one(rng):
     p = _problem(rng)
     contrib = contributions(p.model, p.batch, K)
     gap = truncation_gap(p.model, p.batch, contrib, beta=0.6)
     tb = gap[gap["family"] == "tbptt"]
-    np.testing.assert_allclose(tb["bound"], 0.6 ** (tb["tau"] + 1), rtol=1e-15)
+    np.testing.assert_allclose(tb["estimate"], 0.6 ** (tb["tau"] + 1), rtol=1e-15)
     no_beta = truncation_gap(p.model, p.batch, contrib)
-    assert no_beta["bound"].isna().all()
+    assert no_beta["estimate"].isna().all()
     nan_beta = truncation_gap(p.model, p.batch, contrib, beta=float("nan"))
-    assert nan_beta["bound"].isna().all()
+    assert nan_beta["estimate"].isna().all()
 
 
 def test_gap_max_tau_limits_the_rows(rng):
@@ -149,7 +149,7 @@ def _gap_frame(errors, parameter="all", extra=True):
         # other parameters and block rows must not be looked at
         rows += [(f"tbptt:{tau}", "tbptt", float(tau), "U", 0.0, 1.0, np.nan) for tau in range(len(errors))]
         rows += [("block:2,2", "block", np.nan, parameter, 0.0, 1.0, np.nan)]
-    frame = pd.DataFrame(rows, columns=["scheme", "family", "tau", "parameter", "rel_error", "cosine", "bound"])
+    frame = pd.DataFrame(rows, columns=["scheme", "family", "tau", "parameter", "rel_error", "cosine", "estimate"])
     return frame.sample(frac=1.0, random_state=0).reset_index(drop=True)  # order must not matter
 
 
@@ -322,10 +322,11 @@ def test_dependency_signal_picks_the_pair_norm(rng):
     p.ds[0][5] = naive.NO_LOSS
     p.ds[2][6] = naive.NO_LOSS
     p.batch = Batch.for_language_model(p.xs, p.ds)
-    contrib = contributions(p.model, p.batch, K)
-    pairs = _naive_pairs(p, K).set_index(["sentence", "t", "lag"])["norm"]
+    # the reference holds every lag, so distances beyond K are checked too
+    pairs = _naive_pairs(p, max(LENGTHS)).set_index(["sentence", "t", "lag"])["norm"]
     deps = _deps([
-        (0, 1, 8, 7),    # distance 7 > K: not in these contributions
+        (0, 1, 8, 7),    # distance 7 > K: still measured, at its own lag
+        (0, 0, 8, 8),
         (0, 2, 6, 4),
         (0, 6, 6, 0),
         (0, 1, 5, 4),    # target 5 has no loss
@@ -334,8 +335,9 @@ def test_dependency_signal_picks_the_pair_norm(rng):
         (2, 3, 4, 1),
         (4, 0, 3, 3),
         (1, 0, 3, 3),
+        (0, 2, 6, 4),    # a dependency listed twice
     ])
-    out = dependency_signal(contrib, deps)
+    out = dependency_signal(p.model, p.batch, deps)
     assert list(out.columns) == ["sentence", "source", "target", "distance", "signal", "signal_rel"]
     assert len(out) == len(deps)
     pd.testing.assert_frame_equal(out[["sentence", "source", "target", "distance"]], deps, check_dtype=False)
@@ -352,19 +354,55 @@ def test_dependency_signal_picks_the_pair_norm(rng):
     # the cases the test is meant to hit
     no_loss = out[(out["sentence"] == 0) & (out["target"] == 5)]
     assert no_loss["signal"].isna().all()
-    assert np.isnan(out["signal"].iloc[0])                    # beyond K
-    assert out["signal_rel"].iloc[2] == pytest.approx(1.0)    # distance 0: its own signal
+    assert np.isfinite(out["signal"].iloc[0]) and out["signal"].iloc[0] > 0  # beyond K
+    assert out["signal_rel"].iloc[3] == pytest.approx(1.0)    # distance 0: its own signal
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu"])
+def test_dependency_signal_equals_the_contributions_values(rng, activation):
+    """The targeted backward walk gives what all contributions up to the longest distance give."""
+    p = random_problem(rng, hidden_size=5, vocab_size=6, lengths=(30, 3, 17, 1, 25, 12), activation=activation,
+                       scale=1.2, drop_targets=0.1)
+    rows = []
+    for i, length in enumerate((30, 3, 17, 1, 25, 12)):
+        for target in range(length):
+            for source in rng.choice(target + 1, size=min(3, target + 1), replace=False):
+                rows.append((i, int(source), target, target - int(source)))
+    deps = _deps(rows)
+    longest = int(deps["distance"].max())
+    table = contributions(p.model, p.batch, longest).to_frame()
+    table = table.set_index(["sentence", "t", "lag"])["delta_norm"]
+    out = dependency_signal(p.model, p.batch, deps)
+    for i, d in deps.iterrows():
+        key = (d["sentence"], d["target"], d["distance"])
+        if key in table.index:
+            assert out["signal"].iloc[i] == pytest.approx(table[key], rel=RTOL, abs=1e-300), key
+            own = table[(d["sentence"], d["target"], 0)]
+            with np.errstate(invalid="ignore", divide="ignore"):   # relu: a zero own signal gives NaN on both sides
+                np.testing.assert_allclose(out["signal_rel"].iloc[i], table[key] / own, rtol=RTOL, err_msg=str(key))
+        else:
+            assert np.isnan(out["signal"].iloc[i]), key
+    assert out["signal"].notna().sum() > len(deps) // 2
+
+
+def test_dependency_signal_rejects_bad_coordinates(rng):
+    p = _problem(rng)
+    with pytest.raises(ValueError, match="source <= target"):
+        dependency_signal(p.model, p.batch, _deps([(0, 5, 3, 2)]))
+    with pytest.raises(ValueError, match="target < sentence length"):
+        dependency_signal(p.model, p.batch, _deps([(1, 0, 4, 4)]))
+    with pytest.raises(IndexError, match="sentence"):
+        dependency_signal(p.model, p.batch, _deps([(9, 0, 1, 1)]))
 
 
 def test_dependency_signal_matches_a_hand_walked_delta(rng):
     p = _problem(rng, drop_targets=0.0)
-    contrib = contributions(p.model, p.batch, K)
     U, V, W, act, xs, ds = p.arrays
     sentence, target, distance = 2, 6, 4
     net, s, y, _ = naive.forward_sentence(U, V, W, act, xs[sentence])
     _, steps = naive._walk_back(U, W, act, xs[sentence], net, s, y, target, ds[sentence][target], distance)
     want = np.linalg.norm(steps[distance][1])
-    out = dependency_signal(contrib, _deps([(sentence, target - distance, target, distance)]))
+    out = dependency_signal(p.model, p.batch, _deps([(sentence, target - distance, target, distance)]))
     assert out["signal"].iloc[0] == pytest.approx(want, rel=RTOL)
     assert out["signal_rel"].iloc[0] == pytest.approx(want / np.linalg.norm(steps[0][1]), rel=RTOL)
 
@@ -441,7 +479,7 @@ def test_analyse_frames_agree_with_the_measures_and_direct_gradients(rng):
     assert decay["floor"] == 1e-2
     assert decay["reach"] == reach(out["profile"], 1e-2)
     tb = gap[gap["family"] == "tbptt"]
-    np.testing.assert_allclose(tb["bound"], decay["beta"] ** (tb["tau"] + 1), rtol=1e-12)
+    np.testing.assert_allclose(tb["estimate"], decay["beta"] ** (tb["tau"] + 1), rtol=1e-12)
 
     # summary: tau_10 / tau_1 from the gap frame, the rest from decay and the batch
     errors = dict(zip(tb.loc[tb["parameter"] == "all", "tau"], tb.loc[tb["parameter"] == "all", "rel_error"]))
@@ -504,7 +542,7 @@ def test_analyse_gap_sentences_against_single_sentence_gradients(rng):
 
 
 def test_analyse_asks_only_for_what_the_report_uses(rng, monkeypatch):
-    """G_V only up to max_lag (the gap's taus), no per-pair V norms; the measures are those of everything."""
+    """No per-pair V norms (G_V up to max_lag: the gap's taus); the gap is that of everything."""
     import gradlab.analysis.study as study_module
     p = random_problem(rng, lengths=(9, 6, 8), vocab_size=5, hidden_size=3)
     deps = pd.DataFrame({"sentence": [0, 2], "source": [0, 1], "target": [8, 7], "distance": [8, 6]})
@@ -517,8 +555,8 @@ def test_analyse_asks_only_for_what_the_report_uses(rng, monkeypatch):
 
     monkeypatch.setattr(study_module, "contributions", spy)
     out = analyse(p.model, p.batch, max_lag=3, deps=deps, per_sentence=False)
-    assert calls == [{"G_V": 3, "V_norm": False}]
+    assert calls == [{"V_norm": False}]
     everything = contributions(p.model, p.batch, 8)
     expect = truncation_gap(p.model, p.batch, everything, max_tau=3)
-    pd.testing.assert_frame_equal(out["gap"].drop(columns="bound"), expect.drop(columns="bound"))
-    pd.testing.assert_frame_equal(out["dependencies"], dependency_signal(everything, deps))
+    cols = ["scheme", "family", "tau", "parameter", "rel_error", "cosine"]
+    pd.testing.assert_frame_equal(out["gap"][cols], expect[cols])

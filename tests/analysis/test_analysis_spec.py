@@ -84,15 +84,29 @@ def test_task_that_a_dataset_does_not_support_fails_before_work(tmp_path):
         spec_from_dict(data)
 
 
-@pytest.mark.parametrize("states", [["init:seed=1", "init:seed=2"], ["init:scale=1", "init:scale=1.0"]])
-def test_states_that_share_a_label_are_rejected_or_told_apart(states):
-    try:
-        spec = spec_from_dict({"datasets": ["markov:n=5"], "states": states})
-    except ValueError as exc:
-        assert "states" in str(exc)
-        return
+@pytest.mark.parametrize("states", [["init:seed=1", "init:seed=2"], ["init:scale=1", "init:scale=2"],
+                                    ["init", "init:activation=tanh"]])
+def test_different_states_get_different_labels(states):
+    """A state may set its own seed= (README), scale or activation: each is its own state, with its own units."""
+    spec = spec_from_dict({"datasets": ["markov:n=5"], "states": states})
     labels = [u["state"].label for u in units(spec)]
-    assert len(set(labels)) == len(labels), labels
+    assert len(labels) == len(states) and len(set(labels)) == len(labels), labels
+
+
+@pytest.mark.parametrize("states, same", [
+    (["init:scale=1", "init:scale=1.0"], "init:scale=1,seed=0,activation=sigmoid"),
+    (["init:seed=3", "init:seed=3"], "init:scale=0.316228,seed=3,activation=sigmoid"),
+    (["init", f"init:scale={DEFAULT_SCALE}"], "init:scale=0.316228,seed=0,activation=sigmoid"),
+    (["init:scale=1", "init:scale=1,label=again"], "init:scale=1,seed=0,activation=sigmoid"),
+])
+def test_the_same_state_twice_is_rejected_before_work(states, same):
+    """Every key is checked before any work starts (README): two spellings of one state — a label alone
+    does not make another model — are an error naming the key, both entries, the canonical state and
+    what to do."""
+    with pytest.raises(ValueError, match=rf"^spec: states: {re.escape(repr(states[0]))} and "
+                                         rf"{re.escape(repr(states[1]))} are the same state \({re.escape(same)}\); "
+                                         r"list it once"):
+        spec_from_dict({"datasets": ["markov:n=5"], "states": states})
 
 
 # ---------------------------------------------------------------------- load_spec
@@ -184,11 +198,11 @@ def test_run_spec_validates_before_creating_anything(tmp_path, bad):
 
 # ---------------------------------------------------------------------- model states
 @pytest.mark.parametrize("text, kind, scale, seed, activation, label", [
-    ("init", "init", DEFAULT_SCALE, None, "sigmoid", f"init:scale={DEFAULT_SCALE:g}"),
-    ("init:scale=1.0,seed=3", "init", 1.0, 3, "sigmoid", "init:scale=1,seed=3"),
-    ("init:scale=0.5, activation=tanh", "init", 0.5, None, "tanh", "init:scale=0.5,activation=tanh"),
+    ("init", "init", DEFAULT_SCALE, None, "sigmoid", "init:scale=0.316228,activation=sigmoid"),
+    ("init:scale=1.0,seed=3", "init", 1.0, 3, "sigmoid", "init:scale=1,seed=3,activation=sigmoid"),
+    ("init:activation=tanh, scale=0.5", "init", 0.5, None, "tanh", "init:scale=0.5,activation=tanh"),
     ("init:scale=2,label=big", "init", 2.0, None, "sigmoid", "big"),
-    ("  init:scale=0  ", "init", 0.0, None, "sigmoid", "init:scale=0"),
+    ("  init:scale=0  ", "init", 0.0, None, "sigmoid", "init:scale=0,activation=sigmoid"),
 ])
 def test_parse_state_init_forms(text, kind, scale, seed, activation, label):
     state = parse_state(text)
@@ -197,9 +211,18 @@ def test_parse_state_init_forms(text, kind, scale, seed, activation, label):
     assert parse_state(state) is state
 
 
+def test_resolved_state_fills_in_the_spec_seed_and_keeps_its_own():
+    assert parse_state("init").resolved(4).label == "init:scale=0.316228,seed=4,activation=sigmoid"
+    assert parse_state("init:seed=2").resolved(4).seed == 2
+    assert parse_state("file:path=m.npz").resolved(4).label == "file:path=m.npz"
+    train = parse_state("train:scheme=tbptt:3,epochs=2,lr=0.5,batch_size=20").resolved(1)
+    assert train.label == "train:scheme=tbptt:3,epochs=2,lr=0.5,batch_size=20,seed=1,scale=0.316228,at=end"
+
+
 def test_parse_state_file_forms():
     state = parse_state("file:path=models/m.npz")
-    assert (state.kind, state.path, state.label) == ("file", "models/m.npz", "file:m")
+    assert (state.kind, state.path, state.label) == ("file", "models/m.npz", "file:path=models/m.npz")
+    assert parse_state("file:path=./models//m.npz").canonical == "file:path=models/m.npz"
     assert parse_state("file:path=m.npz,label=trained").label == "trained"
 
 
@@ -221,13 +244,30 @@ def test_parse_state_errors(text, error, match):
 def test_spec_seed_applies_to_init_states_without_their_own():
     """A state without seed= draws from the spec's seed; one with seed= from its own."""
     spec = Spec(states=["init", "init:seed=2,scale=1", "init:scale=3"], seed=7)
-    assert [s.seed for s in spec.model_states()] == [None, 2, None]
+    assert [s.seed for s in spec.model_states()] == [7, 2, 7]
     plain, own, _ = spec.model_states()
     for name in ("U", "V", "W"):
         np.testing.assert_array_equal(getattr(plain.build(6, 3, 6, key="k", default_seed=7), name),
                                       getattr(parse_state("init:seed=7").build(6, 3, 6, key="k"), name))
     assert not np.array_equal(own.build(6, 3, 6, key="k", default_seed=7).U,
                               parse_state("init:seed=7,scale=1").build(6, 3, 6, key="k").U)
+
+
+def test_two_spellings_of_a_dataset_are_one_dataset():
+    """Labels, seeds and keys come from the canonical text, so spelling changes nothing."""
+    from gradlab.data import canonical_spec
+    spellings = ["recall", "recall:distance=8", " recall: n=1000 , distance=8", "recall:n_keys=4,seed=0"]
+    assert {canonical_spec(s) for s in spellings} == {"recall:distance=8,n=1000,seed=0,n_keys=4,n_distractors=8"}
+    a, b = (units(Spec(datasets=[d], states=["init"], hidden_size=3, max_lag=2))[0] for d in spellings[:2])
+    assert (a.dataset, a.key, a.slug) == (b.dataset, b.key, b.slug)
+    with pytest.raises(ValueError, match=r"datasets: 'recall' and 'recall:distance=8' are the same dataset "
+                                         r"\(recall:distance=8,n=1000,seed=0,n_keys=4,n_distractors=8\); list it once"):
+        spec_from_dict({"datasets": ["recall", "markov", "recall:distance=8"]})
+
+
+def test_two_spellings_of_a_state_are_rejected():
+    with pytest.raises(ValueError, match=r"states: 'init' and 'init:seed=0,scale=0.316227766' are the same state"):
+        spec_from_dict({"datasets": ["markov:n=5"], "states": ["init", "init:seed=0,scale=0.316227766"]})
 
 
 def test_init_states_are_deterministic_and_differ_across_datasets():

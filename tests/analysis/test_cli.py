@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gradlab.cli import app
+from gradlab.data import canonical_spec
 from gradlab.report import pipeline, render
 from gradlab.report.spec import DEFAULT_SPEC, load_spec
 
@@ -134,7 +135,11 @@ def test_run_writes_the_report(tmp_path):
     page = index.read_text(encoding="utf-8")
     assert "Tiny CLI report" in page and 'id="fig-gap_sentences"' in page
     summary = pd.read_csv(out / "tiny" / "summary.csv")
-    assert list(summary["dataset"]) == ["agreement:distance=4,n=20", "markov:n=20"]
+    assert list(summary["dataset"]) == [canonical_spec("agreement:distance=4,n=20"), canonical_spec("markov:n=20")]
+    assert "computed: " in result.output and "reused: " not in result.output
+    again = _invoke(["run", spec, "--out", out])
+    assert again.exit_code == 0, again.output
+    assert again.output.count("reused: ") == 2 and "computed: " not in again.output
     assert (out / "tiny" / "gap_sentences.svg").is_file()
 
 
@@ -183,7 +188,7 @@ def test_batch_runs_every_spec(tmp_path):
     for name in ("first", "second"):
         assert (out / name / "index.html").is_file(), name
         assert f"report: {out / name / 'index.html'}" in result.output
-    assert "dyck:n=10" in set(pd.read_csv(out / "second" / "summary.csv")["dataset"])
+    assert canonical_spec("dyck:n=10") in set(pd.read_csv(out / "second" / "summary.csv")["dataset"])
 
 
 def test_batch_checks_every_spec_before_running_any(tmp_path):
@@ -230,7 +235,8 @@ def test_run_quick_reduces_the_sizes(tmp_path, monkeypatch):
     (got,) = capture.specs
     assert (got.n_sentences, got.max_lag, got.hidden_size) == (100, 10, 16)
     assert got.datasets == load_spec(spec).datasets
-    folder = tmp_path / "reports" / "big"
+    folder = tmp_path / "reports" / "big-quick"  # never over the full report
+    assert got.name == "big-quick"
     assert load_spec(folder / "spec.toml") == got
     summary = pd.read_csv(folder / "summary.csv")
     assert (summary["n_sentences"] == 100).all()
@@ -257,7 +263,7 @@ def test_no_arguments_runs_the_default_spec(tmp_path, monkeypatch):
     result = _invoke(["--quick", "--out", tmp_path])
     assert result.exit_code == 0, result.output
     (got,) = capture.specs
-    assert got == DEFAULT_SPEC.reduced(200, max_lag=20)
+    assert got == DEFAULT_SPEC.reduced(200, max_lag=20, name="default-quick")
     assert (got.n_sentences, got.max_lag, got.datasets) == (200, 20, DEFAULT_SPEC.datasets)
 
 
@@ -266,8 +272,8 @@ def test_default_quick_report_end_to_end(tmp_path, monkeypatch):
     monkeypatch.undo()  # every figure
     result = _invoke(["--quick", "--out", tmp_path])
     assert result.exit_code == 0, result.output
-    folder = tmp_path / "default"
-    assert (folder / "index.html").is_file()
+    folder = tmp_path / "default-quick"
+    assert (folder / "index.html").is_file() and not (tmp_path / "default").exists()
     for name, _, _ in render.FIGURES:
         assert (folder / f"{name}.png").is_file() and (folder / f"{name}.svg").is_file(), name
     summary = pd.read_csv(folder / "summary.csv")
@@ -275,3 +281,207 @@ def test_default_quick_report_end_to_end(tmp_path, monkeypatch):
     assert (summary["n_sentences"] == 200).all()
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["spec"]["max_lag"] == 20
+
+
+# ---------------------------------------------------------------------- every check before work
+LINZEN_HEADER = "sentence\tsubj_idx\tverb_idx\tverb_pos\tverb\tinflected_verb\n"
+LINZEN_ROWS = ["the dog near the cats runs .\t1\t5\tVBZ\truns\trun",
+               "the dogs near the cat run .\t1\t5\tVBP\trun\truns"]
+
+
+def _linzen(tmp_path, rows=LINZEN_ROWS) -> Path:
+    path = tmp_path / "agree.tsv"
+    path.write_text(LINZEN_HEADER + "".join(r + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def _no_unit_may_start(monkeypatch):
+    def boom(*args, **kwargs):
+        raise AssertionError("a unit started")
+    monkeypatch.setattr(pipeline, "run_unit", boom)
+
+
+def _one_error_line(result):
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error: ")]
+    # one error line, last; anything before it is the progress bar of work that had started
+    assert len(errors) == 1 and lines[-1] == errors[0], result.output
+    assert "Traceback" not in result.output
+    return errors[0]
+
+
+def test_model_file_with_the_wrong_vocabulary_size_fails_before_work(tmp_path, monkeypatch):
+    from gradlab import RNN
+    RNN.init(7, 4, rng=0).save(tmp_path / "m.npz")
+    text = TINY_TOML.replace('"init:scale=0.5"', f'"init:scale=0.5", "file:path={tmp_path / "m.npz"}"')
+    _no_unit_may_start(monkeypatch)
+    out = tmp_path / "reports"
+    line = _one_error_line(_invoke(["run", _spec_file(tmp_path, "v", text), "--out", out]))
+    assert f"model file {tmp_path / 'm.npz'} has |V| = 7" in line and "states" in line and "needs |V| =" in line
+    assert not (out / "v" / "units").exists()
+
+
+def test_malformed_data_file_fails_before_work(tmp_path, monkeypatch):
+    bad = _linzen(tmp_path, LINZEN_ROWS + ["the dog runs\tone\t2\tVBZ\truns\trun"])
+    text = TINY_TOML.replace('"markov:n=20"', f'"linzen:path={bad}"')
+    _no_unit_may_start(monkeypatch)
+    line = _one_error_line(_invoke(["run", _spec_file(tmp_path, "m", text), "--out", tmp_path / "reports"]))
+    assert "datasets" in line and str(bad) in line and "line 4" in line
+
+
+@pytest.mark.parametrize("make", ["file", "read-only"])
+def test_unwritable_output_fails_before_work(tmp_path, monkeypatch, make):
+    _no_unit_may_start(monkeypatch)
+    out = tmp_path / "reports"
+    if make == "file":
+        out.write_text("not a folder")
+    else:
+        out.mkdir()
+        from gradlab.report import plan as plan_module
+        real = plan_module._may_write
+        # root may write anywhere, so the permission bits alone cannot make this test fail
+        monkeypatch.setattr(plan_module, "_may_write", lambda p: False if Path(p) == out else real(p))
+    line = _one_error_line(_invoke(["run", _spec_file(tmp_path), "--out", out]))
+    assert "output folder" in line and "choose another --out" in line
+    assert ("is a file" if make == "file" else "not writable") in line
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "geteuid") or __import__("os").geteuid() == 0,
+                    reason="root writes into read-only folders")
+def test_read_only_output_folder_by_permissions(tmp_path):
+    out = tmp_path / "reports"
+    out.mkdir()
+    out.chmod(0o555)
+    try:
+        line = _one_error_line(_invoke(["run", _spec_file(tmp_path), "--out", out]))
+        assert "not writable" in line
+    finally:
+        out.chmod(0o755)
+
+
+def test_huge_distance_is_refused_before_generating_it(tmp_path, monkeypatch):
+    text = TINY_TOML.replace('"markov:n=20"', '"recall:distance=100000"').replace("max_lag = 4", "max_lag = 10")
+    import gradlab.data.registry as registry
+    monkeypatch.setattr(registry, "_build_recall", lambda p: (_ for _ in ()).throw(AssertionError("generated")))
+    _no_unit_may_start(monkeypatch)
+    line = _one_error_line(_invoke(["run", _spec_file(tmp_path, "huge", text), "--out", tmp_path / "reports",
+                                    "--dry-run"]))
+    assert "recall:distance=100000" in line and "estimated peak memory" in line and "GiB" in line
+    assert "lower n_sentences" in line and "max_memory" in line
+
+
+def test_unit_above_max_memory_is_refused_with_the_option_to_lower(tmp_path, monkeypatch):
+    _no_unit_may_start(monkeypatch)
+    line = _one_error_line(_invoke(["run", _spec_file(tmp_path, "small", TINY_TOML + "max_memory = 0.1\n"),
+                                    "--out", tmp_path / "reports"]))
+    assert "estimated peak memory" in line and "above the limit 102.4 MiB (max_memory = 0.1 GiB)" in line
+    assert "lower n_sentences" in line and "max_lag" in line and str(tmp_path / "small.toml") in line
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, monkeypatch):
+    _no_unit_may_start(monkeypatch)
+    out = tmp_path / "reports"
+    result = _invoke(["run", _spec_file(tmp_path), "--out", out, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "2 unit(s)" in result.output and result.output.count("compute ") == 2
+    assert "estimated peak memory" in result.output and "N = " in result.output
+    assert not out.exists()
+
+
+def test_two_spellings_of_a_dataset_exit_2(tmp_path):
+    text = TINY_TOML.replace('"markov:n=20"', '"agreement:n=20,distance=4"')
+    line = _one_error_line(_invoke(["run", _spec_file(tmp_path, "twice", text), "--out", tmp_path / "o"]))
+    assert "are the same dataset" in line
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    result = _invoke(["--debug", "run", _spec_file(tmp_path, "bad", TINY_TOML + "colour = 1\n"),
+                      "--out", tmp_path / "o"])
+    assert result.exit_code != 0 and isinstance(result.exception, ValueError)
+
+
+def test_unexpected_failure_during_work_is_one_error_line(tmp_path, monkeypatch):
+    def crash(*args, **kwargs):
+        raise RuntimeError("kernel exploded")
+    monkeypatch.setattr(pipeline, "run_unit", crash)
+    line = _one_error_line(_invoke(["run", _spec_file(tmp_path), "--out", tmp_path / "o"]))
+    assert line == "error: kernel exploded"
+
+
+def test_changed_data_file_recomputes_that_unit_only(tmp_path):
+    data = _linzen(tmp_path)
+    text = TINY_TOML.replace('"markov:n=20"', f'"linzen:path={data}"')
+    spec, out = _spec_file(tmp_path, "files", text), tmp_path / "reports"
+    assert _invoke(["run", spec, "--out", out]).exit_code == 0
+    before = pd.read_csv(out / "files" / "summary.csv")
+    # same path, other bytes: one more sentence
+    _linzen(tmp_path, LINZEN_ROWS + ["the cat sleeps .\t1\t2\tVBZ\tsleeps\tsleep"])
+    result = _invoke(["run", spec, "--out", out])
+    assert result.exit_code == 0, result.output
+    assert "reused: agreement:" in result.output and "computed: linzen:" in result.output
+    assert result.output.count("computed: ") == 1
+    after = pd.read_csv(out / "files" / "summary.csv")
+    assert after.iloc[0].equals(before.iloc[0])
+    assert after["mean_loss"].iloc[1] != before["mean_loss"].iloc[1]
+    manifest = json.loads((out / "files" / "manifest.json").read_text())
+    assert set(manifest["units"][1]["inputs"]) == {"dataset.path"}
+
+
+def test_second_run_on_the_same_folder_stops_naming_the_first(tmp_path):
+    import os
+    from gradlab.report.plan import output_lock
+    out = tmp_path / "reports"
+    (out / "tiny").mkdir(parents=True)
+    with output_lock(out / "tiny"):
+        line = _one_error_line(_invoke(["run", _spec_file(tmp_path), "--out", out]))
+    assert f"in use by another gradlab run (pid {os.getpid()})" in line and "--wait" in line
+    assert not (out / "tiny" / "units").exists()
+
+
+def test_overwritten_model_file_recomputes_that_unit_only(tmp_path):
+    from gradlab import RNN, load_dataset
+    n_words = len(load_dataset("agreement:distance=4,n=20").vocab)
+    model = tmp_path / "m.npz"
+    RNN.init(n_words, 4, rng=0).save(model)
+    text = TINY_TOML.replace('"markov:n=20"', '"agreement:distance=3,n=20"').replace(
+        '"init:scale=0.5"', f'"init:scale=0.5", "file:path={model}"')
+    spec, out = _spec_file(tmp_path, "model", text), tmp_path / "reports"
+    assert _invoke(["run", spec, "--out", out]).exit_code == 0
+    before = pd.read_csv(out / "model" / "summary.csv")
+    RNN.init(n_words, 4, rng=1, scale=1.5).save(model)  # same path and sizes, other weights
+    result = _invoke(["run", spec, "--out", out])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("computed: ") == 2 and result.output.count("reused: ") == 2
+    assert all(line.endswith(f"file:path={model}") for line in result.output.splitlines()
+               if line.startswith("computed: "))
+    after = pd.read_csv(out / "model" / "summary.csv")
+    is_file = after["state"] == f"file:path={model}"
+    assert (after.loc[~is_file, "beta"].to_numpy() == before.loc[~is_file, "beta"].to_numpy()).all()
+    assert (after.loc[is_file, "beta"].to_numpy() != before.loc[is_file, "beta"].to_numpy()).all()
+
+
+def test_second_run_waits_with_wait(tmp_path):
+    import threading
+    import time
+    from gradlab.report.plan import output_lock
+    out = tmp_path / "reports"
+    (out / "tiny").mkdir(parents=True)
+    held, release = threading.Event(), threading.Event()
+
+    def first():
+        with output_lock(out / "tiny"):
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    held.wait(10)
+    timer = threading.Timer(1.0, release.set)
+    timer.start()
+    start = time.perf_counter()
+    result = _invoke(["run", _spec_file(tmp_path), "--out", out, "--wait"])
+    thread.join()
+    assert result.exit_code == 0, result.output
+    assert time.perf_counter() - start >= 0.9  # it waited for the first run to let go
+    assert (out / "tiny" / "index.html").is_file()

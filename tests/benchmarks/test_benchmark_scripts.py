@@ -12,20 +12,22 @@ from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+ROOT = Path(__file__).resolve().parents[2]
+BENCH = ROOT / "benchmarks"
 
 RUNS = [
     ("bench_engine.py", ["--quick", "--no-cold"]),
     ("bench_data.py", ["--rows", "2000"]),
     ("bench_train.py", ["--quick"]),
+    # the coursework-size report through the CLI, tiny, with the Numba cache as it is (no cold compile)
+    ("bench_report.py", ["--only", "coursework", "--sentences", "10", "--max-lag", "3", "--no-cold"]),
 ]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("script, args", RUNS, ids=[r[0] for r in RUNS])
 def test_benchmark_script_runs(script, args):
-    # the scripts import this checkout's gradlab, whatever an installed one points at
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(BENCH.parent), os.environ.get("PYTHONPATH", "")]))
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True,
                           timeout=600, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

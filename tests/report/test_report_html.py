@@ -76,7 +76,7 @@ def report(tmp_path_factory):
     write_figure(small_figure(), tmp_path, "gap")
     summary = pd.DataFrame({
         "dataset": ["agreement:distance=8", "recall<keys>"],
-        "state": ["init:scale=0.32", "init:scale=0.32"],
+        "state": ["init:scale=0.316228,seed=0,activation=sigmoid", "init:scale=0.316228,seed=0,activation=sigmoid"],
         "beta": [0.6123456, 1.05],
         "half_life": [1.3567, np.inf],
         "tau_10": [3.0, np.nan],

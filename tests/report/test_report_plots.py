@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 from gradlab.report import plots
 
 DATASETS = ("agreement:distance=8", "recall:keys=4")
-STATES = ("init:scale=0.32", "trained:tbptt:3")
+STATES = ("init:scale=0.316228,seed=0,activation=sigmoid", "trained:tbptt:3")
 K = 6          # largest lag / tau
 T = 8          # sentence length of the heatmap
 N_SENTENCES = 5
@@ -59,12 +59,12 @@ def make_gap(rng, *, blocks=True) -> pd.DataFrame:
                 err = beta ** (tau + 1) * (0.5 + 0.5 * rng.random())
                 rows.append(dict(dataset=dataset, state=state, scheme=f"tbptt:{tau}", family="tbptt", tau=tau,
                                  parameter=parameter, rel_error=err, cosine=1 - err ** 2 / 2,
-                                 bound=beta ** (tau + 1)))
+                                 estimate=beta ** (tau + 1)))
             if blocks:
                 for label in ("block:5,5", "block:10,14"):
                     rows.append(dict(dataset=dataset, state=state, scheme=label, family="block", tau=np.nan,
                                      parameter=parameter, rel_error=0.3 * rng.random(), cosine=0.9,
-                                     bound=np.nan))
+                                     estimate=np.nan))
     return pd.DataFrame(rows)
 
 
@@ -173,7 +173,7 @@ def test_heatmap_caps_facets(frames, close):
     assert "showing 2 of 4" in fig.get_suptitle()
 
 
-def test_gap_has_bound_and_references(frames, close):
+def test_gap_has_estimate_and_references(frames, close):
     fig = plots.plot_gap(frames["gap"])
     close(fig)
     assert legend_texts(fig) == list(DATASETS)
@@ -183,22 +183,22 @@ def test_gap_has_bound_and_references(frames, close):
     for ax in axes:
         assert ax.get_yscale() == "log"
         assert set(tagged(ax, "rel_error")) == set(DATASETS)
-        bounds = tagged(ax, "bound")
+        bounds = tagged(ax, "estimate")
         assert set(bounds) == set(DATASETS)
         assert all(line.get_linestyle() == "--" for line in bounds.values())
         assert {float(line.get_ydata()[0]) for line in tagged(ax, "ref").values()} == {0.1, 0.01}
         # only the tbptt rows are drawn, tau 0..K
         np.testing.assert_array_equal(tagged(ax, "rel_error")[DATASETS[1]].get_xdata(), np.arange(K + 1))
-    bound = tagged(axes[2], "bound")[DATASETS[0]]
+    bound = tagged(axes[2], "estimate")[DATASETS[0]]
     np.testing.assert_allclose(bound.get_ydata(), BETA[DATASETS[0]] ** (np.arange(K + 1) + 1))
 
 
 def test_gap_parameter_selection(frames, close):
-    fig = plots.plot_gap(frames["gap"], parameters=["all"], states=[STATES[1]], show_bound=False)
+    fig = plots.plot_gap(frames["gap"], parameters=["all"], states=[STATES[1]], show_estimate=False)
     close(fig)
     axes = visible_axes(fig)
     assert len(axes) == 1 and "all" in axes[0].get_title() and STATES[1] in axes[0].get_title()
-    assert tagged(axes[0], "bound") == {}
+    assert tagged(axes[0], "estimate") == {}
 
 
 def test_cosine(frames, close):
@@ -336,3 +336,15 @@ def test_shared_palette_keeps_colours_for_a_subset(frames, close):
 def test_palette_must_cover_the_datasets(frames):
     with pytest.raises(ValueError, match=r"palette has no colour for dataset\(s\) \['recall:keys=4'\]"):
         plots.plot_decay(frames["decay"], palette=plots.dataset_palette([DATASETS[0]]))
+
+
+def test_dependency_figure_bytes_do_not_change_between_draws(frames, tmp_path):
+    """The strip plot's jitter is seeded: the same rows give the same PNG and SVG bytes."""
+    from gradlab.report.html import write_figure
+    outputs = []
+    for folder in (tmp_path / "a", tmp_path / "b"):
+        np.random.seed(None)  # whatever the global generator holds
+        np.random.random(17)
+        write_figure(plots.plot_dependencies(frames["dependencies"], frames["kept"]), folder, "dependencies")
+        outputs.append({fmt: (folder / f"dependencies.{fmt}").read_bytes() for fmt in ("png", "svg")})
+    assert outputs[0] == outputs[1]
