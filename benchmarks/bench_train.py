@@ -1,7 +1,11 @@
 """Training throughput at the coursework size: gradlab's Trainer against a plain NumPy loop.
 
 One epoch of per-sentence SGD (batch_size 1, the coursework's setting) over random
-sentences, |V| = 2000, H = 50, lengths 10..40, under TBPTT(3) and full BPTT. The NumPy
+sentences, |V| = 2000, H = 50, lengths 10..40, under TBPTT(3) and full BPTT, three ways:
+gradlab's fused trainer (``Trainer()``: many sentences per compiled call), gradlab's
+step-by-step trainer (``Trainer(fused=False)``: one engine call per update) and the NumPy
+loop. The three are timed in turn in every repeat (so a busy machine slows all of them
+alike) and the ratios are of medians. The NumPy
 loop is what a student writes for the coursework: ``predict`` (y with T rows, s with
 T + 1 rows, s[-1] the zero initial state), ``acc_deltas_bptt`` (every loss sent back
 ``steps`` steps; full BPTT carries the summed delta back once per step), then
@@ -12,7 +16,14 @@ column V[:, x(t)] rather than one-hot products.
 Both train from the same model in the same (shuffled) order with the same learning
 rate, so the benchmark also checks that they end at the same parameters.
 
-Run:  python benchmarks/bench_train.py [--sentences 200] [--repeats 3] [--quick]
+With ``--grid`` it also estimates the wall time of the coursework tuning grid
+(analyses/coursework-tuning-grid.toml: 18 runs of 10 epochs over 1,000 sentences, dev
+evaluation after every epoch) from one run per hidden size (25 and 50, TBPTT(2), lr 0.1),
+each timed end to end as the study runs it (training, evaluation, CSVs, checkpoints):
+9 x (one H = 25 run + one H = 50 run) in CPU seconds, and that divided by 2 for two
+worker processes on 2 cores. It needs ../shared/data/linzen-agreement.
+
+Run:  python benchmarks/bench_train.py [--sentences 200] [--repeats 3] [--quick] [--grid]
 """
 from __future__ import annotations
 
@@ -59,13 +70,49 @@ def make_data(n: int, vocab: int, lo: int, hi: int, seed: int):
     return xs, ds, gl.Batch.for_language_model(xs, ds)
 
 
-def median_time(fn, repeats: int):
+def median_time(fn, repeats: int, clock=time.perf_counter):
     times, out = [], None
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = clock()
         out = fn()
-        times.append(time.perf_counter() - t0)
+        times.append(clock() - t0)
     return float(np.median(times)), times, out
+
+
+def grid_estimate() -> None:
+    """Time one run per hidden size of the coursework tuning grid; estimate the whole grid."""
+    import tempfile
+    from dataclasses import replace
+
+    from gradlab.train.study import load_data, load_train_spec, run_one, runs
+
+    root = Path(__file__).resolve().parent.parent
+    spec = load_train_spec(root / "analyses" / "coursework-tuning-grid.toml")
+    if not (root / "../shared/data/linzen-agreement").exists():
+        print("\ntuning grid: ../shared/data/linzen-agreement not found; skipped")
+        return
+    cwd = os.getcwd()
+    os.chdir(root)  # the spec's data paths are relative to the repository root
+    try:
+        train, dev = load_data(spec)
+        print(f"\ntuning grid ({len(runs(spec))} runs of {spec.epochs} epochs over {train.n_sentences} sentences, "
+              f"{train.batch(spec.task).n_tokens} tokens, dev {dev.n_sentences} sentences): one run per hidden size")
+        cpu_sum = 0.0
+        for H in spec.hidden_sizes:
+            one = replace(spec, hidden_sizes=[H], schemes=["tbptt:2"], learning_rates=[0.1])
+            run = runs(one)[0]
+            with tempfile.TemporaryDirectory() as tmp:
+                c0, t0 = time.process_time(), time.perf_counter()
+                run_one(one, run, Path(tmp) / "run", train, dev)
+                cpu, wall = time.process_time() - c0, time.perf_counter() - t0
+            cpu_sum += cpu
+            print(f"  H = {H}: {wall:.1f} s wall, {cpu:.1f} s CPU (training, evaluation, files)")
+        n_per = len(runs(spec)) // len(spec.hidden_sizes)
+        total = n_per * cpu_sum
+        print(f"  estimate for the grid: {total:.0f} s CPU; {total:.0f} s on one core, {total / 2:.0f} s wall with "
+              f"two worker processes on 2 idle cores (runs are independent)")
+    finally:
+        os.chdir(cwd)
 
 
 def main(argv=None) -> int:
@@ -81,6 +128,8 @@ def main(argv=None) -> int:
     ap.add_argument("--extra", action="store_true",
                     help="also time gradlab with block schemes and minibatches (no NumPy counterpart)")
     ap.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run of a few seconds)")
+    ap.add_argument("--grid", action="store_true",
+                    help="also estimate the coursework tuning grid's wall time from one run per hidden size")
     args = ap.parse_args(argv)
     if args.quick:
         args.sentences, args.vocab, args.hidden, args.repeats = 20, 200, 10, 1
@@ -97,28 +146,54 @@ def main(argv=None) -> int:
           f"steps ({n_tok} tokens), one epoch of per-sentence SGD, lr {args.lr}, median of {args.repeats}\n")
     order = np.random.default_rng(args.seed).permutation(args.sentences)
 
-    def gradlab_epoch(scheme, batch_size=1):
+    def gradlab_epoch(scheme, batch_size=1, fused=True):
         return Trainer(scheme=scheme, learning_rate=args.lr, epochs=1, batch_size=batch_size, seed=args.seed,
-                       progress=False).fit(model, batch).model
+                       progress=False, fused=fused).fit(model, batch).model
 
-    gradlab_epoch("tbptt:1")  # warm every path once
-    print(f"{'scheme':<12s} {'implementation':<26s} {'seconds':>9s} {'tokens/s':>10s} {'speed-up':>9s}  "
+    t0 = time.perf_counter()
+    gradlab_epoch("tbptt:1")  # warm every path once (the first fused call loads its kernel)
+    gradlab_epoch("tbptt:1", fused=False)
+    print(f"first epochs (kernels loaded from Numba's cache or compiled): {time.perf_counter() - t0:.2f} s\n")
+    print(f"{'scheme':<12s} {'implementation':<30s} {'seconds':>9s} {'tokens/s':>10s} {'vs NumPy':>9s}  "
           f"max |dtheta| vs NumPy")
     rows = []
     for scheme, steps in (("tbptt:3", 3), ("full", None)):
-        t_np, _, (U, V, W) = median_time(lambda: numpy_epoch(model, xs, ds, order, args.lr, steps), args.repeats)
-        t_gl, _, m = median_time(lambda: gradlab_epoch(scheme), args.repeats)
+        times = {"numpy": [], "fused": [], "step": []}
+        cpu = {"numpy": [], "fused": [], "step": []}
+        for _ in range(args.repeats):  # interleaved: load on the machine hits all three alike
+            for key, fn in (("numpy", lambda: numpy_epoch(model, xs, ds, order, args.lr, steps)),
+                            ("fused", lambda: gradlab_epoch(scheme)),
+                            ("step", lambda: gradlab_epoch(scheme, fused=False))):
+                c0 = time.process_time()
+                t, _, out = median_time(fn, 1)
+                cpu[key].append(time.process_time() - c0)
+                times[key].append(t)
+                if key == "numpy":
+                    U, V, W = out
+                elif key == "fused":
+                    m = out
+        t_np, t_gl, t_step = (float(np.median(times[k])) for k in ("numpy", "fused", "step"))
         diff = max(float(np.max(np.abs(a - b))) for a, b in ((m.U, U), (m.V, V), (m.W, W)))
-        print(f"{scheme:<12s} {'NumPy per-sentence loop':<26s} {t_np:9.3f} {n_tok / t_np:10.0f} {1.0:9.2f}")
-        print(f"{scheme:<12s} {'gradlab Trainer':<26s} {t_gl:9.3f} {n_tok / t_gl:10.0f} {t_np / t_gl:9.2f}  "
+        print(f"{scheme:<12s} {'NumPy per-sentence loop':<30s} {t_np:9.3f} {n_tok / t_np:10.0f} {1.0:9.2f}")
+        print(f"{scheme:<12s} {'gradlab step by step':<30s} {t_step:9.3f} {n_tok / t_step:10.0f} "
+              f"{t_np / t_step:9.2f}")
+        print(f"{scheme:<12s} {'gradlab fused (default)':<30s} {t_gl:9.3f} {n_tok / t_gl:10.0f} {t_np / t_gl:9.2f}  "
               f"{diff:.1e}")
+        print(f"{scheme:<12s} ratios of repeats: NumPy/fused "
+              + " ".join(f"{a / b:.1f}" for a, b in zip(times["numpy"], times["fused"]))
+              + ", step/fused " + " ".join(f"{a / b:.1f}" for a, b in zip(times["step"], times["fused"])))
+        c_np, c_gl, c_step = (float(np.median(cpu[k])) for k in ("numpy", "fused", "step"))
+        print(f"{scheme:<12s} CPU seconds (all threads): NumPy {c_np:.3f}, step by step {c_step:.3f}, fused "
+              f"{c_gl:.3f}; NumPy/fused {c_np / c_gl:.2f}, step/fused {c_step / c_gl:.2f}")
         rows.append((scheme, t_np, t_gl, diff))
     if args.extra:
         print()
         for scheme, bs in (("chunked:3", 1), ("block:3,6", 1), ("tbptt:3", 16), ("full", 16)):
             t, _, _ = median_time(lambda: gradlab_epoch(scheme, bs), args.repeats)
-            print(f"{scheme:<12s} {f'gradlab, batch_size {bs}':<26s} {t:9.3f} {n_tok / t:10.0f}")
-    print("\nratio = NumPy seconds / gradlab seconds (same work: one epoch, same order, same updates)")
+            print(f"{scheme:<12s} {f'gradlab fused, batch_size {bs}':<30s} {t:9.3f} {n_tok / t:10.0f}")
+    print("\nvs NumPy = NumPy seconds / gradlab seconds (same work: one epoch, same order, same updates)")
+    if args.grid:
+        grid_estimate()
     worst = max(r[3] for r in rows)
     if worst > 1e-9:  # both loops make the same updates: anything beyond rounding is a bug
         print(f"MISMATCH: gradlab and the NumPy loop end {worst:.1e} apart")

@@ -114,12 +114,14 @@ class Contributions:
         ||delta(t, t-k)||.
     U_norm : float64 (n_pairs,)
         ||delta(t, t-k) (x) s(t-k-1)||_F = ||delta|| ||s(t-k-1)||.
-    V_norm : float64 (n_pairs,)
-        Norm of the contribution to V, which is delta itself placed in column x(t-k).
+    V_norm : float64 (n_pairs,) or None
+        Norm of the contribution to V, which is delta itself placed in column x(t-k)
+        (None when not asked for).
     G_U : float64 (K+1, H, H)
         G_U[k] = sum over losses t of delta(t, t-k) (x) s(t-k-1).
-    G_VT : float64 (K+1, n_vocab, H)
-        G_V[k] transposed (row x is column x of G_V[k]); see :attr:`G_V`.
+    G_VT : float64 (K_V+1, n_vocab, H) or None
+        G_V[k] transposed (row x is column x of G_V[k]) for lags 0..K_V (K_V = K unless
+        fewer were asked for); None when not asked for. See :attr:`G_V`.
     G_W : float64 (n_out, H)
         dJ/dW (lag 0 only, the same for every scheme).
     loss : float; n_losses : int
@@ -139,9 +141,14 @@ class Contributions:
     n_losses: int
 
     @property
-    def G_V(self) -> np.ndarray:
-        """G_V[k] = sum over losses t of delta(t, t-k) in column x(t-k); shape (K+1, H, n_vocab) (a view)."""
-        return np.swapaxes(self.G_VT, 1, 2)
+    def G_V(self) -> np.ndarray | None:
+        """G_V[k] = sum over losses t of delta(t, t-k) in column x(t-k); shape (K_V+1, H, n_vocab) (a view)."""
+        return None if self.G_VT is None else np.swapaxes(self.G_VT, 1, 2)
+
+    @property
+    def v_max_lag(self) -> int:
+        """The largest lag with a G_V[k] (-1 when G_V was not computed)."""
+        return -1 if self.G_VT is None else self.G_VT.shape[0] - 1
 
     @property
     def n_pairs(self) -> int:
@@ -153,14 +160,20 @@ class Contributions:
         if tau > self.max_lag:
             raise ValueError(f"tau must be <= max_lag = {self.max_lag} of these contributions; received {tau}. "
                              "Compute contributions with a larger max_lag, or use gradient(model, batch, Sliding(tau))")
+        if tau > self.v_max_lag:
+            raise ValueError(f"tau = {tau} needs G_V up to lag {tau} but these contributions have it only up to "
+                             f"lag {self.v_max_lag}; compute them with G_V=True (or G_V >= {tau})")
         return Gradient(self.G_U[: tau + 1].sum(axis=0), self.G_VT[: tau + 1].sum(axis=0).T.copy(),
                         self.G_W.copy(), self.loss, self.n_losses, f"tbptt:{tau}")
 
     def to_frame(self):
-        """Tidy rows: sentence, t, lag, delta_norm, U_norm, V_norm."""
+        """Tidy rows: sentence, t, lag, delta_norm, U_norm, V_norm (when computed)."""
         import pandas as pd
-        return pd.DataFrame({"sentence": self.sentence, "t": self.t, "lag": self.lag,
-                             "delta_norm": self.delta_norm, "U_norm": self.U_norm, "V_norm": self.V_norm})
+        cols = {"sentence": self.sentence, "t": self.t, "lag": self.lag, "delta_norm": self.delta_norm,
+                "U_norm": self.U_norm}
+        if self.V_norm is not None:
+            cols["V_norm"] = self.V_norm
+        return pd.DataFrame(cols)
 
 
 # ---------------------------------------------------------------------- validation
@@ -248,7 +261,7 @@ def _output(prep: _Prepared, S: np.ndarray, want_grad: bool):
             St = _rows(S, pos[a:b])
             L = logits[: b - a]
             np.dot(St, WT, out=L)
-            softmax_rows(L, d[a:b], losses[a:b])
+            softmax_rows(L, d[a:b], losses[a:b], want_grad)
             if want_grad:
                 np.dot(L, W, out=dS[a:b])
                 dW += L.T @ St
@@ -393,7 +406,8 @@ def _row_chunks(n: int) -> list[tuple[int, int]]:
     return _config.ranges(n, _N_ROW_CHUNKS)
 
 
-def contributions(model: RNN, batch: Batch, max_lag: int) -> Contributions:
+def contributions(model: RNN, batch: Batch, max_lag: int, *, G_V: bool | int = True,
+                  V_norm: bool = True) -> Contributions:
     """Every loss's error signal at every lag up to ``max_lag``, and the per-lag sums.
 
     Parameters
@@ -402,11 +416,19 @@ def contributions(model: RNN, batch: Batch, max_lag: int) -> Contributions:
     batch : Batch
     max_lag : int
         K >= 0: lags k = 0..min(t, K) are computed for loss t. Cost O(N K H^2).
+    G_V : bool or int, default True
+        The per-lag sums in V, K+1 arrays of H x |V| (memory and time K |V| H):
+        True for every lag, an int k (0 <= k <= K) for lags 0..k only (enough for
+        ``truncated(tau)`` with tau <= k), False for none.
+    V_norm : bool, default True
+        The per-pair norms in V (equal to ``delta_norm``: a contribution to V is delta
+        itself); False leaves them out (``V_norm`` is None, ``to_frame`` has no column).
 
     Returns
     -------
     Contributions
-        ``truncated(tau)`` gives the TBPTT(tau) gradient for every tau <= K.
+        ``truncated(tau)`` gives the TBPTT(tau) gradient for every tau <= K (<= the
+        lags of G_V).
 
     Notes
     -----
@@ -418,6 +440,14 @@ def contributions(model: RNN, batch: Batch, max_lag: int) -> Contributions:
     Memory is O(n_losses H) besides the outputs.
     """
     K = check_int(max_lag, "max_lag", 0)
+    if G_V is True or G_V is False:
+        v_lags = K if G_V else -1
+    else:
+        v_lags = check_int(G_V, "G_V", 0)
+        if v_lags > K:
+            raise ValueError(f"G_V must be True, False or a lag 0..max_lag = {K}; received {v_lags}")
+    if not isinstance(V_norm, (bool, np.bool_)):
+        raise TypeError(f"V_norm must be True or False; received {V_norm!r}")
     prep = _prepare(model, batch)
     from .kernels.backward import scatter_rows
     H = prep.U.shape[0]
@@ -432,7 +462,7 @@ def contributions(model: RNN, batch: Batch, max_lag: int) -> Contributions:
     sentence_of_loss = batch.sentence_index()[loss_pos]
 
     GU = np.zeros((K + 1, H, H))
-    GVT = np.zeros((K + 1, model.vocab_size, H))
+    GVT = np.zeros((v_lags + 1, model.vocab_size, H)) if v_lags >= 0 else None
     delta_norm = np.empty(n_pairs)
     prev_norm = np.zeros(n_pairs)
     U = prep.U
@@ -449,7 +479,8 @@ def contributions(model: RNN, batch: Batch, max_lag: int) -> Contributions:
             src = loss_pos[active] - k              # flat position t - k
             rows = pair_start[active] + k
             delta_norm[rows] = np.sqrt(np.einsum("ij,ij->i", delta, delta))
-            scatter_rows(np.ascontiguousarray(batch.ids[src]), delta, GVT[k], 0, active.size)
+            if k <= v_lags:
+                scatter_rows(np.ascontiguousarray(batch.ids[src]), delta, GVT[k], 0, active.size)
             inner = loss_t[active] > k              # t - k > 0: s(t-k-1) is a real state
             delta = np.ascontiguousarray(delta[inner])
             prev = src[inner] - 1
@@ -468,7 +499,7 @@ def contributions(model: RNN, batch: Batch, max_lag: int) -> Contributions:
                 nxt *= fprime[prev]
                 delta = nxt
     return Contributions(K, sentence_of_loss[pair_loss], loss_t[pair_loss], lag, delta_norm,
-                         delta_norm * prev_norm, delta_norm.copy(), GU, GVT, dW,
+                         delta_norm * prev_norm, delta_norm.copy() if V_norm else None, GU, GVT, dW,
                          float(losses.sum()), int(losses.size))
 
 
@@ -643,4 +674,19 @@ def warmup() -> float:
         gradient(model, batch, Sliding(1))
         contributions(model, batch, 2)
         sentence_gaps(model, batch, 2)
+        _warm_training(model, batch)
     return time.perf_counter() - start
+
+
+def _warm_training(model: RNN, batch: Batch) -> None:
+    """One fused SGD step (``gradlab.kernels.train``) on copies of a tiny model, with clipping."""
+    from .kernels.train import sgd_minibatches
+    from .schemes import UNLIMITED
+    order = np.arange(batch.n_sentences, dtype=np.int64)
+    mb_start = np.array([0, batch.n_sentences], dtype=np.int64)
+    stats = (np.zeros(1), np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64))
+    with _single_threaded_blas():
+        sgd_minibatches(model.U.copy(), np.ascontiguousarray(model.V.T), model.W.copy(), batch.ids, batch.targets,
+                        batch.offsets, order, mb_start, 0, 1, 2, 1, UNLIMITED, 0.1, 1.0, False,
+                        activation_code(model.activation), UNLIMITED, _config.OUTPUT_TILE, _config.N_GROUPS,
+                        _N_DU_CHUNKS, *stats, np.zeros(4, dtype=np.int64))

@@ -486,6 +486,40 @@ def test_contributions_to_frame(rng):
     np.testing.assert_allclose(df["delta_norm"].to_numpy(), c.delta_norm)
 
 
+@pytest.mark.parametrize("G_V", [False, 0, 2, 5])
+def test_contributions_without_what_was_not_asked_for(rng, G_V):
+    """G_V for fewer lags (or none) and no V norms: everything else as before, G_V's lags equal the reference."""
+    K = 5
+    p = random_problem(rng, lengths=(7, 2, 5), vocab_size=6, hidden_size=3)
+    ref = naive.contributions(*p.arrays, max_lag=K)
+    c = contributions(p.model, p.batch, max_lag=K, G_V=G_V, V_norm=False)
+    whole = contributions(p.model, p.batch, max_lag=K)
+    assert c.V_norm is None and "V_norm" not in c.to_frame().columns
+    for name in ("delta_norm", "U_norm", "G_U", "G_W"):
+        np.testing.assert_array_equal(getattr(c, name), getattr(whole, name), err_msg=name)
+    if G_V is False:
+        assert c.G_V is None and c.G_VT is None and c.v_max_lag == -1
+        with pytest.raises(ValueError, match="G_V"):
+            c.truncated(0)
+        return
+    assert c.v_max_lag == G_V and c.G_V.shape == (G_V + 1, 3, 6)
+    assert_close(c.G_V, ref.G_V[:G_V + 1], "G_V")
+    assert_close(c.truncated(G_V).V, gradient(p.model, p.batch, Sliding(G_V)).V, "truncated V")
+    if G_V < K:
+        with pytest.raises(ValueError, match=rf"only up to lag {G_V}"):
+            c.truncated(G_V + 1)
+
+
+@pytest.mark.parametrize("bad,exc,match", [(6, ValueError, "G_V must be"), (-1, ValueError, "G_V"),
+                                           (1.5, TypeError, "G_V")])
+def test_contributions_G_V_is_checked(rng, bad, exc, match):
+    p = random_problem(rng, lengths=(3,))
+    with pytest.raises(exc, match=match):
+        contributions(p.model, p.batch, max_lag=5, G_V=bad)
+    with pytest.raises(TypeError, match="V_norm"):
+        contributions(p.model, p.batch, max_lag=5, V_norm="no")
+
+
 # =========================================================================== 3. invariants
 @HYPOTHESIS
 @given(p=problems(), extra=st.integers(0, 3))
@@ -622,7 +656,8 @@ def test_big_problem_matches_naive():
 
 #: The kernels the engine calls from Python (the others are inlined into them or called from them).
 ENGINE_KERNELS = ("forward.forward_states", "output.softmax_rows", "backward.injected_errors",
-                  "backward.accumulate_deltas", "backward.scatter_rows", "contrib.sentence_gaps")
+                  "backward.accumulate_deltas", "backward.scatter_rows", "contrib.sentence_gaps",
+                  "train.sgd_minibatches")
 
 _WARMUP_SCRIPT = """
 import importlib, json, pkgutil
@@ -630,6 +665,7 @@ import numpy as np
 from numba.core.registry import CPUDispatcher
 import gradlab as gl
 import gradlab.kernels as kernels
+from gradlab.train import Trainer
 
 mods = [importlib.import_module("gradlab.kernels." + m.name) for m in pkgutil.iter_modules(kernels.__path__)]
 kernel = {mod.__name__.rsplit(".", 1)[1] + "." + name: f for mod in mods for name, f in vars(mod).items()
@@ -651,6 +687,8 @@ for activation in ("sigmoid", "tanh", "relu"):
         gl.gradient(model, batch, "tbptt:2", initial_states=np.asfortranarray(rng.standard_normal((len(xs), 5))))
         gl.contributions(model, batch, max_lag=4)
         gl.sentence_gaps(model, batch, 3)
+        for scheme, clip, carry in (("full", None, "before_update"), ("mikolov:1,2", 0.5, "after_update")):
+            Trainer(scheme=scheme, clip=clip, carry=carry, batch_size=3, epochs=1, progress=False).fit(model, batch)
 print("@@" + json.dumps(dict(seconds=seconds, before=before, after=after, final=count())))
 """
 

@@ -138,3 +138,57 @@ def test_large_batches_match_autograd(name):
     p = large_problem(name)
     _check(gradient(p.model, p.batch, scheme=Full()), torch_detach_every(p))
     _check(gradient(p.model, p.batch, scheme=chunked(4)), torch_detach_every(p, 4))
+
+
+# --------------------------------------------------------------------------- training
+def torch_sgd(p, lr, epochs, h=None, clip=None):
+    """Per-sentence SGD in the data order as a PyTorch user writes it.
+
+    Full BPTT per sentence, or with ``h`` the "detach every h steps" loop that updates
+    after every chunk of h steps (gradlab's ``chunked(h)`` training, carry before the
+    update); ``clip`` rescales the update direction to that global norm.
+    """
+    U, V, W = _params(p.model)
+    f = TORCH_ACT[p.activation]
+    for _ in range(epochs):
+        for x, d in zip(p.xs, p.ds):
+            s = torch.zeros(U.shape[0], dtype=torch.float64)
+            T = len(x)
+            bounds = [(b, min(b + h, T)) for b in range(0, T, h)] if h else [(0, T)]
+            for b0, b1 in bounds:
+                s = s.detach()
+                total = torch.zeros((), dtype=torch.float64)
+                for t in range(b0, b1):
+                    s = f(V[:, int(x[t])] + U @ s)
+                    if d[t] != -1:
+                        total = total + _step_loss(W, s, d[t])
+                if not total.requires_grad:
+                    continue
+                for a in (U, V, W):
+                    a.grad = None
+                total.backward()
+                with torch.no_grad():
+                    grads = [a.grad for a in (U, V, W)]
+                    if clip is not None:
+                        norm = torch.sqrt(sum((g * g).sum() for g in grads))
+                        if norm > clip:
+                            grads = [g * (clip / norm) for g in grads]
+                    for a, g in zip((U, V, W), grads):
+                        a -= lr * g
+    return [a.detach().numpy() for a in (U, V, W)]
+
+
+@pytest.mark.parametrize("scheme,h", [("full", None), ("chunked:3", 3)])
+@pytest.mark.parametrize("clip", [None, 0.4])
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_fused_training_matches_torch_sgd(rng, scheme, h, clip, objective):
+    from gradlab.train import Trainer
+    p = random_problem(rng, objective=objective, lengths=(6, 2, 9, 4, 7), hidden_size=4, vocab_size=5,
+                       scale=0.6, drop_targets=0.2 if objective == "lm" else 0.0)
+    lr, epochs = 0.3, 3
+    res = Trainer(scheme=scheme, learning_rate=lr, epochs=epochs, shuffle=False, clip=clip, progress=False).fit(
+        p.model, p.batch)
+    for name, ours, theirs in zip("UVW", (res.model.U, res.model.V, res.model.W), torch_sgd(p, lr, epochs, h, clip)):
+        np.testing.assert_allclose(ours, theirs, rtol=RTOL, atol=ATOL, err_msg=name)
+    if clip is not None:
+        assert res.history["clipped"].sum() > 0

@@ -43,8 +43,8 @@ def truncation_gap(model, batch, contrib: Contributions, block_schemes=(), beta:
     model, batch
         As for :func:`gradlab.gradient`.
     contrib : Contributions
-        Of the same model and batch; TBPTT(tau) for tau = 0..K comes from its
-        per-lag sums (prefix sums over lag).
+        Of the same model and batch, with G_V up to ``max_tau``; TBPTT(tau) for
+        tau = 0..K comes from its per-lag sums (prefix sums over lag).
     block_schemes : iterable of Scheme or str
         Other schemes, computed directly with :func:`gradlab.gradient`.
     beta : float, optional
@@ -60,13 +60,16 @@ def truncation_gap(model, batch, contrib: Contributions, block_schemes=(), beta:
         scheme, family ("tbptt"/"block"), tau (NaN for block schemes), parameter
         ("U", "V", "all"), rel_error, cosine, estimate.
     """
+    max_tau = contrib.max_lag if max_tau is None else min(max_tau, contrib.max_lag)
+    if contrib.v_max_lag < max_tau:
+        raise ValueError(f"contrib has G_V up to lag {contrib.v_max_lag} but the gap needs it up to tau = {max_tau}; "
+                         f"compute the contributions with G_V=True (or G_V >= {max_tau})")
     full = gradient(model, batch, Full()).as_dict()
     blocks = {}
     for scheme in block_schemes:
         scheme = parse_scheme(scheme)
         blocks[scheme.label] = gradient(model, batch, scheme).as_dict()
-    return gap_rows(contrib.G_U, contrib.G_VT, contrib.G_W, full, blocks, beta=beta,
-                    max_tau=contrib.max_lag if max_tau is None else min(max_tau, contrib.max_lag))
+    return gap_rows(contrib.G_U, contrib.G_VT, contrib.G_W, full, blocks, beta=beta, max_tau=max_tau)
 
 
 def gap_rows(G_U: np.ndarray, G_VT: np.ndarray, G_W: np.ndarray, full: dict, blocks: dict,

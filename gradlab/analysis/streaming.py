@@ -155,7 +155,7 @@ def partition_stats(model, batch, *, max_lag: int, block_schemes=(), deps: pd.Da
         Keep G_V[k] (needed for the V and "all" gap curves; |V| H (K+1) floats).
     """
     K = int(max_lag)
-    c = contributions(model, batch, K)
+    c = contributions(model, batch, K, G_V=with_V, V_norm=False)
     st = PartitionStats(K)
     st.n_sentences = int(batch.n_sentences)
     st.n_losses = int(c.n_losses)

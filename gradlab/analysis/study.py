@@ -37,7 +37,8 @@ def analyse(model, batch, *, max_lag: int, deps: pd.DataFrame | None = None, blo
         dependency_kept, summary (one row) — the columns of the report's CSVs,
         without the dataset and state columns.
     """
-    contrib = contributions(model, batch, max_lag)
+    # the report uses G_V only for the gap (tau <= K) and never the per-pair V norms
+    contrib = contributions(model, batch, max_lag, V_norm=False)
     profile = vanishing_profile(contrib)
     heat = lag_heatmap(contrib)
     fit = fit_decay(profile)

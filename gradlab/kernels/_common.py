@@ -4,7 +4,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .._config import JIT
+from .._config import JIT, JIT_CONTRACT
 
 SIGMOID, TANH, RELU = 0, 1, 2
 
@@ -36,13 +36,17 @@ def derivative_from_state(s, code):
     return 1.0 if s > 0.0 else 0.0
 
 
-@njit(**JIT)
-def softmax_inplace(row, nbuf, pbuf):
+@njit(**JIT_CONTRACT)
+def softmax_inplace(row, nbuf, pbuf, normalise=True):
     """Replace ``row`` (logits) by softmax(row); return log of the normaliser, max subtracted.
+
+    With ``normalise=False`` ``row`` is left unnormalised (exp(logit - max)) and only the
+    normaliser, the same bits, is returned: all a loss without its gradient needs.
 
     exp is evaluated as 2^n * p(r) with a degree-13 polynomial and the power of two
     built from its bits, so that every loop vectorises (Numba's scalar exp does not);
-    the result is within a few ulp of ``numpy.exp``. NaN logits propagate.
+    the result is within a few ulp of ``numpy.exp``. NaN logits propagate. Compiled with
+    FMA contraction only (``JIT_CONTRACT``).
 
     Returns
     -------
@@ -94,26 +98,43 @@ def softmax_inplace(row, nbuf, pbuf):
         pbuf[o] = p
         nbuf[o] = (np.int64(n) + 1023) << 52
     scale = nbuf.view(np.float64)
-    for o in range(n_out):
-        row[o] = pbuf[o] * scale[o]
-    # Eight partial sums in a fixed order: vectorisable and deterministic.
+    # y = p * 2^n, summed in eight partial sums in a fixed order (vectorisable, deterministic)
     t0 = t1 = t2 = t3 = t4 = t5 = t6 = t7 = 0.0
     o = 0
     while o + 8 <= n_out:
-        t0 += row[o]
-        t1 += row[o + 1]
-        t2 += row[o + 2]
-        t3 += row[o + 3]
-        t4 += row[o + 4]
-        t5 += row[o + 5]
-        t6 += row[o + 6]
-        t7 += row[o + 7]
+        v0 = pbuf[o] * scale[o]
+        v1 = pbuf[o + 1] * scale[o + 1]
+        v2 = pbuf[o + 2] * scale[o + 2]
+        v3 = pbuf[o + 3] * scale[o + 3]
+        v4 = pbuf[o + 4] * scale[o + 4]
+        v5 = pbuf[o + 5] * scale[o + 5]
+        v6 = pbuf[o + 6] * scale[o + 6]
+        v7 = pbuf[o + 7] * scale[o + 7]
+        row[o] = v0
+        row[o + 1] = v1
+        row[o + 2] = v2
+        row[o + 3] = v3
+        row[o + 4] = v4
+        row[o + 5] = v5
+        row[o + 6] = v6
+        row[o + 7] = v7
+        t0 += v0
+        t1 += v1
+        t2 += v2
+        t3 += v3
+        t4 += v4
+        t5 += v5
+        t6 += v6
+        t7 += v7
         o += 8
     while o < n_out:
-        t0 += row[o]
+        v0 = pbuf[o] * scale[o]
+        row[o] = v0
+        t0 += v0
         o += 1
     total = ((t0 + t1) + (t2 + t3)) + ((t4 + t5) + (t6 + t7))
-    inv = 1.0 / total
-    for o in range(n_out):
-        row[o] *= inv
+    if normalise:
+        inv = 1.0 / total
+        for o in range(n_out):
+            row[o] *= inv
     return math.log(total) + mx

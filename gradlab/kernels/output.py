@@ -12,7 +12,7 @@ from ._common import softmax_inplace
 
 
 @njit(**JIT)
-def softmax_rows(L, d, losses):
+def softmax_rows(L, d, losses, probs=True):
     """Turn logits into probabilities, record the losses, subtract the one-hot targets.
 
     Parameters
@@ -24,6 +24,8 @@ def softmax_rows(L, d, losses):
         Targets (in range, checked by the caller), or -1 for "no loss".
     losses : float64 (m,)
         Output: J(t) = -log y(t)[d(t)] = log sum exp(logits) - logit[d]; 0 where d < 0.
+    probs : bool, default True
+        False: only the losses (the same values); ``L`` is left as scratch.
     """
     m, n_out = L.shape
     nbuf = np.empty(n_out, dtype=np.int64)
@@ -32,7 +34,7 @@ def softmax_rows(L, d, losses):
         row = L[r]
         target = d[r]
         logit = row[target] if target >= 0 else 0.0
-        log_z = softmax_inplace(row, nbuf, pbuf)
+        log_z = softmax_inplace(row, nbuf, pbuf, probs)
         if target >= 0:
             losses[r] = log_z - logit
             row[target] -= 1.0

@@ -33,6 +33,17 @@ Schemes
   the minibatch's ``Block(k1, k2)`` gradient / B. A block without any loss (number
   prediction before the last step) makes no update.
 
+Fused and step by step
+----------------------
+Both paths make the updates described above. The fused path (the default) hands
+a chunk of the epoch's order to :func:`gradlab.kernels.train.sgd_minibatches`,
+which runs every minibatch and block of it in compiled code, calling the
+engine's kernels and the same BLAS products in the same order (the lag limit,
+block length and carry-back are arguments of each call: ``_lag_parameters``).
+``fused=False`` calls :func:`gradlab.gradient` per update and applies it here
+(``_step``, ``_block_step``, ``_apply``); it is kept as the reference the tests
+compare the fused path with.
+
 Order and determinism
 ---------------------
 One ``numpy.random.Generator`` seeded with ``seed`` draws a permutation of the
@@ -67,12 +78,13 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from .. import _config
 from .._io import atomic_savez
 from ..batch import NO_LOSS, Batch
 from ..data.dataset import TASK_DESCRIPTIONS, Dataset
 from ..engine import forward, gradient
-from ..model import RNN
-from ..schemes import Block, Full, Scheme, parse_scheme
+from ..model import RNN, activation_code
+from ..schemes import UNLIMITED, Block, Full, Scheme, Sliding, parse_scheme
 from .evaluate import check_model_fits, check_task, evaluate
 
 __all__ = ["Trainer", "TrainResult", "TrainingProgress", "DivergenceError", "CheckpointError", "train",
@@ -82,6 +94,8 @@ CARRY_MODES = ("after_update", "before_update")
 _CHECKPOINT_FORMAT = "gradlab-train-checkpoint"
 _CHECKPOINT_VERSION = 1
 _CHECKPOINT_NAME = "checkpoint.npz"
+#: Sentences per compiled call of the fused trainer (the progress bar moves once per call).
+CHUNK_SENTENCES = 256
 
 #: Columns of the training history (dev_* only with a dev dataset).
 HISTORY_COLUMNS = ("epoch", "lr", "update", "n_updates", "clipped", "sentences_seen", "tokens_seen", "n_losses",
@@ -355,7 +369,13 @@ class Trainer:
         ``callback(progress: TrainingProgress)`` after every minibatch; a true return
         value stops the run (with a checkpoint).
     progress : bool, default True
-        Show a tqdm progress bar with the running mean loss.
+        Show a tqdm progress bar with the running mean loss (updated once per chunk of
+        about ``CHUNK_SENTENCES`` sentences).
+    fused : bool, default True
+        Run forward, backward and update of many minibatches in one compiled call
+        (:func:`gradlab.kernels.train.sgd_minibatches`). False: the step-by-step path,
+        one engine call (:func:`gradlab.gradient`) per update, kept as a reference; both
+        follow the same trajectory to rounding, with every option.
     """
 
     def __init__(self, *, task: str = "lm", scheme: Scheme | str = "full", learning_rate: float = 0.5,
@@ -363,7 +383,8 @@ class Trainer:
                  seed: int = 0, shuffle: bool = True, carry: str = "before_update",
                  checkpoint: str | os.PathLike | None = None, checkpoint_every: int | None = None,
                  resume: bool = False, max_updates: int | None = None,
-                 callback: Callable[[TrainingProgress], object] | None = None, progress: bool = True):
+                 callback: Callable[[TrainingProgress], object] | None = None, progress: bool = True,
+                 fused: bool = True):
         if not isinstance(task, str) or task not in TASK_DESCRIPTIONS:
             raise ValueError(f"task must be one of {tuple(TASK_DESCRIPTIONS)}; received {task!r}")
         try:
@@ -395,6 +416,7 @@ class Trainer:
             raise TypeError(f"callback must be callable or None; received {callback!r}")
         self.callback = callback
         self.progress = _boolean(progress, "progress")
+        self.fused = _boolean(fused, "fused")
 
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.options().items())
@@ -486,33 +508,32 @@ class Trainer:
                 running = state.loss_sum / state.n_losses if state.n_losses else float("nan")
                 while state.position < n:
                     t0 = time.perf_counter()
-                    idx = np.ascontiguousarray(state.order[state.position:state.position + self.batch_size],
-                                               dtype=np.int64)
-                    if isinstance(self.scheme, Block):
-                        loss, n_loss, n_upd, n_clip = self._block_step(model, batch, idx, lr, state)
-                    else:
-                        loss, n_loss, n_upd, n_clip = self._step(model, batch, idx, lr, state)
-                    state.loss_sum += loss
-                    state.n_losses += n_loss
-                    state.n_updates += n_upd
-                    state.updates += n_upd
-                    state.clipped += n_clip
-                    state.position += idx.size
-                    state.sentences_seen += idx.size
-                    state.tokens_seen += int(lengths[idx].sum())
-                    state.seconds += time.perf_counter() - t0
-                    since_ckpt += 1
+                    done = self._chunk(model, batch, state, lr, since_ckpt)
+                    seconds = time.perf_counter() - t0
+                    for idx, loss, n_loss, n_upd, n_clip in done:
+                        state.loss_sum += loss
+                        state.n_losses += n_loss
+                        state.n_updates += n_upd
+                        state.updates += n_upd
+                        state.clipped += n_clip
+                        state.position += idx.size
+                        state.sentences_seen += idx.size
+                        state.tokens_seen += int(lengths[idx].sum())
+                        since_ckpt += 1
+                        if self.callback is not None:  # chunks are one minibatch long then
+                            running = state.loss_sum / state.n_losses if state.n_losses else float("nan")
+                            info = TrainingProgress(state.epoch, state.updates, state.position, n,
+                                                    state.sentences_seen, state.tokens_seen, lr,
+                                                    loss / n_loss if n_loss else float("nan"), running, n_clip,
+                                                    model)
+                            if self.callback(info):
+                                stopped_by = "callback"
+                        if self.max_updates is not None and state.updates >= self.max_updates:
+                            stopped_by = stopped_by or "max_updates"
+                    state.seconds += seconds
                     running = state.loss_sum / state.n_losses if state.n_losses else float("nan")
-                    bar.update(idx.size)
+                    bar.update(sum(d[0].size for d in done))
                     bar.set_postfix_str(f"loss={running:.4f} lr={lr:.3g}", refresh=False)
-                    if self.callback is not None:
-                        info = TrainingProgress(state.epoch, state.updates, state.position, n, state.sentences_seen,
-                                                state.tokens_seen, lr, loss / n_loss if n_loss else float("nan"),
-                                                running, n_clip, model)
-                        if self.callback(info):
-                            stopped_by = "callback"
-                    if self.max_updates is not None and state.updates >= self.max_updates:
-                        stopped_by = stopped_by or "max_updates"
                     if stopped_by is not None:
                         break
                     if self.checkpoint_every is not None and since_ckpt >= self.checkpoint_every \
@@ -548,6 +569,75 @@ class Trainer:
         _write_checkpoint(self.checkpoint, model, state, fingerprint)
 
     # ------------------------------------------------------------------ updates
+    def _chunk(self, model: RNN, batch: Batch, state: _RunState, lr: float, since_ckpt: int) -> list:
+        """The next minibatches of the epoch: [(indices, loss, n_losses, n_updates, n_clipped), ...].
+
+        Fused: as many minibatches as fit in ``CHUNK_SENTENCES`` sentences, the next
+        checkpoint (``checkpoint_every``) and ``max_updates``, in one compiled call; one
+        minibatch when a callback must see each. Step by step (``fused=False``): one
+        minibatch, one engine call per update.
+        """
+        n, bs = batch.n_sentences, self.batch_size
+        if not self.fused:
+            idx = np.ascontiguousarray(state.order[state.position:state.position + bs], dtype=np.int64)
+            if isinstance(self.scheme, Block):
+                return [(idx, *self._block_step(model, batch, idx, lr, state))]
+            return [(idx, *self._step(model, batch, idx, lr, state))]
+        n_mb = 1 if self.callback is not None else max(1, CHUNK_SENTENCES // bs)
+        if self.checkpoint_every is not None:
+            n_mb = min(n_mb, max(1, self.checkpoint_every - since_ckpt))
+        order = np.ascontiguousarray(state.order[state.position:min(n, state.position + n_mb * bs)],
+                                     dtype=np.int64)
+        limit = UNLIMITED if self.max_updates is None else self.max_updates - state.updates
+        return self._fused(model, batch, order, lr, state, limit, *self._lag_parameters(state))
+
+    def _lag_parameters(self, state: _RunState) -> tuple[int, int, int]:
+        """(k1, back, tau) of the fused loop for the next chunk: block length, carry-back, lag limit.
+
+        A non-block scheme is one block per sentence; a scheme that picks tau as it
+        trains can return another tau for every chunk.
+        """
+        if isinstance(self.scheme, Block):
+            return self.scheme.k1, self.scheme.k2 - self.scheme.k1, UNLIMITED
+        if isinstance(self.scheme, Sliding):
+            return UNLIMITED, 0, self.scheme.tau
+        return UNLIMITED, 0, UNLIMITED
+
+    def _fused(self, model: RNN, batch: Batch, order: np.ndarray, lr: float, state: _RunState, limit: int,
+               k1: int, back: int, tau: int) -> list:
+        """Minibatches of ``order`` (consecutive slices of batch_size) by ``sgd_minibatches``."""
+        from ..kernels.train import LOSS_NOT_FINITE, sgd_minibatches
+        from ..engine import _N_DU_CHUNKS
+        bs = self.batch_size
+        mb_start = np.append(np.arange(0, order.size, bs, dtype=np.int64), np.int64(order.size))
+        n_mb = mb_start.size - 1
+        loss, n_loss = np.zeros(n_mb), np.zeros(n_mb, dtype=np.int64)
+        n_upd, n_clip = np.zeros(n_mb, dtype=np.int64), np.zeros(n_mb, dtype=np.int64)
+        fail = np.zeros(4, dtype=np.int64)
+        VT = np.ascontiguousarray(model.V.T)
+        with _config.single_threaded_blas(), np.errstate(over="ignore", invalid="ignore"):
+            done = sgd_minibatches(model.U, VT, model.W, batch.ids, batch.targets, batch.offsets, order, mb_start,
+                                   0, n_mb, k1, back, tau, lr, -1.0 if self.clip is None else self.clip,
+                                   self.carry == "after_update", activation_code(model.activation), limit,
+                                   _config.OUTPUT_TILE, _config.N_GROUPS, _N_DU_CHUNKS, loss, n_loss, n_upd,
+                                   n_clip, fail)
+        model.V[...] = VT.T
+        if fail[0]:
+            m, b0, upd = int(fail[1]), int(fail[2]), int(fail[3])
+            idx = order[mb_start[m]:mb_start[m + 1]]
+            for j in range(m):  # the minibatches before count as done in the error's update number
+                state.updates += int(n_upd[j])
+            where = b0 if isinstance(self.scheme, Block) else None
+            sents = idx[batch.lengths[idx] > b0] if where is not None else idx
+            if fail[0] == LOSS_NOT_FINITE:
+                raise self._diverged(f"the loss is {loss[m]} at the parameters before this update", state, lr,
+                                     sents, where, upd)
+            bad = [name for name, a in (("U", model.U), ("V", model.V), ("W", model.W)) if not np.isfinite(a).all()]
+            raise self._diverged(f"parameter(s) {', '.join(bad)} became non-finite after the update", state, lr,
+                                 sents, where, upd)
+        return [(order[mb_start[m]:mb_start[m + 1]], float(loss[m]), int(n_loss[m]), int(n_upd[m]),
+                 int(n_clip[m])) for m in range(done)]
+
     def _step(self, model: RNN, batch: Batch, idx: np.ndarray, lr: float, state: _RunState):
         """One update with the scheme's gradient of the whole minibatch."""
         mb = _gather(batch, idx)

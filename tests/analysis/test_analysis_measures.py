@@ -539,3 +539,24 @@ def test_analyse_gap_sentences_against_single_sentence_gradients(rng):
                     np.testing.assert_allclose(rows.loc[name, column], want[name][j], rtol=SENTENCE_TOL,
                                                atol=SENTENCE_TOL, equal_nan=True,
                                                err_msg=f"sentence {i} tau {tau} {name} {column}")
+
+
+def test_analyse_asks_only_for_what_the_report_uses(rng, monkeypatch):
+    """No per-pair V norms (G_V up to max_lag: the gap's taus); the gap is that of everything."""
+    import gradlab.analysis.study as study_module
+    p = random_problem(rng, lengths=(9, 6, 8), vocab_size=5, hidden_size=3)
+    deps = pd.DataFrame({"sentence": [0, 2], "source": [0, 1], "target": [8, 7], "distance": [8, 6]})
+    calls = []
+    real = study_module.contributions
+
+    def spy(*args, **kw):
+        calls.append(kw)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(study_module, "contributions", spy)
+    out = analyse(p.model, p.batch, max_lag=3, deps=deps, per_sentence=False)
+    assert calls == [{"V_norm": False}]
+    everything = contributions(p.model, p.batch, 8)
+    expect = truncation_gap(p.model, p.batch, everything, max_tau=3)
+    cols = ["scheme", "family", "tau", "parameter", "rel_error", "cosine"]
+    pd.testing.assert_frame_equal(out["gap"][cols], expect[cols])

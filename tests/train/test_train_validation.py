@@ -109,6 +109,7 @@ def test_non_finite_loss_raises_before_updating():
 
 @pytest.mark.parametrize("scheme,batch_size", [("full", 2), ("chunked:2", 2)])
 def test_nan_loss_from_the_engine_names_the_update(monkeypatch, problem, scheme, batch_size):
+    """The step-by-step path (fused=False) reports a NaN loss that the engine returns."""
     real = trainer_module.gradient
     calls = []
 
@@ -121,5 +122,5 @@ def test_nan_loss_from_the_engine_names_the_update(monkeypatch, problem, scheme,
 
     monkeypatch.setattr(trainer_module, "gradient", fake)
     with pytest.raises(DivergenceError, match=r"epoch 0, update 2 \(sentences? [\d, ]+ of the training data"):
-        Trainer(scheme=scheme, batch_size=batch_size, epochs=2, progress=False, shuffle=False).fit(
+        Trainer(scheme=scheme, batch_size=batch_size, epochs=2, progress=False, shuffle=False, fused=False).fit(
             problem.model, problem.batch)
