@@ -123,6 +123,47 @@ def render(folder: Path = typer.Argument(..., help="A report folder with its CSV
     typer.echo(f"report: {index}")
 
 
+@app.command("agreement-test")
+def agreement_test(model: Path = typer.Argument(..., help="A language model saved with RNN.save (.npz)."),
+                   vocab: Path = typer.Option(..., help="The model's vocabulary: counts file word<TAB>count "
+                                                        "(its first --n-vocab entries)."),
+                   n_vocab: int = typer.Option(2000, help="Vocabulary size |V| (<s> </s> UNK included)."),
+                   linzen: Optional[Path] = typer.Option(None, help="Linzen et al.'s subj_agr_filtered.text "
+                                                                    "(the .gold file beside it)."),
+                   gulordava: Optional[Path] = typer.Option(None, help="Gulordava et al.'s English generated.tab."),
+                   lowercase: bool = typer.Option(False, help="Lower-case the words before the vocabulary lookup."),
+                   csv: Optional[Path] = typer.Option(None, help="Also write the per-item table(s) to this CSV.")):
+    """Agreement accuracy of a language model on the standard test sets, by attractors and original vs nonsense."""
+    import pandas as pd
+    from .data.readers import read_gulordava_set, read_linzen_testset
+    from .data.vocab import Vocabulary
+    from .model import RNN
+    from .train.evaluate import evaluate_agreement_set
+    if linzen is None and gulordava is None:
+        _fail(ValueError("give --linzen PATH.text and/or --gulordava PATH.tab"))
+    try:
+        voc = Vocabulary.from_counts(vocab, n_vocab)
+        net = RNN.load(model)
+        sets = ([read_linzen_testset(linzen)] if linzen is not None else []) + \
+               ([read_gulordava_set(gulordava)] if gulordava is not None else [])
+        results = [evaluate_agreement_set(net, s, voc, lowercase=lowercase, label=model.name) for s in sets]
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        _fail(exc)
+    frames = []
+    for r in results:
+        typer.echo(f"{r.test_set}: accuracy {r.accuracy:.3f} on {r.n_comparable} of {r.n_items} items "
+                   "(the others have a verb form outside the vocabulary)")
+        typer.echo(r.by_attractors.to_string(index=False))
+        typer.echo(r.comparison.to_string(index=False))
+        frames.append(r.items.assign(test_set=r.test_set))
+    if csv is not None:
+        from .report.pipeline import write_csv
+        table = pd.concat(frames, ignore_index=True)
+        table["prefix"] = table["prefix"].map(" ".join)
+        write_csv(table, csv)
+        typer.echo(f"wrote {csv}")
+
+
 @app.command()
 def warmup():
     """Compile (or load from cache) every kernel and print the time it took."""
