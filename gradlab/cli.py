@@ -80,11 +80,15 @@ def run_batch(specs: List[str] = typer.Argument(..., help="Specs (.toml paths or
     from .report.pipeline import run_spec
     from .report.spec import is_training_spec, read_spec_file, spec_from_dict
     from .train.study import run_study, train_spec_from_dict
+    from .train.suite import is_suite_spec, load_suite, run_suite
     jobs = []
     try:
         for name in specs:
             path, data = read_spec_file(name)
-            if is_training_spec(data):
+            if is_suite_spec(data):
+                suite = load_suite(path)
+                jobs.append((run_suite, suite.quick() if quick else suite))
+            elif is_training_spec(data):
                 study = train_spec_from_dict(data, source=str(path))
                 jobs.append((run_study, study.quick() if quick else study))
             else:
@@ -102,13 +106,21 @@ def run_batch(specs: List[str] = typer.Argument(..., help="Specs (.toml paths or
 def train_study(spec: str = typer.Argument(..., help="A training .toml spec, or the name of one in analyses/."),
                 out: Path = typer.Option(Path("reports"), "--out", "-o", help=OUT_HELP),
                 quick: bool = typer.Option(False, help="Reduced size (20 sentences, 1 epoch, H = 4): a smoke run.")):
-    """Run a training study (grid of runs, evaluation, figures); an interrupted study resumes where it stopped."""
+    """Run a training study or suite (grid of runs, evaluation, figures); an interrupted one resumes where it stopped."""
+    from .report.spec import read_spec_file
     from .train.study import load_train_spec, run_study
+    from .train.suite import is_suite_spec, load_suite, run_suite
     try:
-        loaded = load_train_spec(spec)
+        path, data = read_spec_file(spec)
+        if is_suite_spec(data):
+            suite = load_suite(path)
+            runner, loaded = run_suite, (suite.quick() if quick else suite)
+        else:
+            study = load_train_spec(spec)
+            runner, loaded = run_study, (study.quick() if quick else study)
     except (ValueError, TypeError, FileNotFoundError) as exc:
         _fail(exc)
-    folder = run_study(loaded.quick() if quick else loaded, out)
+    folder = runner(loaded, out)
     typer.echo(f"report: {folder / 'index.html'}")
 
 

@@ -39,6 +39,8 @@ class ModelState:
     learning_rate: float | None = None
     batch_size: int | None = None
     at: str = "end"
+    recurrent: str = "normal"
+    gain: float = 1.0
 
     @property
     def label(self) -> str:
@@ -61,6 +63,8 @@ class ModelState:
             text += f",seed={self.seed}"
         if self.activation != "sigmoid":
             text += f",activation={self.activation}"
+        if self.recurrent != "normal":
+            text += f",recurrent={self.recurrent},gain={self.gain:g}"
         return text
 
     def check(self) -> None:
@@ -94,7 +98,7 @@ class ModelState:
             return model
         seed = [default_seed if self.seed is None else self.seed, zlib.crc32(key.encode())]
         model = RNN.init(vocab_size, hidden_size, output_size, rng=np.random.default_rng(seed), scale=self.scale,
-                         activation=self.activation)
+                         activation=self.activation, recurrent=self.recurrent, gain=self.gain)
         if self.kind != "train" or self.snapshot_epochs == 0:
             return model
         if dataset is None:
