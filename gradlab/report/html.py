@@ -27,7 +27,7 @@ from matplotlib.figure import Figure
 
 from .._io import atomic_write
 
-__all__ = ["write_figure", "render_index", "COLUMN_DOCS", "FIGURE_FORMATS"]
+__all__ = ["write_figure", "write_figures", "render_index", "COLUMN_DOCS", "FIGURE_FORMATS"]
 
 #: Formats every figure is saved in: PNG for the page, SVG behind the link.
 FIGURE_FORMATS = ("png", "svg")
@@ -215,6 +215,21 @@ code, pre { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospac
 pre { background: #f7f7f7; border: 1px solid #e3e3e3; padding: 0.8rem 1rem; overflow-x: auto; font-size: 0.88rem; }
 .note { color: #555; font-size: 0.92rem; }
 """
+
+
+def write_figures(figures, frames, directory: str | os.PathLike) -> list[tuple[str, str]]:
+    """Build and write each ``(name, caption, builder)`` of ``figures`` from ``frames``.
+
+    ``builder(frames)`` returns a Figure or None (nothing to draw); returns the
+    ``(name, caption)`` pairs written, in order, for :func:`render_index`.
+    """
+    drawn = []
+    for name, caption, builder in figures:
+        fig = builder(frames)
+        if fig is not None:
+            write_figure(fig, directory, name)
+            drawn.append((name, caption))
+    return drawn
 
 
 def _e(value) -> str:

@@ -6,7 +6,6 @@ computes from them: the findings text holds no number that is not in a CSV.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 from matplotlib.figure import Figure
 
 from ..analysis.outcomes import LEARNED_THRESHOLD, accuracy_at_longest, longest_learned, seed_interval, tau_of_scheme

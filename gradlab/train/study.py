@@ -515,18 +515,13 @@ def run_study(spec: TrainSpec, out_root: str | os.PathLike = "reports", *, progr
 
 def render_study(folder: str | os.PathLike, *, wall_seconds: float | None = None) -> Path:
     """Draw the study's figures (PNG and SVG) and write ``index.html`` from its CSVs."""
-    from ..report.html import render_index, write_figure
+    from ..report.html import render_index, write_figures
     from ..report.train_plots import FIGURES, TRAIN_COLUMN_DOCS
     folder = Path(folder)
     frames = {n: pd.read_csv(folder / f"{n}.csv") for n in TRAIN_FRAMES + ("timings",)
               if (folder / f"{n}.csv").exists()}
     manifest = json.loads((folder / "manifest.json").read_text())
-    drawn = []
-    for name, caption, builder in FIGURES:
-        fig = builder(frames)
-        if fig is not None:
-            write_figure(fig, folder, name)
-            drawn.append((name, caption))
+    drawn = write_figures(FIGURES, frames, folder)
     timings = frames.get("timings")
     train_s = float(timings["train_seconds"].sum()) if timings is not None else float("nan")
     parameters = {"spec (spec.toml)": (folder / "spec.toml").read_text(),

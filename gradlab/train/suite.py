@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .study import TRAIN_FRAMES, TrainSpec, render_study, run_study, train_spec_from_dict
+from .study import TRAIN_FRAMES, TrainSpec, run_study, train_spec_from_dict
 
 __all__ = ["Suite", "is_suite_spec", "suite_from_dict", "load_suite", "run_suite", "SUITE_DISTRIBUTIONS"]
 
@@ -145,19 +145,14 @@ def run_suite(suite: Suite, out_root: str | os.PathLike = "reports", *, progress
 
 def render_suite(folder: str | os.PathLike, *, wall_seconds: float | None = None) -> Path:
     """Write the suite's ``index.html`` from its combined CSVs (figures from :mod:`gradlab.report.suite_plots`)."""
-    from ..report.html import render_index, write_figure
+    from ..report.html import render_index, write_figures
     from ..report.suite_plots import SUITE_FIGURES, findings
     from ..report.train_plots import TRAIN_COLUMN_DOCS
     folder = Path(folder)
     manifest = json.loads((folder / "manifest.json").read_text())
     frames = {n: pd.read_csv(folder / f"{n}.csv") for n in TRAIN_FRAMES + ("timings",)
               if (folder / f"{n}.csv").exists()}
-    drawn = []
-    for name, caption, builder in SUITE_FIGURES:
-        fig = builder(frames)
-        if fig is not None:
-            write_figure(fig, folder, name)
-            drawn.append((name, caption))
+    drawn = write_figures(SUITE_FIGURES, frames, folder)
     timings = frames.get("timings")
     parameters = {"studies (each with its own index.html)": [f"{s['name']}/index.html" for s in manifest["studies"]],
                   "total wall time (this invocation, s)": "?" if wall_seconds is None else f"{wall_seconds:.1f}",
