@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["seed_interval", "accuracy_at_longest", "longest_learned", "tau_of_scheme", "LEARNED_THRESHOLD"]
+__all__ = ["seed_interval", "accuracy_by_distance", "accuracy_at_longest", "longest_learned", "tau_of_scheme",
+           "LEARNED_THRESHOLD"]
 
 #: Accuracy at or above which a distance counts as learned.
 LEARNED_THRESHOLD = 0.9
@@ -43,6 +44,15 @@ def _summarise(per_run: pd.DataFrame, value: str, groups: list) -> pd.DataFrame:
         rows.append((*((key,) if len(groups) == 1 else key), mean, lo, hi, n, float(g[value].min()),
                      float(g[value].max())))
     return pd.DataFrame(rows, columns=groups + ["mean", "ci_low", "ci_high", "n_seeds", "min", "max"])
+
+
+def accuracy_by_distance(by_distance: pd.DataFrame, value: str = "accuracy") -> pd.DataFrame:
+    """``value`` (accuracy or mean_loss) at every distance, per group: mean over seeds with its 95% interval.
+
+    Returns the group columns, ``distance``, ``mean``, ``ci_low``, ``ci_high``, ``n_seeds``,
+    ``min``, ``max``.
+    """
+    return _summarise(by_distance, value, _groups(by_distance) + ["distance"])
 
 
 def accuracy_at_longest(by_distance: pd.DataFrame) -> pd.DataFrame:

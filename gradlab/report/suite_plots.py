@@ -8,10 +8,12 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..analysis.outcomes import LEARNED_THRESHOLD, accuracy_at_longest, longest_learned, seed_interval, tau_of_scheme
+from ..analysis.outcomes import (LEARNED_THRESHOLD, accuracy_at_longest, accuracy_by_distance, longest_learned,
+                                 seed_interval, tau_of_scheme)
 from .train_plots import _figure, _legend, _line_handles, _palette
 
-__all__ = ["plot_accuracy_at_longest", "plot_longest_learned", "findings", "SUITE_FIGURES"]
+__all__ = ["plot_accuracy_at_longest", "plot_accuracy_by_distance_ci", "plot_longest_learned", "findings",
+           "SUITE_FIGURES"]
 
 
 def _scheme_order(schemes) -> list:
@@ -45,6 +47,39 @@ def plot_accuracy_at_longest(frames: dict) -> Figure | None:
         dmax = int(sub["distance"].max()) if len(sub) else 0
         ax.set_title(f"{part or ''} (distance {dmax})", fontsize=10)
     _legend(fig, _line_handles(palette), "training distances")
+    return fig
+
+
+def plot_accuracy_by_distance_ci(frames: dict) -> Figure | None:
+    """Accuracy by distance per scheme, mean over seeds with its 95% band; rows: tasks, columns: distributions."""
+    bd = frames.get("by_distance")
+    if bd is None or not len(bd):
+        return None
+    acc = accuracy_by_distance(bd)
+    parts = list(dict.fromkeys(acc["part"])) if "part" in acc else [None]
+    dists = list(dict.fromkeys(acc["distribution"])) if "distribution" in acc else [None]
+    schemes = _scheme_order(acc["scheme"])
+    palette = _palette(schemes)
+    fig, axes = _figure(len(parts), len(dists), w=3.4, h=2.6)
+    for i, part in enumerate(parts):
+        for j, dist in enumerate(dists):
+            ax = axes[i, j]
+            sub = acc
+            if part is not None:
+                sub = sub[sub["part"] == part]
+            if dist is not None:
+                sub = sub[sub["distribution"] == dist]
+            for scheme in schemes:
+                d = sub[sub["scheme"] == scheme].sort_values("distance")
+                if not len(d):
+                    continue
+                ax.plot(d["distance"], d["mean"], color=palette[scheme], lw=1.2)
+                ax.fill_between(d["distance"], d["ci_low"], d["ci_high"], color=palette[scheme], alpha=0.12)
+            ax.set_ylim(-0.02, 1.02)
+            ax.set_title(" / ".join(str(x) for x in (part, dist) if x is not None), fontsize=9)
+            ax.set_xlabel("distance (words)")
+            ax.set_ylabel("accuracy")
+    _legend(fig, _line_handles(palette), "scheme")
     return fig
 
 
@@ -83,6 +118,9 @@ def plot_longest_learned(frames: dict) -> Figure | None:
 SUITE_FIGURES = [
     ("accuracy_at_longest", "Accuracy at the longest distance per scheme: mean over seeds with its 95% interval, "
                             "one colour per distribution of training distances.", plot_accuracy_at_longest),
+    ("accuracy_by_distance_ci", "Accuracy at the dependent step by distance, per scheme: mean over seeds with its "
+                                "95% band; rows: tasks, columns: how the training distances are spread.",
+     plot_accuracy_by_distance_ci),
     ("longest_learned", f"Longest distance learned (the largest with accuracy >= {LEARNED_THRESHOLD}) "
                         "against tau, mean over seeds with its 95% band; dotted: full BPTT; dashed: tau + 1, the "
                         "longest distance whose cause the window reaches.", plot_longest_learned),

@@ -51,3 +51,13 @@ def test_longest_learned_is_the_largest_distance_over_the_threshold():
 def test_tau_of_scheme():
     assert tau_of_scheme("tbptt:3") == 3.0
     assert np.isnan(tau_of_scheme("full")) and np.isnan(tau_of_scheme("chunked:5"))
+
+
+def test_accuracy_by_distance_has_one_interval_per_distance():
+    from gradlab.analysis.outcomes import accuracy_by_distance
+    acc = accuracy_by_distance(BD).set_index(["part", "scheme", "distance"])
+    assert acc.loc[("a", "full", 9), "mean"] == pytest.approx(0.71)
+    assert acc.loc[("a", "full", 1), "n_seeds"] == 2 and acc.loc[("a", "full", 1), "ci_low"] == pytest.approx(1.0)
+    assert len(acc) == 7
+    loss = accuracy_by_distance(BD.assign(mean_loss=BD["accuracy"] * 2), "mean_loss")
+    assert loss["mean"].max() == pytest.approx(2.0)

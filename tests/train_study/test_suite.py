@@ -82,7 +82,8 @@ def test_tiny_suite_runs_and_its_findings_come_from_the_csvs(tmp_path, monkeypat
     assert list(bd.columns[:2]) == ["part", "distribution"]
     assert set(bd["distribution"]) == {"longest", "uniform", "curriculum"}
     assert (root / "recall-uniform" / "index.html").is_file()
-    assert (root / "accuracy_at_longest.png").is_file() and (root / "longest_learned.png").is_file()
+    for fig in ("accuracy_at_longest", "accuracy_by_distance_ci", "longest_learned"):
+        assert (root / f"{fig}.png").is_file(), fig
     text = findings(_frames(root))
     assert len(text) == 3 and all(t.startswith("part recall, distribution ") for t in text)
     assert text[0] in _page_findings(root)
