@@ -74,7 +74,8 @@ def plot_accuracy_by_distance_ci(frames: dict) -> Figure | None:
                 if not len(d):
                     continue
                 ax.plot(d["distance"], d["mean"], color=palette[scheme], lw=1.2)
-                ax.fill_between(d["distance"], d["ci_low"], d["ci_high"], color=palette[scheme], alpha=0.12)
+                ax.fill_between(d["distance"], d["ci_low"].clip(0, 1), d["ci_high"].clip(0, 1), color=palette[scheme],
+                                alpha=0.12)
             ax.set_ylim(-0.02, 1.02)
             ax.set_title(" / ".join(str(x) for x in (part, dist) if x is not None), fontsize=9)
             ax.set_xlabel("distance (words)")
@@ -102,7 +103,8 @@ def plot_longest_learned(frames: dict) -> Figure | None:
             tb = d[d["tau"].notna()]
             stats_ = [seed_interval(tb.loc[tb["tau"] == t, "longest_learned"]) for t in taus]
             ax.plot(taus, [s[0] for s in stats_], "o-", color=palette[dist], ms=4)
-            ax.fill_between(taus, [s[1] for s in stats_], [s[2] for s in stats_], color=palette[dist], alpha=0.15)
+            ax.fill_between(taus, np.maximum([s[1] for s in stats_], 0), [s[2] for s in stats_], color=palette[dist],
+                            alpha=0.15)
             full = d.loc[d["scheme"] == "full", "longest_learned"]
             if len(full):
                 ax.axhline(full.mean(), color=palette[dist], ls=":", lw=1)
