@@ -141,8 +141,9 @@ def findings(frames: dict) -> list[str]:
     For each part and distribution: full BPTT's accuracy at the longest distance; the
     schemes whose mean accuracy there is at least 0.9; for every TBPTT(tau), the mean
     longest distance learned and whether it is past the window (> tau + 1 words, the
-    longest distance whose cause the gradient reaches); and, where snapshots exist, the
-    relative error of the TBPTT(tau) gradient at the end of full-BPTT training.
+    longest distance whose cause the gradient reaches); the tau adaptive schemes ended
+    with (``history``); and, where snapshots exist, the relative error of the TBPTT(tau)
+    gradient at the end of full-BPTT training.
     """
     bd = frames.get("by_distance")
     if bd is None or not len(bd):
@@ -177,6 +178,19 @@ def findings(frames: dict) -> list[str]:
                         + "; ".join(beyond))
         if within:
             text.append("it did not for " + "; ".join(within))
+        hist = frames.get("history")
+        if hist is not None and "tau" in hist.columns:
+            h = hist
+            for k, v in sel.items():
+                h = h[h[k] == v]
+            h = h[h["scheme"].str.startswith("adaptive") & h["tau"].notna()]
+            if len(h):
+                last = h.sort_values("epoch").groupby(["scheme", "seed"])["tau"].last()
+                for scheme, taus in last.groupby(level=0):
+                    acc_a = a.loc[a["scheme"] == scheme, "mean"]
+                    text.append(f"{scheme} ended with tau = {taus.mean():.1f} (mean over seeds; range "
+                                f"{int(taus.min())}-{int(taus.max())})"
+                                + (f" and accuracy {acc_a.iloc[0]:.2f} at the longest distance" if len(acc_a) else ""))
         if gap is not None and len(gap):
             g = gap
             for k, v in sel.items():

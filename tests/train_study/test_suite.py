@@ -16,7 +16,7 @@ from gradlab.report.suite_plots import findings
 from gradlab.train.suite import load_suite, render_suite, run_suite, suite_from_dict
 
 REPO = Path(__file__).resolve().parents[2]
-COMMON = {"title": "s", "hidden_sizes": [4], "schemes": ["tbptt:1", "full"], "learning_rates": [0.3],
+COMMON = {"title": "s", "hidden_sizes": [4], "schemes": ["tbptt:1", "full", "adaptive:delta=0.2,every=3"], "learning_rates": [0.3],
           "seeds": [0], "epochs": 2, "batch_size": 5, "activation": "tanh", "recurrent_init": "orthogonal",
           "clip": 1.0, "curriculum_stages": 2}
 PART = {"name": "recall", "train": "recall:distance=6,n=20", "dev": "recall:distance=6,min_distance=2,n=15,seed=1",
@@ -65,7 +65,7 @@ def test_truncation_learning_spec_is_the_issues_design(monkeypatch):
 
 
 def _frames(root):
-    return {n: pd.read_csv(root / f"{n}.csv") for n in ("by_distance", "snapshots_gap")
+    return {n: pd.read_csv(root / f"{n}.csv") for n in ("by_distance", "snapshots_gap", "history")
             if (root / f"{n}.csv").exists()}
 
 
@@ -87,6 +87,9 @@ def test_tiny_suite_runs_and_its_findings_come_from_the_csvs(tmp_path, monkeypat
     text = findings(_frames(root))
     assert len(text) == 3 and all(t.startswith("part recall, distribution ") for t in text)
     assert text[0] in _page_findings(root)
+    hist = pd.read_csv(root / "history.csv")
+    final = hist[(hist["scheme"] == "adaptive:delta=0.2,every=3") & (hist["distribution"] == "longest")]["tau"]
+    assert f"adaptive:delta=0.2,every=3 ended with tau = {final.iloc[-1]:.1f}" in text[0]
     # change one number in a CSV: the text computed from it changes, on the page too after a re-render
     longest = bd["distance"].max()
     hit = (bd["scheme"] == "full") & (bd["distribution"] == "longest") & (bd["distance"] == longest)
