@@ -275,6 +275,9 @@ def load_train_spec(path_or_name) -> TrainSpec:
     """Read a training TOML spec from a path, or one in ``analyses/`` by name."""
     from ..report.spec import is_training_spec, read_spec_file
     path, data = read_spec_file(path_or_name)
+    if "tasks" in data:
+        raise ValueError(f"{path} is a suite of studies (it has [[tasks]] tables); run it with "
+                         f"`gradlab train {path_or_name}` or gradlab.train.suite.load_suite")
     if not is_training_spec(data):
         raise ValueError(f"{path} is a report spec, not a training study (it has no 'train' key); run it with "
                          f"`gradlab run {path_or_name}`")

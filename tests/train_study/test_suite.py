@@ -131,3 +131,15 @@ def test_truncation_learning_quick_runs(tmp_path, monkeypatch):
     assert len(findings(_frames(root))) == 9
     manifest = json.loads((root / "manifest.json").read_text())
     assert len(manifest["studies"]) == 9
+
+
+def test_a_suite_is_not_a_single_study_nor_a_report(monkeypatch):
+    from gradlab.report.spec import load_spec
+    from gradlab.train.study import load_train_spec
+    monkeypatch.chdir(REPO)
+    with pytest.raises(ValueError, match="is a suite of studies"):
+        load_train_spec("truncation-learning")
+    with pytest.raises(ValueError, match="is a training study spec"):
+        load_spec("truncation-learning")
+    with pytest.raises(ValueError, match="is not a suite"):
+        load_suite("outcome-gap")
