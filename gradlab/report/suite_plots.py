@@ -23,14 +23,18 @@ def _scheme_order(schemes) -> list:
     return sorted(dict.fromkeys(schemes), key=key)
 
 
+def _facets(frame) -> tuple[list, list]:
+    """The parts and distributions of a suite's frame in their order ([None] where a column is absent)."""
+    return tuple(list(dict.fromkeys(frame[c])) if c in frame else [None] for c in ("part", "distribution"))
+
+
 def plot_accuracy_at_longest(frames: dict) -> Figure | None:
     """Accuracy at the largest distance per scheme (mean over seeds, 95% interval), one panel per task."""
     bd = frames.get("by_distance")
     if bd is None or not len(bd):
         return None
     acc = accuracy_at_longest(bd)
-    parts = list(dict.fromkeys(acc["part"])) if "part" in acc else [None]
-    dists = list(dict.fromkeys(acc["distribution"])) if "distribution" in acc else [None]
+    parts, dists = _facets(acc)
     schemes = _scheme_order(acc["scheme"])
     palette = _palette(dists)
     fig, axes = _figure(len(parts), 1, w=max(4.0, 0.55 * len(schemes) + 1.5), h=2.8)
@@ -56,8 +60,7 @@ def plot_accuracy_by_distance_ci(frames: dict) -> Figure | None:
     if bd is None or not len(bd):
         return None
     acc = accuracy_by_distance(bd)
-    parts = list(dict.fromkeys(acc["part"])) if "part" in acc else [None]
-    dists = list(dict.fromkeys(acc["distribution"])) if "distribution" in acc else [None]
+    parts, dists = _facets(acc)
     schemes = _scheme_order(acc["scheme"])
     palette = _palette(schemes)
     fig, axes = _figure(len(parts), len(dists), w=3.4, h=2.6)
@@ -91,8 +94,7 @@ def plot_longest_learned(frames: dict) -> Figure | None:
         return None
     ll = longest_learned(bd)
     ll["tau"] = ll["scheme"].map(tau_of_scheme)
-    parts = list(dict.fromkeys(ll["part"])) if "part" in ll else [None]
-    dists = list(dict.fromkeys(ll["distribution"])) if "distribution" in ll else [None]
+    parts, dists = _facets(ll)
     palette = _palette(dists)
     fig, axes = _figure(1, len(parts), w=3.6, h=3.0)
     for ax, part in zip(axes[0], parts):
