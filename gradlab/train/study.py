@@ -154,7 +154,8 @@ class TrainSpec:
                        n_dev=min(n_sentences, self.n_dev or n_sentences), epochs=min(epochs, self.epochs),
                        hidden_sizes=[min(hidden_size, h) for h in dict.fromkeys(self.hidden_sizes)][:1],
                        max_lag=min(max_lag, self.max_lag),
-                       snapshot_sentences=min(n_sentences, self.snapshot_sentences))
+                       snapshot_sentences=min(n_sentences, self.snapshot_sentences),
+                       curriculum_stages=min(self.curriculum_stages, epochs, self.epochs))
 
 
 _TYPES = {"name": str, "title": str, "train": str, "dev": str, "dev_fraction": float, "task": str,

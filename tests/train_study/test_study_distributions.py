@@ -125,3 +125,10 @@ def test_clip_reaches_the_trainer(tmp_path):
     assert (hist["clipped"] == hist["n_updates"]).all()      # every update is clipped at this norm
     root = run_study(replace(spec(epochs=1), clip=None, name="noclip"), tmp_path, progress=False, render=False)
     assert (pd.read_csv(root / "history.csv")["clipped"] == 0).all()
+
+
+def test_quick_curriculum_runs_in_one_epoch(tmp_path):
+    q = spec(distribution="curriculum", min_distance=2, epochs=4, curriculum_stages=3).quick()
+    assert q.epochs == 1 and q.curriculum_stages == 1
+    root = run_study(q, tmp_path, progress=False, render=False)
+    assert pd.read_csv(root / "history.csv")["stage"].tolist() == [1]
