@@ -9,12 +9,12 @@ from .engine import (Contributions, ForwardResult, Gradient, SentenceGaps, contr
                      sentence_gaps, warmup)
 from .gradcheck import GradientCheck, check_gradient
 from .model import RNN
-from .schemes import Block, Full, Scheme, Sliding, chunked, mikolov, parse_scheme
+from .schemes import Adaptive, Block, Full, Scheme, Sliding, chunked, mikolov, parse_scheme
 from .train import Evaluation, Trainer, TrainResult, evaluate
 
 __version__ = "0.1.0"
 
-__all__ = ["Batch", "NO_LOSS", "RNN", "Scheme", "Full", "Sliding", "Block", "chunked", "mikolov", "parse_scheme",
+__all__ = ["Batch", "NO_LOSS", "RNN", "Scheme", "Full", "Sliding", "Block", "Adaptive", "chunked", "mikolov", "parse_scheme",
            "forward", "gradient", "contributions", "sentence_gaps", "warmup", "ForwardResult", "Gradient",
            "Contributions", "SentenceGaps", "check_gradient", "GradientCheck", "load_dataset", "list_datasets",
            "check_spec", "Dataset", "Vocabulary", "DataFormatError", "adjusted_loss", "Trainer", "TrainResult",

@@ -92,8 +92,9 @@ def _run_jobs(jobs, out: Path, *, dry_run: bool, wait: bool, cluster: Optional[d
     from .executor import UnitsFailed, executor
     from .report.pipeline import plan, run_spec
     from .train.study import TrainSpec, plan_study, run_study
-    plans = [plan_study(s, out, source=src) if isinstance(s, TrainSpec) else plan(s, out, source=src)
-             for s, src in jobs]
+    from .train.suite import Suite, plan_suite, run_suite
+    planners = {TrainSpec: (plan_study, run_study), Suite: (plan_suite, run_suite)}
+    plans = [planners.get(type(s), (plan, run_spec))[0](s, out, source=src) for s, src in jobs]
     specs = [s for s, _ in jobs]
     if dry_run:
         for p in plans:
@@ -103,7 +104,7 @@ def _run_jobs(jobs, out: Path, *, dry_run: bool, wait: bool, cluster: Optional[d
     with executor(**(cluster or {})) as ex:
         client = getattr(ex, "client", None)
         for spec, p in zip(specs, plans):
-            runner = run_study if isinstance(spec, TrainSpec) else run_spec
+            runner = planners.get(type(spec), (plan, run_spec))[1]
             log_file = p.root / FAILURES_LOG
             try:
                 folder = runner(spec, out, wait=wait, log=typer.echo, client=client)
@@ -165,12 +166,17 @@ def run(spec: str = typer.Argument(..., help="A .toml spec (report or training s
 
 
 def _load_specs(names, quick: bool) -> list:
+    """(spec, source) of each name: a report spec, a training study or a suite of studies."""
     from .report.spec import is_training_spec, read_spec_file, spec_from_dict
     from .train.study import train_spec_from_dict
+    from .train.suite import is_suite_spec, suite_from_dict
     jobs = []
     for name in names:
         path, data = read_spec_file(name)
-        if is_training_spec(data):
+        if is_suite_spec(data):
+            suite = suite_from_dict(data, str(path))
+            jobs.append((_quick_name(suite.quick()) if quick else suite, str(path)))
+        elif is_training_spec(data):
             study = train_spec_from_dict(data, source=str(path))
             jobs.append((_quick_name(study.quick()) if quick else study, str(path)))
         else:
@@ -203,12 +209,16 @@ def train_study(spec: str = typer.Argument(..., help="A training .toml spec, or 
                 dry_run: bool = typer.Option(False, "--dry-run", help=DRY_HELP),
                 wait: bool = typer.Option(False, "--wait", help=WAIT_HELP),
                 workers: Optional[int] = WORKERS, scheduler: Optional[str] = SCHEDULER,
-        threads_per_worker: Optional[int] = THREADS):
-    """Run a training study (grid of runs, evaluation, figures); an interrupted study resumes where it stopped."""
-    from .train.study import load_train_spec
-    loaded = load_train_spec(spec)
-    _run_jobs([(_quick_name(loaded.quick()) if quick else loaded, spec)], out, dry_run=dry_run, wait=wait,
-              cluster=_cluster(workers, scheduler, threads_per_worker))
+                threads_per_worker: Optional[int] = THREADS):
+    """Run a training study or suite (grid of runs, evaluation, figures); an interrupted one resumes where it
+    stopped."""
+    from .train.study import TrainSpec
+    from .train.suite import Suite
+    jobs = _load_specs([spec], quick)
+    if not isinstance(jobs[0][0], (TrainSpec, Suite)):
+        raise ValueError(f"{jobs[0][1]} is a report spec, not a training study (it has no 'train' key); run it "
+                         f"with `gradlab run {spec}`")
+    _run_jobs(jobs, out, dry_run=dry_run, wait=wait, cluster=_cluster(workers, scheduler, threads_per_worker))
 
 
 @app.command()
@@ -223,6 +233,45 @@ def render(folder: Path = typer.Argument(..., help="A report folder with its CSV
     with output_lock(Path(folder), wait=wait):
         index = render_report(folder)
     typer.echo(f"report: {index}")
+
+
+@app.command("agreement-test")
+@_guarded
+def agreement_test(model: Path = typer.Argument(..., help="A language model saved with RNN.save (.npz)."),
+                   vocab: Path = typer.Option(..., help="The model's vocabulary: counts file word<TAB>count "
+                                                        "(its first --n-vocab entries)."),
+                   n_vocab: int = typer.Option(2000, help="Vocabulary size |V| (<s> </s> UNK included)."),
+                   linzen: Optional[Path] = typer.Option(None, help="Linzen et al.'s subj_agr_filtered.text "
+                                                                    "(the .gold file beside it)."),
+                   gulordava: Optional[Path] = typer.Option(None, help="Gulordava et al.'s English generated.tab."),
+                   lowercase: bool = typer.Option(False, help="Lower-case the words before the vocabulary lookup."),
+                   csv: Optional[Path] = typer.Option(None, help="Also write the per-item table(s) to this CSV.")):
+    """Agreement accuracy of a language model on the standard test sets, by attractors and original vs nonsense."""
+    import pandas as pd
+    from .data.readers import read_gulordava_set, read_linzen_testset
+    from .data.vocab import Vocabulary
+    from .model import RNN
+    from .train.evaluate import evaluate_agreement_set
+    if linzen is None and gulordava is None:
+        raise ValueError("give --linzen PATH.text and/or --gulordava PATH.tab")
+    voc = Vocabulary.from_counts(vocab, n_vocab)
+    net = RNN.load(model)
+    sets = ([read_linzen_testset(linzen)] if linzen is not None else []) + \
+           ([read_gulordava_set(gulordava)] if gulordava is not None else [])
+    results = [evaluate_agreement_set(net, s, voc, lowercase=lowercase, label=model.name) for s in sets]
+    frames = []
+    for r in results:
+        typer.echo(f"{r.test_set}: accuracy {r.accuracy:.3f} on {r.n_comparable} of {r.n_items} items "
+                   "(the others have a verb form outside the vocabulary)")
+        typer.echo(r.by_attractors.to_string(index=False))
+        typer.echo(r.comparison.to_string(index=False))
+        frames.append(r.items.assign(test_set=r.test_set))
+    if csv is not None:
+        from .report.pipeline import write_csv
+        table = pd.concat(frames, ignore_index=True)
+        table["prefix"] = table["prefix"].map(" ".join)
+        write_csv(table, csv)
+        typer.echo(f"wrote {csv}")
 
 
 @app.command()

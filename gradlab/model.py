@@ -18,6 +18,8 @@ from ._validate import as_float_matrix, check_int
 #: Hidden activations and their kernel codes.
 ACTIVATIONS = {"sigmoid": 0, "tanh": 1, "relu": 2}
 
+#: How RNN.init makes the recurrent matrix U.
+RECURRENT_INITS = ("normal", "orthogonal", "identity")
 #: The coursework initialises every matrix with N(0, 0.1): standard deviation sqrt(0.1).
 DEFAULT_SCALE = float(np.sqrt(0.1))
 
@@ -75,7 +77,8 @@ class RNN:
 
     @classmethod
     def init(cls, vocab_size: int, hidden_size: int, output_size: int | None = None, *,
-             rng=None, scale: float = DEFAULT_SCALE, activation: str = "sigmoid") -> "RNN":
+             rng=None, scale: float = DEFAULT_SCALE, activation: str = "sigmoid", recurrent: str = "normal",
+             gain: float = 1.0) -> "RNN":
         """Draw U, V, W from N(0, scale^2), in that order, from ``rng``.
 
         Parameters
@@ -88,16 +91,39 @@ class RNN:
             Seed or generator. Two calls with the same seed give the same model.
         scale : float
             Standard deviation of every weight (the coursework's sqrt(0.1) by default).
+        activation : {"sigmoid", "tanh", "relu"}
+        recurrent : {"normal", "orthogonal", "identity"}, default "normal"
+            How U is made. "normal": N(0, scale^2) like V and W. "orthogonal": ``gain``
+            times the orthogonal factor Q of the QR decomposition of U's Gaussian draw,
+            with the signs that make R's diagonal positive (a uniformly distributed
+            orthogonal matrix; Saxe et al. 2014). "identity": ``gain`` times I (Le, Jaitly
+            & Hinton 2015). U's draw is taken in every case, so V and W are the same draws
+            whatever ``recurrent`` is.
+        gain : float >= 0, default 1
+            Scale of an orthogonal or identity U (its singular values all equal ``gain``);
+            ignored for "normal".
         """
         vocab_size = check_int(vocab_size, "vocab_size", 1)
         hidden_size = check_int(hidden_size, "hidden_size", 1)
         output_size = vocab_size if output_size is None else check_int(output_size, "output_size", 1)
         if not np.isfinite(scale) or scale < 0:
             raise ValueError(f"scale must be a finite number >= 0; received {scale!r}")
+        if recurrent not in RECURRENT_INITS:
+            raise ValueError(f"recurrent must be one of {RECURRENT_INITS}; received {recurrent!r}")
+        if isinstance(gain, bool) or not isinstance(gain, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(gain) or gain < 0:
+            raise ValueError(f"gain must be a finite number >= 0; received {gain!r}")
         rng = np.random.default_rng(rng)
-        U = rng.standard_normal((hidden_size, hidden_size)) * scale
+        G = rng.standard_normal((hidden_size, hidden_size))
         V = rng.standard_normal((hidden_size, vocab_size)) * scale
         W = rng.standard_normal((output_size, hidden_size)) * scale
+        if recurrent == "normal":
+            U = G * scale
+        elif recurrent == "orthogonal":
+            Q, R = np.linalg.qr(G)
+            U = Q * np.where(np.diag(R) < 0, -1.0, 1.0) * float(gain)
+        else:
+            U = np.eye(hidden_size) * float(gain)
         return cls(U, V, W, activation)
 
     def validate(self) -> None:

@@ -7,6 +7,8 @@ here is one small class with a ``lag_limit(t)`` method.
 Text form, used by the CLI and analysis specs: ``full``, ``tbptt:3`` (sliding
 window, the coursework's "steps"), ``block:5,10`` (k1, k2), ``chunked:10``
 (detach every h steps) and ``mikolov:4,10`` (rnnlm ``-bptt 4 -bptt-block 10``).
+``adaptive:delta=0.1[,every=N,...]`` (:class:`Adaptive`) is a *training* scheme: the
+trainer chooses TBPTT's tau during training; it has no fixed lag limit.
 """
 from __future__ import annotations
 
@@ -92,6 +94,74 @@ class Block(Scheme):
         return f"block:{self.k1},{self.k2}"
 
 
+@dataclass(frozen=True)
+class Adaptive(Scheme):
+    """Adaptive truncation (Aicher, Foti & Fox, UAI 2019): TBPTT(tau) with tau chosen during training.
+
+    Every ``every`` updates (and before the first) the trainer measures the vanishing
+    profile phi(k) = mean over losses of ||delta(t, t-k)|| on ``sentences`` training
+    sentences, fits the per-step decay beta (least squares of log phi against k for
+    k >= ``start``) and trains with the smallest tau in [min_tau, max_tau] whose relative
+    bias bound is at most ``delta`` (:func:`gradlab.train.adaptive.bias_bound`; when the
+    signal does not decay, beta >= 1, it takes max_tau, as Aicher et al. do). Between
+    estimates it is exactly ``Sliding(tau)``.
+
+    Parameters
+    ----------
+    delta : float in (0, 1)
+        Tolerated relative bias of the truncated gradient.
+    every : int >= 1
+        Updates between estimates.
+    max_tau, min_tau : int
+        Range of tau (0 <= min_tau <= max_tau); the profile is measured to lag max_tau + 1.
+    sentences : int >= 1
+        Training sentences per estimate (the next ones of the epoch's order).
+    start : int >= 0
+        Lag from which the decay is taken as geometric (Aicher et al.'s decay start);
+        lags before it enter the bound as measured. start <= max_tau.
+    """
+
+    delta: float = 0.1
+    every: int = 100
+    max_tau: int = 20
+    min_tau: int = 0
+    sentences: int = 50
+    start: int = 0
+
+    def __post_init__(self):
+        import math
+        d = self.delta
+        if isinstance(d, bool) or not isinstance(d, (int, float, np.integer, np.floating)) \
+                or not math.isfinite(float(d)) or not 0.0 < float(d) < 1.0:
+            raise ValueError(f"adaptive scheme: delta (the tolerated relative bias) must be a number in (0, 1); "
+                             f"received {d!r}")
+        object.__setattr__(self, "delta", float(d))
+        for name, lo in (("every", 1), ("max_tau", 0), ("min_tau", 0), ("sentences", 1), ("start", 0)):
+            try:
+                object.__setattr__(self, name, check_int(getattr(self, name), name, lo))
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"adaptive scheme: {exc}") from None
+        if self.min_tau > self.max_tau:
+            raise ValueError(f"adaptive scheme: min_tau ({self.min_tau}) must be <= max_tau ({self.max_tau})")
+        if self.start > self.max_tau:
+            raise ValueError(f"adaptive scheme: start ({self.start}) must be <= max_tau ({self.max_tau}): the decay "
+                             "is fitted on lags start..max_tau + 1")
+
+    def lag_limit(self, t):
+        raise TypeError(f"{self.label} chooses tau during training (gradlab.Trainer); it has no fixed lag limit. "
+                        "For a gradient at fixed parameters use Sliding(tau) with the tau it chose "
+                        "(gradlab.train.adaptive.choose_tau)")
+
+    @property
+    def label(self) -> str:
+        parts = [f"delta={self.delta:g}"]
+        for f in ("every", "max_tau", "min_tau", "sentences", "start"):
+            v = getattr(self, f)
+            if v != type(self).__dataclass_fields__[f].default:
+                parts.append(f"{f}={v}")
+        return "adaptive:" + ",".join(parts)
+
+
 def chunked(h: int) -> Block:
     """Chunked "detach every h steps" (PyTorch/Keras practice) = Block(h, h)."""
     return Block(check_int(h, "h", 1), h)
@@ -104,7 +174,7 @@ def mikolov(bptt: int, block: int) -> Block:
     return Block(block, bptt + block)
 
 
-_FORMS = "full, tbptt:TAU, block:K1,K2, chunked:H, mikolov:BPTT,BLOCK"
+_FORMS = "full, tbptt:TAU, block:K1,K2, chunked:H, mikolov:BPTT,BLOCK, adaptive:delta=D[,every=N,max_tau=M,...]"
 
 
 def parse_scheme(text) -> Scheme:
@@ -114,6 +184,8 @@ def parse_scheme(text) -> Scheme:
     if not isinstance(text, str):
         raise TypeError(f"scheme must be a string ({_FORMS}) or a Scheme; received {text!r}")
     name, _, args = text.strip().lower().partition(":")
+    if name == "adaptive":
+        return _parse_adaptive(text, args)
     try:
         values = [int(a) for a in args.split(",")] if args else []
     except ValueError:
@@ -133,3 +205,24 @@ def parse_scheme(text) -> Scheme:
     if name == "chunked":
         return chunked(values[0])
     return mikolov(*values)
+
+
+def _parse_adaptive(text: str, args: str) -> Adaptive:
+    """``adaptive:delta=0.1,every=50`` -> Adaptive; unknown keys and bad values name themselves."""
+    fields = {f: Adaptive.__dataclass_fields__[f].default for f in Adaptive.__dataclass_fields__}
+    given: dict = {}
+    for item in filter(None, (a.strip() for a in args.split(","))):
+        key, eq, value = (x.strip() for x in item.partition("="))
+        if not eq or key not in fields:
+            raise ValueError(f"scheme {text!r}: expected key=value with keys {', '.join(fields)}; received {item!r}")
+        if key in given:
+            raise ValueError(f"scheme {text!r} gives {key!r} twice")
+        try:
+            given[key] = float(value) if key == "delta" else int(value)
+        except ValueError:
+            kind = "a number" if key == "delta" else "an integer"
+            raise ValueError(f"scheme {text!r}: {key} must be {kind}; received {value!r}") from None
+    if "delta" not in given:
+        raise ValueError(f"scheme {text!r}: adaptive needs delta, the tolerated relative bias, "
+                         "e.g. 'adaptive:delta=0.1'")
+    return Adaptive(**given)

@@ -40,6 +40,8 @@ class ModelState:
     learning_rate: float | None = None
     batch_size: int | None = None
     at: str = "end"
+    recurrent: str = "normal"
+    gain: float = 1.0
 
     @property
     def label(self) -> str:
@@ -65,7 +67,10 @@ class ModelState:
         text = f"init:scale={self.scale:g}"
         if self.seed is not None:
             text += f",seed={self.seed}"
-        return text + f",activation={self.activation}"
+        text += f",activation={self.activation}"
+        if self.recurrent != "normal":
+            text += f",recurrent={self.recurrent},gain={self.gain:g}"
+        return text
 
     def resolved(self, default_seed: int) -> "ModelState":
         """This state with the spec's seed filled in where it sets none ("file" states have no seed)."""
@@ -104,7 +109,7 @@ class ModelState:
             return model
         seed = [default_seed if self.seed is None else self.seed, zlib.crc32(key.encode())]
         model = RNN.init(vocab_size, hidden_size, output_size, rng=np.random.default_rng(seed), scale=self.scale,
-                         activation=self.activation)
+                         activation=self.activation, recurrent=self.recurrent, gain=self.gain)
         if self.kind != "train" or self.snapshot_epochs == 0:
             return model
         if dataset is None:

@@ -253,6 +253,48 @@ def generate_dyck(*, length: int, max_depth: int, p_open: float, n: int, seed: i
     return _corpus(DYCK_WORDS, tok.reshape(-1), offsets, {"depth": max_seen}, dep_ptr, src[order], tgt[order])
 
 
+def generate_dyck_distance(*, distance: int, min_distance: int, max_depth: int, p_open: float, n: int,
+                           seed: int) -> RawCorpus:
+    """Dyck-2 with a controlled long dependency: ``OPEN <balanced filler> CLOSE``.
+
+    Each sentence is a bracket (uniform type) around a balanced Dyck-2 string of
+    ``d - 1`` brackets nested at most ``max_depth - 1`` deep (:func:`generate_dyck`), so
+    the outer closing bracket is ``d`` words after its opener: the sentence's longest
+    dependency, ``d`` odd and uniform on the odd numbers of ``min_distance..distance``
+    (both odd). Every closing bracket, inner ones included, depends on its opener.
+    """
+    rng = np.random.default_rng(seed)
+    lo, hi = (min_distance - 1) // 2, (distance - 1) // 2
+    dists = 2 * (rng.integers(lo, hi + 1, size=n) if lo < hi else np.full(n, hi)) + 1
+    kinds = rng.integers(2, size=n)
+    seeds = rng.integers(2 ** 62, size=hi + 1)
+    offsets = _offsets(dists + 1)
+    tokens = np.empty(int(offsets[-1]), dtype=np.int64)
+    starts = offsets[:-1]
+    tokens[starts] = np.array([_DW["("], _DW["["]])[kinds]
+    tokens[starts + dists] = np.array([_DW[")"], _DW["]"]])[kinds]
+    depth = np.ones(n, dtype=np.int64)
+    dep_sent, dep_src, dep_tgt = [np.arange(n)], [np.zeros(n, dtype=np.int64)], [dists.copy()]
+    for k in np.unique(dists):
+        rows = np.flatnonzero(dists == k)
+        if k < 3:
+            continue
+        filler = generate_dyck(length=int(k) - 1, max_depth=max_depth - 1, p_open=p_open, n=rows.size,
+                               seed=int(seeds[(k - 1) // 2]))
+        body = filler.tokens.reshape(rows.size, int(k) - 1)
+        tokens[(starts[rows] + 1)[:, None] + np.arange(int(k) - 1)] = body
+        depth[rows] = filler.fields["depth"] + 1
+        per = np.diff(filler.dep_ptr)
+        dep_sent.append(np.repeat(rows, per))
+        dep_src.append(filler.dep_source + 1)
+        dep_tgt.append(filler.dep_target + 1)
+    sent, src, tgt = (np.concatenate(a).astype(np.int64) for a in (dep_sent, dep_src, dep_tgt))
+    order = np.lexsort((tgt, sent))
+    dep_ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(sent, minlength=n), out=dep_ptr[1:])
+    return _corpus(DYCK_WORDS, tokens, offsets, {"depth": depth}, dep_ptr, src[order], tgt[order])
+
+
 # ---------------------------------------------------------------------- Markov
 def markov_words(n_symbols: int) -> tuple:
     return SPECIALS + tuple(f"w{i}" for i in range(n_symbols))

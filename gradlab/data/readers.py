@@ -449,3 +449,199 @@ def count_attractors(tokens, offsets, subj_idx, verb_idx, plural, number: np.nda
         counts.append(cs[ends] - cs[starts])
     plural = np.asarray(plural, dtype=bool)
     return np.where(plural, counts[0], counts[1]).astype(np.int64)
+
+
+# ---------------------------------------------------------------------- standard agreement test sets
+#: Columns of Gulordava et al.'s ``generated.tab`` that the reader needs (the file has more).
+GULORDAVA_COLUMNS = ("pattern", "constr_id", "sent_id", "correct_number", "form", "class", "type", "n_attr",
+                     "len_prefix", "sent")
+#: Sentence types of Gulordava et al.'s set: the original sentences and their "colorless green" versions.
+GULORDAVA_TYPES = ("original", "generated")
+#: Columns of :attr:`AgreementTestSet.items`.
+TEST_SET_COLUMNS = ("item", "line", "prefix", "correct", "wrong", "n_attractors", "type", "pattern")
+
+
+@dataclass(frozen=True, eq=False)
+class AgreementTestSet:
+    """Items of a standard agreement test: after ``prefix``, is P(correct form) > P(wrong form)?
+
+    Attributes
+    ----------
+    name : str
+        "linzen_testset" (Linzen, Dupoux & Goldberg 2016, as filtered by Gulordava et al. 2018)
+        or "gulordava" (Gulordava et al. 2018's English original and nonsense sentences).
+    source : str
+        The file(s) read.
+    items : DataFrame
+        One row per item, columns :data:`TEST_SET_COLUMNS`: ``item`` (0..n-1), ``line``
+        (1-based line of the item in its file: the ``.gold`` line, or the ``correct``
+        row of the ``.tab``), ``prefix`` (tuple of the words before the verb, as
+        written), ``correct``, ``wrong`` (the two verb forms), ``n_attractors``,
+        ``type`` ("original"/"generated"; "original" for every Linzen item) and
+        ``pattern`` (Gulordava's construction; "" for Linzen).
+    """
+
+    name: str
+    source: str
+    items: "object"
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __repr__(self) -> str:
+        return f"AgreementTestSet({self.name!r}, {len(self)} items, source={self.source!r})"
+
+
+def _test_set_frame(rows: list):
+    import pandas as pd
+    frame = pd.DataFrame(rows, columns=list(TEST_SET_COLUMNS[1:]))
+    frame.insert(0, "item", np.arange(len(frame), dtype=np.int64))
+    frame["line"] = frame["line"].astype(np.int64)
+    frame["n_attractors"] = frame["n_attractors"].astype(np.int64)
+    return frame
+
+
+def _one_word(value: str, name: str) -> str:
+    v = value.strip()
+    if not v or len(v.split()) != 1:
+        raise _RowError(f"{name} must be one word; received {value!r}")
+    return v
+
+
+def read_linzen_testset(text_path, gold_path=None) -> AgreementTestSet:
+    """Read Linzen et al.'s agreement items in Gulordava et al.'s files (``subj_agr_filtered.text/.gold``).
+
+    Parameters
+    ----------
+    text_path : path
+        One tokenised sentence per line (ending in ``<eos>`` in the published file).
+    gold_path : path, optional
+        The line-aligned ``.gold`` file: ``verb_index<TAB>correct<TAB>wrong<TAB>n_attractors``
+        (0-based index of the verb among the sentence's tokens). Default: ``text_path``
+        with the suffix ``.gold``.
+
+    Returns
+    -------
+    AgreementTestSet
+        ``prefix`` = the tokens before the verb index.
+
+    Raises
+    ------
+    DataFormatError
+        Naming the file and line: files with different numbers of lines, a gold line
+        without 4 tab-separated columns, an index or attractor count that is not a
+        non-negative integer, an index past its sentence, a verb form that is not one
+        word, an empty sentence, bad UTF-8; or empty files.
+    """
+    text_p, text_lines, _ = read_lines(text_path)
+    if gold_path is None:
+        gold_path = text_p.with_suffix(".gold")
+        if not gold_path.exists():
+            raise FileNotFoundError(f"gold_path: {str(gold_path)!r} (the .gold file beside {str(text_p)!r}) "
+                                    "does not exist; pass gold_path")
+    gold_p, gold_lines, _ = read_lines(gold_path, skip_bad_rows=False)
+    if not gold_lines:
+        raise DataFormatError(gold_p, 1, "the file is empty; expected index<TAB>correct<TAB>wrong<TAB>n_attractors lines")
+    if len(text_lines) != len(gold_lines):
+        shorter, n = (text_p, len(text_lines)) if len(text_lines) < len(gold_lines) else (gold_p, len(gold_lines))
+        raise DataFormatError(shorter, n + 1, f"the file ends here ({n} lines) but {str(text_p)!r} and "
+                              f"{str(gold_p)!r} must be line-aligned ({len(text_lines)} vs {len(gold_lines)} lines)")
+    rows = []
+    for k, (sentence, gold) in enumerate(zip(text_lines, gold_lines)):
+        toks = sentence.split()
+        if not toks:
+            raise DataFormatError(text_p, k + 1, "the sentence is empty (a blank line)")
+        try:
+            parts = gold.split("\t")
+            if len(parts) != 4:
+                raise _RowError(f"has {len(parts)} tab-separated column(s); expected 4 "
+                                "(verb_index, correct form, wrong form, n_attractors)")
+            idx = _parse_index(parts[0], "the verb index")
+            if idx >= len(toks):
+                raise _RowError(f"the verb index {idx} is past the sentence on line {k + 1} of {str(text_p)!r}, "
+                                f"which has {len(toks)} tokens")
+            correct, wrong = _one_word(parts[1], "the correct form"), _one_word(parts[2], "the wrong form")
+            n_attr = _parse_index(parts[3], "n_attractors")
+        except _RowError as err:
+            raise DataFormatError(gold_p, k + 1, str(err)) from None
+        rows.append((k + 1, tuple(toks[:idx]), correct, wrong, n_attr, "original", ""))
+    return AgreementTestSet("linzen_testset", f"{text_p} + {gold_p}", _test_set_frame(rows))
+
+
+def read_gulordava_set(path) -> AgreementTestSet:
+    """Read Gulordava et al.'s agreement set (``generated.tab``: original and nonsense sentences).
+
+    The file is tab-separated with a header naming at least :data:`GULORDAVA_COLUMNS`
+    and CSV quoting (``""`` inside quoted fields). Every item has two rows, ``class``
+    = correct and wrong, with the same pattern, constr_id, sent_id and type; ``sent``
+    is the sentence (identical to its line of ``generated.text``, which is therefore
+    not needed) and the prefix is its first ``len_prefix`` tokens (the ``prefix``
+    column writes rare words as ``<unk>``, so it is not used).
+
+    Returns
+    -------
+    AgreementTestSet
+        One item per pair, in the order of the correct rows.
+
+    Raises
+    ------
+    DataFormatError
+        Naming the file and line: a missing column in the header, a row with another
+        number of fields, ``class`` or ``type`` not one of the known values, a
+        ``len_prefix`` or ``n_attr`` that is not a non-negative integer or a prefix
+        longer than the sentence, a form that is not one word, an item without
+        exactly one correct and one wrong row (or whose two rows disagree on the
+        sentence); or a file without items.
+    """
+    import csv
+    path, lines, _ = read_lines(path)
+    if not lines:
+        raise DataFormatError(path, 1, "the file is empty; expected a header naming " + " ".join(GULORDAVA_COLUMNS))
+    reader = csv.reader(lines, delimiter="\t")
+    header = [c.strip() for c in next(reader)]
+    missing = [c for c in GULORDAVA_COLUMNS if c not in header]
+    if missing:
+        raise DataFormatError(path, 1, f"the header lacks the column(s) {missing}; the tab-separated header must "
+                              f"name {' '.join(GULORDAVA_COLUMNS)}; received {header}")
+    col = {c: header.index(c) for c in GULORDAVA_COLUMNS}
+    pending: dict = {}
+    rows = []
+    for fields in reader:
+        line = reader.line_num
+        try:
+            if len(fields) != len(header):
+                raise _RowError(f"has {len(fields)} tab-separated field(s); the header has {len(header)}")
+            get = {c: fields[i].strip() for c, i in col.items()}
+            cls, typ = get["class"], get["type"]
+            if cls not in ("correct", "wrong"):
+                raise _RowError(f"class must be correct or wrong; received {fields[col['class']]!r}")
+            if typ not in GULORDAVA_TYPES:
+                raise _RowError(f"type must be one of {GULORDAVA_TYPES}; received {fields[col['type']]!r}")
+            toks = get["sent"].split()
+            n_prefix = _parse_index(get["len_prefix"], "len_prefix")
+            if n_prefix >= len(toks):
+                raise _RowError(f"len_prefix = {n_prefix} leaves no verb in the sentence, which has {len(toks)} tokens")
+            form = _one_word(get["form"], "form")
+            n_attr = _parse_index(get["n_attr"], "n_attr")
+            key = (get["pattern"], get["constr_id"], get["sent_id"], typ)
+            entry = pending.setdefault(key, {"line": line})
+            if cls in entry:
+                raise _RowError(f"item {key} has a second {cls!r} row (the first is on line {entry[cls][0]})")
+            if "sent" in entry and (entry["sent"], entry["n_prefix"]) != (toks, n_prefix):
+                raise _RowError(f"the correct and wrong rows of item {key} differ in sent or len_prefix "
+                                f"(the other row is on line {entry['line']})")
+            entry.update({cls: (line, form, n_attr), "sent": toks, "n_prefix": n_prefix})
+        except _RowError as err:
+            raise DataFormatError(path, line, str(err)) from None
+        if "correct" in entry and "wrong" in entry:
+            c_line, correct, n_attr = entry["correct"]
+            rows.append((c_line, tuple(toks[:n_prefix]), correct, entry["wrong"][1], n_attr, typ, key[0]))
+            del pending[key]
+    if pending:
+        key, entry = next(iter(pending.items()))
+        lone = "correct" if "correct" in entry else "wrong"
+        raise DataFormatError(path, entry[lone][0], f"item {key} has a {lone!r} row but no "
+                              f"{'wrong' if lone == 'correct' else 'correct'!r} row")
+    if not rows:
+        raise DataFormatError(path, len(lines) + 1, "the file has no items (pairs of correct and wrong rows)")
+    return AgreementTestSet("gulordava", str(path), _test_set_frame(rows))

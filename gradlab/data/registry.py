@@ -87,6 +87,20 @@ def _check_min_distance(name: str, lowest: int):
 def _check_dyck(p: dict) -> None:
     if p["length"] % 2:
         raise ValueError(f"dyck: length must be even (a balanced string of brackets); received {p['length']}")
+    d, md = p["distance"], p["min_distance"]
+    if d is None:
+        if md is not None:
+            raise ValueError("dyck: min_distance needs distance (the controlled-distance form); received "
+                             f"min_distance={md} without distance")
+        return
+    for name, value in (("distance", d), ("min_distance", md)):
+        if value is not None and value % 2 == 0:
+            raise ValueError(f"dyck: {name} must be odd (a bracket pair around a balanced string has an odd "
+                             f"distance); received {value}")
+    if md is not None and md > d:
+        raise ValueError(f"dyck: min_distance must be between 1 and distance={d}; received {md}")
+    if d >= 3 and p["max_depth"] < 2:
+        raise ValueError(f"dyck: with distance={d} the inner string needs max_depth >= 2; received {p['max_depth']}")
 
 
 _MAX_CONTEXTS = 2_000_000
@@ -116,8 +130,12 @@ def _build_recall(p: dict) -> dict:
 
 
 def _build_dyck(p: dict) -> dict:
-    corpus = gen.generate_dyck(length=p["length"], max_depth=p["max_depth"], p_open=p["p_open"], n=p["n"],
-                               seed=p["seed"])
+    if p["distance"] is not None:
+        corpus = gen.generate_dyck_distance(distance=p["distance"], min_distance=_min_distance(p),
+                                            max_depth=p["max_depth"], p_open=p["p_open"], n=p["n"], seed=p["seed"])
+    else:
+        corpus = gen.generate_dyck(length=p["length"], max_depth=p["max_depth"], p_open=p["p_open"], n=p["n"],
+                                   seed=p["seed"])
     return dict(corpus=corpus, vocab=Vocabulary(gen.DYCK_WORDS, source="Dyck-2 brackets"),
                 tasks={"lm": "lm", "closing": "masked"})
 
@@ -214,10 +232,17 @@ _register(DatasetInfo(
 _register(DatasetInfo(
     "dyck",
     "Dyck-2: balanced strings of ( ) [ ] of a fixed length, nested at most max_depth deep; each closing "
-    "bracket is determined by its opening bracket (distances grow with length and max_depth).",
+    "bracket is determined by its opening bracket (distances grow with length and max_depth). With distance: "
+    "a bracket pair at that distance around a balanced string (a controlled long dependency).",
     ("lm", "closing"),
-    (Parameter("length", "int", 20, "brackets per sentence (even)", minimum=2, maximum=100_000),
+    (Parameter("length", "int", 20, "brackets per sentence (even); ignored when distance is set",
+               minimum=2, maximum=100_000),
      Parameter("max_depth", "int", 4, "maximum nesting depth", minimum=1, maximum=100_000),
+     Parameter("distance", "int", None, "if set (odd): each sentence is a bracket pair this many words apart around "
+               "a balanced string of distance - 1 brackets (the controlled long dependency)", minimum=1,
+               maximum=100_001),
+     Parameter("min_distance", "int", None, "with distance: distances uniform on the odd numbers "
+               "min_distance..distance (odd)", minimum=1),
      Parameter("p_open", "float", 0.5, "probability of opening when both opening and closing are allowed",
                minimum=0.0, maximum=1.0),
      _N, _SEED),

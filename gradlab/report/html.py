@@ -27,7 +27,7 @@ from matplotlib.figure import Figure
 
 from .._io import atomic_write
 
-__all__ = ["write_figure", "render_index", "COLUMN_DOCS", "FIGURE_FORMATS"]
+__all__ = ["write_figure", "write_figures", "render_index", "COLUMN_DOCS", "FIGURE_FORMATS"]
 
 #: Formats every figure is saved in: PNG for the page, SVG behind the link.
 FIGURE_FORMATS = ("png", "svg")
@@ -220,6 +220,21 @@ pre { background: #f7f7f7; border: 1px solid #e3e3e3; padding: 0.8rem 1rem; over
 """
 
 
+def write_figures(figures, frames, directory: str | os.PathLike) -> list[tuple[str, str]]:
+    """Build and write each ``(name, caption, builder)`` of ``figures`` from ``frames``.
+
+    ``builder(frames)`` returns a Figure or None (nothing to draw); returns the
+    ``(name, caption)`` pairs written, in order, for :func:`render_index`.
+    """
+    drawn = []
+    for name, caption, builder in figures:
+        fig = builder(frames)
+        if fig is not None:
+            write_figure(fig, directory, name)
+            drawn.append((name, caption))
+    return drawn
+
+
 def _e(value) -> str:
     return html.escape(str(value), quote=True)
 
@@ -276,7 +291,7 @@ def _format_parameter(value) -> str:
 def render_index(directory: str | os.PathLike, *, title: str, figures: Sequence[tuple[str, str]],
                  summary: pd.DataFrame | None, parameters: Mapping[str, object], tables: Mapping[str, str],
                  column_docs: Mapping[str, Mapping[str, str]] | None = None,
-                 summary_caption: str | None = None) -> Path:
+                 summary_caption: str | None = None, findings: Sequence[str] | None = None) -> Path:
     """Write the report page ``<directory>/index.html`` atomically.
 
     A self-contained page (inline CSS, no scripts, no external resources): the figures
@@ -309,6 +324,9 @@ def render_index(directory: str | os.PathLike, *, title: str, figures: Sequence[
         docs is listed without its columns.
     summary_caption : str, optional
         A sentence under the summary table.
+    findings : sequence of str, optional
+        Paragraphs of a "Findings" section opening the page (text computed from the
+        report's numbers by the caller; escaped like everything else).
 
     Returns
     -------
@@ -327,8 +345,13 @@ def render_index(directory: str | os.PathLike, *, title: str, figures: Sequence[
     add('<meta name="viewport" content="width=device-width, initial-scale=1">')
     add(f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>")
     add(f"<h1>{_e(title)}</h1>")
-    add('<nav><a href="#figures">Figures</a><a href="#summary">Summary</a><a href="#tables">Data files</a>'
+    add('<nav>' + ('<a href="#findings">Findings</a>' if findings else '')
+        + '<a href="#figures">Figures</a><a href="#summary">Summary</a><a href="#tables">Data files</a>'
         '<a href="#parameters">Parameters</a></nav>')
+    if findings:
+        add('<h2 id="findings">Findings</h2>')
+        for paragraph in findings:
+            add(f"<p>{_e(paragraph)}</p>")
 
     add('<h2 id="figures">Figures</h2>')
     if not figures:

@@ -257,8 +257,8 @@ def read_spec_file(path_or_name) -> tuple[Path, dict]:
 
 
 def is_training_spec(data: dict) -> bool:
-    """Training studies (``gradlab train``) name a ``train`` dataset; report specs do not."""
-    return "train" in data
+    """Training studies (``gradlab train``) name a ``train`` dataset, suites of them ``[[tasks]]``; report specs neither."""
+    return "train" in data or "tasks" in data
 
 
 def load_spec(path_or_name) -> Spec:

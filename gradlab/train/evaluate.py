@@ -38,7 +38,7 @@ from ..data.vocab import adjusted_loss
 from ..engine import forward
 from ..model import RNN
 
-__all__ = ["Evaluation", "evaluate"]
+__all__ = ["Evaluation", "evaluate", "AgreementSetEvaluation", "evaluate_agreement_set", "PUBLISHED_AGREEMENT"]
 
 #: Tokens per forward chunk: the chunk's states are max_tokens x H floats.
 DEFAULT_MAX_TOKENS = 1 << 16
@@ -303,3 +303,132 @@ def _breakdown(items: pd.DataFrame, by: str) -> pd.DataFrame:
     out["n"] = out["n"].astype(np.int64)
     return out[cols]
 
+
+
+# ---------------------------------------------------------------------- standard agreement test sets
+#: Published accuracies that the colorlessgreen README quotes (Gulordava et al. 2018, supplementary
+#: material, single best model, English): test set, sentence type, model, accuracy.
+PUBLISHED_AGREEMENT = (
+    ("gulordava", "original", "LSTM (Gulordava et al. 2018)", 0.805),
+    ("gulordava", "generated", "LSTM (Gulordava et al. 2018)", 0.718),
+    ("gulordava", "original", "simple RNN (Gulordava et al. 2018)", 0.732),
+    ("gulordava", "generated", "simple RNN (Gulordava et al. 2018)", 0.642),
+)
+
+
+@dataclass(frozen=True, eq=False)
+class AgreementSetEvaluation:
+    """A language model on a standard agreement test set (:func:`evaluate_agreement_set`).
+
+    Attributes
+    ----------
+    test_set : str
+        The set's name ("linzen_testset", "gulordava").
+    n_items : int
+        Items in the set.
+    n_comparable : int
+        Items whose two verb forms are both in the vocabulary (and differ): the ones counted.
+    accuracy : float
+        Share of comparable items with P(correct) > P(wrong) after the prefix (NaN if none).
+    items : DataFrame
+        The set's items plus ``comparable``, ``unk_in_prefix`` (prefix words mapped to
+        UNK), ``loss`` (-log P(correct)), ``margin`` (log P(correct) - log P(wrong))
+        and ``correct`` (margin > 0; False where not comparable).
+    by_attractors : DataFrame
+        ``n_attractors``, ``n``, ``accuracy``, ``mean_loss`` over comparable items.
+    by_type : DataFrame
+        ``type`` (original / generated), ``n``, ``accuracy``, ``mean_loss``.
+    comparison : DataFrame
+        ``type``, ``model``, ``accuracy``, ``n``: this model's accuracy per type beside the
+        published figures of :data:`PUBLISHED_AGREEMENT` for this set (none for Linzen's).
+    """
+
+    test_set: str
+    n_items: int
+    n_comparable: int
+    accuracy: float
+    items: pd.DataFrame
+    by_attractors: pd.DataFrame
+    by_type: pd.DataFrame
+    comparison: pd.DataFrame
+
+
+def evaluate_agreement_set(model: RNN, test_set, vocab, *, lowercase: bool = False, label: str = "this model",
+                           max_tokens: int = DEFAULT_MAX_TOKENS) -> AgreementSetEvaluation:
+    """Agreement accuracy of a language model on a standard test set, by attractors and sentence type.
+
+    Parameters
+    ----------
+    model : RNN
+        A language model over ``vocab`` (output_size = vocab_size = len(vocab)).
+    test_set : AgreementTestSet
+        From :func:`gradlab.data.readers.read_linzen_testset` or ``read_gulordava_set``.
+    vocab : Vocabulary
+        The model's vocabulary; words outside it map to UNK.
+    lowercase : bool, default False
+        Lower-case the words before looking them up (Gulordava's English sentences
+        are cased; vocabularies of lower-cased corpora need this).
+    label : str
+        Name of this model in ``comparison``.
+    max_tokens : int
+        Tokens per forward chunk.
+
+    Returns
+    -------
+    AgreementSetEvaluation
+
+    Notes
+    -----
+    The model reads ``<s>`` and the prefix; at the last step it predicts the verb,
+    and an item is right when logit(correct) > logit(wrong) (the same order as the
+    probabilities). Items where either form is UNK (or the two coincide) are left
+    out of the accuracies, as for :meth:`Dataset.agreement_items`.
+    """
+    from ..data.readers import AgreementTestSet
+    from ..data.vocab import Vocabulary
+
+    if not isinstance(model, RNN):
+        raise TypeError(f"model must be a gradlab.RNN; received {type(model).__name__}")
+    if not isinstance(test_set, AgreementTestSet):
+        raise TypeError("test_set must be an AgreementTestSet (read_linzen_testset, read_gulordava_set); "
+                        f"received {type(test_set).__name__}")
+    if not isinstance(vocab, Vocabulary):
+        raise TypeError(f"vocab must be a gradlab.data.Vocabulary; received {type(vocab).__name__}")
+    if model.output_size != len(vocab) or model.vocab_size < len(vocab):
+        raise ValueError(f"model (vocab_size {model.vocab_size}, output_size {model.output_size}) is not a language "
+                         f"model over vocab of {len(vocab)} words; pass the vocabulary the model was trained with")
+    if not isinstance(lowercase, (bool, np.bool_)):
+        raise TypeError(f"lowercase must be True or False; received {lowercase!r}")
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, numbers.Integral) or max_tokens < 1:
+        raise ValueError(f"max_tokens must be a positive integer; received {max_tokens!r}")
+
+    items = test_set.items.copy()
+    norm = (lambda w: w.lower()) if lowercase else (lambda w: w)
+    prefixes = [[norm(w) for w in p] for p in items["prefix"]]
+    ids = [np.concatenate(([vocab.bos_id], vocab.encode(p))).astype(np.int64) for p in prefixes]
+    unk = vocab.unk_id
+    target = vocab.encode([norm(w) for w in items["correct"]])
+    wrong = vocab.encode([norm(w) for w in items["wrong"]])
+    lengths = np.array([a.size for a in ids], dtype=np.int64)
+    offsets = np.zeros(lengths.size + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    flat = np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64)
+    targets = np.full(flat.size, NO_LOSS, dtype=np.int64)
+    pos = offsets[1:] - 1
+    targets[pos] = target
+    batch = Batch(flat, targets, offsets, "lm")
+    losses, _, _, margin = _run(model, batch, pos, target, wrong, int(max_tokens))
+
+    items["comparable"] = (target != unk) & (wrong != unk) & (target != wrong)
+    items["unk_in_prefix"] = np.array([int(np.count_nonzero(a[1:] == unk)) for a in ids], dtype=np.int64)
+    items["loss"] = losses
+    items["margin"] = margin
+    items["correct"] = items["comparable"] & (margin > 0)
+    counted = items[items["comparable"]]
+    accuracy = float(counted["correct"].mean()) if len(counted) else float("nan")
+    by_type = _breakdown(counted, "type")
+    rows = [(t, label, float(a), int(n)) for t, a, n in zip(by_type["type"], by_type["accuracy"], by_type["n"])]
+    rows += [(t, m, a, np.nan) for s, t, m, a in PUBLISHED_AGREEMENT if s == test_set.name]
+    comparison = pd.DataFrame(rows, columns=["type", "model", "accuracy", "n"])
+    return AgreementSetEvaluation(test_set.name, int(len(items)), int(len(counted)), accuracy, items,
+                                  _breakdown(counted, "n_attractors"), by_type, comparison)

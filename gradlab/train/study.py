@@ -48,7 +48,11 @@ __all__ = ["TrainSpec", "load_train_spec", "train_spec_from_dict", "validate_tra
            "render_study", "TRAIN_FRAMES"]
 
 #: Tasks a study can train on, and the evaluation tasks each allows (same output layer).
-TRAIN_TASKS = {"lm": ("lm", "agreement", "recall", "closing"), "number": ("number",)}
+TRAIN_TASKS = {"lm": ("lm", "agreement", "recall", "closing"), "number": ("number",), "recall": ("recall", "lm"),
+               "closing": ("closing", "lm")}
+#: How the training data's dependency distances are spread (``distribution``): as the ``train`` spec
+#: gives them; uniform on min_distance..distance; or that uniform data in a curriculum, short to long.
+DISTRIBUTIONS = ("fixed", "uniform", "curriculum")
 #: Combined CSVs of a study (timings.csv aside).
 TRAIN_FRAMES = ("history", "evaluation", "by_distance", "by_attractors", "snapshots_profile", "snapshots_gap",
                 "snapshots_decay", "summary")
@@ -90,6 +94,24 @@ class TrainSpec:
         Initial weight scale.
     max_memory : float or None
         GiB a run may use (its estimated peak); None: half of this machine's RAM.
+    activation : str
+        Activation of the models (sigmoid, tanh, relu).
+    recurrent_init, recurrent_gain : str, float
+        How U is initialised: "normal" (N(0, scale^2)), "orthogonal" or "identity" times
+        the gain (:meth:`gradlab.RNN.init`).
+    clip : float or None
+        Global-norm gradient clipping of the updates (Trainer's ``clip``).
+    distribution : {"fixed", "uniform", "curriculum"}
+        The training data's distances: as ``train`` says ("fixed"); uniform on
+        ``min_distance``..the train spec's ``distance`` ("uniform": ``train`` gets
+        ``min_distance``); or that uniform data as a curriculum ("curriculum"): the epochs
+        are split into ``curriculum_stages`` stages, stage s of S training only on the
+        sentences whose longest dependency is at most min_distance + (distance -
+        min_distance) * s / S (rounded up), each stage continuing from the last.
+    min_distance : int or None
+        Lower end of the distances for "uniform" and "curriculum".
+    curriculum_stages : int
+        Stages of a curriculum (<= epochs).
     """
 
     name: str = "training"
@@ -113,6 +135,13 @@ class TrainSpec:
     snapshot_sentences: int = 200
     scale: float = DEFAULT_SCALE
     max_memory: float | None = None
+    activation: str = "sigmoid"
+    recurrent_init: str = "normal"
+    recurrent_gain: float = 1.0
+    clip: float | None = None
+    distribution: str = "fixed"
+    min_distance: int | None = None
+    curriculum_stages: int = 4
 
     @property
     def evaluation_tasks(self) -> list:
@@ -128,14 +157,16 @@ class TrainSpec:
                        n_dev=min(n_sentences, self.n_dev or n_sentences), epochs=min(epochs, self.epochs),
                        hidden_sizes=[min(hidden_size, h) for h in dict.fromkeys(self.hidden_sizes)][:1],
                        max_lag=min(max_lag, self.max_lag),
-                       snapshot_sentences=min(n_sentences, self.snapshot_sentences))
+                       snapshot_sentences=min(n_sentences, self.snapshot_sentences),
+                       curriculum_stages=min(self.curriculum_stages, epochs, self.epochs))
 
 
 _TYPES = {"name": str, "title": str, "train": str, "dev": str, "dev_fraction": float, "task": str,
           "hidden_sizes": list, "schemes": list, "learning_rates": list, "seeds": list, "epochs": int,
           "batch_size": int, "anneal": float, "n_sentences": int, "n_dev": int, "eval_tasks": list,
-          "snapshots": bool, "max_lag": int, "snapshot_sentences": int, "scale": float,
-          "max_memory": float}
+          "snapshots": bool, "max_lag": int, "snapshot_sentences": int, "scale": float, "activation": str,
+          "recurrent_init": str, "recurrent_gain": float, "clip": float, "distribution": str, "min_distance": int,
+          "curriculum_stages": int, "max_memory": float}
 _ITEM_TYPES = {"hidden_sizes": int, "schemes": str, "learning_rates": float, "seeds": int, "eval_tasks": str}
 
 
@@ -192,7 +223,8 @@ def validate_train_spec(spec: TrainSpec, source: str = "training spec") -> None:
         try:
             parse_scheme(s)
         except (ValueError, TypeError) as exc:
-            fail("schemes", f"{exc} (allowed: full, tbptt:TAU, chunked:H, mikolov:BPTT,BLOCK, block:K1,K2)")
+            fail("schemes", f"{exc} (allowed: full, tbptt:TAU, chunked:H, mikolov:BPTT,BLOCK, block:K1,K2, "
+                            "adaptive:delta=D[,every=N,...])")
     if any(not math.isfinite(r) or r <= 0 for r in spec.learning_rates):
         fail("learning_rates", f"must be finite numbers > 0; received {spec.learning_rates}")
     if any(s < 0 for s in spec.seeds):
@@ -208,12 +240,50 @@ def validate_train_spec(spec: TrainSpec, source: str = "training spec") -> None:
         fail("scale", f"must be a finite number >= 0; received {spec.scale}")
     if spec.max_memory is not None and not 0 < spec.max_memory < float("inf"):
         fail("max_memory", f"must be a number of GiB > 0; received {spec.max_memory}")
+    _validate_model_and_distribution(spec, fail)
+
+
+def _validate_model_and_distribution(spec: TrainSpec, fail) -> None:
+    from ..data import check_spec, dataset_info, parse_spec
+    from ..model import ACTIVATIONS, RECURRENT_INITS
+    if spec.activation not in ACTIVATIONS:
+        fail("activation", f"must be one of {tuple(ACTIVATIONS)}; received {spec.activation!r}")
+    if spec.recurrent_init not in RECURRENT_INITS:
+        fail("recurrent_init", f"must be one of {RECURRENT_INITS}; received {spec.recurrent_init!r}")
+    if not math.isfinite(spec.recurrent_gain) or spec.recurrent_gain < 0:
+        fail("recurrent_gain", f"must be a finite number >= 0; received {spec.recurrent_gain}")
+    if spec.clip is not None and (not math.isfinite(spec.clip) or spec.clip <= 0):
+        fail("clip", f"must be a finite number > 0 (or left out: no clipping); received {spec.clip}")
+    if spec.distribution not in DISTRIBUTIONS:
+        fail("distribution", f"must be one of {DISTRIBUTIONS}; received {spec.distribution!r}")
+    if spec.distribution == "fixed":
+        if spec.min_distance is not None:
+            fail("min_distance", "applies to distribution = 'uniform' or 'curriculum'; put min_distance into the "
+                                 "train dataset spec for fixed data")
+        return
+    name, given = parse_spec(spec.train)
+    if "min_distance" not in {p.name for p in dataset_info(name).parameters} or "distance" not in given:
+        fail("distribution", f"{spec.distribution!r} needs a train dataset with distance and min_distance "
+                             f"parameters and distance given (e.g. 'recall:distance=20'); received {spec.train!r}")
+    if "min_distance" in given:
+        fail("train", f"distribution = {spec.distribution!r} sets min_distance itself; remove it from {spec.train!r}")
+    if spec.min_distance is None:
+        fail("min_distance", f"distribution = {spec.distribution!r} needs min_distance (the shortest distance)")
+    try:
+        check_spec(spec.train, min_distance=spec.min_distance)
+    except (ValueError, TypeError) as exc:
+        fail("min_distance", str(exc))
+    if spec.distribution == "curriculum" and not 1 <= spec.curriculum_stages <= spec.epochs:
+        fail("curriculum_stages", f"must be between 1 and epochs ({spec.epochs}); received {spec.curriculum_stages}")
 
 
 def load_train_spec(path_or_name) -> TrainSpec:
     """Read a training TOML spec from a path, or one in ``analyses/`` by name."""
     from ..report.spec import is_training_spec, read_spec_file
     path, data = read_spec_file(path_or_name)
+    if "tasks" in data:
+        raise ValueError(f"{path} is a suite of studies (it has [[tasks]] tables); run it with "
+                         f"`gradlab train {path_or_name}` or gradlab.train.suite.load_suite")
     if not is_training_spec(data):
         raise ValueError(f"{path} is a report spec, not a training study (it has no 'train' key); run it with "
                          f"`gradlab run {path_or_name}`")
@@ -257,7 +327,8 @@ def runs(spec: TrainSpec) -> list[dict]:
 def load_data(spec: TrainSpec):
     """(train, dev) Datasets of a study, exactly as its runs use them."""
     from ..data import load_dataset
-    train = load_dataset(spec.train)
+    train = load_dataset(spec.train) if spec.distribution == "fixed" else \
+        load_dataset(spec.train, min_distance=spec.min_distance)
     if spec.n_sentences is not None and spec.n_sentences < train.n_sentences:
         train = train.select(np.arange(spec.n_sentences))
     if spec.dev is None:
@@ -279,7 +350,8 @@ def load_data(spec: TrainSpec):
 def initial_model(spec: TrainSpec, run: dict, train) -> RNN:
     """The run's initial model: the report's ``init:scale=S,seed=N`` state drawn for the training dataset."""
     from ..analysis.states import ModelState
-    state = ModelState("init", scale=spec.scale, seed=run["seed"])
+    state = ModelState("init", scale=spec.scale, seed=run["seed"], activation=spec.activation,
+                       recurrent=spec.recurrent_init, gain=spec.recurrent_gain)
     from ..data import canonical_spec
     return state.build(len(train.vocab), run["hidden_size"], train.n_outputs(spec.task),
                        key=canonical_spec(spec.train))
@@ -325,7 +397,7 @@ def compute_run(spec: TrainSpec, run: dict, train, dev, folder: Path | None = No
     t0 = time.perf_counter()
     init = initial_model(spec, run, train)
     options = dict(task=spec.task, scheme=run["scheme"], learning_rate=run["learning_rate"], anneal=spec.anneal,
-                   batch_size=spec.batch_size, seed=run["seed"], progress=False)
+                   batch_size=spec.batch_size, seed=run["seed"], progress=False, clip=spec.clip)
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
         options.update(checkpoint=folder / "checkpoint.npz", resume=True)
@@ -334,14 +406,17 @@ def compute_run(spec: TrainSpec, run: dict, train, dev, folder: Path | None = No
             options["checkpoint_every"] = max(1, n_batches // 4)
     mid_epochs = spec.epochs // 2
     mid = None
-    if spec.snapshots and mid_epochs >= 1:
-        if folder is not None and (folder / "mid.npz").exists():
-            mid = RNN.load(folder / "mid.npz")
-        else:
-            mid = _make_trainer(epochs=mid_epochs, **options).fit(init, train, dev).model
-            if folder is not None:
-                mid.save(folder / "mid.npz")
-    result = _make_trainer(epochs=spec.epochs, **options).fit(init, train, dev)
+    if spec.distribution == "curriculum":
+        result, mid, mid_epochs = _train_curriculum(spec, options, init, train, dev, folder)
+    else:
+        if spec.snapshots and mid_epochs >= 1:
+            if folder is not None and (folder / "mid.npz").exists():
+                mid = RNN.load(folder / "mid.npz")
+            else:
+                mid = _make_trainer(epochs=mid_epochs, **options).fit(init, train, dev).model
+                if folder is not None:
+                    mid.save(folder / "mid.npz")
+        result = _make_trainer(epochs=spec.epochs, **options).fit(init, train, dev)
     if not result.completed:
         raise RuntimeError(f"run {run['run']} stopped early ({result.stopped_by})")
     model = result.model
@@ -401,7 +476,10 @@ def write_run(folder: Path, run: dict, result: dict) -> None:
         write_csv(frame, folder / f"{name}.csv")
     write_atomic(folder / "done.json", json.dumps({"digest": run["digest"], "params": run["params"]}, indent=1,
                                                   sort_keys=True, default=str))
+    # the resume state (it holds wall-clock seconds) has done its work: model.npz is the result
     (folder / "checkpoint.npz").unlink(missing_ok=True)
+    for stage_ckpt in folder.glob("checkpoint_stage*.npz"):
+        stage_ckpt.unlink()
 
 
 def run_one(spec: TrainSpec, run: dict, folder: Path, train, dev) -> None:
@@ -478,6 +556,51 @@ def plan_study(spec: TrainSpec, out_root: str | os.PathLike = "reports", *,
 def _set_status(p: StudyPlan) -> None:
     for run in p.runs:
         run["status"] = "reuse" if _is_done(p.root / "runs" / run["slug"], run["digest"]) else "compute"
+
+
+def curriculum_stages(spec: TrainSpec, train) -> list[tuple[int, int]]:
+    """(largest distance, epochs) of each stage of a curriculum (see :class:`TrainSpec`)."""
+    hi = int(np.nanmax(train.describe()["distance"].to_numpy(dtype=np.float64)))
+    lo, S = spec.min_distance, spec.curriculum_stages
+    per, extra = divmod(spec.epochs, S)
+    return [(lo + math.ceil((hi - lo) * s / S), per + (1 if s > S - extra else 0)) for s in range(1, S + 1)]
+
+
+def _train_curriculum(spec: TrainSpec, options: dict, init: RNN, train, dev, folder: Path | None):
+    """Stage by stage, each on the sentences up to its distance, from the last stage's model.
+
+    Each stage resumes from its own checkpoint; a finished stage's model is kept as
+    ``stage<s>.npz``. Returns a TrainResult over all stages (history with a ``stage``
+    column and epochs counted over the run), the model after the stage that reaches
+    half of the epochs, and that number of epochs.
+    """
+    from .trainer import TrainResult
+    dist = train.describe()["distance"].to_numpy(dtype=np.float64)
+    model, histories, updates, done = init, [], 0, 0
+    mid, mid_epochs = init, 0
+    for s, (d_max, n_epochs) in enumerate(curriculum_stages(spec, train), start=1):
+        opts = dict(options)
+        if folder is not None:     # on a Dask worker (folder None) nothing is written
+            opts["checkpoint"] = folder / f"checkpoint_stage{s}.npz"
+        result = _make_trainer(epochs=n_epochs, **opts).fit(model, train.select(dist <= d_max), dev)
+        if not result.completed:
+            return result, mid, mid_epochs
+        model = result.model
+        if folder is not None:
+            model.save(folder / f"stage{s}.npz")
+        h = result.history.copy()
+        h.insert(0, "stage", s)
+        h["max_distance"] = d_max
+        h["epoch"] += done
+        h["update"] += updates
+        for col in ("sentences_seen", "tokens_seen"):
+            h[col] += int(histories[-1][col].iloc[-1]) if histories else 0
+        histories.append(h)
+        done += n_epochs
+        updates += result.updates
+        if mid_epochs == 0 and done >= spec.epochs // 2:
+            mid, mid_epochs = model, done
+    return (TrainResult(model, pd.concat(histories, ignore_index=True), updates, done, True), mid, mid_epochs)
 
 
 def run_study(spec: TrainSpec, out_root: str | os.PathLike = "reports", *, progress: bool = True,
@@ -560,17 +683,12 @@ def render_study(folder: str | os.PathLike) -> Path:
 
     The page holds nothing that changes between identical runs; the seconds are in timings.csv.
     """
-    from ..report.html import render_index, write_figure
+    from ..report.html import render_index, write_figures
     from ..report.train_plots import FIGURES, TRAIN_COLUMN_DOCS
     folder = Path(folder)
     frames = {n: pd.read_csv(folder / f"{n}.csv") for n in TRAIN_FRAMES if (folder / f"{n}.csv").exists()}
     manifest = json.loads((folder / "manifest.json").read_text())
-    drawn = []
-    for name, caption, builder in FIGURES:
-        fig = builder(frames)
-        if fig is not None:
-            write_figure(fig, folder, name)
-            drawn.append((name, caption))
+    drawn = write_figures(FIGURES, frames, folder)
     parameters = {"spec (spec.toml)": (folder / "spec.toml").read_text(),
                   "gradlab version": manifest["gradlab_version"], "seeds": manifest["seeds"],
                   "train / dev data": f"{manifest['train']} ({manifest['n_train']} sentences) / "

@@ -15,6 +15,12 @@ U, V and W together exceeds it; the history counts how often that happened.
 Schemes
 -------
 - ``Full()`` and ``Sliding(tau)``: one gradient call per minibatch with the scheme.
+- ``Adaptive(delta, every, ...)`` (``"adaptive:delta=0.1"``): before the first update and
+  then every ``every`` updates, :func:`gradlab.train.adaptive.estimate_truncation` chooses
+  tau from the profile of the next ``sentences`` sentences of the epoch's order (at the
+  current parameters); the minibatches in between are ``Sliding(tau)`` steps, exactly.
+  Each choice is a row of ``TrainResult.truncation``; the history's ``tau`` column is
+  the tau in force at the end of each epoch.
 - ``Block(k1, k2)`` (``chunked``, ``mikolov``): real truncated training. Each
   sentence is cut into blocks [b0, b1) of k1 steps. At the end of every block the
   parameters are updated with the gradient of that block's losses carried back to
@@ -84,7 +90,7 @@ from ..batch import NO_LOSS, Batch
 from ..data.dataset import TASK_DESCRIPTIONS, Dataset
 from ..engine import forward, gradient
 from ..model import RNN, activation_code
-from ..schemes import UNLIMITED, Block, Full, Scheme, Sliding, parse_scheme
+from ..schemes import UNLIMITED, Adaptive, Block, Full, Scheme, Sliding, parse_scheme
 from .evaluate import check_model_fits, check_task, evaluate
 
 __all__ = ["Trainer", "TrainResult", "TrainingProgress", "DivergenceError", "CheckpointError", "train",
@@ -193,6 +199,9 @@ class TrainResult:
         The checkpoint file, when one was kept.
     resumed_from : int or None
         Updates already done in the checkpoint the run resumed from.
+    truncation : DataFrame or None
+        Adaptive schemes: one row per choice of tau (``update`` it applies from,
+        ``epoch``, ``tau``, ``beta``, ``bias_bound``, ``n_losses`` of the estimate).
     """
 
     model: RNN
@@ -203,6 +212,7 @@ class TrainResult:
     stopped_by: str | None = None
     checkpoint: Path | None = None
     resumed_from: int | None = None
+    truncation: pd.DataFrame | None = None
 
 
 def learning_rate_at(learning_rate: float, anneal: float, epoch: int) -> float:
@@ -272,6 +282,10 @@ class _RunState:
     n_updates: int = 0
     clipped: int = 0
     seconds: float = 0.0
+    # adaptive truncation: tau in force, the update of its estimate, the log of choices
+    tau: int | None = None
+    tau_at: int = 0
+    truncation: list = field(default_factory=list)
 
     def reset_epoch(self) -> None:
         self.position, self.order = 0, None
@@ -282,7 +296,8 @@ class _RunState:
                 "sentences_seen": self.sentences_seen, "tokens_seen": self.tokens_seen,
                 "loss_sum": self.loss_sum, "n_losses": self.n_losses, "n_updates": self.n_updates,
                 "clipped": self.clipped, "seconds": self.seconds, "has_order": self.order is not None,
-                "rng": self.rng.bit_generator.state, "history": self.history}
+                "rng": self.rng.bit_generator.state, "history": self.history,
+                "tau": self.tau, "tau_at": self.tau_at, "truncation": self.truncation}
 
     @classmethod
     def from_json(cls, d: dict, order: np.ndarray) -> "_RunState":
@@ -292,7 +307,8 @@ class _RunState:
                    sentences_seen=int(d["sentences_seen"]), tokens_seen=int(d["tokens_seen"]),
                    order=order if d["has_order"] else None, rng=rng, history=list(d["history"]),
                    loss_sum=float(d["loss_sum"]), n_losses=int(d["n_losses"]), n_updates=int(d["n_updates"]),
-                   clipped=int(d["clipped"]), seconds=float(d["seconds"]))
+                   clipped=int(d["clipped"]), seconds=float(d["seconds"]), tau=d.get("tau"),
+                   tau_at=int(d.get("tau_at", 0)), truncation=list(d.get("truncation", [])))
 
 
 # ---------------------------------------------------------------------- batches
@@ -337,7 +353,8 @@ class Trainer:
         (losses only at annotated steps) work too. Ignored when ``fit`` is given a Batch.
     scheme : Scheme or str, default "full"
         ``Full()``, ``Sliding(tau)``, ``Block(k1, k2)``, ``chunked(h)``,
-        ``mikolov(bptt, block)`` or a text form ("tbptt:3", "chunked:10", ...).
+        ``mikolov(bptt, block)``, ``Adaptive(delta, ...)`` or a text form ("tbptt:3",
+        "chunked:10", "adaptive:delta=0.1,every=50", ...).
     learning_rate : float > 0, default 0.5
     anneal : float >= 0, default 0
         lr_epoch = learning_rate / (1 + epoch / anneal); 0 keeps it constant.
@@ -546,8 +563,26 @@ class Trainer:
             if self.checkpoint is not None:
                 self._save(model, state, fingerprint)
         completed = state.epoch >= self.epochs
+        truncation = None
+        if isinstance(self.scheme, Adaptive):
+            from .adaptive import truncation_frame
+            truncation = truncation_frame(state.truncation)
         return TrainResult(model, _history_frame(state.history), state.updates, state.epoch,
-                           completed, None if completed else stopped_by, self.checkpoint, resumed_from)
+                           completed, None if completed else stopped_by, self.checkpoint, resumed_from,
+                           truncation)
+
+    def _adaptive_scheme(self, model: RNN, batch: Batch, state: _RunState) -> Sliding:
+        """Sliding(tau) with the tau in force; re-estimated first when ``every`` updates have passed."""
+        sc = self.scheme
+        if state.tau is None or state.updates - state.tau_at >= sc.every:
+            from .adaptive import estimate_truncation
+            n = batch.n_sentences
+            take = (state.position + np.arange(min(sc.sentences, n))) % n  # the next sentences, wrapping
+            est = estimate_truncation(model, _gather(batch, np.ascontiguousarray(state.order[take])), sc)
+            state.tau, state.tau_at = est["tau"], state.updates
+            state.truncation.append([state.updates, state.epoch, est["tau"], est["beta"], est["bias_bound"],
+                                     est["n_losses"]])
+        return Sliding(state.tau)
 
     def _end_epoch(self, model: RNN, dev, state: _RunState, lr: float) -> None:
         row = {"epoch": state.epoch, "lr": lr, "update": state.updates, "n_updates": state.n_updates,
@@ -555,6 +590,8 @@ class Trainer:
                "n_losses": state.n_losses,
                "train_loss": state.loss_sum / state.n_losses if state.n_losses else float("nan"),
                "seconds": state.seconds}
+        if state.tau is not None:
+            row["tau"] = state.tau
         if dev is not None:
             ev = evaluate(model, dev, self.task)
             row.update(dev_loss=ev.mean_loss, dev_perplexity=ev.perplexity,
@@ -582,10 +619,14 @@ class Trainer:
             idx = np.ascontiguousarray(state.order[state.position:state.position + bs], dtype=np.int64)
             if isinstance(self.scheme, Block):
                 return [(idx, *self._block_step(model, batch, idx, lr, state))]
-            return [(idx, *self._step(model, batch, idx, lr, state))]
+            scheme = self._adaptive_scheme(model, batch, state) if isinstance(self.scheme, Adaptive) else None
+            return [(idx, *self._step(model, batch, idx, lr, state, scheme))]
         n_mb = 1 if self.callback is not None else max(1, CHUNK_SENTENCES // bs)
         if self.checkpoint_every is not None:
             n_mb = min(n_mb, max(1, self.checkpoint_every - since_ckpt))
+        if isinstance(self.scheme, Adaptive):  # re-estimate tau where the step-by-step path would
+            self._adaptive_scheme(model, batch, state)
+            n_mb = min(n_mb, max(1, self.scheme.every - (state.updates - state.tau_at)))
         order = np.ascontiguousarray(state.order[state.position:min(n, state.position + n_mb * bs)],
                                      dtype=np.int64)
         limit = UNLIMITED if self.max_updates is None else self.max_updates - state.updates
@@ -601,6 +642,8 @@ class Trainer:
             return self.scheme.k1, self.scheme.k2 - self.scheme.k1, UNLIMITED
         if isinstance(self.scheme, Sliding):
             return UNLIMITED, 0, self.scheme.tau
+        if isinstance(self.scheme, Adaptive):   # the tau in force (chunks end where it is re-estimated)
+            return UNLIMITED, 0, state.tau
         return UNLIMITED, 0, UNLIMITED
 
     def _fused(self, model: RNN, batch: Batch, order: np.ndarray, lr: float, state: _RunState, limit: int,
@@ -638,10 +681,10 @@ class Trainer:
         return [(order[mb_start[m]:mb_start[m + 1]], float(loss[m]), int(n_loss[m]), int(n_upd[m]),
                  int(n_clip[m])) for m in range(done)]
 
-    def _step(self, model: RNN, batch: Batch, idx: np.ndarray, lr: float, state: _RunState):
-        """One update with the scheme's gradient of the whole minibatch."""
+    def _step(self, model: RNN, batch: Batch, idx: np.ndarray, lr: float, state: _RunState, scheme=None):
+        """One update with the scheme's gradient of the whole minibatch (``scheme``: the one in force)."""
         mb = _gather(batch, idx)
-        g = gradient(model, mb, self.scheme)
+        g = gradient(model, mb, self.scheme if scheme is None else scheme)
         if g.n_losses == 0:
             return 0.0, 0, 0, 0
         self._check_loss(g.loss, state, lr, idx, None)

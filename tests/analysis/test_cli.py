@@ -17,7 +17,7 @@ from gradlab.data import canonical_spec
 from gradlab.report import pipeline, render
 from gradlab.report.spec import DEFAULT_SPEC, load_spec
 
-SUBCOMMANDS = ("datasets", "describe", "run", "batch", "render", "warmup")
+SUBCOMMANDS = ("datasets", "describe", "run", "batch", "render", "warmup", "agreement-test")
 DATASET_NAMES = ("agreement", "recall", "dyck", "markov", "linzen", "text")
 
 TINY_TOML = """\

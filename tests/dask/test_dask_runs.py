@@ -192,3 +192,19 @@ def test_an_interrupted_client_resumes_without_recomputing(tmp_path, reference):
     expected_runs = len(runs(STUDY)) - len(finished)
     assert trained.count(STUDY.epochs) == expected_runs     # only the unfinished runs train again
     _same_files(reference[1], root)
+
+
+def test_suite_on_the_cluster_gives_the_same_bytes(client, tmp_path):
+    """Every study of a suite (curriculum and adaptive truncation included) on one cluster."""
+    from gradlab.train.suite import run_suite, suite_from_dict
+    s = suite_from_dict({"title": "s", "hidden_sizes": [4], "schemes": ["tbptt:1", "adaptive:delta=0.2,every=3"],
+                         "learning_rates": [0.3], "seeds": [0], "epochs": 2, "batch_size": 5, "activation": "tanh",
+                         "recurrent_init": "orthogonal", "clip": 1.0, "curriculum_stages": 2,
+                         "distributions": ["longest", "curriculum"],
+                         "tasks": [{"name": "recall", "train": "recall:distance=6,n=20", "task": "recall",
+                                    "dev": "recall:distance=6,min_distance=2,n=15,seed=1", "min_distance": 2}]})
+    a = run_suite(s, tmp_path / "a", progress=False)
+    b = run_suite(s, tmp_path / "b", progress=False, client=client)
+    _same_files(a, b)
+    for study in s.studies:
+        _same_files(a / study.name, b / study.name)

@@ -149,6 +149,49 @@ def test_dyck_closers_match_their_openers(seed, half, max_depth, p_open):
         assert sorted(zip(got.target, got.source)) == sorted((u, s + 1) for u, s in want.items())
 
 
+@PROPERTY
+@given(seed=seeds, hi=st.integers(0, 12), lo=st.integers(0, 12), max_depth=st.integers(2, 5))
+def test_dyck_distance_puts_a_pair_around_a_balanced_string(seed, hi, lo, max_depth):
+    distance, min_distance = 2 * max(hi, lo) + 1, 2 * min(hi, lo) + 1
+    ds = load_dataset("dyck", distance=distance, min_distance=min_distance, max_depth=max_depth, n=12, seed=seed)
+    opens, deps, targets = words_at(ds, "closing")
+    pair = {"(": ")", "[": "]"}
+    assert [pair[o] for o in opens] == [ds.vocab.words[t] for t in targets]
+    d = ds.describe()
+    assert d["distance"].between(min_distance, distance).all() and (d["distance"] % 2 == 1).all()
+    assert (d["length"] == d["distance"] + 1).all() and (d["depth"] <= max_depth).all()
+    for i in range(len(ds)):
+        words = ds.words(i)
+        want = matching(words)
+        assert want[len(words) - 1] == 0                  # the outer pair: the sentence's longest dependency
+        got = deps[deps.sentence == i]
+        assert sorted(zip(got.target, got.source)) == sorted((u, s + 1) for u, s in want.items())
+
+
+def test_dyck_distance_is_uniform_on_odd_distances_and_deterministic():
+    a = load_dataset("dyck:distance=9,min_distance=3,n=4000,seed=5")
+    counts = a.describe()["distance"].value_counts().sort_index()
+    assert counts.index.tolist() == [3, 5, 7, 9]
+    assert counts.min() > 900                             # 1000 expected each; 5 sd below is ~850
+    b = load_dataset("dyck:distance=9,min_distance=3,n=4000,seed=5")
+    assert [a.text(i) for i in range(50)] == [b.text(i) for i in range(50)]
+    assert load_dataset("dyck:distance=1,n=3").text(0) in ("( )", "[ ]")
+    assert (load_dataset("dyck:distance=7,n=20").describe()["distance"] == 7).all()
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("dyck:distance=8", "distance must be odd"),
+    ("dyck:distance=9,min_distance=4", "min_distance must be odd"),
+    ("dyck:distance=9,min_distance=11", "min_distance must be between 1 and distance=9"),
+    ("dyck:min_distance=3", "min_distance needs distance"),
+    ("dyck:distance=5,max_depth=1", "needs max_depth >= 2"),
+    ("dyck:distance=0", "distance' must be >= 1"),
+])
+def test_dyck_distance_bad_parameters(spec, message):
+    with pytest.raises(ValueError, match=message):
+        load_dataset(spec)
+
+
 # ---------------------------------------------------------------------- Markov
 @PROPERTY
 @given(seed=seeds, order=st.integers(1, 4))

@@ -190,3 +190,17 @@ def test_one_fused_update_is_minus_lr_times_the_finite_difference_gradient(rng, 
     grad = {name: (getattr(p.model, name) - getattr(res.model, name)) / lr * batch_size for name in "UVW"}
     check = check_gradient(p.model, p.batch.select(np.arange(batch_size)), grad, n_samples=40, rng=0)
     assert check.max_rel_error < 1e-6, check.to_frame()
+
+
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_fused_adaptive_truncation_equals_step_by_step(lm, batch_size):
+    """Adaptive truncation re-estimates tau every few updates: the fused path ends its chunks there,
+    so it picks the same taus at the same updates and follows the same trajectory."""
+    kw = dict(scheme="adaptive:delta=0.2,every=3,sentences=4,max_tau=6", batch_size=batch_size,
+              learning_rate=0.5, epochs=3, seed=2)
+    a, b = run(lm, True, **kw), run(lm, False, **kw)
+    assert_same_trajectory(a, b)
+    ta, tb = a.truncation, b.truncation
+    assert ta[["update", "epoch", "tau", "n_losses"]].equals(tb[["update", "epoch", "tau", "n_losses"]])
+    np.testing.assert_allclose(ta[["beta", "bias_bound"]], tb[["beta", "bias_bound"]], rtol=1e-9)
+    assert len(ta) > 3 and ta["tau"].nunique() > 1

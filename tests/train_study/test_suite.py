@@ -1,0 +1,145 @@
+"""Study suites: validation, the truncation-learning spec, its quick run, and findings computed from the CSVs."""
+from __future__ import annotations
+
+import json
+import re
+from html import unescape
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from gradlab.cli import app
+from gradlab.report import train_plots
+from gradlab.report.suite_plots import findings
+from gradlab.train.suite import load_suite, render_suite, run_suite, suite_from_dict
+
+REPO = Path(__file__).resolve().parents[2]
+COMMON = {"title": "s", "hidden_sizes": [4], "schemes": ["tbptt:1", "full", "adaptive:delta=0.2,every=3"], "learning_rates": [0.3],
+          "seeds": [0], "epochs": 2, "batch_size": 5, "activation": "tanh", "recurrent_init": "orthogonal",
+          "clip": 1.0, "curriculum_stages": 2}
+PART = {"name": "recall", "train": "recall:distance=6,n=20", "dev": "recall:distance=6,min_distance=2,n=15,seed=1",
+        "task": "recall", "min_distance": 2}
+
+
+def suite(**kw):
+    return suite_from_dict({**COMMON, "distributions": ["longest", "uniform", "curriculum"], "tasks": [PART], **kw})
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"tasks": []}, "tasks must be a list of"),
+    ({"distributions": ["longest", "zipf"]}, "distributions must be a list of distinct values"),
+    ({"train": "recall"}, r"key\(s\) \['train'\] belong in each \[\[tasks\]\] table"),
+    ({"tasks": [{**PART, "colour": 1}]}, r"tasks\[0\]: unknown key\(s\) \['colour'\]"),
+    ({"tasks": [{k: v for k, v in PART.items() if k != "task"}]}, r"tasks\[0\]: needs 'task'"),
+    ({"tasks": [PART, PART]}, r"tasks\[1\]: name 'recall' is used twice"),
+    ({"tasks": [{k: v for k, v in PART.items() if k != "min_distance"}]}, "distribution 'uniform' needs min_distance"),
+    ({"epochs": 0}, r"tasks\[0\] \(recall, longest\): epochs: must be an integer >= 1"),
+])
+def test_bad_suites_name_the_part_and_key(kw, message):
+    with pytest.raises(ValueError, match=message):
+        suite(**kw)
+
+
+def test_suite_expands_tasks_times_distributions():
+    s = suite()
+    assert [x.name for x in s.studies] == ["recall-longest", "recall-uniform", "recall-curriculum"]
+    assert [x.distribution for x in s.studies] == ["fixed", "uniform", "curriculum"]
+    assert s.studies[0].min_distance is None and s.studies[1].min_distance == 2
+    q = s.quick()
+    assert all(x.epochs == 1 and x.curriculum_stages == 1 and x.seeds == [0] for x in q.studies)
+
+
+def test_truncation_learning_spec_is_the_issues_design(monkeypatch):
+    monkeypatch.chdir(REPO)
+    s = load_suite("truncation-learning")
+    assert set(s.parts) == {"recall", "agreement", "dyck"}
+    assert set(s.distributions) == {"longest", "uniform", "curriculum"}
+    for st in s.studies:
+        assert {f"tbptt:{t}" for t in (0, 1, 2, 3, 5, 10)} <= set(st.schemes)
+        assert "full" in st.schemes and any(x.startswith("adaptive:") for x in st.schemes)
+        assert any(x.startswith("chunked:") for x in st.schemes) and any(x.startswith("mikolov:") for x in st.schemes)
+        assert len(st.seeds) >= 5 and st.snapshots
+        assert int(re.search(r"distance=(\d+)", st.train).group(1)) >= 20
+
+
+def _frames(root):
+    return {n: pd.read_csv(root / f"{n}.csv") for n in ("by_distance", "snapshots_gap", "history")
+            if (root / f"{n}.csv").exists()}
+
+
+def _page_findings(root) -> str:
+    page = (root / "index.html").read_text()
+    return unescape(page.split('<h2 id="findings">Findings</h2>')[1].split("<h2")[0])
+
+
+def test_tiny_suite_runs_and_its_findings_come_from_the_csvs(tmp_path, monkeypatch):
+    monkeypatch.setattr(train_plots, "FIGURES", train_plots.FIGURES[:1])
+    s = suite(snapshots=True, max_lag=4, snapshot_sentences=5)
+    root = run_suite(s, tmp_path, progress=False)
+    bd = pd.read_csv(root / "by_distance.csv")
+    assert list(bd.columns[:2]) == ["part", "distribution"]
+    assert set(bd["distribution"]) == {"longest", "uniform", "curriculum"}
+    assert (root / "recall-uniform" / "index.html").is_file()
+    for fig in ("accuracy_at_longest", "accuracy_by_distance_ci", "longest_learned"):
+        assert (root / f"{fig}.png").is_file(), fig
+    text = findings(_frames(root))
+    assert len(text) == 3 and all(t.startswith("part recall, distribution ") for t in text)
+    assert text[0] in _page_findings(root)
+    hist = pd.read_csv(root / "history.csv")
+    final = hist[(hist["scheme"] == "adaptive:delta=0.2,every=3") & (hist["distribution"] == "longest")]["tau"]
+    assert f"adaptive:delta=0.2,every=3 ended with tau = {final.iloc[-1]:.1f}" in text[0]
+    # change one number in a CSV: the text computed from it changes, on the page too after a re-render
+    longest = bd["distance"].max()
+    hit = (bd["scheme"] == "full") & (bd["distribution"] == "longest") & (bd["distance"] == longest)
+    bd.loc[hit, "accuracy"] = 0.123
+    bd.to_csv(root / "by_distance.csv", index=False)
+    changed = findings(_frames(root))
+    assert changed[0] != text[0] and "full BPTT reaches accuracy 0.12" in changed[0]
+    assert changed[1:] == text[1:]
+    render_suite(root)
+    assert "full BPTT reaches accuracy 0.12" in _page_findings(root)
+
+
+def test_findings_say_when_truncation_learns_past_its_window():
+    rows = []
+    for scheme, acc in (("tbptt:1", [1.0, 0.95, 0.93]), ("tbptt:3", [1.0, 0.5, 0.4]), ("full", [1.0, 1.0, 0.99])):
+        for seed in (0, 1):
+            rows += [("p", "uniform", scheme, seed, d, a) for d, a in zip((2, 6, 10), acc)]
+    bd = pd.DataFrame(rows, columns=["part", "distribution", "scheme", "seed", "distance", "accuracy"])
+    (text,) = findings({"by_distance": bd})
+    assert "full BPTT reaches accuracy 0.99" in text
+    assert "schemes with mean accuracy >= 0.9 there: tbptt:1, full" in text
+    assert "learned past its window (mean longest distance learned > tau + 1) for tau = 1: 10.0" in text
+    assert "it did not for tau = 3: 2.0" in text
+
+
+@pytest.mark.slow
+def test_truncation_learning_quick_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)
+    monkeypatch.setattr(train_plots, "FIGURES", train_plots.FIGURES[:1])
+    result = CliRunner().invoke(app, ["train", "truncation-learning", "--quick", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    root = tmp_path / "truncation-learning"
+    summary = pd.read_csv(root / "summary.csv")
+    assert len(summary) == 9 * 12                      # 3 tasks x 3 distributions x 12 schemes x 1 seed
+    assert set(summary["part"]) == {"recall", "agreement", "dyck"}
+    history = pd.read_csv(root / "history.csv")
+    adaptive = history[history["scheme"].str.startswith("adaptive")]
+    assert adaptive["tau"].notna().all()
+    assert len(findings(_frames(root))) == 9
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert len(manifest["studies"]) == 9
+
+
+def test_a_suite_is_not_a_single_study_nor_a_report(monkeypatch):
+    from gradlab.report.spec import load_spec
+    from gradlab.train.study import load_train_spec
+    monkeypatch.chdir(REPO)
+    with pytest.raises(ValueError, match="is a suite of studies"):
+        load_train_spec("truncation-learning")
+    with pytest.raises(ValueError, match="is a training study spec"):
+        load_spec("truncation-learning")
+    with pytest.raises(ValueError, match="is not a suite"):
+        load_suite("outcome-gap")
