@@ -121,7 +121,7 @@ def test_truncation_learning_quick_runs(tmp_path, monkeypatch):
     monkeypatch.setattr(train_plots, "FIGURES", train_plots.FIGURES[:1])
     result = CliRunner().invoke(app, ["train", "truncation-learning", "--quick", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    root = tmp_path / "truncation-learning"
+    root = tmp_path / "truncation-learning-quick"          # a quick run never writes over the full one
     summary = pd.read_csv(root / "summary.csv")
     assert len(summary) == 9 * 12                      # 3 tasks x 3 distributions x 12 schemes x 1 seed
     assert set(summary["part"]) == {"recall", "agreement", "dyck"}
