@@ -38,8 +38,24 @@ _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
 
 
+_threads: int | None = None
+
+
+def set_threads(n: int | None) -> None:
+    """Run gradlab's kernels on ``n`` threads in this whole process (None: Numba's setting again).
+
+    ``numba.set_num_threads`` holds only for the thread that calls it; a Dask worker sets
+    its processes' thread count here, once, for the threads that will run its tasks.
+    """
+    global _threads
+    _threads = None if n is None else max(1, int(n))
+
+
 def n_threads() -> int:
-    """Worker threads: Numba's thread setting (``NUMBA_NUM_THREADS``, ``numba.set_num_threads``)."""
+    """Worker threads: :func:`set_threads`, else Numba's thread setting (``NUMBA_NUM_THREADS``,
+    ``numba.set_num_threads``)."""
+    if _threads is not None:
+        return _threads
     import numba
     return max(1, int(numba.get_num_threads()))
 

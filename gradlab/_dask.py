@@ -8,7 +8,7 @@ class WorkerSetup(WorkerPlugin):
     """Before a worker's first task: limit Numba and BLAS to ``threads`` threads, then compile
     (or load from Numba's on-disk cache) every kernel."""
 
-    idempotent = True
+    idempotent = False      # registering again (another --threads-per-worker) sets the workers up again
     name = "gradlab-setup"
 
     def __init__(self, threads: int = 1):

@@ -89,6 +89,7 @@ def _run_jobs(jobs, out: Path, *, dry_run: bool, wait: bool, cluster: Optional[d
     """Plan every (spec, source) — all checks, before any work — then run them in order, in this process
     or on the Dask cluster ``cluster`` asks for. Units that fail are named at the end in one ``error:`` line
     per spec (exit code 2), their tracebacks in the report folder's failures.log; the other units are written."""
+    from ._io import atomic_write
     from .executor import UnitsFailed, executor
     from .report.pipeline import plan, run_spec
     from .train.study import TrainSpec, plan_study, run_study
@@ -101,24 +102,25 @@ def _run_jobs(jobs, out: Path, *, dry_run: bool, wait: bool, cluster: Optional[d
             typer.echo(p.describe())
         return
     failed = []
-    with executor(**(cluster or {})) as ex:
-        client = getattr(ex, "client", None)
-        for spec, p in zip(specs, plans):
-            runner = planners.get(type(spec), (plan, run_spec))[1]
-            log_file = p.root / FAILURES_LOG
-            try:
-                folder = runner(spec, out, wait=wait, log=typer.echo, client=client)
-            except UnitsFailed as exc:
-                if _OPTIONS["debug"]:
-                    typer.echo(exc.tracebacks(), err=True)
-                log_file.write_text(exc.tracebacks(), encoding="utf-8")
-                failed.append((spec.name, exc, log_file))
-                continue
-            log_file.unlink(missing_ok=True)
-            typer.echo(f"report: {folder / 'index.html'}")
-    for name, exc, log_file in failed:     # one line per spec, exit code 2, as every error
-        typer.echo(f"error: {name}: {exc.summary()}; the others are written, rerun to retry only these "
-                   f"(tracebacks in {log_file})", err=True)
+    try:
+        with executor(**(cluster or {})) as ex:
+            for spec, p in zip(specs, plans):
+                runner = planners.get(type(spec), (plan, run_spec))[1]
+                log_file = p.root / FAILURES_LOG
+                try:
+                    folder = runner(spec, out, wait=wait, log=typer.echo, client=ex)
+                except UnitsFailed as exc:
+                    if _OPTIONS["debug"]:
+                        typer.echo(exc.tracebacks(), err=True)
+                    atomic_write(log_file, exc.tracebacks().encode("utf-8"))
+                    failed.append((spec.name, exc, log_file))
+                    continue
+                log_file.unlink(missing_ok=True)
+                typer.echo(f"report: {folder / 'index.html'}")
+    finally:   # the specs that failed before another error stopped the batch are still named
+        for name, exc, log_file in failed:     # one line per spec, exit code 2, as every error
+            typer.echo(f"error: {name}: {exc.summary()}; the others are written, rerun to retry only these "
+                       f"(tracebacks in {log_file})", err=True)
     if failed:
         raise typer.Exit(code=2)
 

@@ -30,7 +30,7 @@ import os
 import traceback as _tb
 import uuid
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 __all__ = ["TaskFailure", "UnitsFailed", "InProcess", "DaskExecutor", "executor",
            "limit_threads", "SCHEDULER_ENV"]
@@ -85,15 +85,18 @@ class UnitsFailed(RuntimeError):
 
 
 def limit_threads(n: int) -> None:
-    """Run Numba's and BLAS's thread pools with ``n`` threads from now on, in this process.
+    """Run gradlab's and BLAS's thread pools with ``n`` threads from now on, in this process.
 
     ``NUMBA_NUM_THREADS`` and the BLAS variables are also set, for code that reads them later.
     """
     import numba
     from threadpoolctl import threadpool_limits
+
+    from . import _config
     n = max(1, int(n))
     for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(n)
+    _config.set_threads(n)                 # gradlab's thread pool, for every thread of the process
     numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     global _blas_limit
     _blas_limit = threadpool_limits(limits=n)   # kept alive: the limit holds until the process ends
@@ -108,7 +111,7 @@ class InProcess:
     name = "in-process"
     n_workers = 1
 
-    def map(self, fn: Callable, args: Sequence[tuple], names: Sequence[str]) -> Iterator[tuple[int, object]]:
+    def map(self, fn: Callable, args: Iterable[tuple], names: Sequence[str]) -> Iterator[tuple[int, object]]:
         """Yield ``(i, fn(*args[i]))`` in order, or ``(i, TaskFailure)`` where it raised."""
         for i, (a, name) in enumerate(zip(args, names)):
             try:
@@ -152,21 +155,24 @@ class DaskExecutor:
         """Send ``value`` to the cluster once; pass the returned future in ``args``."""
         return self.client.scatter(value, broadcast=True, hash=False)
 
-    def map(self, fn: Callable, args: Sequence[tuple], names: Sequence[str]) -> Iterator[tuple[int, object]]:
+    def map(self, fn: Callable, args: Iterable[tuple], names: Sequence[str]) -> Iterator[tuple[int, object]]:
         """Submit every unit; yield ``(i, result)`` or ``(i, TaskFailure)`` as tasks complete."""
         from distributed import as_completed
         tag = uuid.uuid4().hex[:8]
-        futures = [self.client.submit(fn, *a, key=f"{name}-{tag}", pure=False, retries=0)
-                   for a, name in zip(args, names)]
+        futures = [self.client.submit(fn, *a, key=f"gradlab-{tag}-{i}", pure=False, retries=0)
+                   for i, a in enumerate(args)]          # keys by position: names need not be unique
         index = {f.key: i for i, f in enumerate(futures)}
         try:
             for future in as_completed(futures):
                 i = index[future.key]
-                if future.status == "error":
-                    exc = future.exception()
-                    result = TaskFailure.from_exception(names[i], exc, future.traceback())
-                else:
+                if future.status == "finished":
                     result = future.result()
+                else:           # "error", or "cancelled"/"lost": reported like a failing unit
+                    try:
+                        exc, tb = future.exception(), future.traceback()
+                    except Exception as other:  # noqa: BLE001 - a cancelled future has no exception of its own
+                        exc, tb = other, None
+                    result = TaskFailure.from_exception(names[i], exc, tb)
                 future.release()
                 yield i, result
         finally:
@@ -189,9 +195,10 @@ def executor(workers: int | None = None, scheduler: str | None = None, threads_p
     scheduler : str, optional
         Address of an existing scheduler (``tcp://host:8786``); default ``$DASK_SCHEDULER_ADDRESS``.
     threads_per_worker : int, optional
-        Numba/BLAS threads per worker; default 1 when there are several workers, else all cores.
-    client : dask.distributed.Client, optional
-        Use this client (its cluster is left running).
+        Numba/BLAS threads per worker; default 1, or all cores for a local cluster of one worker.
+    client : dask.distributed.Client, InProcess or DaskExecutor, optional
+        Use this client (its cluster is left running), or an executor already made (a runner
+        called by another runner shares its executor).
 
     Yields
     ------
@@ -206,10 +213,17 @@ def executor(workers: int | None = None, scheduler: str | None = None, threads_p
                          f"also ${SCHEDULER_ENV}), not both; received --workers {workers} and {scheduler!r}")
     if threads_per_worker is not None and (not isinstance(threads_per_worker, int) or threads_per_worker < 1):
         raise ValueError(f"--threads-per-worker must be an integer >= 1; received {threads_per_worker!r}")
+    if isinstance(client, (InProcess, DaskExecutor)):   # a runner inside another runner: the same executor
+        yield client
+        return
     if client is not None:
         yield DaskExecutor(client, threads_per_worker or 1)
         return
     if workers is None and scheduler is None:
+        if threads_per_worker is not None:
+            raise ValueError(f"--threads-per-worker {threads_per_worker} needs a Dask cluster: give --workers N "
+                             f"or --scheduler ADDRESS (or ${SCHEDULER_ENV}); in this process gradlab uses "
+                             "NUMBA_NUM_THREADS")
         yield InProcess()
         return
     from distributed import Client, LocalCluster

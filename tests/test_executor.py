@@ -26,9 +26,9 @@ def slow_pid(x, seconds):
 
 
 def thread_settings(_):
-    import numba
     from threadpoolctl import threadpool_info
-    return numba.get_num_threads(), sorted({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})
+    from gradlab import _config
+    return _config.n_threads(), sorted({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})
 
 
 def test_in_process_runs_in_order_and_reports_failures_per_unit():

@@ -335,10 +335,9 @@ def _run_local(spec: Spec, unit: Unit, folder: Path) -> dict:
     return {"seconds": time.perf_counter() - t0}
 
 
-def _partition_task(spec: Spec, model, ds, lo: int, hi: int):
-    """The mergeable statistics of sentences lo..hi-1 of a unit's dataset (a task of its own)."""
+def _partition_task(spec: Spec, model, part):
+    """The mergeable statistics of one partition of a unit's sentences (a task of its own)."""
     from ..analysis.streaming import partition_stats
-    part = ds.select(np.arange(lo, hi))
     return partition_stats(model, part.batch(spec.task), max_lag=spec.max_lag, block_schemes=spec.block_schemes,
                            deps=part.dependencies(spec.task))
 
@@ -447,7 +446,7 @@ def _execute(p: Plan, ex, *, progress: bool, render: bool, log) -> Path:
         for name in FRAMES:
             with contextlib.suppress(FileNotFoundError):
                 (root / "units" / unit.slug / f"{name}.csv").unlink()
-    _prune(root, p.units)
+    _prune(root, p.units, tables)
     write_csv(pd.DataFrame(timings), root / "timings.csv")
     if render:
         from .render import render_report
@@ -460,7 +459,8 @@ def _run_partitioned(spec: Spec, todo: list, names: list, ex, finished) -> None:
     (so the bytes never depend on where or in which order the partitions ran)."""
     from ..analysis.streaming import frames_from_stats, merge, partitions
     from ..executor import TaskFailure
-    calls, owner, models, n_parts, merged, next_part, t0 = [], [], {}, {}, {}, {}, {}
+    owner, models, n_parts, merged, next_part, t0 = [], {}, {}, {}, {}, {}
+    sources = []
     for j, u in enumerate(todo):
         t0[j] = time.perf_counter()
         try:
@@ -469,46 +469,60 @@ def _run_partitioned(spec: Spec, todo: list, names: list, ex, finished) -> None:
             finished(u, TaskFailure.from_exception(names[j], exc))
             continue
         models[j] = model
-        shared_model, shared_ds = ex.share(model), ex.share(ds)
+        shared_model = ex.share(model)
         bounds = partitions(ds.n_sentences, spec.partition_size)
         n_parts[j], next_part[j], merged[j] = len(bounds), 0, None
         for k, (lo, hi) in enumerate(bounds):
-            calls.append((spec, shared_model, shared_ds, lo, hi))
             owner.append((j, k))
+            sources.append((shared_model, ds, lo, hi))
+
+    window = 2 * getattr(ex, "n_workers", 1) + 2   # partitions per wave: in flight, or waiting to merge in order
     waiting, failed = {}, set()
-    for i, result in ex.map(_partition_task, calls, [f"{names[j]} | sentences part {k}" for j, k in owner]):
-        j, k = owner[i]
-        if j in failed:
-            continue
-        if isinstance(result, TaskFailure):
-            failed.add(j)
-            finished(todo[j], result)
-            continue
-        waiting[(j, k)] = result
-        while (j, next_part[j]) in waiting:
-            st = waiting.pop((j, next_part[j]))
-            merged[j] = st if merged[j] is None else merge(merged[j], st)
-            next_part[j] += 1
-        if next_part[j] == n_parts[j]:
-            u = todo[j]
-            frames = frames_from_stats(merged.pop(j), models[j], floor=spec.floor, max_tau=spec.max_lag)
-            finished(u, {"frames": _labelled(frames, u.dataset, u.state.label),
-                         "model": models[j] if u.state.kind == "train" else None,
-                         "seconds": time.perf_counter() - t0[j]})
+    for start in range(0, len(owner), window):
+        wave = range(start, min(start + window, len(owner)))
+        calls = [(spec, sources[i][0], sources[i][1].select(np.arange(*sources[i][2:]))) for i in wave
+                 if owner[i][0] not in failed]
+        live = [i for i in wave if owner[i][0] not in failed]
+        names_ = [f"{names[owner[i][0]]} | sentences part {owner[i][1]}" for i in live]
+        for n, result in ex.map(_partition_task, calls, names_):
+            j, k = owner[live[n]]
+            if j in failed:
+                continue
+            if isinstance(result, TaskFailure):
+                failed.add(j)
+                for key in [key for key in waiting if key[0] == j]:
+                    del waiting[key]
+                finished(todo[j], result)
+                continue
+            waiting[(j, k)] = result
+            while (j, next_part[j]) in waiting:
+                st = waiting.pop((j, next_part[j]))
+                merged[j] = st if merged[j] is None else merge(merged[j], st)
+                next_part[j] += 1
+            if next_part[j] == n_parts[j]:
+                u = todo[j]
+                frames = frames_from_stats(merged.pop(j), models[j], floor=spec.floor, max_tau=spec.max_lag)
+                finished(u, {"frames": _labelled(frames, u.dataset, u.state.label),
+                             "model": models[j] if u.state.kind == "train" else None,
+                             "seconds": time.perf_counter() - t0[j]})
 
 
-def _prune(root: Path, todo: list) -> None:
-    """Remove unit folders and tables that this spec no longer has (an edited spec, an older layout)."""
+def _prune(root: Path, todo: list, tables: list) -> None:
+    """Remove unit folders that this spec no longer has and tables this run did not write (an edited spec,
+    an older layout)."""
     keep = {u.slug for u in todo}
     units_dir = root / "units"
     if units_dir.is_dir():
         for folder in units_dir.iterdir():
             if folder.is_dir() and folder.name not in keep:
                 shutil.rmtree(folder, ignore_errors=True)
-    for name in FRAMES:  # a table stored in the other format by an older gradlab
-        other = root / (f"{name}.csv" if name in COMPRESSED else f"{name}.csv.gz")
-        with contextlib.suppress(FileNotFoundError):
-            other.unlink()
+    for name in FRAMES:  # a table stored in the other format by an older gradlab, or no longer made
+        stale = [f"{name}.csv" if name in COMPRESSED else f"{name}.csv.gz"]
+        if name not in tables:
+            stale.append(table_name(name))
+        for file in stale:
+            with contextlib.suppress(FileNotFoundError):
+                (root / file).unlink()
 
 
 def _row_prefix(dataset: str, state: str) -> str:
@@ -537,8 +551,8 @@ def _rows_by_unit(text: str, todo: list) -> dict:
 def combine(root: Path, todo: list) -> list[str]:
     """Write one combined table per frame: every unit's rows, in spec order.
 
-    A unit computed in this run contributes its folder's CSV; a reused one its rows of
-    the existing combined table. The CSVs share one writer and one header per frame,
+    A unit computed in this run contributes its folder's CSV (a table it does not have,
+    none); a reused one its rows of the existing combined table. The CSVs share one writer and one header per frame,
     so their text is joined as it is (header once). Returns the frames written.
     """
     written = []
@@ -556,6 +570,8 @@ def combine(root: Path, todo: list) -> list[str]:
                                      "written by different gradlab versions — delete the units folder and rerun")
                 header = head
                 parts.append(body)
+                continue
+            if u.status != "reuse":   # computed now without this table: no rows, never the old run's
                 continue
             if old is None:
                 text = read_table_text(path) if path.exists() else ""

@@ -381,9 +381,9 @@ def _with_run(frame: pd.DataFrame, run: dict, **extra) -> pd.DataFrame:
 def compute_run(spec: TrainSpec, run: dict, train, dev, folder: Path | None = None) -> dict:
     """Train one run, evaluate it and analyse its snapshots; :func:`write_run` writes what this returns.
 
-    ``folder`` holds the run's checkpoint and mid-training snapshot, so that an interrupted
-    run resumes from them (runs in this process); None (a Dask worker, which writes
-    nothing) trains from the start. Either way the result is the same.
+    ``folder`` holds the run's checkpoints and mid-training snapshot, so that an interrupted
+    run resumes from them (the run's own folder in this process, a temporary one on a Dask
+    worker); None keeps none. Either way the result is the same.
 
     Returns
     -------
@@ -405,9 +405,9 @@ def compute_run(spec: TrainSpec, run: dict, train, dev, folder: Path | None = No
         if n_batches >= 8:  # a crash mid-epoch loses at most a quarter of an epoch
             options["checkpoint_every"] = max(1, n_batches // 4)
     mid_epochs = spec.epochs // 2
-    mid = None
+    mid, stages = None, []
     if spec.distribution == "curriculum":
-        result, mid, mid_epochs = _train_curriculum(spec, options, init, train, dev, folder)
+        result, mid, mid_epochs, stages = _train_curriculum(spec, options, init, train, dev, folder)
     else:
         if spec.snapshots and mid_epochs >= 1:
             if folder is not None and (folder / "mid.npz").exists():
@@ -461,25 +461,26 @@ def compute_run(spec: TrainSpec, run: dict, train, dev, folder: Path | None = No
     timing.update(train_seconds=seconds, wall_seconds=time.perf_counter() - t0,
                   resumed_from_update=result.resumed_from)
     frames["timing"] = pd.DataFrame([timing])
-    return {"frames": frames, "model": model, "mid": mid}
+    return {"frames": frames, "model": model, "mid": mid, "stages": stages}
 
 
 def write_run(folder: Path, run: dict, result: dict) -> None:
-    """Write what :func:`compute_run` returned — the run's CSVs, model.npz (and mid.npz) — then done.json,
-    and remove the checkpoint (the resume state, which holds wall-clock seconds, has done its work)."""
+    """Write what :func:`compute_run` returned — the run's CSVs, model.npz, mid.npz and each curriculum
+    stage's stage<s>.npz — remove the resume state (checkpoints, which hold wall-clock seconds), then write
+    done.json."""
     from ..report.pipeline import write_atomic, write_csv
     folder.mkdir(parents=True, exist_ok=True)
     if result["mid"] is not None and not (folder / "mid.npz").exists():
         result["mid"].save(folder / "mid.npz")
+    for s, stage in enumerate(result.get("stages", ()), start=1):
+        stage.save(folder / f"stage{s}.npz")
     result["model"].save(folder / "model.npz")
     for name, frame in result["frames"].items():
         write_csv(frame, folder / f"{name}.csv")
+    for ckpt in [folder / "checkpoint.npz", *folder.glob("checkpoint_stage*.npz")]:
+        ckpt.unlink(missing_ok=True)
     write_atomic(folder / "done.json", json.dumps({"digest": run["digest"], "params": run["params"]}, indent=1,
                                                   sort_keys=True, default=str))
-    # the resume state (it holds wall-clock seconds) has done its work: model.npz is the result
-    (folder / "checkpoint.npz").unlink(missing_ok=True)
-    for stage_ckpt in folder.glob("checkpoint_stage*.npz"):
-        stage_ckpt.unlink()
 
 
 def run_one(spec: TrainSpec, run: dict, folder: Path, train, dev) -> None:
@@ -493,8 +494,11 @@ def _run_local(spec: TrainSpec, run: dict, folder: Path, train, dev) -> None:
 
 
 def _compute_remote(spec: TrainSpec, run: dict, train, dev) -> dict:
-    """A run as a Dask task: nothing is written on the worker."""
-    return compute_run(spec, run, train, dev, None)
+    """A run as a Dask task: its checkpoints live in a temporary folder of the worker (the full run resumes
+    from the mid snapshot's, as in this process), and nothing else is written there."""
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="gradlab-run-") as tmp:
+        return compute_run(spec, run, train, dev, Path(tmp))
 
 
 @dataclass
@@ -569,25 +573,24 @@ def curriculum_stages(spec: TrainSpec, train) -> list[tuple[int, int]]:
 def _train_curriculum(spec: TrainSpec, options: dict, init: RNN, train, dev, folder: Path | None):
     """Stage by stage, each on the sentences up to its distance, from the last stage's model.
 
-    Each stage resumes from its own checkpoint; a finished stage's model is kept as
-    ``stage<s>.npz``. Returns a TrainResult over all stages (history with a ``stage``
-    column and epochs counted over the run), the model after the stage that reaches
-    half of the epochs, and that number of epochs.
+    Each stage resumes from its own checkpoint (in ``folder``; None: none). Returns a
+    TrainResult over all stages (history with a ``stage`` column and epochs counted over
+    the run), the model after the stage that reaches half of the epochs, that number of
+    epochs, and each finished stage's model (:func:`write_run` keeps them as ``stage<s>.npz``).
     """
     from .trainer import TrainResult
     dist = train.describe()["distance"].to_numpy(dtype=np.float64)
-    model, histories, updates, done = init, [], 0, 0
+    model, histories, updates, done, stages = init, [], 0, 0, []
     mid, mid_epochs = init, 0
     for s, (d_max, n_epochs) in enumerate(curriculum_stages(spec, train), start=1):
         opts = dict(options)
-        if folder is not None:     # on a Dask worker (folder None) nothing is written
+        if folder is not None:     # folder None: no checkpoints
             opts["checkpoint"] = folder / f"checkpoint_stage{s}.npz"
         result = _make_trainer(epochs=n_epochs, **opts).fit(model, train.select(dist <= d_max), dev)
         if not result.completed:
-            return result, mid, mid_epochs
+            return result, mid, mid_epochs, stages
         model = result.model
-        if folder is not None:
-            model.save(folder / f"stage{s}.npz")
+        stages.append(model)
         h = result.history.copy()
         h.insert(0, "stage", s)
         h["max_distance"] = d_max
@@ -600,7 +603,8 @@ def _train_curriculum(spec: TrainSpec, options: dict, init: RNN, train, dev, fol
         updates += result.updates
         if mid_epochs == 0 and done >= spec.epochs // 2:
             mid, mid_epochs = model, done
-    return (TrainResult(model, pd.concat(histories, ignore_index=True), updates, done, True), mid, mid_epochs)
+    return (TrainResult(model, pd.concat(histories, ignore_index=True), updates, done, True), mid, mid_epochs,
+            stages)
 
 
 def run_study(spec: TrainSpec, out_root: str | os.PathLike = "reports", *, progress: bool = True,

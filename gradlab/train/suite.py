@@ -149,10 +149,9 @@ def run_suite(suite: Suite, out_root: str | os.PathLike = "reports", *, progress
         folders, failures = [], []
         for spec in suite.studies:
             try:
-                folders.append((spec, run_study(spec, root, progress=progress, wait=wait, log=log,
-                                                client=getattr(ex, "client", None))))
-            except UnitsFailed as exc:
-                failures += exc.failures
+                folders.append((spec, run_study(spec, root, progress=progress, wait=wait, log=log, client=ex)))
+            except UnitsFailed as exc:     # the run names repeat across studies: say which study
+                failures += [replace(f, name=f"{spec.name}/{f.name}") for f in exc.failures]
         if failures:
             raise UnitsFailed(failures, sum(len(p.runs) for p in plans), what="run")
         for name in TRAIN_FRAMES + ("timings",):

@@ -160,3 +160,23 @@ def test_partitioned_report_equals_the_in_memory_report(tmp_path):
     np.testing.assert_allclose(b["gap"]["rel_error"], a["gap"]["rel_error"], rtol=1e-7, atol=GAP_ATOL)
     np.testing.assert_allclose(b["dependency_kept"]["kept_share"], a["dependency_kept"]["kept_share"], rtol=1e-10)
     assert plan(part, tmp_path).units[0].estimate.memory < plan(spec, tmp_path).units[0].estimate.memory
+
+
+def test_a_rerun_without_a_table_keeps_none_of_the_old_runs_rows(tmp_path):
+    """Switching per_sentence off, then to partitions, recomputes every unit: the tables those runs do not
+    make (per-sentence gaps, per-dependency signal) are gone, not copied from the earlier run."""
+    import json
+    from dataclasses import replace
+    from gradlab.report.pipeline import load_frames, run_spec
+    from gradlab.report.spec import Spec
+    spec = Spec(name="r", datasets=["agreement:distance=4,n=20"], states=["init"], hidden_size=4, max_lag=3,
+                block_schemes=[])
+    root = run_spec(spec, tmp_path, progress=False, render=False)
+    assert {"gap_sentences", "dependencies"} <= set(load_frames(root))
+    run_spec(replace(spec, per_sentence=False), tmp_path, progress=False, render=False)
+    assert "gap_sentences" not in load_frames(root) and "dependencies" in load_frames(root)
+    run_spec(replace(spec, per_sentence=False, partition_size=6), tmp_path, progress=False, render=False)
+    frames = load_frames(root)
+    assert "gap_sentences" not in frames and "dependencies" not in frames and "dependency_kept" in frames
+    tables = json.loads((root / "manifest.json").read_text())["tables"]
+    assert "dependencies" not in tables and "gap_sentences" not in tables

@@ -142,7 +142,7 @@ def test_a_failing_run_is_reported_and_the_others_written(client, tmp_path):
     assert not (tmp_path / "f" / "summary.csv").exists()     # no combined report from a partial study
 
 
-def test_cli_reports_failures_with_exit_code_1(tmp_path, monkeypatch):
+def test_cli_names_failed_runs_in_one_error_line(tmp_path, monkeypatch):
     from typer.testing import CliRunner
     from gradlab.cli import app
     from gradlab.train import study
