@@ -102,6 +102,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument("--skip", nargs="*", default=[], choices=["grid", "report", "memory"])
+    parser.add_argument("--grid-sentences", type=int, help="training sentences of the grid (default 1000)")
+    parser.add_argument("--grid-epochs", type=int, help="epochs of the grid (default 10)")
+    parser.add_argument("--report-sentences", type=int, help="sentences per dataset of the reports (default 1000)")
+    parser.add_argument("--report-max-lag", type=int, help="K of the reports (default 40)")
     args = parser.parse_args()
     import dask
     import distributed
@@ -110,12 +114,14 @@ def main() -> None:
         tmp = Path(tmp)
         if "grid" not in args.skip:
             n, epochs, hidden = (20, 1, [4]) if args.quick else (1000, 10, [25, 50])
+            n, epochs = args.grid_sentences or n, args.grid_epochs or epochs
             spec = tmp / "grid.toml"
             spec.write_text(grid_spec(n, epochs, hidden))
             compare(f"training grid: {len(hidden) * 9} runs, {n} sentences, {epochs} epochs", "train", [spec],
                     tmp, [1, 2])
         if "report" not in args.skip:
             n, K = (30, 5) if args.quick else (1000, 40)
+            n, K = args.report_sentences or n, args.report_max_lag or K
             specs = []
             for name in ("batch-a", "batch-b"):
                 specs.append(tmp / f"{name}.toml")
