@@ -11,8 +11,10 @@ and |V|, never the corpus size.
 Counts and histograms merge exactly; float sums are merged in partition order, so a
 corpus gives the same bytes however its partitions were scheduled (in this process or on
 Dask) and equals the in-memory results to rounding. Quantiles are read from the
-histograms: each is the geometric centre of the bin that holds it, so it is within half a
-bin (a factor 10^(1/(2 * BINS_PER_DECADE)), about 3.7 %) of the exact quantile.
+histograms: the geometric centre of the bin that holds it (interpolated between two bins'
+centres, with pandas' weights, when its two order statistics fall in different bins), so it
+is within half a bin (a factor 10^(1/(2 * BINS_PER_DECADE)), about 3.7 %) of the exact
+quantile, for values between 1e-80 and 1e8.
 """
 from __future__ import annotations
 
