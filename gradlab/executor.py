@@ -124,9 +124,6 @@ class InProcess:
         """A handle on ``value`` to pass in ``args`` (here: the value itself)."""
         return value
 
-    def close(self) -> None:
-        pass
-
 
 class DaskExecutor:
     """Run units as tasks on a Dask cluster; results come back here as they complete.
@@ -178,9 +175,6 @@ class DaskExecutor:
         finally:
             for f in futures:
                 f.cancel()
-
-    def close(self) -> None:
-        pass
 
 
 @contextlib.contextmanager

@@ -25,8 +25,9 @@ import pandas as pd
 
 from ..engine import contributions, forward, gradient, state_derivative
 from ..schemes import Full, parse_scheme
-from .gap import gap_rows, smallest_tau
-from .vanishing import MAX_DERIVATIVE, fit_decay, reach
+from .gap import gap_rows
+from .study import decay_and_summary
+from .vanishing import fit_decay, recurrence_stats
 
 __all__ = ["PartitionStats", "partition_stats", "merge", "frames_from_stats", "BINS_PER_DECADE", "LOG10_RANGE",
            "quantile_resolution", "partitions"]
@@ -254,28 +255,19 @@ def frames_from_stats(st: PartitionStats, model, *, floor: float = 1e-3, max_tau
     heat = pd.DataFrame({"t": tt.astype(np.int64), "lag": kk.astype(np.int64),
                          "mean": st.heat_total[tt, kk] / st.heat_count[tt, kk]})
     fit = fit_decay(profile)
-    sigma = np.linalg.svd(model.U, compute_uv=False)
     H = model.U.shape[0]
-    stats = {"spectral_radius": float(np.max(np.abs(np.linalg.eigvals(model.U)))), "sigma_max": float(sigma[0]),
-             "mean_fprime": st.fprime_sum / max(st.n_tokens * H, 1),
-             "growth_bound": float(sigma[0] * MAX_DERIVATIVE[model.activation])}
-    decay = pd.DataFrame([{**fit, **stats, "floor": floor, "reach": reach(profile, floor)}])
+    stats = recurrence_stats(model, mean_fprime=st.fprime_sum / max(st.n_tokens * H, 1))
     max_tau = K if max_tau is None else min(max_tau, K)
     G_VT = st.G_VT if st.G_VT is not None else np.zeros((K + 1, model.vocab_size, H))
     gap = gap_rows(st.G_U, G_VT, st.G_W, st.full, st.blocks, beta=fit["beta"], max_tau=max_tau)
     if st.G_VT is None:        # without G_V only U's curve is exact
         gap = gap[gap["parameter"] == "U"].reset_index(drop=True)
+    decay, summary = decay_and_summary(fit, stats, profile, gap, floor, n_sentences=st.n_sentences,
+                                       n_losses=st.n_losses, loss=st.loss,
+                                       parameter="all" if st.G_VT is not None else "U")
     out = {"profile": profile, "heatmap": heat, "decay": decay, "gap": gap}
     if st.dep_count.size:
         from .deps import dependency_kept_from_sums
         out["dependency_kept"] = dependency_kept_from_sums(st.dep_signal, K)
-    param = "all" if st.G_VT is not None else "U"
-    out["summary"] = pd.DataFrame([{
-        "beta": fit["beta"], "half_life": fit["half_life"],
-        "tau_10": smallest_tau(gap, 0.10, param), "tau_1": smallest_tau(gap, 0.01, param),
-        "spectral_radius": stats["spectral_radius"], "sigma_max": stats["sigma_max"],
-        "mean_fprime": stats["mean_fprime"], "reach": decay["reach"].iloc[0],
-        "n_sentences": st.n_sentences, "n_losses": st.n_losses,
-        "mean_loss": st.loss / max(st.n_losses, 1),
-    }])
+    out["summary"] = summary
     return out

@@ -43,8 +43,9 @@ def analyse(model, batch, *, max_lag: int, deps: pd.DataFrame | None = None, blo
     heat = lag_heatmap(contrib)
     fit = fit_decay(profile)
     stats = recurrence_stats(model, batch)
-    decay = pd.DataFrame([{**fit, **stats, "floor": floor, "reach": reach(profile, floor)}])
     gap = truncation_gap(model, batch, contrib, block_schemes, beta=fit["beta"], max_tau=max_lag)
+    decay, summary = decay_and_summary(fit, stats, profile, gap, floor, n_sentences=batch.n_sentences,
+                                       n_losses=contrib.n_losses, loss=contrib.loss)
     out = {"profile": profile, "heatmap": heat, "decay": decay, "gap": gap}
     if per_sentence:
         sg = sentence_gaps(model, batch, max_lag).to_frame()
@@ -53,12 +54,23 @@ def analyse(model, batch, *, max_lag: int, deps: pd.DataFrame | None = None, blo
         sig = dependency_signal(model, batch, deps)
         out["dependencies"] = sig
         out["dependency_kept"] = dependency_kept(sig, max_lag)
-    out["summary"] = pd.DataFrame([{
+    out["summary"] = summary
+    return out
+
+
+def decay_and_summary(fit: dict, stats: dict, profile: pd.DataFrame, gap: pd.DataFrame, floor: float, *,
+                      n_sentences: int, n_losses: int, loss: float, parameter: str = "all"):
+    """The one-row ``decay`` and ``summary`` frames of a report unit.
+
+    ``fit`` from :func:`fit_decay`, ``stats`` from :func:`recurrence_stats`; ``parameter``:
+    whose gap curve gives tau_10 and tau_1.
+    """
+    decay = pd.DataFrame([{**fit, **stats, "floor": floor, "reach": reach(profile, floor)}])
+    summary = pd.DataFrame([{
         "beta": fit["beta"], "half_life": fit["half_life"],
-        "tau_10": smallest_tau(gap, 0.10), "tau_1": smallest_tau(gap, 0.01),
+        "tau_10": smallest_tau(gap, 0.10, parameter), "tau_1": smallest_tau(gap, 0.01, parameter),
         "spectral_radius": stats["spectral_radius"], "sigma_max": stats["sigma_max"],
         "mean_fprime": stats["mean_fprime"], "reach": decay["reach"].iloc[0],
-        "n_sentences": batch.n_sentences, "n_losses": contrib.n_losses,
-        "mean_loss": contrib.loss / max(contrib.n_losses, 1),
+        "n_sentences": n_sentences, "n_losses": n_losses, "mean_loss": loss / max(n_losses, 1),
     }])
-    return out
+    return decay, summary

@@ -72,15 +72,17 @@ def reach(profile: pd.DataFrame, floor: float) -> int:
     return int(np.argmin(above)) - 1 if not above.all() else int(profile["lag"].max())
 
 
-def recurrence_stats(model: RNN, batch) -> dict:
+def recurrence_stats(model: RNN, batch=None, *, mean_fprime: float | None = None) -> dict:
     """Spectral radius and largest singular value of U, mean f'(net) over the batch's tokens.
 
     ``growth_bound`` = sigma_max(U) * max f': no step can make ||delta|| grow by more.
+    ``mean_fprime``, when given (merged partitions know it from their sums), replaces the
+    forward pass over ``batch``.
     """
     eig = np.linalg.eigvals(model.U)
     sigma = np.linalg.svd(model.U, compute_uv=False)
-    s = forward(model, batch).s
-    fprime = state_derivative(s, model.activation)
+    if mean_fprime is None:
+        mean_fprime = state_derivative(forward(model, batch).s, model.activation).mean()
     return {"spectral_radius": float(np.max(np.abs(eig))), "sigma_max": float(sigma[0]),
-            "mean_fprime": float(fprime.mean()),
+            "mean_fprime": float(mean_fprime),
             "growth_bound": float(sigma[0] * MAX_DERIVATIVE[model.activation])}

@@ -488,11 +488,6 @@ def run_one(spec: TrainSpec, run: dict, folder: Path, train, dev) -> None:
     write_run(folder, run, compute_run(spec, run, train, dev, folder))
 
 
-def _run_local(spec: TrainSpec, run: dict, folder: Path, train, dev) -> None:
-    """A run in this process: trained and written by :func:`run_one`."""
-    run_one(spec, run, folder, train, dev)
-
-
 def _compute_remote(spec: TrainSpec, run: dict, train, dev) -> dict:
     """A run as a Dask task: its checkpoints live in a temporary folder of the worker (the full run resumes
     from the mid snapshot's, as in this process), and nothing else is written there."""
@@ -647,7 +642,7 @@ def _execute_study(p: StudyPlan, ex, *, progress: bool, render: bool, log) -> Pa
               disable=not progress) as bar:
         if isinstance(ex, InProcess):
             calls = [(spec, r, root / "runs" / r["slug"], train, dev) for r in pending]
-            fn = _run_local
+            fn = run_one          # trains and writes in this process
         else:
             train_h, dev_h = ex.share(train), ex.share(dev)
             calls, fn = [(spec, r, train_h, dev_h) for r in pending], _compute_remote
