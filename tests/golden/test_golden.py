@@ -1,0 +1,76 @@
+"""Golden outputs: a small report (in memory and streamed) and a small training study, run through the
+command line, must give the tables, spec and page stored in ``expected/``.
+
+The stored files were written by the code before the study layer, the frame and figure registry and the
+cell seam were refactored (issue 9). Tables are compared value by value (floats to 1e-9 relative, so
+that another CPU's last bits do not fail the test; on one machine they are byte-identical), everything
+else byte by byte. After an intended change of the outputs, rewrite them with
+``GRADLAB_UPDATE_GOLDEN=1 python -m pytest tests/golden`` and say why in the commit.
+"""
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from gradlab.cli import app
+
+HERE = Path(__file__).parent
+EXPECTED = HERE / "expected"
+SPECS = ("report", "report-partitioned", "study")
+#: Files that hold wall-clock seconds, or per-unit/run working state.
+SKIP = {"timings.csv"}
+UPDATE = os.environ.get("GRADLAB_UPDATE_GOLDEN") == "1"
+
+pytestmark = pytest.mark.slow
+
+
+def _outputs(folder: Path) -> dict[str, Path]:
+    return {p.name: p for p in sorted(folder.iterdir()) if p.is_file() and p.name not in SKIP}
+
+
+def _table(path: Path) -> pd.DataFrame:
+    data = path.read_bytes()
+    if path.suffix == ".gz":
+        data = gzip.decompress(data)
+    return pd.read_csv(io.BytesIO(data), keep_default_na=False, na_values=[""])
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    out = tmp_path_factory.mktemp("golden")
+    for name in SPECS:
+        result = CliRunner().invoke(app, ["run", str(HERE / f"{name}.toml"), "--out", str(out)])
+        assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.mark.parametrize("name", SPECS)
+def test_same_outputs(written, name):
+    got = _outputs(written / name)
+    if UPDATE:
+        target = EXPECTED / name
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        for fname, path in got.items():
+            if path.suffix in (".png", ".svg"):
+                (target / f"{fname}.drawn").write_text("")   # figures: that it is drawn, not its pixels
+            else:
+                shutil.copyfile(path, target / fname)
+    expected = {p.name.removesuffix(".drawn"): p for p in sorted((EXPECTED / name).iterdir())}
+    assert sorted(got) == sorted(expected), "the report writes other files than before"
+    for fname, want in expected.items():
+        if want.name.endswith(".drawn"):
+            continue
+        if ".csv" in fname:
+            a, b = _table(got[fname]), _table(want)
+            assert list(a.columns) == list(b.columns), fname
+            pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-9, atol=1e-300, obj=fname)
+        else:
+            assert got[fname].read_bytes() == want.read_bytes(), f"{name}/{fname} differs from {want}"
