@@ -77,8 +77,8 @@ def compare(label: str, command: str, specs: list, tmp: Path, workers: list) -> 
 
 MEMORY_SCRIPT = """
 import resource, sys, time
-from gradlab.report.spec import Spec
-from gradlab.report.pipeline import run_spec
+from gradlab.study.spec import Spec
+from gradlab.study.report import run_spec
 n, part, K = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 spec = Spec(name="m", datasets=[f"markov:n={n}"], states=["init"], hidden_size=50, max_lag=K,
             per_sentence=False, block_schemes=[], partition_size=part or None)

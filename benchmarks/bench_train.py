@@ -84,7 +84,7 @@ def grid_estimate() -> None:
     import tempfile
     from dataclasses import replace
 
-    from gradlab.train.study import load_data, load_train_spec, run_one, runs
+    from gradlab.study.training import load_data, load_train_spec, run_one, runs
 
     root = Path(__file__).resolve().parent.parent
     spec = load_train_spec(root / "analyses" / "coursework-tuning-grid.toml")

@@ -66,7 +66,7 @@ def main(ctx: typer.Context,
     _OPTIONS["debug"] = debug
     if ctx.invoked_subcommand is not None:
         return
-    from .report.spec import DEFAULT_SPEC
+    from .study.spec import DEFAULT_SPEC
     spec = DEFAULT_SPEC.reduced(200, max_lag=20, name="default-quick") if quick else DEFAULT_SPEC
     _run_jobs([(spec, "default report")], out, dry_run=dry_run, wait=wait)
 
@@ -91,11 +91,8 @@ def _run_jobs(jobs, out: Path, *, dry_run: bool, wait: bool, cluster: Optional[d
     per spec (exit code 2), their tracebacks in the report folder's failures.log; the other units are written."""
     from ._io import atomic_write
     from .executor import UnitsFailed, executor
-    from .report.pipeline import plan, run_spec
-    from .train.study import TrainSpec, plan_study, run_study
-    from .train.suite import Suite, plan_suite, run_suite
-    planners = {TrainSpec: (plan_study, run_study), Suite: (plan_suite, run_suite)}
-    plans = [planners.get(type(s), (plan, run_spec))[0](s, out, source=src) for s, src in jobs]
+    planners = _planners()
+    plans = [planners[s.KIND][0](s, out, source=src) for s, src in jobs]
     specs = [s for s, _ in jobs]
     if dry_run:
         for p in plans:
@@ -105,7 +102,7 @@ def _run_jobs(jobs, out: Path, *, dry_run: bool, wait: bool, cluster: Optional[d
     try:
         with executor(**(cluster or {})) as ex:
             for spec, p in zip(specs, plans):
-                runner = planners.get(type(spec), (plan, run_spec))[1]
+                runner = planners[spec.KIND][1]
                 log_file = p.root / FAILURES_LOG
                 try:
                     folder = runner(spec, out, wait=wait, log=typer.echo, client=ex)
@@ -123,6 +120,13 @@ def _run_jobs(jobs, out: Path, *, dry_run: bool, wait: bool, cluster: Optional[d
                        f"(tracebacks in {log_file})", err=True)
     if failed:
         raise typer.Exit(code=2)
+
+
+def _planners() -> dict:
+    """(plan, run) of each kind of spec (looked up when called, so that tests can replace them)."""
+    from .study import report, suite, training
+    return {"report": (report.plan, report.run_spec), "train": (training.plan_study, training.run_study),
+            "suite": (suite.plan_suite, suite.run_suite)}
 
 
 @app.command()
@@ -146,7 +150,7 @@ def describe(dataset: str = typer.Argument(..., help="Dataset spec, e.g. agreeme
     typer.echo(repr(ds))
     typer.echo(table.drop(columns=[c for c in ("sentence", "row") if c in table]).describe().T.to_string())
     if csv is not None:
-        from .report.pipeline import write_csv
+        from .study.runner import write_csv
         write_csv(table, csv)
         typer.echo(f"wrote {csv}")
 
@@ -169,22 +173,11 @@ def run(spec: str = typer.Argument(..., help="A .toml spec (report or training s
 
 def _load_specs(names, quick: bool) -> list:
     """(spec, source) of each name: a report spec, a training study or a suite of studies."""
-    from .report.spec import is_training_spec, read_spec_file, spec_from_dict
-    from .train.study import train_spec_from_dict
-    from .train.suite import is_suite_spec, suite_from_dict
+    from .study.spec import load
     jobs = []
     for name in names:
-        path, data = read_spec_file(name)
-        if is_suite_spec(data):
-            suite = suite_from_dict(data, str(path))
-            jobs.append((_quick_name(suite.quick()) if quick else suite, str(path)))
-        elif is_training_spec(data):
-            study = train_spec_from_dict(data, source=str(path))
-            jobs.append((_quick_name(study.quick()) if quick else study, str(path)))
-        else:
-            spec = spec_from_dict(data, str(path))
-            jobs.append((_quick_name(spec.reduced(100, max_lag=10, hidden_size=min(16, spec.hidden_size)))
-                         if quick else spec, str(path)))
+        spec, source = load(name)
+        jobs.append((_quick_name(spec.quick()) if quick else spec, source))
     return jobs
 
 
@@ -214,10 +207,8 @@ def train_study(spec: str = typer.Argument(..., help="A training .toml spec, or 
                 threads_per_worker: Optional[int] = THREADS):
     """Run a training study or suite (grid of runs, evaluation, figures); an interrupted one resumes where it
     stopped."""
-    from .train.study import TrainSpec
-    from .train.suite import Suite
     jobs = _load_specs([spec], quick)
-    if not isinstance(jobs[0][0], (TrainSpec, Suite)):
+    if jobs[0][0].KIND == "report":
         raise ValueError(f"{jobs[0][1]} is a report spec, not a training study (it has no 'train' key); run it "
                          f"with `gradlab run {spec}`")
     _run_jobs(jobs, out, dry_run=dry_run, wait=wait, cluster=_cluster(workers, scheduler, threads_per_worker))
@@ -228,7 +219,7 @@ def train_study(spec: str = typer.Argument(..., help="A training .toml spec, or 
 def render(folder: Path = typer.Argument(..., help="A report folder with its CSVs (reports/NAME)."),
            wait: bool = typer.Option(False, "--wait", help=WAIT_HELP)):
     """Redraw the figures and index.html of a report from its CSVs."""
-    from .report.plan import output_lock
+    from .study.plan import output_lock
     from .report.render import render_report
     if not Path(folder).is_dir():
         raise FileNotFoundError(f"{folder} is not a report folder; give reports/NAME")
@@ -269,7 +260,7 @@ def agreement_test(model: Path = typer.Argument(..., help="A language model save
         typer.echo(r.comparison.to_string(index=False))
         frames.append(r.items.assign(test_set=r.test_set))
     if csv is not None:
-        from .report.pipeline import write_csv
+        from .study.runner import write_csv
         table = pd.concat(frames, ignore_index=True)
         table["prefix"] = table["prefix"].map(" ".join)
         write_csv(table, csv)

@@ -1,5 +1,8 @@
 """Model states a report compares: random initialisation at a weight scale, a saved model, or a model
-trained on the unit's dataset from that initialisation."""
+trained on the unit's dataset from that initialisation.
+
+This module parses and draws them; training a "train" state is the study layer's
+(:func:`gradlab.study.states.build_state`), since training sits above analysis."""
 from __future__ import annotations
 
 import os
@@ -15,8 +18,6 @@ _FORMS = ("init[:scale=S,seed=N,activation=A], file:path=PATH[,label=NAME] or "
 
 #: Snapshots a "train" state can analyse: before training, after epochs // 2 epochs, after all epochs.
 TRAIN_AT = ("init", "mid", "end")
-#: Tasks a "train" state can be trained on.
-TRAIN_TASKS = ("lm", "number")
 
 
 @dataclass(frozen=True)
@@ -87,16 +88,14 @@ class ModelState:
         """Epochs trained before the analysed snapshot ("train" states): 0, epochs // 2 or epochs."""
         return {"init": 0, "mid": (self.epochs or 0) // 2, "end": self.epochs or 0}[self.at]
 
-    def build(self, vocab_size: int, hidden_size: int, output_size: int, key: str = "", default_seed: int = 0,
-              *, dataset=None, task: str = "lm") -> RNN:
+    def build(self, vocab_size: int, hidden_size: int, output_size: int, key: str = "", default_seed: int = 0
+              ) -> RNN:
         """The model of this state for a dataset (``key`` is its spec text).
 
-        "train" states need ``dataset`` (the unit's Dataset) and ``task`` ("lm" or
-        "number"): the model is drawn exactly as the "init" state with the same scale
-        and seed would be, then trained with :class:`gradlab.train.Trainer` (the
-        state's seed, or ``default_seed``, also seeds the order of the sentences) for
-        :attr:`snapshot_epochs` epochs — the first epochs of a full run are the same
-        whether the run stops there or not.
+        "init" states (and "train" states analysed at ``at=init``) are drawn from the seed and
+        ``key``; "file" states are loaded and their sizes checked. A "train" state trained for
+        some epochs is built by :func:`gradlab.study.states.build_state`, which trains the
+        draw of :meth:`initial`.
         """
         if self.kind == "file":
             model = RNN.load(self.path)
@@ -106,21 +105,18 @@ class ModelState:
                 raise ValueError(f"model file {self.path} has |V| = {got[1]}, |O| = {got[2]}; the dataset needs "
                                  f"|V| = {want[1]}, |O| = {want[2]}")
             return model
+        if self.kind == "train" and self.snapshot_epochs > 0:
+            raise ValueError(f"model state {self.label!r} trains on the unit's dataset; build it with "
+                             "gradlab.study.states.build_state(state, ..., dataset=ds, task=...)")
+        return self.initial(vocab_size, hidden_size, output_size, key, default_seed)
+
+    def initial(self, vocab_size: int, hidden_size: int, output_size: int, key: str = "", default_seed: int = 0
+                ) -> RNN:
+        """The random draw of an "init" state, or the untrained start of a "train" state (the same draw as
+        the "init" state with its scale and seed)."""
         seed = [default_seed if self.seed is None else self.seed, zlib.crc32(key.encode())]
-        model = RNN.init(vocab_size, hidden_size, output_size, rng=np.random.default_rng(seed), scale=self.scale,
-                         activation=self.activation, recurrent=self.recurrent, gain=self.gain)
-        if self.kind != "train" or self.snapshot_epochs == 0:
-            return model
-        if dataset is None:
-            raise ValueError(f"model state {self.label!r} trains on the unit's dataset; build(..., dataset=ds)")
-        if task not in TRAIN_TASKS:
-            raise ValueError(f"model state {self.label!r}: task must be one of {TRAIN_TASKS} to train; "
-                             f"received {task!r}")
-        from ..train import Trainer
-        trainer = Trainer(task=task, scheme=self.scheme, learning_rate=self.learning_rate,
-                          epochs=self.snapshot_epochs, batch_size=self.batch_size,
-                          seed=default_seed if self.seed is None else self.seed, progress=False)
-        return trainer.fit(model, dataset).model
+        return RNN.init(vocab_size, hidden_size, output_size, rng=np.random.default_rng(seed), scale=self.scale,
+                        activation=self.activation, recurrent=self.recurrent, gain=self.gain)
 
 
 def parse_state(text) -> ModelState:

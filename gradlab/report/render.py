@@ -7,7 +7,7 @@ from pathlib import Path
 
 from . import plots
 from .html import render_index, write_figure
-from .pipeline import load_frames, table_name
+from .frames import load_frames, table_name
 
 #: (figure name, caption, builder) in page order; a builder returns None when its data is absent.
 FIGURES = [

@@ -1,4 +1,5 @@
-"""Run a spec: one unit of work per dataset x model state, planned first, resumable, written atomically.
+"""Reports: one unit of work per dataset x model state of a :class:`~gradlab.study.spec.ReportSpec`, planned
+first, run by the one resumable runner (:mod:`gradlab.study.runner`), written atomically.
 
 Layout of ``<out>/<spec.name>/``::
 
@@ -28,7 +29,6 @@ import hashlib
 import io
 import json
 import os
-import re
 import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -38,37 +38,22 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..analysis.study import analyse
 from .._io import atomic_write
-from .html import COLUMN_DOCS
-from .plan import (PlanError, check_memory, check_writable, dataset_inputs, describe, estimate_analysis,
-                   file_sha256, memory_limit, output_lock, unit_key)
-from .spec import Spec, validate
+from ..analysis.study import analyse
+from ..report.frames import COMPRESSED, FRAMES, load_frames, table_name
+from .plan import (Estimate, PlanError, check_memory, check_writable, dataset_inputs, describe, estimate_analysis,
+                   file_sha256, memory_limit, unit_key)
+from . import runner
+from .runner import RunPlan, done_key, slug, write_atomic, write_csv, write_done
+from .spec import ReportSpec, Spec, validate
+from .states import build_state
 
-#: Frames a report writes (their columns are documented in ``html.COLUMN_DOCS``).
-FRAMES = tuple(COLUMN_DOCS)
-#: Frames stored gzip-compressed (``<name>.csv.gz``, deterministic bytes; pandas reads them directly).
-COMPRESSED = ("gap_sentences", "dependencies")
+__all__ = ["Plan", "Unit", "plan", "units", "run_spec", "unit_inputs", "compute_unit", "write_unit", "run_unit",
+           "combine", "load_frames", "table_name", "FRAMES", "COMPRESSED", "write_atomic", "write_csv", "Spec",
+           "ReportSpec"]
+
 #: Options of a spec that change no number (presentation, resources): not part of a unit's key.
 _NOT_IN_KEY = ("name", "title", "datasets", "states", "max_memory")
-
-
-def table_name(name: str) -> str:
-    """The file name of a combined table: ``<name>.csv`` or ``<name>.csv.gz``."""
-    return f"{name}.csv.gz" if name in COMPRESSED else f"{name}.csv"
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    atomic_write(path, text.encode("utf-8"))
-
-
-def write_csv(frame: pd.DataFrame, path: Path) -> None:
-    write_atomic(path, frame.to_csv(index=False, float_format="%.10g", lineterminator="\n"))
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._=-]+", "_", text).strip("_")[:80]
 
 
 def encode_table(text: str, gz: bool) -> bytes:
@@ -123,25 +108,19 @@ def units(spec: Spec) -> list[Unit]:
                       **options, "version": __version__}
             ident = hashlib.sha256(f"{dataset}|{state.canonical}|{state.label}".encode()).hexdigest()[:8]
             out.append(Unit(dataset, state, params, unit_key(params),
-                            f"{_slug(dataset)}__{_slug(state.label)}__{ident}"))
+                            f"{slug(dataset)}__{slug(state.label)}__{ident}"))
     return out
 
 
-def _done_key(folder: Path) -> str | None:
-    try:
-        return json.loads((folder / "done.json").read_text())["key"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
 @dataclass
-class Plan:
+class Plan(RunPlan):
     """What a run of a spec will do: its folder, its units (reuse or compute, with estimates) and the limit."""
 
     spec: Spec
     root: Path
     units: list
     limit: tuple
+    seconds: dict = field(default_factory=dict, repr=False)
 
     def describe(self) -> str:
         """A table of the units: sizes, estimated peak memory and time, reuse or compute."""
@@ -151,6 +130,46 @@ class Plan:
             sizes = f"N = {b.n_tokens} tokens in {b.n_sentences} sentences, T <= {int(np.diff(b.offsets).max())}"
             rows.append((u.status, f"{u.dataset} | {u.state.label}", sizes, u.estimate))
         return describe(self.root, self.limit, rows)
+
+    # the runner's hooks (gradlab.study.runner)
+    def refresh(self) -> None:
+        _set_status(self)
+
+    def unit_name(self, unit: Unit) -> str:
+        return f"{unit.dataset} | {unit.state.label}"
+
+    def start(self) -> None:
+        super().start()
+        self.seconds = {u.key: 0.0 for u in self.units if u.status == "reuse"}
+
+    def map(self, todo: list, ex, finished) -> None:
+        if self.spec.partition_size is not None:
+            _run_partitioned(self.spec, todo, [self.unit_name(u) for u in todo], ex, finished)
+        else:
+            super().map(todo, ex, finished)
+
+    def calls(self, todo: list, ex) -> tuple:
+        from ..executor import InProcess
+        spec, root = self.spec, self.root
+        if isinstance(ex, InProcess):     # computed and written in this process
+            return _run_local, [(spec, u, root / "units" / u.slug) for u in todo]
+        shared = {}                       # each dataset is sent to the cluster once
+        for u in todo:
+            if id(u.data) not in shared:
+                shared[id(u.data)] = ex.share(u.data)
+        return compute_unit, [(spec, replace(u, data=None), shared[id(u.data)]) for u in todo]
+
+    def done(self, unit: Unit, result: dict) -> None:
+        if "frames" in result:     # computed elsewhere: written here
+            write_unit(unit, self.root / "units" / unit.slug, result)
+        self.seconds[unit.key] = result["seconds"]
+
+    def finish(self) -> None:
+        _finish(self)
+
+    def render(self) -> None:
+        from ..report.render import render_report
+        render_report(self.root)
 
 
 def _state_size(state, spec: Spec, models: dict) -> int:
@@ -236,7 +255,6 @@ def _estimate_unit(spec: Spec, n: int, N: int, L: int, n_deps: int, hidden_size:
     """A unit's estimated peak memory and time from its sentences n, tokens N and losses L; with
     ``partition_size``, one partition's memory at a time (besides the dataset itself) and every
     partition's time."""
-    from .plan import Estimate
     part = 1.0 if spec.partition_size is None else min(1.0, spec.partition_size / max(n, 1))
     est = estimate_analysis(n_tokens=int(N * part), n_losses=int(L * part), n_sentences=max(1, int(n * part)),
                             max_lag=spec.max_lag, hidden_size=hidden_size, vocab_size=vocab_size,
@@ -252,7 +270,7 @@ def _set_status(p: Plan) -> None:
     for u in p.units:
         folder = p.root / "units" / u.slug
         has_rows = (folder / "summary.csv").exists() or u.key in combined
-        u.status = "reuse" if _done_key(folder) == u.key and has_rows else "compute"
+        u.status = "reuse" if done_key(folder) == u.key and has_rows else "compute"
 
 
 def _combined_keys(root: Path) -> set:
@@ -274,8 +292,8 @@ def unit_inputs(spec: Spec, unit: Unit):
         ds = load_dataset(unit.dataset)
         if spec.n_sentences is not None and spec.n_sentences < ds.n_sentences:
             ds = ds.select(np.arange(spec.n_sentences))
-    model = unit.state.build(len(ds.vocab), spec.hidden_size, ds.n_outputs(spec.task), key=unit.dataset,
-                             default_seed=spec.seed, dataset=ds, task=spec.task)
+    model = build_state(unit.state, len(ds.vocab), spec.hidden_size, ds.n_outputs(spec.task), key=unit.dataset,
+                        default_seed=spec.seed, dataset=ds, task=spec.task)
     return ds, unit.dataset, model, ds.batch(spec.task)
 
 
@@ -319,8 +337,7 @@ def write_unit(unit: Unit, folder: Path, result: dict) -> None:
         write_csv(frame, folder / f"{name}.csv")
     if result["model"] is not None:  # the trained model, for reuse (RNN.load, a "file:" state)
         result["model"].save(folder / "model.npz")
-    write_atomic(folder / "done.json", json.dumps({"key": unit.key, "params": unit.params},
-                                                  indent=1, sort_keys=True, default=str))
+    write_done(folder, unit.key, unit.params)
 
 
 def run_unit(spec: Spec, unit: Unit, folder: Path) -> None:
@@ -380,61 +397,15 @@ def run_spec(spec: Spec, out_root: str | os.PathLike = "reports", *, progress: b
     gradlab.executor.UnitsFailed
         After every other unit is written, when some units raised.
     """
-    from ..executor import executor
-    p = plan(spec, out_root)
-    with output_lock(p.root, wait=wait):
-        _set_status(p)  # another run may have finished units while this one waited
-        with executor(workers, scheduler, threads_per_worker, client) as ex:
-            return _execute(p, ex, progress=progress, render=render, log=log)
+    return runner.run(plan(spec, out_root), progress=progress, render=render, wait=wait, log=log, client=client,
+                      workers=workers, scheduler=scheduler, threads_per_worker=threads_per_worker)
 
 
-def _execute(p: Plan, ex, *, progress: bool, render: bool, log) -> Path:
-    from tqdm.auto import tqdm
-
-    from ..executor import InProcess, TaskFailure, UnitsFailed
+def _finish(p: Plan) -> None:
+    """Combine the units' tables, write the manifest, then remove what the combined tables now hold."""
     spec, root = p.spec, p.root
-    write_atomic(root / "spec.toml", spec.to_toml())
-    seconds = {}
-    failures = []
-    todo = [u for u in p.units if u.status != "reuse"]
-    with tqdm(total=len(p.units), initial=len(p.units) - len(todo), desc=f"{spec.name}", unit="unit",
-              disable=not progress) as bar:
-        for unit in p.units:
-            if unit.status == "reuse":
-                seconds[unit.key] = 0.0
-                if log is not None:
-                    log(f"reused: {unit.dataset} | {unit.state.label}")
-
-        def finished(unit: Unit, result) -> None:
-            bar.set_postfix_str(f"{unit.dataset} | {unit.state.label}")
-            if isinstance(result, TaskFailure):
-                failures.append(result)
-            else:
-                if "frames" in result:     # computed elsewhere: written here
-                    write_unit(unit, root / "units" / unit.slug, result)
-                seconds[unit.key] = result["seconds"]
-                if log is not None:
-                    log(f"computed: {unit.dataset} | {unit.state.label}")
-            bar.update()
-
-        names = [f"{u.dataset} | {u.state.label}" for u in todo]
-        if spec.partition_size is not None:
-            _run_partitioned(spec, todo, names, ex, finished)
-        elif isinstance(ex, InProcess):
-            for i, result in ex.map(_run_local, [(spec, u, root / "units" / u.slug) for u in todo], names):
-                finished(todo[i], result)
-        else:
-            shared = {}
-            for u in todo:
-                if id(u.data) not in shared:
-                    shared[id(u.data)] = ex.share(u.data)
-            calls = [(spec, replace(u, data=None), shared[id(u.data)]) for u in todo]
-            for i, result in ex.map(compute_unit, calls, names):
-                finished(todo[i], result)
-    if failures:
-        raise UnitsFailed(failures, len(p.units))
     timings = [{"dataset": u.dataset, "state": u.state.label, "key": u.key,
-                "status": "reused" if u.status == "reuse" else "computed", "seconds": seconds[u.key]}
+                "status": "reused" if u.status == "reuse" else "computed", "seconds": p.seconds[u.key]}
                for u in p.units]
     tables = combine(root, p.units)
     write_atomic(root / "manifest.json", json.dumps(
@@ -448,10 +419,6 @@ def _execute(p: Plan, ex, *, progress: bool, render: bool, log) -> Path:
                 (root / "units" / unit.slug / f"{name}.csv").unlink()
     _prune(root, p.units, tables)
     write_csv(pd.DataFrame(timings), root / "timings.csv")
-    if render:
-        from .render import render_report
-        render_report(root)
-    return root
 
 
 def _run_partitioned(spec: Spec, todo: list, names: list, ex, finished) -> None:
@@ -587,15 +554,3 @@ def combine(root: Path, todo: list) -> list[str]:
         atomic_write(path, encode_table(header + "\n" + "".join(parts), name in COMPRESSED))
         written.append(name)
     return written
-
-
-def load_frames(root: str | os.PathLike) -> dict[str, pd.DataFrame]:
-    """Read the combined tables of a report folder (``.csv`` or ``.csv.gz``)."""
-    root = Path(root)
-    out = {}
-    for name in FRAMES:
-        for file in (table_name(name), f"{name}.csv", f"{name}.csv.gz"):
-            if (root / file).exists():
-                out[name] = pd.read_csv(root / file)
-                break
-    return out

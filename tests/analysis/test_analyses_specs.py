@@ -11,14 +11,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from gradlab.report.pipeline import FRAMES, run_spec
+from gradlab.study.report import FRAMES, run_spec
 from gradlab.report.render import FIGURES
-from gradlab.report.spec import ANALYSES_DIR, load_spec, validate
+from gradlab.study.spec import ANALYSES_DIR, load_spec, validate
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_DATA = REPO.parent / "shared" / "data"
 def _is_report_spec(path) -> bool:
-    from gradlab.report.spec import is_training_spec, read_spec_file
+    from gradlab.study.spec import is_training_spec, read_spec_file
     return not is_training_spec(read_spec_file(path)[1])
 
 

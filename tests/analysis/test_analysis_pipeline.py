@@ -21,12 +21,14 @@ import gradlab
 from gradlab import Full, Sliding, gradient
 from gradlab.analysis import analyse
 from gradlab.data import canonical_spec, load_dataset
-from gradlab.report import pipeline, render
+from gradlab.report import render
+from gradlab.study import report as pipeline
+from gradlab.study import runner
 from gradlab.report.html import COLUMN_DOCS
 from gradlab.report.plots import _wrap
-from gradlab.report.pipeline import FRAMES, load_frames, run_spec, table_name, units, write_atomic
+from gradlab.study.report import FRAMES, load_frames, run_spec, table_name, units, write_atomic
 from gradlab.report.render import render_report
-from gradlab.report.spec import Spec, load_spec
+from gradlab.study.spec import Spec, load_spec
 
 #: CSVs keep 10 significant digits (float_format="%.10g").
 CSV_RTOL = 1e-9
@@ -317,19 +319,19 @@ def test_interrupted_run_keeps_finished_units_and_resumes(report, tmp_path, monk
 def test_unit_interrupted_before_done_json_is_recomputed(tmp_path, monkeypatch):
     """A unit whose CSVs were written but not its done.json counts as not done."""
     todo = units(TINY)
-    real_write = pipeline.write_atomic
+    real_write = runner.write_atomic
 
     def no_done(path, text):
         if Path(path).name == "done.json" and todo[1].slug in str(path):
             raise _Interrupted(str(path))
         real_write(path, text)
 
-    monkeypatch.setattr(pipeline, "write_atomic", no_done)
+    monkeypatch.setattr(runner, "write_atomic", no_done)
     with pytest.raises(_Interrupted):
         run_spec(TINY, tmp_path, progress=False, render=False)
     folder = tmp_path / TINY.name / "units" / todo[1].slug
     assert (folder / "summary.csv").exists() and not (folder / "done.json").exists()
-    monkeypatch.setattr(pipeline, "write_atomic", real_write)
+    monkeypatch.setattr(runner, "write_atomic", real_write)
     rec = _Recorder()
     monkeypatch.setattr(pipeline, "run_unit", rec)
     run_spec(TINY, tmp_path, progress=False, render=False)

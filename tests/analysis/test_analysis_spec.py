@@ -11,8 +11,8 @@ import pytest
 from gradlab import RNN
 from gradlab.analysis import ModelState, parse_state
 from gradlab.model import DEFAULT_SCALE
-from gradlab.report.pipeline import run_spec, units
-from gradlab.report.spec import ANALYSES_DIR, DEFAULT_SPEC, TASKS, Spec, load_spec, spec_from_dict, validate
+from gradlab.study.report import run_spec, units
+from gradlab.study.spec import ANALYSES_DIR, DEFAULT_SPEC, TASKS, Spec, load_spec, spec_from_dict, validate
 
 if sys.version_info >= (3, 11):
     import tomllib

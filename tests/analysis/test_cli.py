@@ -14,8 +14,9 @@ from typer.testing import CliRunner
 
 from gradlab.cli import app
 from gradlab.data import canonical_spec
-from gradlab.report import pipeline, render
-from gradlab.report.spec import DEFAULT_SPEC, load_spec
+from gradlab.report import render
+from gradlab.study import report as pipeline
+from gradlab.study.spec import DEFAULT_SPEC, load_spec
 
 SUBCOMMANDS = ("datasets", "describe", "run", "batch", "render", "warmup", "agreement-test")
 DATASET_NAMES = ("agreement", "recall", "dyck", "markov", "linzen", "text")
@@ -338,7 +339,7 @@ def test_unwritable_output_fails_before_work(tmp_path, monkeypatch, make):
         out.write_text("not a folder")
     else:
         out.mkdir()
-        from gradlab.report import plan as plan_module
+        from gradlab.study import plan as plan_module
         real = plan_module._may_write
         # root may write anywhere, so the permission bits alone cannot make this test fail
         monkeypatch.setattr(plan_module, "_may_write", lambda p: False if Path(p) == out else real(p))
@@ -434,7 +435,7 @@ def test_changed_data_file_recomputes_that_unit_only(tmp_path):
 
 def test_second_run_on_the_same_folder_stops_naming_the_first(tmp_path):
     import os
-    from gradlab.report.plan import output_lock
+    from gradlab.study.plan import output_lock
     out = tmp_path / "reports"
     (out / "tiny").mkdir(parents=True)
     with output_lock(out / "tiny"):
@@ -468,7 +469,7 @@ def test_overwritten_model_file_recomputes_that_unit_only(tmp_path):
 def test_second_run_waits_with_wait(tmp_path):
     import threading
     import time
-    from gradlab.report.plan import output_lock
+    from gradlab.study.plan import output_lock
     out = tmp_path / "reports"
     (out / "tiny").mkdir(parents=True)
     held, release = threading.Event(), threading.Event()

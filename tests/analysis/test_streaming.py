@@ -131,7 +131,7 @@ def test_merge_rejects_mismatched_statistics(corpus):
 
 # ---------------------------------------------------------------------- the report spec's partition_size
 def test_spec_keys_for_corpus_size_reports():
-    from gradlab.report.spec import spec_from_dict
+    from gradlab.study.spec import spec_from_dict
     spec = spec_from_dict({"datasets": ["markov:n=5"], "n_sentences": "all", "partition_size": 2,
                            "per_sentence": False})
     assert spec.n_sentences is None and spec.partition_size == 2
@@ -147,8 +147,8 @@ def test_partitioned_report_equals_the_in_memory_report(tmp_path):
     """The whole pipeline: a partitioned unit's tables equal the in-memory unit's, to rounding
     (quantiles to their bin), and the plan estimates one partition's memory, not the corpus's."""
     from dataclasses import replace
-    from gradlab.report.pipeline import load_frames, plan, run_spec
-    from gradlab.report.spec import Spec
+    from gradlab.study.report import load_frames, plan, run_spec
+    from gradlab.study.spec import Spec
     spec = Spec(name="mem", datasets=["agreement:distance=4,n=60"], states=["init"], hidden_size=5, max_lag=6,
                 block_schemes=["chunked:3"], per_sentence=False)
     part = replace(spec, name="part", partition_size=7)
@@ -168,8 +168,8 @@ def test_a_rerun_without_a_table_keeps_none_of_the_old_runs_rows(tmp_path):
     make (per-sentence gaps, per-dependency signal) are gone, not copied from the earlier run."""
     import json
     from dataclasses import replace
-    from gradlab.report.pipeline import load_frames, run_spec
-    from gradlab.report.spec import Spec
+    from gradlab.study.report import load_frames, run_spec
+    from gradlab.study.spec import Spec
     spec = Spec(name="r", datasets=["agreement:distance=4,n=20"], states=["init"], hidden_size=4, max_lag=3,
                 block_schemes=[])
     root = run_spec(spec, tmp_path, progress=False, render=False)

@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 
 from gradlab.executor import UnitsFailed
-from gradlab.report.pipeline import run_spec
-from gradlab.report.spec import Spec
-from gradlab.train.study import TrainSpec, run_study, runs
+from gradlab.study.report import run_spec
+from gradlab.study.spec import Spec
+from gradlab.study.training import TrainSpec, run_study, runs
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,7 +80,7 @@ def test_study_on_the_cluster_gives_the_same_bytes(client, reference, tmp_path):
 
 
 def test_a_killed_worker_loses_nothing(client, reference, tmp_path):
-    from gradlab.train import study
+    from gradlab.study import training as study
     seen = []
     real = study.write_run
 
@@ -113,7 +113,7 @@ def _failing_trainer(**options):
 
 
 def _patch_trainer(on: bool):
-    from gradlab.train import study
+    from gradlab.study import training as study
     if on:
         study._real_make_trainer = getattr(study, "_real_make_trainer", study._make_trainer)
         study._make_trainer = _failing_trainer
@@ -145,7 +145,7 @@ def test_a_failing_run_is_reported_and_the_others_written(client, tmp_path):
 def test_cli_names_failed_runs_in_one_error_line(tmp_path, monkeypatch):
     from typer.testing import CliRunner
     from gradlab.cli import app
-    from gradlab.train import study
+    from gradlab.study import training as study
     monkeypatch.setattr(study, "_make_trainer", _failing_trainer)
     path = tmp_path / "f.toml"
     path.write_text('train = "agreement:distance=4,n=30"\nschemes = ["full"]\nhidden_sizes = [4]\nepochs = 1\n'
@@ -174,7 +174,7 @@ def test_an_interrupted_client_resumes_without_recomputing(tmp_path, reference):
     proc.wait()
     finished = {p.parent.name: p.stat().st_mtime_ns for p in runs_dir.glob("*/done.json")}
     assert 1 <= len(finished) < len(runs(STUDY)) + 1
-    from gradlab.train import study
+    from gradlab.study import training as study
     trained = []
     real = study._make_trainer
 
@@ -196,7 +196,7 @@ def test_an_interrupted_client_resumes_without_recomputing(tmp_path, reference):
 
 def test_suite_on_the_cluster_gives_the_same_bytes(client, tmp_path):
     """Every study of a suite (curriculum and adaptive truncation included) on one cluster."""
-    from gradlab.train.suite import run_suite, suite_from_dict
+    from gradlab.study.suite import run_suite, suite_from_dict
     s = suite_from_dict({"title": "s", "hidden_sizes": [4], "schemes": ["tbptt:1", "adaptive:delta=0.2,every=3"],
                          "learning_rates": [0.3], "seeds": [0], "epochs": 2, "batch_size": 5, "activation": "tanh",
                          "recurrent_init": "orthogonal", "clip": 1.0, "curriculum_stages": 2,

@@ -9,8 +9,8 @@ import pytest
 
 from gradlab import RNN
 from gradlab.train import Trainer
-from gradlab.train import study  # noqa: F401  (gradlab.train.study, not the function)
-from gradlab.train.study import curriculum_stages, initial_model, load_data, run_study, runs, train_spec_from_dict
+from gradlab.study import training as study
+from gradlab.study.training import curriculum_stages, initial_model, load_data, run_study, runs, train_spec_from_dict
 
 BASE = {"name": "d", "train": "recall:distance=8,n=40", "dev": "recall:distance=8,min_distance=2,n=21,seed=1",
         "task": "recall", "hidden_sizes": [5], "schemes": ["tbptt:1"], "learning_rates": [0.3], "seeds": [0],

@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from gradlab.train import study  # not "import gradlab.train.study as": gradlab.train is also a function
-from gradlab.report.pipeline import run_spec, units, unit_inputs
-from gradlab.report.spec import Spec
-from gradlab.train.study import TRAIN_FRAMES, run_study, train_spec_from_dict
+from gradlab.study import training as study
+from gradlab.study.report import run_spec, units, unit_inputs
+from gradlab.study.spec import Spec
+from gradlab.study.training import TRAIN_FRAMES, run_study, train_spec_from_dict
 
 TINY = {"name": "tiny", "train": "agreement:distance=5,min_distance=1,n=24", "task": "lm", "hidden_sizes": [4],
         "schemes": ["tbptt:1", "full"], "learning_rates": [0.5], "seeds": [0, 1], "epochs": 1, "batch_size": 4,
@@ -105,7 +105,7 @@ def test_cli_train_quick(tmp_path, monkeypatch):
 def test_cli_run_dispatches_training_studies(tmp_path):
     """`gradlab run` and `batch` take training studies too; `load_spec` points report users to `gradlab train`."""
     from gradlab.cli import app
-    from gradlab.report.spec import load_spec
+    from gradlab.study.spec import load_spec
     path = tmp_path / "s.toml"
     path.write_text('train = "agreement:distance=4,n=30"\nschemes = ["tbptt:1"]\nhidden_sizes = [8]\n')
     result = CliRunner().invoke(app, ["run", str(path), "--quick", "--out", str(tmp_path / "out")])
@@ -204,7 +204,7 @@ def test_changed_training_file_retrains(tmp_path):
 def test_second_study_on_the_same_folder_stops(tmp_path, monkeypatch):
     import os
     from gradlab.cli import app
-    from gradlab.report.plan import output_lock
+    from gradlab.study.plan import output_lock
     _, spec = _text_study(tmp_path, SENTENCES)
     folder = tmp_path / "out" / "t"
     folder.mkdir(parents=True)

@@ -6,8 +6,8 @@ from dataclasses import replace
 import pytest
 
 from gradlab.analysis.states import parse_state
-from gradlab.report.spec import spec_from_dict
-from gradlab.train.study import train_spec_from_dict
+from gradlab.study.spec import spec_from_dict
+from gradlab.study.training import train_spec_from_dict
 
 BASE = {"name": "t", "train": "agreement:distance=4,n=20", "task": "lm", "hidden_sizes": [4], "schemes": ["full"],
         "learning_rates": [0.5], "seeds": [0], "epochs": 1}

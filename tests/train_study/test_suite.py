@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from gradlab.cli import app
 from gradlab.report import train_plots
 from gradlab.report.suite_plots import findings
-from gradlab.train.suite import load_suite, render_suite, run_suite, suite_from_dict
+from gradlab.study.suite import load_suite, render_suite, run_suite, suite_from_dict
 
 REPO = Path(__file__).resolve().parents[2]
 COMMON = {"title": "s", "hidden_sizes": [4], "schemes": ["tbptt:1", "full", "adaptive:delta=0.2,every=3"], "learning_rates": [0.3],
@@ -134,8 +134,8 @@ def test_truncation_learning_quick_runs(tmp_path, monkeypatch):
 
 
 def test_a_suite_is_not_a_single_study_nor_a_report(monkeypatch):
-    from gradlab.report.spec import load_spec
-    from gradlab.train.study import load_train_spec
+    from gradlab.study.spec import load_spec
+    from gradlab.study.training import load_train_spec
     monkeypatch.chdir(REPO)
     with pytest.raises(ValueError, match="is a suite of studies"):
         load_train_spec("truncation-learning")
