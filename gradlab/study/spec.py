@@ -28,7 +28,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-#: Built-in specs shipped in ``analyses/`` are looked up by name too (see :func:`builtin_spec`).
+#: Built-in specs shipped in ``analyses/`` are looked up by name too (see :func:`builtin_specs`).
 ANALYSES_DIR = Path(__file__).resolve().parents[2] / "analyses"
 
 #: Tasks a report can analyse: every task a dataset can describe.
@@ -43,15 +43,9 @@ KINDS = ("report", "train", "suite")
 
 
 # ---------------------------------------------------------------------- reading and writing TOML
-def builtin_spec(name: str) -> Path | None:
-    """The file of the built-in spec ``name`` (in ``analyses/``), or None."""
-    candidate = ANALYSES_DIR / f"{name}.toml"
-    return candidate if candidate.exists() else None
-
-
-def builtin_names() -> list[str]:
-    """The names of the built-in specs."""
-    return sorted(p.stem for p in ANALYSES_DIR.glob("*.toml")) if ANALYSES_DIR.exists() else []
+def builtin_specs() -> dict[str, Path]:
+    """{name: file} of the built-in specs (the one place that knows where they are)."""
+    return {p.stem: p for p in sorted(ANALYSES_DIR.glob("*.toml"))} if ANALYSES_DIR.exists() else {}
 
 
 def read_spec_file(path_or_name) -> tuple[Path, dict]:
@@ -61,10 +55,10 @@ def read_spec_file(path_or_name) -> tuple[Path, dict]:
     """
     path = Path(path_or_name)
     if not path.exists() and not path.suffix:
-        path = builtin_spec(str(path_or_name)) or path
+        path = builtin_specs().get(str(path_or_name), path)
     if not path.exists():
         raise FileNotFoundError(f"analysis spec {path_or_name!r} not found; give a path to a .toml file "
-                                f"or one of the built-in specs: {builtin_names()}")
+                                f"or one of the built-in specs: {sorted(builtin_specs())}")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
