@@ -75,3 +75,17 @@ def test_report_spec_checks_train_state():
     with pytest.raises(ValueError, match="same state"):
         spec_from_dict({"datasets": ["agreement:distance=4"], "states": [state, state]})
     spec_from_dict({"datasets": ["agreement:distance=4"], "states": ["init", state, state + ",at=init"]})
+
+
+def test_one_place_decides_the_kind_of_a_spec_and_every_kind_shares_the_base():
+    from gradlab.study.spec import ReportSpec, StudySpec, Suite, TrainSpec, from_dict, spec_kind, tomllib
+    report = {"datasets": ["agreement:distance=4"]}
+    train = {"train": "agreement:distance=4,min_distance=1"}
+    suite = {"distributions": ["longest"], "tasks": [{"name": "a", "train": "agreement:distance=4", "task": "lm"}]}
+    assert [spec_kind(d) for d in (report, train, suite)] == ["report", "train", "suite"]
+    specs = [from_dict(d) for d in (report, train, suite)]
+    assert [type(s) for s in specs] == [ReportSpec, TrainSpec, Suite]
+    for spec in specs:
+        assert isinstance(spec, StudySpec) and type(spec.quick()) is type(spec) and spec.quick().name == spec.name
+    for spec in specs[:2]:   # to_toml reads back as the same spec
+        assert from_dict(tomllib.loads(spec.to_toml())) == spec
