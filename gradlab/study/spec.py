@@ -78,7 +78,8 @@ def spec_kind(data: dict) -> str:
 
 
 def is_training_spec(data: dict) -> bool:
-    """Training studies (``gradlab train``) name a ``train`` dataset, suites of them ``[[tasks]]``; report specs neither."""
+    """Training studies (``gradlab train``) name a ``train`` dataset, suites of them ``[[tasks]]``; report specs
+    neither."""
     return spec_kind(data) != "report"
 
 

@@ -17,7 +17,8 @@
     timings.csv                one row per run: seconds (the only file that changes between reruns)
     <figure>.png, .svg, index.html
 
-A run whose ``done.json`` matches its parameters is skipped; an unfinished one resumes
+The spec is a :class:`gradlab.study.spec.TrainSpec`; the runs are run by the one resumable runner
+(:mod:`gradlab.study.runner`). A run whose ``done.json`` matches its parameters is skipped; an unfinished one resumes
 from its checkpoint (the Trainer's resume is bitwise equal to an uninterrupted run), so
 the same inputs give the same CSVs, timings.csv and the wall time in index.html aside.
 """
