@@ -14,9 +14,10 @@ import numpy as np
 
 from ._io import atomic_savez
 from ._validate import as_float_matrix, check_int
+from .cells import ACTIVATIONS as _ACTIVATIONS, ELMAN, activation as _activation
 
-#: Hidden activations and their kernel codes.
-ACTIVATIONS = {"sigmoid": 0, "tanh": 1, "relu": 2}
+#: Hidden activations and their kernel codes (the activations themselves: ``gradlab.cells.ACTIVATIONS``).
+ACTIVATIONS = {name: a.code for name, a in _ACTIVATIONS.items()}
 
 #: How RNN.init makes the recurrent matrix U.
 RECURRENT_INITS = ("normal", "orthogonal", "identity")
@@ -26,10 +27,7 @@ DEFAULT_SCALE = float(np.sqrt(0.1))
 
 def activation_code(name: str) -> int:
     """Return the kernel code of a hidden activation, with a clear error for unknown names."""
-    try:
-        return ACTIVATIONS[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}; received {name!r}") from None
+    return _activation(name).code
 
 
 @dataclass(eq=False)
@@ -49,6 +47,7 @@ class RNN:
 
     The arrays are public and may be written in place (``model.U[...] = ...``);
     they are validated each time the model enters an engine function.
+    Code that loops over parameters uses :meth:`parameters` (names from :attr:`cell`).
     """
 
     U: np.ndarray
@@ -56,12 +55,33 @@ class RNN:
     W: np.ndarray
     activation: str = "sigmoid"
 
+    #: The cell: parameter names, shapes and roles (``gradlab.cells``).
+    cell = ELMAN
+
     def __post_init__(self):
         activation_code(self.activation)
         self.validate()
-        self.U = np.ascontiguousarray(self.U, dtype=np.float64)
-        self.V = np.ascontiguousarray(self.V, dtype=np.float64)
-        self.W = np.ascontiguousarray(self.W, dtype=np.float64)
+        for name in self.cell.names:
+            setattr(self, name, np.ascontiguousarray(getattr(self, name), dtype=np.float64))
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        """The parameter arrays by name, in the cell's order (the arrays themselves, not copies)."""
+        return {name: getattr(self, name) for name in self.cell.names}
+
+    @classmethod
+    def from_parameters(cls, parameters, activation: str = "sigmoid") -> "RNN":
+        """A model from ``{name: array}`` (every name of the cell; extra names are an error)."""
+        names = cls.cell.names
+        missing = [n for n in names if n not in parameters]
+        extra = [n for n in parameters if n not in names]
+        if missing or extra:
+            raise ValueError(f"parameters must be exactly {names}; missing {missing}, unexpected {extra}")
+        return cls(**{n: parameters[n] for n in names}, activation=activation)
+
+    @property
+    def activation_function(self):
+        """The :class:`gradlab.cells.Activation` of this model."""
+        return _activation(self.activation)
 
     @property
     def hidden_size(self) -> int:
@@ -136,14 +156,23 @@ class RNN:
         as_float_matrix(self.W, "W", (None, H))
 
     def copy(self) -> "RNN":
-        return RNN(self.U.copy(), self.V.copy(), self.W.copy(), self.activation)
+        return self.from_parameters({n: a.copy() for n, a in self.parameters().items()}, self.activation)
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write the model to an ``.npz`` file atomically and return its path."""
+    def save(self, path: str | os.PathLike, *, extra: dict[str, np.ndarray] | None = None) -> Path:
+        """Write the model to an ``.npz`` file atomically and return its path.
+
+        ``extra`` arrays (names other than the parameters' and "activation") are stored
+        beside the model, in the same file; :meth:`load` ignores them (training
+        checkpoints keep the run state there).
+        """
         path = Path(path)
         if path.suffix != ".npz":
             path = path.with_suffix(".npz")
-        return atomic_savez(path, U=self.U, V=self.V, W=self.W, activation=np.array(self.activation))
+        arrays = {**self.parameters(), "activation": np.array(self.activation)}
+        clash = sorted(set(arrays) & set(extra or {}))
+        if clash:
+            raise ValueError(f"extra arrays may not be named {clash}: the model's own arrays have those names")
+        return atomic_savez(path, **arrays, **(extra or {}))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "RNN":
@@ -157,20 +186,22 @@ class RNN:
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             raise ValueError(f"model file {path} is not a readable .npz file ({exc}); "
                              "write models with RNN.save") from exc
+        names = cls.cell.names
+        listed = ", ".join(names)
         if not isinstance(data, np.lib.npyio.NpzFile):
-            raise ValueError(f"model file {path} holds a single array, not an .npz archive with U, V, W; "
+            raise ValueError(f"model file {path} holds a single array, not an .npz archive with {listed}; "
                              "write models with RNN.save")
         try:
             with data:
-                missing = {"U", "V", "W"} - set(data.files)
+                missing = set(names) - set(data.files)
                 if missing:
                     raise ValueError(f"model file {path} lacks array(s) {sorted(missing)}; "
-                                     "expected U, V, W and activation as written by RNN.save")
+                                     f"expected {listed} and activation as written by RNN.save")
                 activation = str(data["activation"]) if "activation" in data.files else "sigmoid"
-                U, V, W = data["U"], data["V"], data["W"]
+                parameters = {n: data[n] for n in names}
         except (OSError, EOFError, zipfile.BadZipFile) as exc:
             raise ValueError(f"model file {path} is damaged ({exc}); write models with RNN.save") from exc
         try:
-            return cls(U, V, W, activation)
+            return cls.from_parameters(parameters, activation)
         except (ValueError, TypeError) as exc:
             raise ValueError(f"model file {path}: {exc}") from exc
