@@ -205,6 +205,12 @@ class Contributions:
     def n_pairs(self) -> int:
         return int(self.lag.size)
 
+    def lag_sums(self) -> dict[str, np.ndarray]:
+        """The per-lag sums by parameter name, for the parameters truncation acts on:
+        {"U": G_U, "V": G_V} (V left out when it was not computed)."""
+        sums = {"U": self.G_U, "V": self.G_V}
+        return {name: sums[name] for name in ELMAN.truncated if sums[name] is not None}
+
     def truncated(self, tau: int) -> Gradient:
         """The sliding TBPTT(tau) gradient, sum over k <= tau of G[k] (tau <= K)."""
         tau = check_int(tau, "tau", 0)

@@ -83,17 +83,24 @@ class RNN:
         """The :class:`gradlab.cells.Activation` of this model."""
         return _activation(self.activation)
 
+    def _size(self, dim: str) -> int:
+        """The size of ``dim`` ("vocab", "hidden", "output"), from the first parameter that has it."""
+        for p in self.cell.parameters:
+            if dim in p.shape:
+                return getattr(self, p.name).shape[p.shape.index(dim)]
+        raise ValueError(f"cell {self.cell.name!r} has no parameter with a {dim!r} dimension")
+
     @property
     def hidden_size(self) -> int:
-        return self.U.shape[0]
+        return self._size("hidden")
 
     @property
     def vocab_size(self) -> int:
-        return self.V.shape[1]
+        return self._size("vocab")
 
     @property
     def output_size(self) -> int:
-        return self.W.shape[0]
+        return self._size("output")
 
     @classmethod
     def init(cls, vocab_size: int, hidden_size: int, output_size: int | None = None, *,
@@ -134,26 +141,33 @@ class RNN:
                 or not np.isfinite(gain) or gain < 0:
             raise ValueError(f"gain must be a finite number >= 0; received {gain!r}")
         rng = np.random.default_rng(rng)
-        G = rng.standard_normal((hidden_size, hidden_size))
-        V = rng.standard_normal((hidden_size, vocab_size)) * scale
-        W = rng.standard_normal((output_size, hidden_size)) * scale
-        if recurrent == "normal":
-            U = G * scale
-        elif recurrent == "orthogonal":
-            Q, R = np.linalg.qr(G)
-            U = Q * np.where(np.diag(R) < 0, -1.0, 1.0) * float(gain)
-        else:
-            U = np.eye(hidden_size) * float(gain)
-        return cls(U, V, W, activation)
+        parameters = {}
+        # every parameter is drawn, in the cell's order, whatever ``recurrent`` is
+        for name, shape in cls.cell.shapes(vocab_size, hidden_size, output_size).items():
+            G = rng.standard_normal(shape)
+            if cls.cell.parameter(name).role != "recurrent" or recurrent == "normal":
+                parameters[name] = G * scale
+            elif recurrent == "orthogonal":
+                Q, R = np.linalg.qr(G)
+                parameters[name] = Q * np.where(np.diag(R) < 0, -1.0, 1.0) * float(gain)
+            else:
+                parameters[name] = np.eye(hidden_size) * float(gain)
+        return cls.from_parameters(parameters, activation)
 
     def validate(self) -> None:
-        """Check shapes, dtypes and finiteness of U, V, W (raises with the name of the bad matrix)."""
-        U = as_float_matrix(self.U, "U")
-        H = U.shape[0]
-        if U.shape != (H, H):
-            raise ValueError(f"U must be square (H x H); received shape {U.shape}")
-        as_float_matrix(self.V, "V", (H, None))
-        as_float_matrix(self.W, "W", (None, H))
+        """Check shapes, dtypes and finiteness of every parameter (U, V, W; raises naming the bad matrix).
+
+        H comes from the first recurrent parameter, which must be square; the others
+        must have H where their cell shape says "hidden".
+        """
+        first = self.cell.with_role("recurrent")[0]
+        R = as_float_matrix(getattr(self, first), first)
+        H = R.shape[0]
+        if R.shape != (H, H):
+            raise ValueError(f"{first} must be square (H x H); received shape {R.shape}")
+        for p in self.cell.parameters:
+            if p.name != first:
+                as_float_matrix(getattr(self, p.name), p.name, tuple(H if d == "hidden" else None for d in p.shape))
 
     def copy(self) -> "RNN":
         return self.from_parameters({n: a.copy() for n, a in self.parameters().items()}, self.activation)

@@ -234,7 +234,8 @@ def _boolean(value, name: str) -> bool:
 class Trainer:
     """Stochastic gradient descent for an Elman RNN under any truncation scheme.
 
-    ``__init__`` checks and stores the options; :meth:`fit` trains. See the module
+    ``__init__`` stores the options and :meth:`validate` checks them (again at the start of
+    :meth:`fit`); :meth:`fit` trains. See the module
     docstring for the update rule, block schemes, order and checkpoints.
 
     Parameters
@@ -380,6 +381,7 @@ class Trainer:
             When the loss or a parameter becomes non-finite (naming epoch, update and
             sentences).
         """
+        self.validate()
         if not isinstance(model, RNN):
             raise TypeError(f"model must be a gradlab.RNN; received {type(model).__name__}")
         model.validate()
