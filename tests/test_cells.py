@@ -11,7 +11,7 @@ from conftest import ACTIVATIONS, random_problem
 from gradlab import RNN, Batch, gradient
 from gradlab.analysis.gap import PARAMETERS
 from gradlab.analysis.vanishing import MAX_DERIVATIVE
-from gradlab.cells import CELLS, ELMAN, Cell, Parameter, activation, cell, register
+from gradlab.cells import ACTIVATIONS as CELL_ACTIVATIONS, CELLS, ELMAN, Cell, Parameter, activation, cell, register
 from gradlab.engine import Gradient, SentenceGaps, backpropagate, forward, state_derivative
 from gradlab.schemes import Sliding
 from gradlab.train import Trainer
@@ -47,6 +47,12 @@ def test_model_parameters_are_the_arrays_by_name():
         np.testing.assert_array_equal(getattr(again, n), params[n])
     with pytest.raises(ValueError, match="parameters must be exactly"):
         RNN.from_parameters({"U": m.U, "V": m.V})
+
+
+def test_kernel_codes_are_the_cells_codes():
+    from gradlab.kernels import _common
+    assert {name: a.code for name, a in CELL_ACTIVATIONS.items()} == {
+        "sigmoid": _common.SIGMOID, "tanh": _common.TANH, "relu": _common.RELU}
 
 
 @pytest.mark.parametrize("name", ACTIVATIONS)

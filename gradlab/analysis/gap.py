@@ -6,7 +6,7 @@ import pandas as pd
 
 from ..cells import ELMAN
 from ..engine import Contributions, gradient
-from ..schemes import Full, Scheme, parse_scheme
+from ..schemes import Full, parse_scheme
 
 PARAMETERS = ELMAN.truncated + ("all",)
 
