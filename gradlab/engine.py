@@ -8,6 +8,7 @@ update directions are their negatives, see ``gradlab.compat.coursework``).
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -15,11 +16,12 @@ import numpy as np
 from . import _config
 from ._validate import as_float_matrix, as_id_array, check_ids_in_range, check_int
 from .batch import NO_LOSS, Batch
+from .cells import ELMAN, Cell, activation as _activation
 from .model import RNN, activation_code
 from .schemes import Full, Scheme, Sliding, parse_scheme
 
-__all__ = ["ForwardResult", "Gradient", "Contributions", "SentenceGaps", "forward", "gradient", "contributions",
-           "sentence_gaps", "dependency_deltas", "warmup"]
+__all__ = ["ForwardResult", "Gradient", "Contributions", "SentenceGaps", "forward", "gradient", "backpropagate",
+           "contributions", "sentence_gaps", "dependency_deltas", "state_derivative", "warmup"]
 
 _N_DU_CHUNKS = 4  # dU is summed over this many fixed token ranges
 _N_ROW_CHUNKS = 4  # contributions' products run on this many fixed row ranges
@@ -58,44 +60,93 @@ class ForwardResult:
         return int(self.losses.size)
 
 
-@dataclass(frozen=True, eq=False)
 class Gradient:
-    """dJ/dU, dJ/dV, dJ/dW of the batch's total loss under a truncation scheme.
+    """dJ/dtheta of the batch's total loss under a truncation scheme, one array per parameter.
+
+    ``Gradient(arrays, loss, n_losses, scheme)`` with ``arrays`` a dict {name: array}
+    in the cell's order; for the Elman cell also ``Gradient(U, V, W, loss, n_losses, scheme)``.
 
     Attributes
     ----------
-    U : float64 (H, H); V : float64 (H, n_vocab); W : float64 (n_out, H)
+    arrays : dict of str to float64 array
+        The gradient of each parameter by name (``as_dict()``); each is also an
+        attribute: U : (H, H); V : (H, n_vocab); W : (n_out, H) for the Elman cell.
     loss : float
         Total loss J of the batch (the same for every scheme).
     n_losses : int
         Number of J(t) terms in it.
     scheme : str
         Label of the scheme that produced it ("full", "tbptt:3", ...).
+    cell : gradlab.cells.Cell
+        Names and order of the parameters.
     """
 
-    U: np.ndarray
-    V: np.ndarray
-    W: np.ndarray
-    loss: float
-    n_losses: int
-    scheme: str = "full"
+    __slots__ = ("arrays", "loss", "n_losses", "scheme", "cell")
 
-    PARAMETERS = ("U", "V", "W")
+    PARAMETERS = ELMAN.names
+
+    def __init__(self, *args, cell: Cell = ELMAN, **kwargs):
+        names = cell.names
+        if args and isinstance(args[0], Mapping):
+            arrays, rest = dict(args[0]), list(args[1:])
+        else:
+            arrays = dict(zip(names, args))
+            rest = list(args[len(names):])
+            arrays.update({n: kwargs.pop(n) for n in names if n in kwargs})
+        if "arrays" in kwargs:
+            arrays = dict(kwargs.pop("arrays"))
+        if list(arrays) != list(names):
+            raise ValueError(f"a Gradient holds the arrays {names} in that order; received {tuple(arrays)}")
+        fields = dict(zip(("loss", "n_losses", "scheme"), rest))
+        for key in ("loss", "n_losses", "scheme"):
+            if key in kwargs:
+                if key in fields:
+                    raise TypeError(f"Gradient got two values for {key!r}")
+                fields[key] = kwargs.pop(key)
+        if kwargs or len(rest) > 3 or "loss" not in fields or "n_losses" not in fields:
+            raise TypeError(f"Gradient(arrays, loss, n_losses, scheme='full'); received unexpected or missing "
+                            f"arguments {sorted(kwargs) or rest[3:]}")
+        set_ = object.__setattr__
+        set_(self, "arrays", arrays)
+        set_(self, "loss", fields["loss"])
+        set_(self, "n_losses", fields["n_losses"])
+        set_(self, "scheme", fields.get("scheme", "full"))
+        set_(self, "cell", cell)
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"a Gradient is read-only; cannot set {name!r}")
+
+    def __getattr__(self, name):
+        try:
+            return object.__getattribute__(self, "arrays")[name]
+        except (KeyError, AttributeError):
+            raise AttributeError(f"Gradient has no attribute {name!r}") from None
+
+    def __reduce__(self):
+        return (_gradient_from, (self.arrays, self.loss, self.n_losses, self.scheme, self.cell))
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{n}={a.shape}" for n, a in self.arrays.items())
+        return f"Gradient({shapes}, loss={self.loss!r}, n_losses={self.n_losses!r}, scheme={self.scheme!r})"
 
     def as_dict(self) -> dict[str, np.ndarray]:
-        return {"U": self.U, "V": self.V, "W": self.W}
+        return dict(self.arrays)
 
     def flat(self) -> np.ndarray:
-        """All parameters' gradients as one vector (U, V, W in that order)."""
-        return np.concatenate([self.U.ravel(), self.V.ravel(), self.W.ravel()])
+        """All parameters' gradients as one vector (in the cell's order: U, V, W)."""
+        return np.concatenate([a.ravel() for a in self.arrays.values()])
 
     def norm(self, parameter: str = "all") -> float:
         """Frobenius norm of one parameter's gradient, or of all of them together ("all")."""
         if parameter == "all":
-            return float(np.sqrt(sum(np.sum(a * a) for a in self.as_dict().values())))
-        if parameter not in self.PARAMETERS:
-            raise ValueError(f"parameter must be one of {self.PARAMETERS + ('all',)}; received {parameter!r}")
-        return float(np.linalg.norm(getattr(self, parameter)))
+            return float(np.sqrt(sum(np.sum(a * a) for a in self.arrays.values())))
+        if parameter not in self.arrays:
+            raise ValueError(f"parameter must be one of {tuple(self.arrays) + ('all',)}; received {parameter!r}")
+        return float(np.linalg.norm(self.arrays[parameter]))
+
+
+def _gradient_from(arrays, loss, n_losses, scheme, cell):
+    return Gradient(arrays, loss, n_losses, scheme, cell=cell)
 
 
 @dataclass(frozen=True, eq=False)
@@ -154,6 +205,12 @@ class Contributions:
     def n_pairs(self) -> int:
         return int(self.lag.size)
 
+    def lag_sums(self) -> dict[str, np.ndarray]:
+        """The per-lag sums by parameter name, for the parameters truncation acts on:
+        {"U": G_U, "V": G_V} (V left out when it was not computed)."""
+        sums = {"U": self.G_U, "V": self.G_V}
+        return {name: sums[name] for name in ELMAN.truncated if sums[name] is not None}
+
     def truncated(self, tau: int) -> Gradient:
         """The sliding TBPTT(tau) gradient, sum over k <= tau of G[k] (tau <= K)."""
         tau = check_int(tau, "tau", 0)
@@ -163,8 +220,9 @@ class Contributions:
         if tau > self.v_max_lag:
             raise ValueError(f"tau = {tau} needs G_V up to lag {tau} but these contributions have it only up to "
                              f"lag {self.v_max_lag}; compute them with G_V=True (or G_V >= {tau})")
-        return Gradient(self.G_U[: tau + 1].sum(axis=0), self.G_VT[: tau + 1].sum(axis=0).T.copy(),
-                        self.G_W.copy(), self.loss, self.n_losses, f"tbptt:{tau}")
+        arrays = {"U": self.G_U[: tau + 1].sum(axis=0), "V": self.G_VT[: tau + 1].sum(axis=0).T.copy(),
+                  "W": self.G_W.copy()}
+        return Gradient(arrays, self.loss, self.n_losses, f"tbptt:{tau}")
 
     def to_frame(self):
         """Tidy rows: sentence, t, lag, delta_norm, U_norm, V_norm (when computed)."""
@@ -365,7 +423,57 @@ def gradient(model: RNN, batch: Batch, scheme: Scheme | str = Full(), *, initial
         losses, dS, dW = _output(prep, S, want_grad=True)
         dU, dV = _backward(prep.U, S, batch, prep.loss_pos, dS, _lag_starts(batch, prep.loss_pos, scheme),
                            prep.code, model.vocab_size, None if initial_states is None else prep.S0)
-    return Gradient(dU, dV, dW, float(losses.sum()), int(losses.size), scheme.label)
+    return Gradient({"U": dU, "V": dV, "W": dW}, float(losses.sum()), int(losses.size), scheme.label)
+
+
+def backpropagate(model: RNN, batch: Batch, states, state_grads, scheme: Scheme | str = "full", *,
+                  initial_states=None) -> dict[str, np.ndarray]:
+    """Gradients of the recurrent and input parameters from given states and dJ(t)/ds(t).
+
+    The backward half of :func:`gradient`, for states that did not come from
+    :func:`forward` (the coursework class back-propagates from a student's own
+    ``predict``). Each loss of ``batch`` keeps the lags that ``scheme`` allows.
+
+    Parameters
+    ----------
+    model : RNN
+        Its recurrent weights carry the signal back; its activation gives f'(net) from the states.
+    batch : Batch
+    states : float64 (N, H)
+        s(t) of every token, flat in batch order.
+    state_grads : float64 (n_losses, H)
+        dJ(t)/ds(t) of every loss in flat order (``delta_out(t) W``).
+    scheme : Scheme or str, default "full"
+    initial_states : float64 (H,) or (n_sentences, H), optional
+        s(-1) in the recurrent weights' outer products (zero by default).
+
+    Returns
+    -------
+    dict
+        {"U": dJ/dU, "V": dJ/dV} (the cell's recurrent and input parameters).
+    """
+    scheme = parse_scheme(scheme)
+    if not isinstance(model, RNN):
+        raise TypeError(f"model must be a gradlab.RNN; received {type(model).__name__}")
+    if not isinstance(batch, Batch):
+        raise TypeError(f"batch must be a gradlab.Batch; received {type(batch).__name__}")
+    model.validate()
+    code = activation_code(model.activation)
+    check_ids_in_range(batch.ids, model.vocab_size, "batch ids", batch.where)
+    H = model.hidden_size
+    loss_pos = np.flatnonzero(batch.targets != NO_LOSS).astype(np.int64)
+    S = as_float_matrix(states, "states", (batch.n_tokens, H))
+    dS = as_float_matrix(state_grads, "state_grads", (loss_pos.size, H))
+    if initial_states is not None:
+        initial_states = as_float_matrix(np.atleast_2d(initial_states), "initial_states", (None, H))
+        if initial_states.shape[0] not in (1, batch.n_sentences):
+            raise ValueError(f"initial_states must hold one row or one per sentence ({batch.n_sentences}); "
+                             f"received {initial_states.shape[0]}")
+    U = np.ascontiguousarray(model.U)
+    with _single_threaded_blas():
+        dU, dV = _backward(U, S, batch, loss_pos, dS, _lag_starts(batch, loss_pos, scheme), code,
+                           model.vocab_size, initial_states)
+    return {"U": dU, "V": dV}
 
 
 def _backward(U, S, batch: Batch, loss_pos, dS, lo, code, vocab_size, initial_state=None):
@@ -394,12 +502,8 @@ def _backward(U, S, batch: Batch, loss_pos, dS, lo, code, vocab_size, initial_st
 
 
 def state_derivative(S: np.ndarray, activation: str) -> np.ndarray:
-    """f'(net_in) of every token, from its state s = f(net_in)."""
-    if activation == "sigmoid":
-        return S * (1.0 - S)
-    if activation == "tanh":
-        return 1.0 - S * S
-    return (S > 0.0).astype(np.float64)
+    """f'(net_in) of every token, from its state s = f(net_in) (``gradlab.cells.Activation.derivative``)."""
+    return _activation(activation).derivative(S)
 
 
 def _row_chunks(n: int) -> list[tuple[int, int]]:
@@ -586,7 +690,7 @@ class SentenceGaps:
     rel_error: np.ndarray
     cosine: np.ndarray
 
-    PARAMETERS = ("U", "V", "all")
+    PARAMETERS = ELMAN.truncated + ("all",)
 
     def to_frame(self):
         """Tidy rows: sentence, tau, parameter, rel_error, cosine."""

@@ -55,8 +55,9 @@ def check_gradient(model: RNN, batch: Batch, grad=None, *, n_samples: int = 20, 
     model : RNN
     batch : Batch
     grad : Gradient or dict of arrays, optional
-        The gradient to check, dJ/dU, dJ/dV, dJ/dW of the batch's total loss
-        (default: ``gradient(model, batch)``). Pass your own to check it.
+        The gradient to check, one array per parameter of the model's cell (dJ/dU,
+        dJ/dV, dJ/dW of the batch's total loss for the Elman cell; default:
+        ``gradient(model, batch)``). Pass your own to check it.
     n_samples : int
         Entries sampled per parameter (all entries if the matrix is smaller).
     eps : float
@@ -77,14 +78,15 @@ def check_gradient(model: RNN, batch: Batch, grad=None, *, n_samples: int = 20, 
         raise ValueError(f"eps must be > 0; received {eps!r}")
     grad = gradient(model, batch) if grad is None else grad
     parts = grad if isinstance(grad, dict) else grad.as_dict()
-    missing = {"U", "V", "W"} - set(parts)
+    wanted = model.cell.names
+    missing = set(wanted) - set(parts)
     if missing:
-        raise ValueError(f"grad lacks {sorted(missing)}; pass a Gradient or a dict with U, V and W")
+        listed = ", ".join(wanted[:-1]) + " and " + wanted[-1] if len(wanted) > 1 else wanted[0]
+        raise ValueError(f"grad lacks {sorted(missing)}; pass a Gradient or a dict with {listed}")
     rng = np.random.default_rng(rng)
     probe = model.copy()
     names, idx, ana, num = [], [], [], []
-    for name in ("U", "V", "W"):
-        w = getattr(probe, name)
+    for name, w in probe.parameters().items():
         g = np.asarray(parts[name], dtype=np.float64)
         if g.shape != w.shape:
             raise ValueError(f"grad[{name!r}] has shape {g.shape}; the model's {name} has {w.shape}")

@@ -14,9 +14,10 @@ import numpy as np
 
 from ._io import atomic_savez
 from ._validate import as_float_matrix, check_int
+from .cells import ACTIVATIONS as _ACTIVATIONS, ELMAN, activation as _activation
 
-#: Hidden activations and their kernel codes.
-ACTIVATIONS = {"sigmoid": 0, "tanh": 1, "relu": 2}
+#: Hidden activations and their kernel codes (the activations themselves: ``gradlab.cells.ACTIVATIONS``).
+ACTIVATIONS = {name: a.code for name, a in _ACTIVATIONS.items()}
 
 #: How RNN.init makes the recurrent matrix U.
 RECURRENT_INITS = ("normal", "orthogonal", "identity")
@@ -26,10 +27,7 @@ DEFAULT_SCALE = float(np.sqrt(0.1))
 
 def activation_code(name: str) -> int:
     """Return the kernel code of a hidden activation, with a clear error for unknown names."""
-    try:
-        return ACTIVATIONS[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}; received {name!r}") from None
+    return _activation(name).code
 
 
 @dataclass(eq=False)
@@ -49,6 +47,7 @@ class RNN:
 
     The arrays are public and may be written in place (``model.U[...] = ...``);
     they are validated each time the model enters an engine function.
+    Code that loops over parameters uses :meth:`parameters` (names from :attr:`cell`).
     """
 
     U: np.ndarray
@@ -56,24 +55,52 @@ class RNN:
     W: np.ndarray
     activation: str = "sigmoid"
 
+    #: The cell: parameter names, shapes and roles (``gradlab.cells``).
+    cell = ELMAN
+
     def __post_init__(self):
         activation_code(self.activation)
         self.validate()
-        self.U = np.ascontiguousarray(self.U, dtype=np.float64)
-        self.V = np.ascontiguousarray(self.V, dtype=np.float64)
-        self.W = np.ascontiguousarray(self.W, dtype=np.float64)
+        for name in self.cell.names:
+            setattr(self, name, np.ascontiguousarray(getattr(self, name), dtype=np.float64))
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        """The parameter arrays by name, in the cell's order (the arrays themselves, not copies)."""
+        return {name: getattr(self, name) for name in self.cell.names}
+
+    @classmethod
+    def from_parameters(cls, parameters, activation: str = "sigmoid") -> "RNN":
+        """A model from ``{name: array}`` (every name of the cell; extra names are an error)."""
+        names = cls.cell.names
+        missing = [n for n in names if n not in parameters]
+        extra = [n for n in parameters if n not in names]
+        if missing or extra:
+            raise ValueError(f"parameters must be exactly {names}; missing {missing}, unexpected {extra}")
+        return cls(**{n: parameters[n] for n in names}, activation=activation)
+
+    @property
+    def activation_function(self):
+        """The :class:`gradlab.cells.Activation` of this model."""
+        return _activation(self.activation)
+
+    def _size(self, dim: str) -> int:
+        """The size of ``dim`` ("vocab", "hidden", "output"), from the first parameter that has it."""
+        for p in self.cell.parameters:
+            if dim in p.shape:
+                return getattr(self, p.name).shape[p.shape.index(dim)]
+        raise ValueError(f"cell {self.cell.name!r} has no parameter with a {dim!r} dimension")
 
     @property
     def hidden_size(self) -> int:
-        return self.U.shape[0]
+        return self._size("hidden")
 
     @property
     def vocab_size(self) -> int:
-        return self.V.shape[1]
+        return self._size("vocab")
 
     @property
     def output_size(self) -> int:
-        return self.W.shape[0]
+        return self._size("output")
 
     @classmethod
     def init(cls, vocab_size: int, hidden_size: int, output_size: int | None = None, *,
@@ -114,36 +141,52 @@ class RNN:
                 or not np.isfinite(gain) or gain < 0:
             raise ValueError(f"gain must be a finite number >= 0; received {gain!r}")
         rng = np.random.default_rng(rng)
-        G = rng.standard_normal((hidden_size, hidden_size))
-        V = rng.standard_normal((hidden_size, vocab_size)) * scale
-        W = rng.standard_normal((output_size, hidden_size)) * scale
-        if recurrent == "normal":
-            U = G * scale
-        elif recurrent == "orthogonal":
-            Q, R = np.linalg.qr(G)
-            U = Q * np.where(np.diag(R) < 0, -1.0, 1.0) * float(gain)
-        else:
-            U = np.eye(hidden_size) * float(gain)
-        return cls(U, V, W, activation)
+        parameters = {}
+        # every parameter is drawn, in the cell's order, whatever ``recurrent`` is
+        for name, shape in cls.cell.shapes(vocab_size, hidden_size, output_size).items():
+            G = rng.standard_normal(shape)
+            if cls.cell.parameter(name).role != "recurrent" or recurrent == "normal":
+                parameters[name] = G * scale
+            elif recurrent == "orthogonal":
+                Q, R = np.linalg.qr(G)
+                parameters[name] = Q * np.where(np.diag(R) < 0, -1.0, 1.0) * float(gain)
+            else:
+                parameters[name] = np.eye(hidden_size) * float(gain)
+        return cls.from_parameters(parameters, activation)
 
     def validate(self) -> None:
-        """Check shapes, dtypes and finiteness of U, V, W (raises with the name of the bad matrix)."""
-        U = as_float_matrix(self.U, "U")
-        H = U.shape[0]
-        if U.shape != (H, H):
-            raise ValueError(f"U must be square (H x H); received shape {U.shape}")
-        as_float_matrix(self.V, "V", (H, None))
-        as_float_matrix(self.W, "W", (None, H))
+        """Check shapes, dtypes and finiteness of every parameter (U, V, W; raises naming the bad matrix).
+
+        H comes from the first recurrent parameter, which must be square; the others
+        must have H where their cell shape says "hidden".
+        """
+        first = self.cell.with_role("recurrent")[0]
+        R = as_float_matrix(getattr(self, first), first)
+        H = R.shape[0]
+        if R.shape != (H, H):
+            raise ValueError(f"{first} must be square (H x H); received shape {R.shape}")
+        for p in self.cell.parameters:
+            if p.name != first:
+                as_float_matrix(getattr(self, p.name), p.name, tuple(H if d == "hidden" else None for d in p.shape))
 
     def copy(self) -> "RNN":
-        return RNN(self.U.copy(), self.V.copy(), self.W.copy(), self.activation)
+        return self.from_parameters({n: a.copy() for n, a in self.parameters().items()}, self.activation)
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write the model to an ``.npz`` file atomically and return its path."""
+    def save(self, path: str | os.PathLike, *, extra: dict[str, np.ndarray] | None = None) -> Path:
+        """Write the model to an ``.npz`` file atomically and return its path.
+
+        ``extra`` arrays (names other than the parameters' and "activation") are stored
+        beside the model, in the same file; :meth:`load` ignores them (training
+        checkpoints keep the run state there).
+        """
         path = Path(path)
         if path.suffix != ".npz":
             path = path.with_suffix(".npz")
-        return atomic_savez(path, U=self.U, V=self.V, W=self.W, activation=np.array(self.activation))
+        arrays = {**self.parameters(), "activation": np.array(self.activation)}
+        clash = sorted(set(arrays) & set(extra or {}))
+        if clash:
+            raise ValueError(f"extra arrays may not be named {clash}: the model's own arrays have those names")
+        return atomic_savez(path, **arrays, **(extra or {}))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "RNN":
@@ -157,20 +200,22 @@ class RNN:
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             raise ValueError(f"model file {path} is not a readable .npz file ({exc}); "
                              "write models with RNN.save") from exc
+        names = cls.cell.names
+        listed = ", ".join(names)
         if not isinstance(data, np.lib.npyio.NpzFile):
-            raise ValueError(f"model file {path} holds a single array, not an .npz archive with U, V, W; "
+            raise ValueError(f"model file {path} holds a single array, not an .npz archive with {listed}; "
                              "write models with RNN.save")
         try:
             with data:
-                missing = {"U", "V", "W"} - set(data.files)
+                missing = set(names) - set(data.files)
                 if missing:
                     raise ValueError(f"model file {path} lacks array(s) {sorted(missing)}; "
-                                     "expected U, V, W and activation as written by RNN.save")
+                                     f"expected {listed} and activation as written by RNN.save")
                 activation = str(data["activation"]) if "activation" in data.files else "sigmoid"
-                U, V, W = data["U"], data["V"], data["W"]
+                parameters = {n: data[n] for n in names}
         except (OSError, EOFError, zipfile.BadZipFile) as exc:
             raise ValueError(f"model file {path} is damaged ({exc}); write models with RNN.save") from exc
         try:
-            return cls(U, V, W, activation)
+            return cls.from_parameters(parameters, activation)
         except (ValueError, TypeError) as exc:
             raise ValueError(f"model file {path}: {exc}") from exc

@@ -4,11 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..cells import ACTIVATIONS
 from ..engine import Contributions, forward, state_derivative
 from ..model import RNN
 
 #: max f'(net) of each activation: the per-step growth of the signal is at most ||U|| times this.
-MAX_DERIVATIVE = {"sigmoid": 0.25, "tanh": 1.0, "relu": 1.0}
+MAX_DERIVATIVE = {name: a.max_derivative for name, a in ACTIVATIONS.items()}
 
 
 def vanishing_profile(contrib: Contributions) -> pd.DataFrame:

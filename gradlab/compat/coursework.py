@@ -22,7 +22,7 @@ from .. import engine
 from .._validate import as_float_matrix, as_id_array, check_ids_in_range, check_int
 from ..batch import NO_LOSS, Batch
 from ..model import DEFAULT_SCALE, RNN as _Model
-from ..schemes import UNLIMITED
+from ..schemes import UNLIMITED, Sliding
 
 
 class RNN:
@@ -154,20 +154,16 @@ class RNN:
         if y.shape[0] < T or s.shape[0] < T:
             raise ValueError(f"y needs at least T = {T} rows and s at least T (+1) rows, as predict(x) returns; "
                              f"received y {y.shape}, s {s.shape}")
-        W = as_float_matrix(self.W, "W", (self.out_vocab_size, H))
-        U = as_float_matrix(self.U, "U", (H, H))
+        model = self._model()
         S = np.ascontiguousarray(s[:T])
         delta_out = y[pos].copy()                      # y - onehot(d)
         delta_out[np.arange(pos.size), labels] -= 1.0
         targets = np.full(T, NO_LOSS, dtype=np.int64)
         targets[pos] = labels
         batch = Batch(ids, targets, np.array([0, T]))
-        lo = np.full(T, -1, dtype=np.int64)
-        lo[pos] = pos - np.minimum(steps, pos)
-        with engine._single_threaded_blas():
-            # at t - k = 0 the coursework multiplies by s[t-k-1] = s[-1], the last row of the s given
-            dU, dV = engine._backward(U, S, batch, pos, delta_out @ W, lo, 0, self.vocab_size,
-                                      initial_state=s[-1])
+        # at t - k = 0 the coursework multiplies by s[t-k-1] = s[-1], the last row of the s given
+        grads = engine.backpropagate(model, batch, S, delta_out @ model.W, Sliding(steps), initial_states=s[-1])
+        dU, dV = grads["U"], grads["V"]
         # updates are negative gradients
         self.deltaW -= delta_out.T @ S[pos]
         self.deltaU -= dU

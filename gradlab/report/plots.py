@@ -44,6 +44,8 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import blended_transform_factory
 
+from ..cells import ELMAN
+
 __all__ = [
     "dataset_palette",
     "plot_profile",
@@ -57,7 +59,7 @@ __all__ = [
 ]
 
 #: Parameters in the order their panels appear; others follow in order of appearance.
-PARAMETER_ORDER = ("U", "V", "W", "all")
+PARAMETER_ORDER = ELMAN.names + ("all",)
 
 #: Inches per panel (width, height).
 PANEL_SIZE = (4.3, 3.3)

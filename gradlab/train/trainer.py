@@ -41,14 +41,20 @@ Schemes
 
 Fused and step by step
 ----------------------
-Both paths make the updates described above. The fused path (the default) hands
-a chunk of the epoch's order to :func:`gradlab.kernels.train.sgd_minibatches`,
-which runs every minibatch and block of it in compiled code, calling the
-engine's kernels and the same BLAS products in the same order (the lag limit,
-block length and carry-back are arguments of each call: ``_lag_parameters``).
-``fused=False`` calls :func:`gradlab.gradient` per update and applies it here
-(``_step``, ``_block_step``, ``_apply``); it is kept as the reference the tests
-compare the fused path with.
+Both paths make the updates described above (``gradlab.train.updates``). The fused
+path (the default) hands a chunk of the epoch's order to
+:func:`gradlab.kernels.train.sgd_minibatches`, which runs every minibatch and block
+of it in compiled code, calling the engine's kernels and the same BLAS products in
+the same order (the lag limit, block length and carry-back are arguments of each
+call: ``Trainer._lag_parameters``). ``fused=False`` calls :func:`gradlab.gradient`
+per update and applies it (``updates.minibatch_step``, ``updates.block_step``,
+``updates.apply_gradient``); it is kept as the reference the tests compare the
+fused path with.
+
+Files
+-----
+This module is the loop (options, epochs, chunks, history, callbacks);
+``updates.py`` makes the updates; ``checkpoint.py`` writes and reads checkpoints.
 
 Order and determinism
 ---------------------
@@ -59,8 +65,9 @@ same options, data and model give bitwise the same result.
 
 Checkpoints
 -----------
-One ``.npz`` file written through a temporary file and ``os.replace``: U, V, W and
-activation (so ``RNN.load`` reads it) plus ``trainer_state``, JSON text with the
+One ``.npz`` file written by ``RNN.save`` (through a temporary file and
+``os.replace``), so ``RNN.load`` reads it, with the run state beside the model
+(``gradlab.train.checkpoint``): ``trainer_state``, JSON text with the
 epoch, the position in it, the counters, the RNG state, the history so far and the
 fingerprint of everything that determines the run (options, data, initial model),
 and ``order``, the current epoch's permutation. ``resume=True`` continues from it
@@ -70,66 +77,37 @@ at the end of every epoch, every ``checkpoint_every`` minibatches, and when the
 run stops early (``max_updates``, a callback); a crash loses at most the work
 since the last one.
 """
-from __future__ import annotations
 
-import hashlib
-import json
 import numbers
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from .. import _config
-from .._io import atomic_savez
 from ..batch import NO_LOSS, Batch
 from ..data.dataset import TASK_DESCRIPTIONS, Dataset
 from ..engine import forward, gradient
-from ..model import RNN, activation_code
-from ..schemes import UNLIMITED, Adaptive, Block, Full, Scheme, Sliding, parse_scheme
+from ..model import RNN
+from ..schemes import UNLIMITED, Adaptive, Block, Scheme, Sliding, parse_scheme
+from . import updates
+from .checkpoint import CheckpointError, RunState, checkpoint_file, fingerprint, load_checkpoint, write_checkpoint
 from .evaluate import check_model_fits, check_task, evaluate
+from .updates import DivergenceError, UpdateContext, gather
 
 __all__ = ["Trainer", "TrainResult", "TrainingProgress", "DivergenceError", "CheckpointError", "train",
            "learning_rate_at"]
 
 CARRY_MODES = ("after_update", "before_update")
-_CHECKPOINT_FORMAT = "gradlab-train-checkpoint"
-_CHECKPOINT_VERSION = 1
-_CHECKPOINT_NAME = "checkpoint.npz"
 #: Sentences per compiled call of the fused trainer (the progress bar moves once per call).
 CHUNK_SENTENCES = 256
 
 #: Columns of the training history (dev_* only with a dev dataset).
 HISTORY_COLUMNS = ("epoch", "lr", "update", "n_updates", "clipped", "sentences_seen", "tokens_seen", "n_losses",
                    "train_loss", "seconds")
-
-
-class DivergenceError(FloatingPointError):
-    """The loss or a parameter became non-finite during training.
-
-    Attributes
-    ----------
-    epoch : int
-        Epoch (from 0) of the failing update.
-    update : int
-        Number of the failing update (from 1, counted over the whole run).
-    sentences : tuple of int
-        Indices (in the training data) of the sentences of the failing update.
-    """
-
-    def __init__(self, message: str, *, epoch: int, update: int, sentences: tuple):
-        super().__init__(message)
-        self.epoch = epoch
-        self.update = update
-        self.sentences = sentences
-
-
-class CheckpointError(ValueError):
-    """A checkpoint does not belong to this run (other options, data or model), or cannot be read."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -252,97 +230,12 @@ def _boolean(value, name: str) -> bool:
     return bool(value)
 
 
-def _digest(*arrays) -> str:
-    h = hashlib.sha256()
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(str((a.dtype.str, a.shape)).encode())
-        h.update(a.tobytes())
-    return h.hexdigest()[:16]
-
-
-def _batch_digest(b: Batch) -> str:
-    return _digest(b.ids, b.targets, b.offsets)
-
-
-# ---------------------------------------------------------------------- run state
-@dataclass
-class _RunState:
-    epoch: int = 0
-    position: int = 0
-    updates: int = 0
-    sentences_seen: int = 0
-    tokens_seen: int = 0
-    order: np.ndarray | None = None
-    rng: np.random.Generator | None = None
-    history: list = field(default_factory=list)
-    # accumulators of the current epoch
-    loss_sum: float = 0.0
-    n_losses: int = 0
-    n_updates: int = 0
-    clipped: int = 0
-    seconds: float = 0.0
-    # adaptive truncation: tau in force, the update of its estimate, the log of choices
-    tau: int | None = None
-    tau_at: int = 0
-    truncation: list = field(default_factory=list)
-
-    def reset_epoch(self) -> None:
-        self.position, self.order = 0, None
-        self.loss_sum, self.n_losses, self.n_updates, self.clipped, self.seconds = 0.0, 0, 0, 0, 0.0
-
-    def to_json(self) -> dict:
-        return {"epoch": self.epoch, "position": self.position, "updates": self.updates,
-                "sentences_seen": self.sentences_seen, "tokens_seen": self.tokens_seen,
-                "loss_sum": self.loss_sum, "n_losses": self.n_losses, "n_updates": self.n_updates,
-                "clipped": self.clipped, "seconds": self.seconds, "has_order": self.order is not None,
-                "rng": self.rng.bit_generator.state, "history": self.history,
-                "tau": self.tau, "tau_at": self.tau_at, "truncation": self.truncation}
-
-    @classmethod
-    def from_json(cls, d: dict, order: np.ndarray) -> "_RunState":
-        rng = np.random.default_rng()
-        rng.bit_generator.state = d["rng"]
-        return cls(epoch=int(d["epoch"]), position=int(d["position"]), updates=int(d["updates"]),
-                   sentences_seen=int(d["sentences_seen"]), tokens_seen=int(d["tokens_seen"]),
-                   order=order if d["has_order"] else None, rng=rng, history=list(d["history"]),
-                   loss_sum=float(d["loss_sum"]), n_losses=int(d["n_losses"]), n_updates=int(d["n_updates"]),
-                   clipped=int(d["clipped"]), seconds=float(d["seconds"]), tau=d.get("tau"),
-                   tau_at=int(d.get("tau_at", 0)), truncation=list(d.get("truncation", [])))
-
-
-# ---------------------------------------------------------------------- batches
-def _gather(batch: Batch, sentences: np.ndarray, lo: np.ndarray | None = None, hi: np.ndarray | None = None,
-            loss_from: np.ndarray | None = None) -> Batch:
-    """Steps [lo, hi) of the given sentences (whole sentences by default) as a new batch.
-
-    With ``loss_from``, steps before ``loss_from`` (same coordinates as lo/hi) lose
-    their targets (NO_LOSS).
-    """
-    starts = batch.offsets[sentences]
-    if lo is None:
-        lo = np.zeros(sentences.size, dtype=np.int64)
-        hi = batch.offsets[sentences + 1] - starts
-    lens = hi - lo
-    off = np.zeros(sentences.size + 1, dtype=np.int64)
-    np.cumsum(lens, out=off[1:])
-    local = np.arange(int(off[-1]), dtype=np.int64) - np.repeat(off[:-1], lens)
-    flat = local + np.repeat(starts + lo, lens)
-    targets = batch.targets[flat]
-    if loss_from is not None:
-        targets = np.where(local + np.repeat(lo, lens) < np.repeat(loss_from, lens), NO_LOSS, targets)
-    return Batch(batch.ids[flat], targets, off, batch.objective)
-
-
-def _no_losses(b: Batch) -> Batch:
-    return Batch(b.ids, np.full(b.n_tokens, NO_LOSS, dtype=np.int64), b.offsets, b.objective)
-
-
 # ---------------------------------------------------------------------- the trainer
 class Trainer:
     """Stochastic gradient descent for an Elman RNN under any truncation scheme.
 
-    ``__init__`` checks and stores the options; :meth:`fit` trains. See the module
+    ``__init__`` stores the options and :meth:`validate` checks them (again at the start of
+    :meth:`fit`); :meth:`fit` trains. See the module
     docstring for the update rule, block schemes, order and checkpoints.
 
     Parameters
@@ -402,38 +295,49 @@ class Trainer:
                  resume: bool = False, max_updates: int | None = None,
                  callback: Callable[[TrainingProgress], object] | None = None, progress: bool = True,
                  fused: bool = True):
+        self.task, self.scheme, self.learning_rate, self.anneal = task, scheme, learning_rate, anneal
+        self.epochs, self.batch_size, self.clip, self.seed, self.shuffle = epochs, batch_size, clip, seed, shuffle
+        self.carry, self.checkpoint, self.checkpoint_every, self.resume = carry, checkpoint, checkpoint_every, resume
+        self.max_updates, self.callback, self.progress, self.fused = max_updates, callback, progress, fused
+        self.validate()  # bad options fail here, naming the option, as well as in fit()
+
+    def validate(self) -> "Trainer":
+        """Check the options and put them in canonical form (a Scheme, floats, a checkpoint file); return self.
+
+        Runs at construction and again at the start of :meth:`fit` (options may be
+        changed in between); raises ValueError or TypeError naming the bad option.
+        """
+        task, scheme, checkpoint = self.task, self.scheme, self.checkpoint
         if not isinstance(task, str) or task not in TASK_DESCRIPTIONS:
             raise ValueError(f"task must be one of {tuple(TASK_DESCRIPTIONS)}; received {task!r}")
         try:
             self.scheme = parse_scheme(scheme)
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"scheme={scheme!r} is not a valid scheme: {exc}") from None
-        self.task = task
-        self.learning_rate = _real(learning_rate, "learning_rate", minimum=0.0, strict=True)
-        self.anneal = _real(anneal, "anneal", minimum=0.0, strict=False)
-        self.epochs = _integer(epochs, "epochs", 1)
-        self.batch_size = _integer(batch_size, "batch_size", 1)
-        self.clip = _real(clip, "clip", minimum=0.0, strict=True, allow_none=True)
-        self.seed = _integer(seed, "seed", 0)
-        self.shuffle = _boolean(shuffle, "shuffle")
-        if carry not in CARRY_MODES:
-            raise ValueError(f"carry must be one of {CARRY_MODES}; received {carry!r}")
-        self.carry = carry
+        self.learning_rate = _real(self.learning_rate, "learning_rate", minimum=0.0, strict=True)
+        self.anneal = _real(self.anneal, "anneal", minimum=0.0, strict=False)
+        self.epochs = _integer(self.epochs, "epochs", 1)
+        self.batch_size = _integer(self.batch_size, "batch_size", 1)
+        self.clip = _real(self.clip, "clip", minimum=0.0, strict=True, allow_none=True)
+        self.seed = _integer(self.seed, "seed", 0)
+        self.shuffle = _boolean(self.shuffle, "shuffle")
+        if self.carry not in CARRY_MODES:
+            raise ValueError(f"carry must be one of {CARRY_MODES}; received {self.carry!r}")
         if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
             raise TypeError(f"checkpoint must be a path (a .npz file or a folder) or None; received {checkpoint!r}")
-        self.checkpoint = None if checkpoint is None else _checkpoint_file(checkpoint)
-        self.checkpoint_every = _integer(checkpoint_every, "checkpoint_every", 1, allow_none=True)
-        self.resume = _boolean(resume, "resume")
+        self.checkpoint = None if checkpoint is None else checkpoint_file(checkpoint)
+        self.checkpoint_every = _integer(self.checkpoint_every, "checkpoint_every", 1, allow_none=True)
+        self.resume = _boolean(self.resume, "resume")
         if self.resume and self.checkpoint is None:
             raise ValueError("resume=True needs a checkpoint path (checkpoint='runs/x' or 'runs/x/ckpt.npz')")
         if self.checkpoint_every is not None and self.checkpoint is None:
             raise ValueError("checkpoint_every needs a checkpoint path to write to")
-        self.max_updates = _integer(max_updates, "max_updates", 1, allow_none=True)
-        if callback is not None and not callable(callback):
-            raise TypeError(f"callback must be callable or None; received {callback!r}")
-        self.callback = callback
-        self.progress = _boolean(progress, "progress")
-        self.fused = _boolean(fused, "fused")
+        self.max_updates = _integer(self.max_updates, "max_updates", 1, allow_none=True)
+        if self.callback is not None and not callable(self.callback):
+            raise TypeError(f"callback must be callable or None; received {self.callback!r}")
+        self.progress = _boolean(self.progress, "progress")
+        self.fused = _boolean(self.fused, "fused")
+        return self
 
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.options().items())
@@ -477,6 +381,7 @@ class Trainer:
             When the loss or a parameter becomes non-finite (naming epoch, update and
             sentences).
         """
+        self.validate()
         if not isinstance(model, RNN):
             raise TypeError(f"model must be a gradlab.RNN; received {type(model).__name__}")
         model.validate()
@@ -494,22 +399,19 @@ class Trainer:
                 raise TypeError(f"dev must be a gradlab Dataset or None; received {type(dev).__name__}")
             check_task(dev, self.task, "task (for the dev dataset)")
             check_model_fits(model, dev, self.task, "dev")
-        fingerprint = {"options": self.options(), "data": _batch_digest(batch),
-                       "dev": None if dev is None else _batch_digest(dev.batch(self.task)),
-                       "initial_model": _digest(model.U, model.V, model.W, np.array(model.activation)),
-                       "model_shape": _shape(model)}
+        run = fingerprint(self.options(), batch, None if dev is None else dev.batch(self.task), model)
 
         work = model.copy()
         state, resumed_from = None, None
         if self.resume and self.checkpoint.exists():
-            work, state = _load_checkpoint(self.checkpoint, fingerprint, model)
+            work, state = load_checkpoint(self.checkpoint, run)
             resumed_from = state.updates
         if state is None:
-            state = _RunState(rng=np.random.default_rng(self.seed))
-        return self._run(work, batch, dev, state, fingerprint, resumed_from)
+            state = RunState(rng=np.random.default_rng(self.seed))
+        return self._run(work, batch, dev, state, run, resumed_from)
 
     # ------------------------------------------------------------------ the loop
-    def _run(self, model: RNN, batch: Batch, dev, state: _RunState, fingerprint: dict, resumed_from):
+    def _run(self, model: RNN, batch: Batch, dev, state: RunState, run: dict, resumed_from):
         from tqdm.auto import tqdm
 
         n = batch.n_sentences
@@ -555,13 +457,13 @@ class Trainer:
                         break
                     if self.checkpoint_every is not None and since_ckpt >= self.checkpoint_every \
                             and state.position < n:
-                        self._save(model, state, fingerprint)
+                        self._save(model, state, run)
                         since_ckpt = 0
                 bar.set_postfix_str(f"loss={running:.4f} lr={lr:.3g}", refresh=True)
             if state.position >= n:
                 self._end_epoch(model, dev, state, lr)
             if self.checkpoint is not None:
-                self._save(model, state, fingerprint)
+                self._save(model, state, run)
         completed = state.epoch >= self.epochs
         truncation = None
         if isinstance(self.scheme, Adaptive):
@@ -571,20 +473,20 @@ class Trainer:
                            completed, None if completed else stopped_by, self.checkpoint, resumed_from,
                            truncation)
 
-    def _adaptive_scheme(self, model: RNN, batch: Batch, state: _RunState) -> Sliding:
+    def _adaptive_scheme(self, model: RNN, batch: Batch, state: RunState) -> Sliding:
         """Sliding(tau) with the tau in force; re-estimated first when ``every`` updates have passed."""
         sc = self.scheme
         if state.tau is None or state.updates - state.tau_at >= sc.every:
             from .adaptive import estimate_truncation
             n = batch.n_sentences
             take = (state.position + np.arange(min(sc.sentences, n))) % n  # the next sentences, wrapping
-            est = estimate_truncation(model, _gather(batch, np.ascontiguousarray(state.order[take])), sc)
+            est = estimate_truncation(model, gather(batch, np.ascontiguousarray(state.order[take])), sc)
             state.tau, state.tau_at = est["tau"], state.updates
             state.truncation.append([state.updates, state.epoch, est["tau"], est["beta"], est["bias_bound"],
                                      est["n_losses"]])
         return Sliding(state.tau)
 
-    def _end_epoch(self, model: RNN, dev, state: _RunState, lr: float) -> None:
+    def _end_epoch(self, model: RNN, dev, state: RunState, lr: float) -> None:
         row = {"epoch": state.epoch, "lr": lr, "update": state.updates, "n_updates": state.n_updates,
                "clipped": state.clipped, "sentences_seen": state.sentences_seen, "tokens_seen": state.tokens_seen,
                "n_losses": state.n_losses,
@@ -602,11 +504,11 @@ class Trainer:
         state.epoch += 1
         state.reset_epoch()
 
-    def _save(self, model: RNN, state: _RunState, fingerprint: dict) -> None:
-        _write_checkpoint(self.checkpoint, model, state, fingerprint)
+    def _save(self, model: RNN, state: RunState, run: dict) -> None:
+        write_checkpoint(self.checkpoint, model, state, run)
 
     # ------------------------------------------------------------------ updates
-    def _chunk(self, model: RNN, batch: Batch, state: _RunState, lr: float, since_ckpt: int) -> list:
+    def _chunk(self, model: RNN, batch: Batch, state: RunState, lr: float, since_ckpt: int) -> list:
         """The next minibatches of the epoch: [(indices, loss, n_losses, n_updates, n_clipped), ...].
 
         Fused: as many minibatches as fit in ``CHUNK_SENTENCES`` sentences, the next
@@ -617,10 +519,12 @@ class Trainer:
         n, bs = batch.n_sentences, self.batch_size
         if not self.fused:
             idx = np.ascontiguousarray(state.order[state.position:state.position + bs], dtype=np.int64)
+            ctx = UpdateContext(lr, self.clip, state.epoch, state.updates)
             if isinstance(self.scheme, Block):
-                return [(idx, *self._block_step(model, batch, idx, lr, state))]
-            scheme = self._adaptive_scheme(model, batch, state) if isinstance(self.scheme, Adaptive) else None
-            return [(idx, *self._step(model, batch, idx, lr, state, scheme))]
+                return [(idx, *updates.block_step(model, batch, idx, self.scheme, self.carry, ctx,
+                                                  gradient=gradient, forward=forward))]
+            scheme = self._adaptive_scheme(model, batch, state) if isinstance(self.scheme, Adaptive) else self.scheme
+            return [(idx, *updates.minibatch_step(model, batch, idx, scheme, ctx, gradient=gradient))]
         n_mb = 1 if self.callback is not None else max(1, CHUNK_SENTENCES // bs)
         if self.checkpoint_every is not None:
             n_mb = min(n_mb, max(1, self.checkpoint_every - since_ckpt))
@@ -630,9 +534,11 @@ class Trainer:
         order = np.ascontiguousarray(state.order[state.position:min(n, state.position + n_mb * bs)],
                                      dtype=np.int64)
         limit = UNLIMITED if self.max_updates is None else self.max_updates - state.updates
-        return self._fused(model, batch, order, lr, state, limit, *self._lag_parameters(state))
+        ctx = UpdateContext(lr, self.clip, state.epoch, state.updates)
+        return updates.fused_minibatches(model, batch, order, bs, ctx, limit, *self._lag_parameters(state),
+                                         self.carry, isinstance(self.scheme, Block))
 
-    def _lag_parameters(self, state: _RunState) -> tuple[int, int, int]:
+    def _lag_parameters(self, state: RunState) -> tuple[int, int, int]:
         """(k1, back, tau) of the fused loop for the next chunk: block length, carry-back, lag limit.
 
         A non-block scheme is one block per sentence; a scheme that picks tau as it
@@ -645,142 +551,6 @@ class Trainer:
         if isinstance(self.scheme, Adaptive):   # the tau in force (chunks end where it is re-estimated)
             return UNLIMITED, 0, state.tau
         return UNLIMITED, 0, UNLIMITED
-
-    def _fused(self, model: RNN, batch: Batch, order: np.ndarray, lr: float, state: _RunState, limit: int,
-               k1: int, back: int, tau: int) -> list:
-        """Minibatches of ``order`` (consecutive slices of batch_size) by ``sgd_minibatches``."""
-        from ..kernels.train import LOSS_NOT_FINITE, sgd_minibatches
-        from ..engine import _N_DU_CHUNKS
-        bs = self.batch_size
-        mb_start = np.append(np.arange(0, order.size, bs, dtype=np.int64), np.int64(order.size))
-        n_mb = mb_start.size - 1
-        loss, n_loss = np.zeros(n_mb), np.zeros(n_mb, dtype=np.int64)
-        n_upd, n_clip = np.zeros(n_mb, dtype=np.int64), np.zeros(n_mb, dtype=np.int64)
-        fail = np.zeros(4, dtype=np.int64)
-        VT = np.ascontiguousarray(model.V.T)
-        with _config.single_threaded_blas(), np.errstate(over="ignore", invalid="ignore"):
-            done = sgd_minibatches(model.U, VT, model.W, batch.ids, batch.targets, batch.offsets, order, mb_start,
-                                   0, n_mb, k1, back, tau, lr, -1.0 if self.clip is None else self.clip,
-                                   self.carry == "after_update", activation_code(model.activation), limit,
-                                   _config.OUTPUT_TILE, _config.N_GROUPS, _N_DU_CHUNKS, loss, n_loss, n_upd,
-                                   n_clip, fail)
-        model.V[...] = VT.T
-        if fail[0]:
-            m, b0, upd = int(fail[1]), int(fail[2]), int(fail[3])
-            idx = order[mb_start[m]:mb_start[m + 1]]
-            for j in range(m):  # the minibatches before count as done in the error's update number
-                state.updates += int(n_upd[j])
-            where = b0 if isinstance(self.scheme, Block) else None
-            sents = idx[batch.lengths[idx] > b0] if where is not None else idx
-            if fail[0] == LOSS_NOT_FINITE:
-                raise self._diverged(f"the loss is {loss[m]} at the parameters before this update", state, lr,
-                                     sents, where, upd)
-            bad = [name for name, a in (("U", model.U), ("V", model.V), ("W", model.W)) if not np.isfinite(a).all()]
-            raise self._diverged(f"parameter(s) {', '.join(bad)} became non-finite after the update", state, lr,
-                                 sents, where, upd)
-        return [(order[mb_start[m]:mb_start[m + 1]], float(loss[m]), int(n_loss[m]), int(n_upd[m]),
-                 int(n_clip[m])) for m in range(done)]
-
-    def _step(self, model: RNN, batch: Batch, idx: np.ndarray, lr: float, state: _RunState, scheme=None):
-        """One update with the scheme's gradient of the whole minibatch (``scheme``: the one in force)."""
-        mb = _gather(batch, idx)
-        g = gradient(model, mb, self.scheme if scheme is None else scheme)
-        if g.n_losses == 0:
-            return 0.0, 0, 0, 0
-        self._check_loss(g.loss, state, lr, idx, None)
-        clipped = self._apply(model, g, lr, idx.size, np.unique(mb.ids), state, idx, None)
-        return g.loss, g.n_losses, 1, int(clipped)
-
-    def _block_step(self, model: RNN, batch: Batch, idx: np.ndarray, lr: float, state: _RunState):
-        """The minibatch's sentences block by block in lockstep, one update per block."""
-        k1, back = self.scheme.k1, self.scheme.k2 - self.scheme.k1
-        H = model.hidden_size
-        lengths = batch.lengths[idx]
-        starts = np.zeros(idx.size + 1, dtype=np.int64)
-        np.cumsum(lengths, out=starts[1:])
-        stored = np.empty((int(starts[-1]), H))  # s(t) of every step processed so far, per sentence
-        B = idx.size
-        loss_sum, n_loss, n_upd, n_clip = 0.0, 0, 0, 0
-        for b0 in range(0, int(lengths.max()), k1):
-            active = np.flatnonzero(lengths > b0)
-            sent = idx[active]
-            b1 = np.minimum(b0 + k1, lengths[active])
-            w0 = max(0, b0 - back)
-            lo = np.full(active.size, w0, dtype=np.int64)
-            b0s = np.full(active.size, b0, dtype=np.int64)
-            window = _gather(batch, sent, lo, b1, loss_from=b0s)
-            init_w = stored[starts[active] + w0 - 1] if w0 > 0 else None
-            block = _no_losses(_gather(batch, sent, b0s, b1))
-            init_b = stored[starts[active] + b0 - 1] if b0 > 0 else None
-            has_loss = bool(np.any(window.targets != NO_LOSS))
-            if has_loss and self.carry == "before_update":
-                self._store(stored, starts[active] + b0, forward(model, block, initial_states=init_b).s, block)
-            if has_loss:
-                g = gradient(model, window, Full(), initial_states=init_w)
-                where = b0
-                self._check_loss(g.loss, state, lr, sent, where, n_upd)
-                n_clip += self._apply(model, g, lr, B, np.unique(window.ids), state, sent, where, n_upd)
-                loss_sum += g.loss
-                n_loss += g.n_losses
-                n_upd += 1
-            if not has_loss or self.carry == "after_update":
-                self._store(stored, starts[active] + b0, forward(model, block, initial_states=init_b).s, block)
-        return loss_sum, n_loss, n_upd, n_clip
-
-    @staticmethod
-    def _store(stored: np.ndarray, first: np.ndarray, S: np.ndarray, block: Batch) -> None:
-        lens = block.lengths
-        rows = np.repeat(first - block.offsets[:-1], lens) + np.arange(block.n_tokens, dtype=np.int64)
-        stored[rows] = S
-
-    def _apply(self, model: RNN, g, lr: float, B: int, cols: np.ndarray, state, sentences, where,
-               done: int = 0) -> bool:
-        """theta -= lr * g / B (clipped to norm ``clip``); V only in the columns the batch touches.
-
-        The engine's arrays in ``g`` are fresh for this update and are scaled in place
-        (the same floating-point operations as lr * (g / B), without temporaries).
-        """
-        gU, gV, gW = g.U, g.V[:, cols], g.W
-        if B != 1:
-            for a in (gU, gV, gW):
-                a /= B
-        clipped = False
-        if self.clip is not None:
-            norm = float(np.sqrt(np.sum(gU * gU) + np.sum(gV * gV) + np.sum(gW * gW)))
-            if norm > self.clip:
-                f = self.clip / norm
-                for a in (gU, gV, gW):
-                    a *= f
-                clipped = True
-        with np.errstate(over="ignore", invalid="ignore"):  # a diverging update is reported below, not warned
-            for a in (gU, gV, gW):
-                a *= lr
-            model.U -= gU
-            model.V[:, cols] -= gV
-            model.W -= gW
-        bad = [name for name, a in (("U", model.U), ("V", model.V[:, cols]), ("W", model.W))
-               if not np.isfinite(a).all()]
-        if bad:
-            raise self._diverged(f"parameter(s) {', '.join(bad)} became non-finite after the update",
-                                 state, lr, sentences, where, done)
-        return clipped
-
-    def _check_loss(self, loss: float, state, lr, sentences, where, done: int = 0) -> None:
-        if not np.isfinite(loss):
-            raise self._diverged(f"the loss is {loss} at the parameters before this update", state, lr, sentences,
-                                 where, done)
-
-    def _diverged(self, what: str, state: _RunState, lr: float, sentences, where, done: int) -> DivergenceError:
-        sents = tuple(int(s) for s in np.atleast_1d(sentences))
-        shown = ", ".join(str(s) for s in sents[:8]) + (", ..." if len(sents) > 8 else "")
-        label = "sentence" if len(sents) == 1 else "sentences"
-        steps = "" if where is None else f", the block starting at step {where}"
-        update = state.updates + done + 1
-        return DivergenceError(
-            f"training diverged in epoch {state.epoch}, update {update} ({label} {shown} of the training data"
-            f"{steps}): {what}. Lower learning_rate (now {lr:g} in this epoch) or set clip "
-            f"(now {self.clip}).", epoch=state.epoch, update=update, sentences=sents)
-
 
 def train(model: RNN, data: Dataset | Batch, *, dev: Dataset | None = None, **options) -> TrainResult:
     """``Trainer(**options).fit(model, data, dev)``: train a copy of ``model``; see :class:`Trainer`."""
@@ -801,63 +571,9 @@ def _check_batch_fits(model: RNN, batch: Batch) -> None:
                          f"output_size {model.output_size}; build the model with a larger output_size")
 
 
-def _shape(model: RNN) -> dict:
-    return {"hidden_size": model.hidden_size, "vocab_size": model.vocab_size, "output_size": model.output_size,
-            "activation": model.activation}
-
-
 def _history_frame(rows: list) -> pd.DataFrame:
     if not rows:
         return pd.DataFrame({c: pd.Series(dtype=np.float64 if c in ("lr", "train_loss", "seconds") else np.int64)
                              for c in HISTORY_COLUMNS})
     return pd.DataFrame(rows)
 
-
-def _checkpoint_file(path) -> Path:
-    path = Path(path)
-    return path if path.suffix == ".npz" else path / _CHECKPOINT_NAME
-
-
-def _write_checkpoint(path: Path, model: RNN, state: _RunState, fingerprint: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"format": _CHECKPOINT_FORMAT, "version": _CHECKPOINT_VERSION, "fingerprint": fingerprint,
-            "state": state.to_json()}
-    order = state.order if state.order is not None else np.zeros(0, dtype=np.int64)
-    # an interrupted write leaves the previous checkpoint and no temporary file
-    atomic_savez(path, U=model.U, V=model.V, W=model.W, activation=np.array(model.activation),
-                 trainer_state=np.array(json.dumps(meta)), order=np.asarray(order, dtype=np.int64))
-
-
-def _load_checkpoint(path: Path, fingerprint: dict, model: RNN) -> tuple[RNN, _RunState]:
-    import zipfile
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            if "trainer_state" not in data.files:
-                raise CheckpointError(f"checkpoint {path} has no trainer_state: it is not a training checkpoint "
-                                      "(a model saved with RNN.save?)")
-            meta = json.loads(str(data["trainer_state"]))
-            U, V, W, act = data["U"], data["V"], data["W"], str(data["activation"])
-            order = data["order"].astype(np.int64)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        if isinstance(exc, CheckpointError):
-            raise
-        raise CheckpointError(f"checkpoint {path} cannot be read ({exc}); delete it or train with resume=False") \
-            from exc
-    if meta.get("format") != _CHECKPOINT_FORMAT or meta.get("version") != _CHECKPOINT_VERSION:
-        raise CheckpointError(f"checkpoint {path} has format {meta.get('format')!r} version "
-                              f"{meta.get('version')!r}; expected {_CHECKPOINT_FORMAT!r} version {_CHECKPOINT_VERSION}")
-    saved = meta["fingerprint"]
-    if saved["model_shape"] != fingerprint["model_shape"]:
-        diffs = [f"{k}={saved['model_shape'][k]!r} (model given: {fingerprint['model_shape'][k]!r})"
-                 for k in fingerprint["model_shape"] if saved["model_shape"].get(k) != fingerprint["model_shape"][k]]
-        raise CheckpointError(f"checkpoint {path} holds a model with " + ", ".join(diffs)
-                              + "; pass the model that run started from, or another checkpoint path")
-    diffs = [f"{k}: checkpoint {saved['options'].get(k)!r}, now {v!r}"
-             for k, v in fingerprint["options"].items() if saved["options"].get(k) != v]
-    labels = {"data": "the training data differs", "dev": "the dev data differs",
-              "initial_model": "the initial model differs (resume with the model the run started from)"}
-    diffs += [msg for key, msg in labels.items() if saved.get(key) != fingerprint[key]]
-    if diffs:
-        raise CheckpointError(f"checkpoint {path} does not match this run: " + "; ".join(diffs)
-                              + ". Use the same options and data, another checkpoint path, or resume=False")
-    return RNN(U, V, W, act), _RunState.from_json(meta["state"], order)
