@@ -3,7 +3,7 @@
 Each generator returns a :class:`~gradlab.data.readers.RawCorpus` whose lexicon is
 the dataset's fixed vocabulary (special tokens first), plus the dependencies it
 planted, in *word coordinates*: word ``source`` of a sentence determines word
-``target`` (``-1`` stands for the ``<s>`` before the sentence, ``n`` for the
+``dependent`` (``-1`` stands for the ``<s>`` before the sentence, ``n`` for the
 ``</s>`` after its n words). :class:`~gradlab.data.dataset.Dataset` converts them
 to the step coordinates of each task's batch.
 
@@ -224,7 +224,7 @@ def generate_dyck(*, length: int, max_depth: int, p_open: float, n: int, seed: i
     depth = np.zeros(n, dtype=np.int64)
     max_seen = np.zeros(n, dtype=np.int64)
     rows = np.arange(n)
-    dep_sent, dep_src, dep_tgt = [], [], []
+    dep_sent, dep_src, dep_dep = [], [], []
     for t in range(length):
         u = rng.random(n)
         kind = rng.integers(2, size=n)
@@ -241,16 +241,16 @@ def generate_dyck(*, length: int, max_depth: int, p_open: float, n: int, seed: i
         tok[c, t] = closer[type_stack[c, depth[c]]]
         dep_sent.append(c)
         dep_src.append(pos_stack[c, depth[c]])
-        dep_tgt.append(np.full(c.size, t, dtype=np.int64))
+        dep_dep.append(np.full(c.size, t, dtype=np.int64))
         np.maximum(max_seen, depth, out=max_seen)
     sent = np.concatenate(dep_sent) if dep_sent else np.zeros(0, dtype=np.int64)
     src = np.concatenate(dep_src) if dep_src else np.zeros(0, dtype=np.int64)
-    tgt = np.concatenate(dep_tgt) if dep_tgt else np.zeros(0, dtype=np.int64)
-    order = np.lexsort((tgt, sent))
+    dep = np.concatenate(dep_dep) if dep_dep else np.zeros(0, dtype=np.int64)
+    order = np.lexsort((dep, sent))
     dep_ptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(sent, minlength=n), out=dep_ptr[1:])
     offsets = np.arange(n + 1, dtype=np.int64) * length
-    return _corpus(DYCK_WORDS, tok.reshape(-1), offsets, {"depth": max_seen}, dep_ptr, src[order], tgt[order])
+    return _corpus(DYCK_WORDS, tok.reshape(-1), offsets, {"depth": max_seen}, dep_ptr, src[order], dep[order])
 
 
 def generate_dyck_distance(*, distance: int, min_distance: int, max_depth: int, p_open: float, n: int,
@@ -274,7 +274,7 @@ def generate_dyck_distance(*, distance: int, min_distance: int, max_depth: int, 
     tokens[starts] = np.array([_DW["("], _DW["["]])[kinds]
     tokens[starts + dists] = np.array([_DW[")"], _DW["]"]])[kinds]
     depth = np.ones(n, dtype=np.int64)
-    dep_sent, dep_src, dep_tgt = [np.arange(n)], [np.zeros(n, dtype=np.int64)], [dists.copy()]
+    dep_sent, dep_src, dep_dep = [np.arange(n)], [np.zeros(n, dtype=np.int64)], [dists.copy()]
     for k in np.unique(dists):
         rows = np.flatnonzero(dists == k)
         if k < 3:
@@ -287,12 +287,12 @@ def generate_dyck_distance(*, distance: int, min_distance: int, max_depth: int, 
         per = np.diff(filler.dep_ptr)
         dep_sent.append(np.repeat(rows, per))
         dep_src.append(filler.dep_source + 1)
-        dep_tgt.append(filler.dep_target + 1)
-    sent, src, tgt = (np.concatenate(a).astype(np.int64) for a in (dep_sent, dep_src, dep_tgt))
-    order = np.lexsort((tgt, sent))
+        dep_dep.append(filler.dep_dependent + 1)
+    sent, src, dep = (np.concatenate(a).astype(np.int64) for a in (dep_sent, dep_src, dep_dep))
+    order = np.lexsort((dep, sent))
     dep_ptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(sent, minlength=n), out=dep_ptr[1:])
-    return _corpus(DYCK_WORDS, tokens, offsets, {"depth": depth}, dep_ptr, src[order], tgt[order])
+    return _corpus(DYCK_WORDS, tokens, offsets, {"depth": depth}, dep_ptr, src[order], dep[order])
 
 
 # ---------------------------------------------------------------------- Markov
@@ -359,8 +359,8 @@ def _offsets(lengths) -> np.ndarray:
     return offsets
 
 
-def _corpus(words, tokens, offsets, fields, dep_ptr, dep_source, dep_target) -> RawCorpus:
+def _corpus(words, tokens, offsets, fields, dep_ptr, dep_source, dep_dependent) -> RawCorpus:
     return RawCorpus(list(words), np.asarray(tokens, dtype=np.int32), offsets, None, [], fields,
                      dep_ptr=dep_ptr,
                      dep_source=None if dep_source is None else np.asarray(dep_source, dtype=np.int64),
-                     dep_target=None if dep_target is None else np.asarray(dep_target, dtype=np.int64))
+                     dep_dependent=None if dep_dependent is None else np.asarray(dep_dependent, dtype=np.int64))

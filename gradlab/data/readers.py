@@ -86,10 +86,10 @@ class RawCorpus:
         (line, reason) of each bad row left out with ``skip_bad_rows=True``.
     fields : dict of str -> array
         Per-sentence annotations (the agreement columns, as arrays).
-    dep_ptr, dep_source, dep_target : int64 arrays, or None
+    dep_ptr, dep_source, dep_dependent : int64 arrays, or None
         Planted dependencies in word coordinates (generators only): those of sentence
         i are ``dep_ptr[i]:dep_ptr[i+1]``; word ``dep_source`` determines word
-        ``dep_target`` (-1 = the ``<s>`` before the sentence, n = the ``</s>`` after it).
+        ``dep_dependent`` (-1 = the ``<s>`` before the sentence, n = the ``</s>`` after it).
     """
 
     lexicon: list
@@ -100,7 +100,7 @@ class RawCorpus:
     fields: dict = field(default_factory=dict)
     dep_ptr: np.ndarray | None = None
     dep_source: np.ndarray | None = None
-    dep_target: np.ndarray | None = None
+    dep_dependent: np.ndarray | None = None
 
     @property
     def n_sentences(self) -> int:

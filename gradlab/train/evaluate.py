@@ -229,10 +229,10 @@ def _items(dataset: Dataset, task: str, batch: Batch) -> pd.DataFrame:
     else:
         deps = dataset.dependencies(task)
         sent = deps["sentence"].to_numpy(np.int64)
-        step = deps["target"].to_numpy(np.int64)
+        step = deps["dependent"].to_numpy(np.int64)
         keep = batch.targets[off[sent] + step] != NO_LOSS
         sent, step = sent[keep], step[keep]
-        lag = deps["distance"].to_numpy(np.int64)[keep]
+        lag = deps["lag"].to_numpy(np.int64)[keep]
         frame = pd.DataFrame({"sentence": sent, "step": step, "distance": lag + 1, "lag": lag})
         desc = dataset.describe()
         if "n_attractors" in desc.columns:
