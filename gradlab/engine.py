@@ -14,7 +14,7 @@ import numpy as np
 
 from . import _config
 from ._validate import as_float_matrix, as_id_array, check_ids_in_range, check_int
-from .batch import NO_LOSS, Batch
+from .batch import NO_LOSS, Batch, offsets_from_lengths
 from .model import RNN, activation_code
 from .schemes import Full, Scheme, Sliding, parse_scheme
 
@@ -454,8 +454,7 @@ def contributions(model: RNN, batch: Batch, max_lag: int, *, G_V: bool | int = T
     loss_pos = prep.loss_pos
     loss_t = batch.positions()[loss_pos]
     n_k = np.minimum(loss_t, K) + 1
-    pair_start = np.zeros(loss_pos.size + 1, dtype=np.int64)
-    np.cumsum(n_k, out=pair_start[1:])
+    pair_start = offsets_from_lengths(n_k)
     n_pairs = int(pair_start[-1])
     pair_loss = np.repeat(np.arange(loss_pos.size, dtype=np.int64), n_k)
     lag = np.arange(n_pairs, dtype=np.int64) - pair_start[pair_loss]

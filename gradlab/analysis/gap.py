@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 
 from ..engine import Contributions, gradient
-from ..schemes import Full, Scheme, parse_scheme
+from ..schemes import Full, parse_scheme
 
 PARAMETERS = ("U", "V", "all")
 

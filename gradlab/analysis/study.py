@@ -1,7 +1,6 @@
 """All measures for one dataset and one model state."""
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from ..engine import contributions, sentence_gaps

@@ -39,7 +39,7 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from ..batch import NO_LOSS, Batch
+from ..batch import NO_LOSS, Batch, offsets_from_lengths
 from .readers import NUMBER_LABELS, RawCorpus
 from .vocab import Vocabulary
 
@@ -264,13 +264,13 @@ class Dataset:
         verb_idx = self._fields["verb_idx"]
         if layout == "number":
             inputs = ids[_prefix_index(off, verb_idx)]
-            out_off = _offsets(verb_idx)
+            out_off = offsets_from_lengths(verb_idx)
             targets = np.full(inputs.size, NO_LOSS, dtype=np.int64)
             targets[out_off[1:] - 1] = self._fields["plural"].astype(np.int64)
             return inputs, targets, out_off
         if layout == "agreement":
             s = self.n_sentences
-            out_off = _offsets(verb_idx + 1)
+            out_off = offsets_from_lengths(verb_idx + 1)
             inputs = np.empty(int(out_off[-1]), dtype=np.int64)
             inputs[out_off[:-1]] = v.bos_id
             words = ids[_prefix_index(off, verb_idx)]
@@ -313,9 +313,10 @@ class Dataset:
             ``sentence``, ``source``, ``dependent``, ``lag``: the loss at step
             ``dependent`` of sentence ``sentence`` is determined by the input at step
             ``source``; ``lag = dependent - source`` (steps) is how far back that loss's
-            gradient must reach (the words' ``distance`` minus one). Only planted or annotated dependencies are listed (for files:
-            subject -> verb; plain text has none; for the Markov control every word
-            depends on the order - 1 words before it).
+            gradient must reach (the words' ``distance`` minus one). Only planted or
+            annotated dependencies are listed (for files: subject -> verb; plain text has
+            none; for the Markov control every word depends on the order - 1 words before
+            it).
         """
         layout = self._tasks[self._task(task)]
         sent, src, dep = self._word_dependencies()
@@ -416,13 +417,13 @@ class Dataset:
     def _derive(self, idx: np.ndarray, part: str, vocab: Vocabulary | None = None) -> "Dataset":
         off = self._offsets
         lengths = np.diff(off)[idx]
-        corpus = RawCorpus(self._lexicon, self._tokens[_gather_index(off[idx], lengths)], _offsets(lengths),
-                           self._fields["line"][idx] if "line" in self._fields else None, self._skipped,
+        corpus = RawCorpus(self._lexicon, self._tokens[_gather_index(off[idx], lengths)],
+                           offsets_from_lengths(lengths), self._fields["line"][idx] if "line" in self._fields else None, self._skipped,
                            {k: a[idx] for k, a in self._fields.items() if k not in ("row", "line")})
         if self._dep_ptr is not None:
             dep_len = np.diff(self._dep_ptr)[idx]
             gi = _gather_index(self._dep_ptr[idx], dep_len)
-            corpus.dep_ptr = _offsets(dep_len)
+            corpus.dep_ptr = offsets_from_lengths(dep_len)
             corpus.dep_source, corpus.dep_dependent = self._dep_source[gi], self._dep_dependent[gi]
         if part and self._part:
             part = f"{self._part}/{part}"
@@ -467,18 +468,11 @@ class Dataset:
 
 
 # ---------------------------------------------------------------------- array helpers
-def _offsets(lengths) -> np.ndarray:
-    lengths = np.asarray(lengths, dtype=np.int64)
-    off = np.zeros(lengths.size + 1, dtype=np.int64)
-    np.cumsum(lengths, out=off[1:])
-    return off
-
-
 def _gather_index(starts, lengths) -> np.ndarray:
     """Flat indices of the runs ``starts[i] .. starts[i] + lengths[i] - 1``, concatenated."""
     starts = np.asarray(starts, dtype=np.int64)
     lengths = np.asarray(lengths, dtype=np.int64)
-    out_off = _offsets(lengths)
+    out_off = offsets_from_lengths(lengths)
     return np.arange(int(out_off[-1]), dtype=np.int64) + np.repeat(starts - out_off[:-1], lengths)
 
 

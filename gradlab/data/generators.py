@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..batch import offsets_from_lengths
 from .readers import RawCorpus
 from .vocab import SPECIALS
 
@@ -162,7 +163,7 @@ def generate_agreement(*, distance: int, min_distance: int, n: int, seed: int, p
     vp = np.array([_AW[p[1]] for p in VERBS], dtype=np.int64)
     verb_id = np.where(plural, vp[vpair], vz[vpair])
     inflected_id = np.where(plural, vz[vpair], vp[vpair])
-    offsets = _offsets(lengths)
+    offsets = offsets_from_lengths(lengths)
     fields = {"subj_idx": subj, "verb_idx": verb, "plural": plural, "verb": verb_id,
               "inflected": inflected_id, "n_attractors": n_attr}
     dep_ptr = np.arange(n + 1, dtype=np.int64)
@@ -192,7 +193,7 @@ def generate_recall(*, distance: int, min_distance: int, n: int, seed: int, n_ke
     dists = _distances(rng, n, distance, min_distance)
     keys = rng.integers(n_keys, size=n) + key0
     lengths = dists + 1
-    offsets = _offsets(lengths)
+    offsets = offsets_from_lengths(lengths)
     tokens = rng.integers(n_distractors, size=int(offsets[-1])).astype(np.int64) + x0
     starts = offsets[:-1]
     tokens[starts] = keys
@@ -268,7 +269,7 @@ def generate_dyck_distance(*, distance: int, min_distance: int, max_depth: int, 
     dists = 2 * (rng.integers(lo, hi + 1, size=n) if lo < hi else np.full(n, hi)) + 1
     kinds = rng.integers(2, size=n)
     seeds = rng.integers(2 ** 62, size=hi + 1)
-    offsets = _offsets(dists + 1)
+    offsets = offsets_from_lengths(dists + 1)
     tokens = np.empty(int(offsets[-1]), dtype=np.int64)
     starts = offsets[:-1]
     tokens[starts] = np.array([_DW["("], _DW["["]])[kinds]
@@ -345,7 +346,7 @@ def generate_markov(*, order: int, n_symbols: int, length: int, concentration: f
             ctx[active] = (ctx[active] * base + sym) % n_ctx
         ends = rng.random(active.size) < p_end
         active = active[~ends]
-    offsets = _offsets(lengths)
+    offsets = offsets_from_lengths(lengths)
     tokens = np.empty(int(offsets[-1]), dtype=np.int64)
     for rows, t, sym in steps:
         tokens[offsets[rows] + t] = sym + len(SPECIALS)
@@ -353,10 +354,6 @@ def generate_markov(*, order: int, n_symbols: int, length: int, concentration: f
 
 
 # ---------------------------------------------------------------------- helpers
-def _offsets(lengths) -> np.ndarray:
-    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    return offsets
 
 
 def _corpus(words, tokens, offsets, fields, dep_ptr, dep_source, dep_dependent) -> RawCorpus:

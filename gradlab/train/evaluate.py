@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..batch import NO_LOSS, Batch
+from ..batch import NO_LOSS, Batch, offsets_from_lengths
 from ..data.dataset import Dataset
 from ..data.vocab import adjusted_loss
 from ..engine import forward
@@ -410,8 +410,7 @@ def evaluate_agreement_set(model: RNN, test_set, vocab, *, lowercase: bool = Fal
     target = vocab.encode([norm(w) for w in items["correct"]])
     wrong = vocab.encode([norm(w) for w in items["wrong"]])
     lengths = np.array([a.size for a in ids], dtype=np.int64)
-    offsets = np.zeros(lengths.size + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
+    offsets = offsets_from_lengths(lengths)
     flat = np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64)
     targets = np.full(flat.size, NO_LOSS, dtype=np.int64)
     pos = offsets[1:] - 1
