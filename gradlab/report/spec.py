@@ -8,6 +8,7 @@ import sys
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from .._analyses import builtin_dir, builtin_names, builtin_spec
 from ..analysis.states import TRAIN_TASKS, ModelState, parse_state
 from ..schemes import parse_scheme
 
@@ -17,7 +18,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 #: Built-in specs shipped in ``analyses/`` are looked up by name too.
-ANALYSES_DIR = Path(__file__).resolve().parents[2] / "analyses"
+ANALYSES_DIR = builtin_dir()
 
 TASKS = ("lm", "number", "agreement", "recall", "closing")
 
@@ -241,11 +242,11 @@ def read_spec_file(path_or_name) -> tuple[Path, dict]:
     """
     path = Path(path_or_name)
     if not path.exists() and not path.suffix:
-        candidate = ANALYSES_DIR / f"{path_or_name}.toml"
-        if candidate.exists():
+        candidate = builtin_spec(str(path_or_name))
+        if candidate is not None:
             path = candidate
     if not path.exists():
-        builtin = sorted(p.stem for p in ANALYSES_DIR.glob("*.toml")) if ANALYSES_DIR.exists() else []
+        builtin = builtin_names()
         raise FileNotFoundError(f"analysis spec {path_or_name!r} not found; give a path to a .toml file "
                                 f"or one of the built-in specs: {builtin}")
     try:
