@@ -7,9 +7,9 @@
 Each configuration runs ``gradlab run`` on a one-dataset spec in a fresh process and reads
 that process's peak resident set size (``getrusage(RUSAGE_CHILDREN).ru_maxrss``); it prints
 the plan's estimate beside it. The dependency signal is carried back exactly each
-dependency's distance (``gradlab.engine.dependency_deltas``), so memory follows the
-number of tokens, K and the number of dependencies, not the longest distance: before
-that, the contributions were computed up to the longest distance, and
+dependency's lag (``gradlab.engine.dependency_deltas``), so memory follows the
+number of tokens, K and the number of dependencies, not the longest lag: before
+that, the contributions were computed up to the longest lag, and
 ``recall:distance=3000,n=200`` with K = 10 grew past 24 GB. Finally it shows that
 ``recall:distance=100000`` is refused by the plan, before any data is generated.
 """

@@ -23,6 +23,15 @@ NO_LOSS = -1
 OBJECTIVES = ("lm", "final")
 
 
+def offsets_from_lengths(lengths) -> np.ndarray:
+    """Offsets of runs of these lengths laid end to end: int64 (n + 1,), ``offsets[0] = 0`` and
+    run i is ``offsets[i]:offsets[i+1]`` (the layout of :attr:`Batch.offsets`)."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    offsets = np.zeros(lengths.size + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return offsets
+
+
 @dataclass(frozen=True, eq=False)
 class Batch:
     """Sentences as concatenated ids plus offsets.
@@ -133,9 +142,7 @@ class Batch:
             if x.size == 0:
                 raise ValueError(f"sentence {i} is empty; every sentence needs at least one input token")
         lengths = np.fromiter((x.size for x in xs), dtype=np.int64, count=len(xs))
-        offsets = np.zeros(len(xs) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        return cls(np.concatenate(xs), np.concatenate(ds), offsets, objective)
+        return cls(np.concatenate(xs), np.concatenate(ds), offsets_from_lengths(lengths), objective)
 
     # ------------------------------------------------------------------ views
     @property

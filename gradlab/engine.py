@@ -15,7 +15,7 @@ import numpy as np
 
 from . import _config
 from ._validate import as_float_matrix, as_id_array, check_ids_in_range, check_int
-from .batch import NO_LOSS, Batch
+from .batch import NO_LOSS, Batch, offsets_from_lengths
 from .cells import ELMAN, Cell, activation as _activation
 from .model import RNN, activation_code
 from .schemes import Full, Scheme, Sliding, parse_scheme
@@ -558,8 +558,7 @@ def contributions(model: RNN, batch: Batch, max_lag: int, *, G_V: bool | int = T
     loss_pos = prep.loss_pos
     loss_t = batch.positions()[loss_pos]
     n_k = np.minimum(loss_t, K) + 1
-    pair_start = np.zeros(loss_pos.size + 1, dtype=np.int64)
-    np.cumsum(n_k, out=pair_start[1:])
+    pair_start = offsets_from_lengths(n_k)
     n_pairs = int(pair_start[-1])
     pair_loss = np.repeat(np.arange(loss_pos.size, dtype=np.int64), n_k)
     lag = np.arange(n_pairs, dtype=np.int64) - pair_start[pair_loss]
@@ -607,15 +606,16 @@ def contributions(model: RNN, batch: Batch, max_lag: int, *, G_V: bool | int = T
                          float(losses.sum()), int(losses.size))
 
 
-def dependency_deltas(model: RNN, batch: Batch, sentence, source, target) -> tuple[np.ndarray, np.ndarray]:
-    """||delta(t, s)|| and ||delta(t, t)|| for given (loss step t, earlier step s) pairs, at any distance.
+def dependency_deltas(model: RNN, batch: Batch, sentence, source, dependent) -> tuple[np.ndarray, np.ndarray]:
+    """||delta(t, s)|| and ||delta(t, t)|| for given (loss step t, earlier step s) pairs, at any lag.
 
     Parameters
     ----------
     model : RNN
     batch : Batch
-    sentence, source, target : int arrays (n,)
-        Sentence index and steps s <= t within that sentence (``Dataset.dependencies``).
+    sentence, source, dependent : int arrays (n,)
+        Sentence index and steps s = source <= t = dependent within that sentence
+        (``Dataset.dependencies``: lag = t - s).
 
     Returns
     -------
@@ -626,39 +626,39 @@ def dependency_deltas(model: RNN, batch: Batch, sentence, source, target) -> tup
     -----
     Each pair carries one vector back exactly t - s steps,
     delta(t, j-1) = (U^T delta(t, j)) o f'(net_in(j-1)), all pairs that still have steps
-    to go moving together. Time O(sum of distances H^2), memory O(N H + n H): it does not
-    grow with the longest distance as ``contributions(max_lag=distance)`` would.
+    to go moving together. Time O(sum of lags H^2), memory O(N H + n H): it does not
+    grow with the longest lag as ``contributions(max_lag=lag)`` would.
     """
     prep = _prepare(model, batch)
     sentence = as_id_array(sentence, "sentence")
     source = as_id_array(source, "source")
-    target = as_id_array(target, "target")
-    if not sentence.size == source.size == target.size:
-        raise ValueError(f"sentence, source and target must have the same length; received {sentence.size}, "
-                         f"{source.size}, {target.size}")
+    dependent = as_id_array(dependent, "dependent")
+    if not sentence.size == source.size == dependent.size:
+        raise ValueError(f"sentence, source and dependent must have the same length; received {sentence.size}, "
+                         f"{source.size}, {dependent.size}")
     check_ids_in_range(sentence, batch.n_sentences, "sentence")
     lengths = np.diff(batch.offsets)[sentence]
-    bad = np.flatnonzero((source < 0) | (source > target) | (target >= lengths))
+    bad = np.flatnonzero((source < 0) | (source > dependent) | (dependent >= lengths))
     if bad.size:
         i = int(bad[0])
-        raise ValueError(f"dependency {i}: need 0 <= source <= target < sentence length; received "
-                         f"source={int(source[i])}, target={int(target[i])}, length {int(lengths[i])}")
+        raise ValueError(f"dependency {i}: need 0 <= source <= dependent < sentence length; received "
+                         f"source={int(source[i])}, dependent={int(dependent[i])}, length {int(lengths[i])}")
     signal = np.full(sentence.size, np.nan)
     own = np.full(sentence.size, np.nan)
-    target_pos = batch.offsets[sentence] + target
-    has_loss = batch.targets[target_pos] != NO_LOSS
+    dependent_pos = batch.offsets[sentence] + dependent
+    has_loss = batch.targets[dependent_pos] != NO_LOSS
     idx = np.flatnonzero(has_loss)
     if idx.size == 0:
         return signal, own
-    pos = target_pos[idx]
+    pos = dependent_pos[idx]
     with _single_threaded_blas():
         S = _states(prep)
-        # dJ(t)/ds(t) of the dependent losses only (each target once)
+        # dJ(t)/ds(t) of the dependent losses only (each dependent step once)
         uniq, inverse = np.unique(pos, return_inverse=True)
         _, dS, _ = _output(replace(prep, loss_pos=uniq), S, want_grad=True)
         delta = dS[inverse] * state_derivative(S[pos], model.activation)
         own[idx] = np.sqrt(np.einsum("ij,ij->i", delta, delta))
-        steps = (target - source)[idx]
+        steps = (dependent - source)[idx]
         order = np.argsort(-steps, kind="stable")        # longest first: the active pairs are a prefix
         delta, pos, steps, idx = delta[order], pos[order], steps[order], idx[order]
         n_active = idx.size

@@ -10,7 +10,7 @@ from ..model import RNN
 
 
 def dependency_signal(model: RNN, batch: Batch, deps: pd.DataFrame) -> pd.DataFrame:
-    """||delta(target, source)|| for every annotated dependency, at its own distance.
+    """||delta(dependent, source)|| for every annotated dependency, at its own lag.
 
     Parameters
     ----------
@@ -18,24 +18,25 @@ def dependency_signal(model: RNN, batch: Batch, deps: pd.DataFrame) -> pd.DataFr
     batch : Batch
         The batch whose coordinates ``deps`` uses.
     deps : DataFrame
-        sentence, source, target, distance (``Dataset.dependencies(task)``).
+        sentence, source, dependent, lag (``Dataset.dependencies(task)``; steps, lag =
+        dependent - source).
 
     Returns
     -------
     DataFrame
-        sentence, source, target, distance, signal = ||delta(target, source)||,
-        signal_rel = signal / ||delta(target, target)||. Dependencies whose target
-        step has no loss get NaN.
+        sentence, source, dependent, lag, signal = ||delta(dependent, source)||,
+        signal_rel = signal / ||delta(dependent, dependent)||. Dependencies whose
+        dependent step has no loss get NaN.
 
     Notes
     -----
     :func:`gradlab.engine.dependency_deltas` carries each dependent loss's signal back
-    exactly ``distance`` steps, so memory does not grow with the longest distance.
+    exactly ``lag`` steps, so memory does not grow with the longest lag.
     """
-    cols = ["sentence", "source", "target", "distance"]
+    cols = ["sentence", "source", "dependent", "lag"]
     out = deps[cols].astype("int64").reset_index(drop=True)
     signal, own = dependency_deltas(model, batch, out["sentence"].to_numpy(), out["source"].to_numpy(),
-                                    out["target"].to_numpy())
+                                    out["dependent"].to_numpy())
     out["signal"] = signal
     with np.errstate(invalid="ignore", divide="ignore"):
         out["signal_rel"] = signal / own
@@ -43,18 +44,18 @@ def dependency_signal(model: RNN, batch: Batch, deps: pd.DataFrame) -> pd.DataFr
 
 
 def dependency_kept(signal: pd.DataFrame, max_tau: int) -> pd.DataFrame:
-    """Share of the dependency signal that TBPTT(tau) keeps: the pairs with distance <= tau.
+    """Share of the dependency signal that TBPTT(tau) keeps: the pairs with lag <= tau.
 
     Returns
     -------
     DataFrame
         tau (0..max_tau), kept_share = sum of signal over dependencies with
-        distance <= tau / sum over all (NaN when there is no signal).
+        lag <= tau / sum over all (NaN when there is no signal).
     """
     use = signal.dropna(subset=["signal"])
     total = use["signal"].sum()
     taus = np.arange(max_tau + 1)
-    kept = [use.loc[use["distance"] <= tau, "signal"].sum() / total if total > 0 else np.nan for tau in taus]
+    kept = [use.loc[use["lag"] <= tau, "signal"].sum() / total if total > 0 else np.nan for tau in taus]
     return pd.DataFrame({"tau": taus, "kept_share": kept})
 
 

@@ -107,8 +107,9 @@ class PartitionStats:
     fprime_sum : float
         Sum of f'(net_in) over every token and unit (the mean f' of the report).
     dep_count, dep_signal, dep_signal_rel : (n_dep_lags,) arrays
-        Dependencies by lag: how many, sum of ||delta(target, source)|| and of that over
-        ||delta(target, target)|| (dependencies whose target has no loss are left out).
+        Dependencies by lag: how many, sum of ||delta(dependent, source)|| and of that over
+        ||delta(dependent, dependent)|| (dependencies whose dependent step has no loss are
+        left out).
     """
 
     max_lag: int
@@ -152,7 +153,7 @@ def partition_stats(model, batch, *, max_lag: int, block_schemes=(), deps: pd.Da
         K.
     block_schemes : iterable of Scheme or str
     deps : DataFrame, optional
-        The batch's dependencies (sentence, source, target, lag or distance, in batch
+        The batch's dependencies (sentence, source, dependent, lag, in batch
         coordinates); their signal is summed by lag (lags beyond K included).
     with_V : bool
         Keep G_V[k] (needed for the V and "all" gap curves; |V| H (K+1) floats).
@@ -187,7 +188,7 @@ def partition_stats(model, batch, *, max_lag: int, block_schemes=(), deps: pd.Da
     if deps is not None and len(deps):
         from .deps import dependency_signal
         sig = dependency_signal(model, batch, deps).dropna(subset=["signal"])
-        lags = sig["distance"].to_numpy(np.int64)
+        lags = sig["lag"].to_numpy(np.int64)
         n = int(lags.max()) + 1 if lags.size else 0
         st.dep_count = np.bincount(lags, minlength=n).astype(np.int64)
         st.dep_signal = np.bincount(lags, weights=sig["signal"].to_numpy(float), minlength=n)

@@ -1,7 +1,6 @@
 """All measures for one dataset and one model state."""
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from ..engine import contributions, sentence_gaps
@@ -21,9 +20,9 @@ def analyse(model, batch, *, max_lag: int, deps: pd.DataFrame | None = None, blo
     max_lag : int
         K: lags and taus 0..K.
     deps : DataFrame, optional
-        Annotated dependencies in the batch's coordinates (sentence, source, target,
-        distance); their signal is measured at every distance, even beyond K, with memory
-        that does not grow with the distance (:func:`dependency_signal`).
+        Annotated dependencies in the batch's coordinates (sentence, source, dependent,
+        lag); their signal is measured at every lag, even beyond K, with memory that does
+        not grow with the lag (:func:`dependency_signal`).
     block_schemes : iterable of Scheme or str
     floor : float
         Relative floor for ``reach``.

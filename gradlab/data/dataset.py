@@ -17,14 +17,18 @@ closing                                                   dependency ends
 (v = verb_idx). Word p is the input of step p + 1 in the lm-like tasks and of
 step p in number; word p is the target of step p in the lm-like tasks, and the
 verb v is the target of the last step v - 1 of number. So a dependency from word
-s to word u (``describe()``'s ``distance`` = u - s; verb_idx - subj_idx for
-agreement) needs the loss at the target step to reach back
+s to word u (``describe()``'s ``distance`` = u - s words; verb_idx - subj_idx for
+agreement) needs the loss at the dependent step to reach back
 
     lag = u - s - 1
 
 steps to the input that determines it, in every task: ``dependencies(task)``
-gives those steps. lag 0 means one-step backpropagation (TBPTT with tau = 0)
-already sees the cause.
+gives those steps (``source``, ``dependent``) and their ``lag``. lag 0 means
+one-step backpropagation (TBPTT with tau = 0) already sees the cause.
+
+Glossary: ``distance`` is always a count of words (u - s); ``lag`` a count of
+steps (dependent - source = distance - 1); ``target`` a word id the loss is
+scored against (the targets d(t) above, evaluation's ``target``), never a step.
 """
 from __future__ import annotations
 
@@ -35,7 +39,7 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from ..batch import NO_LOSS, Batch
+from ..batch import NO_LOSS, Batch, offsets_from_lengths
 from .readers import NUMBER_LABELS, RawCorpus
 from .vocab import Vocabulary
 
@@ -94,7 +98,7 @@ class Dataset:
         self._fields["row"] = np.arange(n, dtype=np.int64) if rows is None else rows
         if corpus.lines is not None:
             self._fields["line"] = corpus.lines
-        self._dep_ptr, self._dep_source, self._dep_target = corpus.dep_ptr, corpus.dep_source, corpus.dep_target
+        self._dep_ptr, self._dep_source, self._dep_dependent = corpus.dep_ptr, corpus.dep_source, corpus.dep_dependent
         self._skipped = list(corpus.skipped)
         self._tasks = dict(tasks)
         self._markov_order = markov_order
@@ -251,8 +255,8 @@ class Dataset:
         if layout in ("lm", "masked"):
             inputs, targets, out_off = _lm_arrays(ids, off, v.bos_id, v.eos_id)
             if layout == "masked":
-                sent, _, tgt = self._word_dependencies()
-                pos = out_off[sent] + tgt
+                sent, _, dep = self._word_dependencies()
+                pos = out_off[sent] + dep
                 masked = np.full(targets.size, NO_LOSS, dtype=np.int64)
                 masked[pos] = targets[pos]
                 targets = masked
@@ -260,13 +264,13 @@ class Dataset:
         verb_idx = self._fields["verb_idx"]
         if layout == "number":
             inputs = ids[_prefix_index(off, verb_idx)]
-            out_off = _offsets(verb_idx)
+            out_off = offsets_from_lengths(verb_idx)
             targets = np.full(inputs.size, NO_LOSS, dtype=np.int64)
             targets[out_off[1:] - 1] = self._fields["plural"].astype(np.int64)
             return inputs, targets, out_off
         if layout == "agreement":
             s = self.n_sentences
-            out_off = _offsets(verb_idx + 1)
+            out_off = offsets_from_lengths(verb_idx + 1)
             inputs = np.empty(int(out_off[-1]), dtype=np.int64)
             inputs[out_off[:-1]] = v.bos_id
             words = ids[_prefix_index(off, verb_idx)]
@@ -287,16 +291,16 @@ class Dataset:
 
     # ------------------------------------------------------------------ dependencies
     def _word_dependencies(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(sentence, source word, target word) of every annotated dependency, sorted by sentence."""
+        """(sentence, source word, dependent word) of every annotated dependency, sorted by sentence."""
         if self._dep_ptr is not None:
             sent = np.repeat(np.arange(self.n_sentences, dtype=np.int64), np.diff(self._dep_ptr))
-            return sent, self._dep_source, self._dep_target
+            return sent, self._dep_source, self._dep_dependent
         if self._markov_order is not None and self._markov_order >= 2:
             lengths = self.lengths
             sent = np.repeat(np.arange(self.n_sentences, dtype=np.int64), lengths)
-            tgt = np.arange(self._tokens.size, dtype=np.int64) - np.repeat(self._offsets[:-1], lengths)
-            src = np.maximum(tgt - (self._markov_order - 1), -1)
-            return sent, src, tgt
+            dep = np.arange(self._tokens.size, dtype=np.int64) - np.repeat(self._offsets[:-1], lengths)
+            src = np.maximum(dep - (self._markov_order - 1), -1)
+            return sent, src, dep
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, empty
 
@@ -306,21 +310,22 @@ class Dataset:
         Returns
         -------
         DataFrame with int64 columns
-            ``sentence``, ``source``, ``target``, ``distance``: the loss at step
-            ``target`` of sentence ``sentence`` is determined by the input at step
-            ``source``; ``distance = target - source`` is the lag that loss's gradient
-            must reach. Only planted or annotated dependencies are listed (for files:
-            subject -> verb; plain text has none; for the Markov control every word
-            depends on the order - 1 words before it).
+            ``sentence``, ``source``, ``dependent``, ``lag``: the loss at step
+            ``dependent`` of sentence ``sentence`` is determined by the input at step
+            ``source``; ``lag = dependent - source`` (steps) is how far back that loss's
+            gradient must reach (the words' ``distance`` minus one). Only planted or
+            annotated dependencies are listed (for files: subject -> verb; plain text has
+            none; for the Markov control every word depends on the order - 1 words before
+            it).
         """
         layout = self._tasks[self._task(task)]
-        sent, src, tgt = self._word_dependencies()
+        sent, src, dep = self._word_dependencies()
         if layout == "number":
-            src_step, tgt_step = src, tgt - 1
+            src_step, dep_step = src, dep - 1
         else:
-            src_step, tgt_step = src + 1, tgt
-        return pd.DataFrame({"sentence": sent, "source": src_step, "target": tgt_step,
-                             "distance": tgt_step - src_step})
+            src_step, dep_step = src + 1, dep
+        return pd.DataFrame({"sentence": sent, "source": src_step, "dependent": dep_step,
+                             "lag": dep_step - src_step})
 
     # ------------------------------------------------------------------ tables
     def describe(self) -> pd.DataFrame:
@@ -339,11 +344,11 @@ class Dataset:
         if "line" in self._fields:
             cols["line"] = self._fields["line"]
         cols["length"] = self.lengths
-        sent, src, tgt = self._word_dependencies()
+        sent, src, dep = self._word_dependencies()
         n_dep = np.bincount(sent, minlength=n).astype(np.int64)
         cols["n_dependencies"] = n_dep
         dist = np.full(n, -1, dtype=np.int64)
-        np.maximum.at(dist, sent, tgt - src)
+        np.maximum.at(dist, sent, dep - src)
         cols["distance"] = _nullable(dist, n_dep > 0)
         f = self._fields
         if "verb_idx" in f:
@@ -412,14 +417,14 @@ class Dataset:
     def _derive(self, idx: np.ndarray, part: str, vocab: Vocabulary | None = None) -> "Dataset":
         off = self._offsets
         lengths = np.diff(off)[idx]
-        corpus = RawCorpus(self._lexicon, self._tokens[_gather_index(off[idx], lengths)], _offsets(lengths),
-                           self._fields["line"][idx] if "line" in self._fields else None, self._skipped,
+        corpus = RawCorpus(self._lexicon, self._tokens[_gather_index(off[idx], lengths)],
+                           offsets_from_lengths(lengths), self._fields["line"][idx] if "line" in self._fields else None, self._skipped,
                            {k: a[idx] for k, a in self._fields.items() if k not in ("row", "line")})
         if self._dep_ptr is not None:
             dep_len = np.diff(self._dep_ptr)[idx]
             gi = _gather_index(self._dep_ptr[idx], dep_len)
-            corpus.dep_ptr = _offsets(dep_len)
-            corpus.dep_source, corpus.dep_target = self._dep_source[gi], self._dep_target[gi]
+            corpus.dep_ptr = offsets_from_lengths(dep_len)
+            corpus.dep_source, corpus.dep_dependent = self._dep_source[gi], self._dep_dependent[gi]
         if part and self._part:
             part = f"{self._part}/{part}"
         elif not part:
@@ -463,18 +468,11 @@ class Dataset:
 
 
 # ---------------------------------------------------------------------- array helpers
-def _offsets(lengths) -> np.ndarray:
-    lengths = np.asarray(lengths, dtype=np.int64)
-    off = np.zeros(lengths.size + 1, dtype=np.int64)
-    np.cumsum(lengths, out=off[1:])
-    return off
-
-
 def _gather_index(starts, lengths) -> np.ndarray:
     """Flat indices of the runs ``starts[i] .. starts[i] + lengths[i] - 1``, concatenated."""
     starts = np.asarray(starts, dtype=np.int64)
     lengths = np.asarray(lengths, dtype=np.int64)
-    out_off = _offsets(lengths)
+    out_off = offsets_from_lengths(lengths)
     return np.arange(int(out_off[-1]), dtype=np.int64) + np.repeat(starts - out_off[:-1], lengths)
 
 

@@ -3,7 +3,7 @@
 Each generator returns a :class:`~gradlab.data.readers.RawCorpus` whose lexicon is
 the dataset's fixed vocabulary (special tokens first), plus the dependencies it
 planted, in *word coordinates*: word ``source`` of a sentence determines word
-``target`` (``-1`` stands for the ``<s>`` before the sentence, ``n`` for the
+``dependent`` (``-1`` stands for the ``<s>`` before the sentence, ``n`` for the
 ``</s>`` after its n words). :class:`~gradlab.data.dataset.Dataset` converts them
 to the step coordinates of each task's batch.
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..batch import offsets_from_lengths
 from .readers import RawCorpus
 from .vocab import SPECIALS
 
@@ -162,7 +163,7 @@ def generate_agreement(*, distance: int, min_distance: int, n: int, seed: int, p
     vp = np.array([_AW[p[1]] for p in VERBS], dtype=np.int64)
     verb_id = np.where(plural, vp[vpair], vz[vpair])
     inflected_id = np.where(plural, vz[vpair], vp[vpair])
-    offsets = _offsets(lengths)
+    offsets = offsets_from_lengths(lengths)
     fields = {"subj_idx": subj, "verb_idx": verb, "plural": plural, "verb": verb_id,
               "inflected": inflected_id, "n_attractors": n_attr}
     dep_ptr = np.arange(n + 1, dtype=np.int64)
@@ -192,7 +193,7 @@ def generate_recall(*, distance: int, min_distance: int, n: int, seed: int, n_ke
     dists = _distances(rng, n, distance, min_distance)
     keys = rng.integers(n_keys, size=n) + key0
     lengths = dists + 1
-    offsets = _offsets(lengths)
+    offsets = offsets_from_lengths(lengths)
     tokens = rng.integers(n_distractors, size=int(offsets[-1])).astype(np.int64) + x0
     starts = offsets[:-1]
     tokens[starts] = keys
@@ -224,7 +225,7 @@ def generate_dyck(*, length: int, max_depth: int, p_open: float, n: int, seed: i
     depth = np.zeros(n, dtype=np.int64)
     max_seen = np.zeros(n, dtype=np.int64)
     rows = np.arange(n)
-    dep_sent, dep_src, dep_tgt = [], [], []
+    dep_sent, dep_src, dep_dep = [], [], []
     for t in range(length):
         u = rng.random(n)
         kind = rng.integers(2, size=n)
@@ -241,16 +242,16 @@ def generate_dyck(*, length: int, max_depth: int, p_open: float, n: int, seed: i
         tok[c, t] = closer[type_stack[c, depth[c]]]
         dep_sent.append(c)
         dep_src.append(pos_stack[c, depth[c]])
-        dep_tgt.append(np.full(c.size, t, dtype=np.int64))
+        dep_dep.append(np.full(c.size, t, dtype=np.int64))
         np.maximum(max_seen, depth, out=max_seen)
     sent = np.concatenate(dep_sent) if dep_sent else np.zeros(0, dtype=np.int64)
     src = np.concatenate(dep_src) if dep_src else np.zeros(0, dtype=np.int64)
-    tgt = np.concatenate(dep_tgt) if dep_tgt else np.zeros(0, dtype=np.int64)
-    order = np.lexsort((tgt, sent))
+    dep = np.concatenate(dep_dep) if dep_dep else np.zeros(0, dtype=np.int64)
+    order = np.lexsort((dep, sent))
     dep_ptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(sent, minlength=n), out=dep_ptr[1:])
     offsets = np.arange(n + 1, dtype=np.int64) * length
-    return _corpus(DYCK_WORDS, tok.reshape(-1), offsets, {"depth": max_seen}, dep_ptr, src[order], tgt[order])
+    return _corpus(DYCK_WORDS, tok.reshape(-1), offsets, {"depth": max_seen}, dep_ptr, src[order], dep[order])
 
 
 def generate_dyck_distance(*, distance: int, min_distance: int, max_depth: int, p_open: float, n: int,
@@ -268,13 +269,13 @@ def generate_dyck_distance(*, distance: int, min_distance: int, max_depth: int, 
     dists = 2 * (rng.integers(lo, hi + 1, size=n) if lo < hi else np.full(n, hi)) + 1
     kinds = rng.integers(2, size=n)
     seeds = rng.integers(2 ** 62, size=hi + 1)
-    offsets = _offsets(dists + 1)
+    offsets = offsets_from_lengths(dists + 1)
     tokens = np.empty(int(offsets[-1]), dtype=np.int64)
     starts = offsets[:-1]
     tokens[starts] = np.array([_DW["("], _DW["["]])[kinds]
     tokens[starts + dists] = np.array([_DW[")"], _DW["]"]])[kinds]
     depth = np.ones(n, dtype=np.int64)
-    dep_sent, dep_src, dep_tgt = [np.arange(n)], [np.zeros(n, dtype=np.int64)], [dists.copy()]
+    dep_sent, dep_src, dep_dep = [np.arange(n)], [np.zeros(n, dtype=np.int64)], [dists.copy()]
     for k in np.unique(dists):
         rows = np.flatnonzero(dists == k)
         if k < 3:
@@ -287,12 +288,12 @@ def generate_dyck_distance(*, distance: int, min_distance: int, max_depth: int, 
         per = np.diff(filler.dep_ptr)
         dep_sent.append(np.repeat(rows, per))
         dep_src.append(filler.dep_source + 1)
-        dep_tgt.append(filler.dep_target + 1)
-    sent, src, tgt = (np.concatenate(a).astype(np.int64) for a in (dep_sent, dep_src, dep_tgt))
-    order = np.lexsort((tgt, sent))
+        dep_dep.append(filler.dep_dependent + 1)
+    sent, src, dep = (np.concatenate(a).astype(np.int64) for a in (dep_sent, dep_src, dep_dep))
+    order = np.lexsort((dep, sent))
     dep_ptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(sent, minlength=n), out=dep_ptr[1:])
-    return _corpus(DYCK_WORDS, tokens, offsets, {"depth": depth}, dep_ptr, src[order], tgt[order])
+    return _corpus(DYCK_WORDS, tokens, offsets, {"depth": depth}, dep_ptr, src[order], dep[order])
 
 
 # ---------------------------------------------------------------------- Markov
@@ -345,7 +346,7 @@ def generate_markov(*, order: int, n_symbols: int, length: int, concentration: f
             ctx[active] = (ctx[active] * base + sym) % n_ctx
         ends = rng.random(active.size) < p_end
         active = active[~ends]
-    offsets = _offsets(lengths)
+    offsets = offsets_from_lengths(lengths)
     tokens = np.empty(int(offsets[-1]), dtype=np.int64)
     for rows, t, sym in steps:
         tokens[offsets[rows] + t] = sym + len(SPECIALS)
@@ -353,14 +354,10 @@ def generate_markov(*, order: int, n_symbols: int, length: int, concentration: f
 
 
 # ---------------------------------------------------------------------- helpers
-def _offsets(lengths) -> np.ndarray:
-    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    return offsets
 
 
-def _corpus(words, tokens, offsets, fields, dep_ptr, dep_source, dep_target) -> RawCorpus:
+def _corpus(words, tokens, offsets, fields, dep_ptr, dep_source, dep_dependent) -> RawCorpus:
     return RawCorpus(list(words), np.asarray(tokens, dtype=np.int32), offsets, None, [], fields,
                      dep_ptr=dep_ptr,
                      dep_source=None if dep_source is None else np.asarray(dep_source, dtype=np.int64),
-                     dep_target=None if dep_target is None else np.asarray(dep_target, dtype=np.int64))
+                     dep_dependent=None if dep_dependent is None else np.asarray(dep_dependent, dtype=np.int64))

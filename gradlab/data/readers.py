@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..batch import offsets_from_lengths
+
 #: Columns of the agreement TSV format, in the order of the coursework's files.
 AGREEMENT_COLUMNS = ("sentence", "subj_idx", "verb_idx", "verb_pos", "verb", "inflected_verb")
 #: Verb tags and the number-prediction label of each: VBZ (singular) = 0, VBP (plural) = 1.
@@ -86,10 +88,10 @@ class RawCorpus:
         (line, reason) of each bad row left out with ``skip_bad_rows=True``.
     fields : dict of str -> array
         Per-sentence annotations (the agreement columns, as arrays).
-    dep_ptr, dep_source, dep_target : int64 arrays, or None
+    dep_ptr, dep_source, dep_dependent : int64 arrays, or None
         Planted dependencies in word coordinates (generators only): those of sentence
         i are ``dep_ptr[i]:dep_ptr[i+1]``; word ``dep_source`` determines word
-        ``dep_target`` (-1 = the ``<s>`` before the sentence, n = the ``</s>`` after it).
+        ``dep_dependent`` (-1 = the ``<s>`` before the sentence, n = the ``</s>`` after it).
     """
 
     lexicon: list
@@ -100,7 +102,7 @@ class RawCorpus:
     fields: dict = field(default_factory=dict)
     dep_ptr: np.ndarray | None = None
     dep_source: np.ndarray | None = None
-    dep_target: np.ndarray | None = None
+    dep_dependent: np.ndarray | None = None
 
     @property
     def n_sentences(self) -> int:
@@ -283,8 +285,7 @@ def read_agreement_tsv(path, *, skip_bad_rows: bool = False) -> RawCorpus:
         raise DataFormatError(path, len(lines) + 1 if lines else 1,
                               "the file has no data rows" + (f" ({len(skipped)} bad row(s) skipped)" if skipped else ""))
     _report_skipped(path, skipped, "row")
-    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
+    offsets = offsets_from_lengths(lengths)
     fields = {"subj_idx": np.array(subj_l, dtype=np.int64), "verb_idx": np.array(verb_l, dtype=np.int64),
               "plural": np.array(plural_l, dtype=bool), "verb": np.array(v_l, dtype=np.int64),
               "inflected": np.array(inf_l, dtype=np.int64)}
@@ -324,8 +325,7 @@ def read_text(path, *, skip_bad_rows: bool = False) -> RawCorpus:
         raise DataFormatError(path, len(lines) + 1 if lines else 1,
                               "the file has no sentences" + (f" ({len(skipped)} bad line(s) skipped)" if skipped else ""))
     _report_skipped(path, skipped, "line")
-    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
+    offsets = offsets_from_lengths(lengths)
     return RawCorpus(interner.lexicon, np.array(tokens, dtype=np.int32), offsets,
                      np.array(row_lines, dtype=np.int64), skipped)
 

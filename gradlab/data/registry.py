@@ -168,7 +168,7 @@ def _build_linzen(p: dict) -> dict:
                                          f["plural"], number)
     n = corpus.n_sentences
     corpus.dep_ptr = np.arange(n + 1, dtype=np.int64)
-    corpus.dep_source, corpus.dep_target = f["subj_idx"].copy(), f["verb_idx"].copy()
+    corpus.dep_source, corpus.dep_dependent = f["subj_idx"].copy(), f["verb_idx"].copy()
     return dict(corpus=corpus, vocab=_file_vocab(p, corpus),
                 tasks={"lm": "lm", "number": "number", "agreement": "agreement"},
                 attractor_method=p["attractors"])

@@ -17,6 +17,7 @@ import sys
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from .._analyses import builtin_dir
 from ..analysis.states import ModelState, parse_state
 from ..data.dataset import TASK_DESCRIPTIONS
 from ..model import DEFAULT_SCALE
@@ -29,7 +30,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 #: Built-in specs shipped in ``analyses/`` are looked up by name too (see :func:`builtin_specs`).
-ANALYSES_DIR = Path(__file__).resolve().parents[2] / "analyses"
+ANALYSES_DIR = builtin_dir()
 
 #: Tasks a report can analyse: every task a dataset can describe.
 TASKS = tuple(TASK_DESCRIPTIONS)

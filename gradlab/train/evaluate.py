@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..batch import NO_LOSS, Batch
+from ..batch import NO_LOSS, Batch, offsets_from_lengths
 from ..data.dataset import Dataset
 from ..data.vocab import adjusted_loss
 from ..engine import forward
@@ -229,10 +229,10 @@ def _items(dataset: Dataset, task: str, batch: Batch) -> pd.DataFrame:
     else:
         deps = dataset.dependencies(task)
         sent = deps["sentence"].to_numpy(np.int64)
-        step = deps["target"].to_numpy(np.int64)
+        step = deps["dependent"].to_numpy(np.int64)
         keep = batch.targets[off[sent] + step] != NO_LOSS
         sent, step = sent[keep], step[keep]
-        lag = deps["distance"].to_numpy(np.int64)[keep]
+        lag = deps["lag"].to_numpy(np.int64)[keep]
         frame = pd.DataFrame({"sentence": sent, "step": step, "distance": lag + 1, "lag": lag})
         desc = dataset.describe()
         if "n_attractors" in desc.columns:
@@ -410,8 +410,7 @@ def evaluate_agreement_set(model: RNN, test_set, vocab, *, lowercase: bool = Fal
     target = vocab.encode([norm(w) for w in items["correct"]])
     wrong = vocab.encode([norm(w) for w in items["wrong"]])
     lengths = np.array([a.size for a in ids], dtype=np.int64)
-    offsets = np.zeros(lengths.size + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
+    offsets = offsets_from_lengths(lengths)
     flat = np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64)
     targets = np.full(flat.size, NO_LOSS, dtype=np.int64)
     pos = offsets[1:] - 1

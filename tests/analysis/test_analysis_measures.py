@@ -313,24 +313,24 @@ def test_sigmoid_growth_bound_is_a_quarter_of_sigma_max(rng):
 
 # ---------------------------------------------------------------------- dependencies
 def _deps(rows):
-    return pd.DataFrame(rows, columns=["sentence", "source", "target", "distance"])
+    return pd.DataFrame(rows, columns=["sentence", "source", "dependent", "lag"])
 
 
 def test_dependency_signal_picks_the_pair_norm(rng):
     p = _problem(rng, drop_targets=0.0)
-    # a few targets without a loss
+    # a few dependent steps without a loss
     p.ds[0][5] = naive.NO_LOSS
     p.ds[2][6] = naive.NO_LOSS
     p.batch = Batch.for_language_model(p.xs, p.ds)
-    # the reference holds every lag, so distances beyond K are checked too
+    # the reference holds every lag, so lags beyond K are checked too
     pairs = _naive_pairs(p, max(LENGTHS)).set_index(["sentence", "t", "lag"])["norm"]
     deps = _deps([
-        (0, 1, 8, 7),    # distance 7 > K: still measured, at its own lag
+        (0, 1, 8, 7),    # lag 7 > K: still measured, at its own lag
         (0, 0, 8, 8),
         (0, 2, 6, 4),
         (0, 6, 6, 0),
-        (0, 1, 5, 4),    # target 5 has no loss
-        (2, 1, 6, 5),    # target 6 has no loss
+        (0, 1, 5, 4),    # dependent step 5 has no loss
+        (2, 1, 6, 5),    # dependent step 6 has no loss
         (2, 0, 5, 5),
         (2, 3, 4, 1),
         (4, 0, 3, 3),
@@ -338,46 +338,46 @@ def test_dependency_signal_picks_the_pair_norm(rng):
         (0, 2, 6, 4),    # a dependency listed twice
     ])
     out = dependency_signal(p.model, p.batch, deps)
-    assert list(out.columns) == ["sentence", "source", "target", "distance", "signal", "signal_rel"]
+    assert list(out.columns) == ["sentence", "source", "dependent", "lag", "signal", "signal_rel"]
     assert len(out) == len(deps)
-    pd.testing.assert_frame_equal(out[["sentence", "source", "target", "distance"]], deps, check_dtype=False)
+    pd.testing.assert_frame_equal(out[["sentence", "source", "dependent", "lag"]], deps, check_dtype=False)
     for i, d in deps.iterrows():
-        key = (d["sentence"], d["target"], d["distance"])
+        key = (d["sentence"], d["dependent"], d["lag"])
         if key in pairs.index:
             want = pairs[key]
-            own = pairs[(d["sentence"], d["target"], 0)]
+            own = pairs[(d["sentence"], d["dependent"], 0)]
             assert out["signal"].iloc[i] == pytest.approx(want, rel=RTOL), key
             assert out["signal_rel"].iloc[i] == pytest.approx(want / own, rel=RTOL), key
         else:
             assert np.isnan(out["signal"].iloc[i]), key
             assert np.isnan(out["signal_rel"].iloc[i]), key
     # the cases the test is meant to hit
-    no_loss = out[(out["sentence"] == 0) & (out["target"] == 5)]
+    no_loss = out[(out["sentence"] == 0) & (out["dependent"] == 5)]
     assert no_loss["signal"].isna().all()
     assert np.isfinite(out["signal"].iloc[0]) and out["signal"].iloc[0] > 0  # beyond K
-    assert out["signal_rel"].iloc[3] == pytest.approx(1.0)    # distance 0: its own signal
+    assert out["signal_rel"].iloc[3] == pytest.approx(1.0)    # lag 0: its own signal
 
 
 @pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu"])
 def test_dependency_signal_equals_the_contributions_values(rng, activation):
-    """The targeted backward walk gives what all contributions up to the longest distance give."""
+    """The targeted backward walk gives what all contributions up to the longest lag give."""
     p = random_problem(rng, hidden_size=5, vocab_size=6, lengths=(30, 3, 17, 1, 25, 12), activation=activation,
                        scale=1.2, drop_targets=0.1)
     rows = []
     for i, length in enumerate((30, 3, 17, 1, 25, 12)):
-        for target in range(length):
-            for source in rng.choice(target + 1, size=min(3, target + 1), replace=False):
-                rows.append((i, int(source), target, target - int(source)))
+        for dependent in range(length):
+            for source in rng.choice(dependent + 1, size=min(3, dependent + 1), replace=False):
+                rows.append((i, int(source), dependent, dependent - int(source)))
     deps = _deps(rows)
-    longest = int(deps["distance"].max())
+    longest = int(deps["lag"].max())
     table = contributions(p.model, p.batch, longest).to_frame()
     table = table.set_index(["sentence", "t", "lag"])["delta_norm"]
     out = dependency_signal(p.model, p.batch, deps)
     for i, d in deps.iterrows():
-        key = (d["sentence"], d["target"], d["distance"])
+        key = (d["sentence"], d["dependent"], d["lag"])
         if key in table.index:
             assert out["signal"].iloc[i] == pytest.approx(table[key], rel=RTOL, abs=1e-300), key
-            own = table[(d["sentence"], d["target"], 0)]
+            own = table[(d["sentence"], d["dependent"], 0)]
             with np.errstate(invalid="ignore", divide="ignore"):   # relu: a zero own signal gives NaN on both sides
                 np.testing.assert_allclose(out["signal_rel"].iloc[i], table[key] / own, rtol=RTOL, err_msg=str(key))
         else:
@@ -387,9 +387,9 @@ def test_dependency_signal_equals_the_contributions_values(rng, activation):
 
 def test_dependency_signal_rejects_bad_coordinates(rng):
     p = _problem(rng)
-    with pytest.raises(ValueError, match="source <= target"):
+    with pytest.raises(ValueError, match="source <= dependent"):
         dependency_signal(p.model, p.batch, _deps([(0, 5, 3, 2)]))
-    with pytest.raises(ValueError, match="target < sentence length"):
+    with pytest.raises(ValueError, match="dependent < sentence length"):
         dependency_signal(p.model, p.batch, _deps([(1, 0, 4, 4)]))
     with pytest.raises(IndexError, match="sentence"):
         dependency_signal(p.model, p.batch, _deps([(9, 0, 1, 1)]))
@@ -398,17 +398,17 @@ def test_dependency_signal_rejects_bad_coordinates(rng):
 def test_dependency_signal_matches_a_hand_walked_delta(rng):
     p = _problem(rng, drop_targets=0.0)
     U, V, W, act, xs, ds = p.arrays
-    sentence, target, distance = 2, 6, 4
+    sentence, dependent, lag = 2, 6, 4
     net, s, y, _ = naive.forward_sentence(U, V, W, act, xs[sentence])
-    _, steps = naive._walk_back(U, W, act, xs[sentence], net, s, y, target, ds[sentence][target], distance)
-    want = np.linalg.norm(steps[distance][1])
-    out = dependency_signal(p.model, p.batch, _deps([(sentence, target - distance, target, distance)]))
+    _, steps = naive._walk_back(U, W, act, xs[sentence], net, s, y, dependent, ds[sentence][dependent], lag)
+    want = np.linalg.norm(steps[lag][1])
+    out = dependency_signal(p.model, p.batch, _deps([(sentence, dependent - lag, dependent, lag)]))
     assert out["signal"].iloc[0] == pytest.approx(want, rel=RTOL)
     assert out["signal_rel"].iloc[0] == pytest.approx(want / np.linalg.norm(steps[0][1]), rel=RTOL)
 
 
 def test_dependency_kept_shares():
-    signal = pd.DataFrame({"distance": [1, 3, 3, 5, 2], "signal": [1.0, 2.0, 3.0, 4.0, np.nan]})
+    signal = pd.DataFrame({"lag": [1, 3, 3, 5, 2], "signal": [1.0, 2.0, 3.0, 4.0, np.nan]})
     kept = dependency_kept(signal, 6)
     assert list(kept.columns) == ["tau", "kept_share"]
     assert list(kept["tau"]) == list(range(7))
@@ -416,10 +416,10 @@ def test_dependency_kept_shares():
 
 
 def test_dependency_kept_without_signal_is_nan():
-    empty = pd.DataFrame({"distance": [1, 2], "signal": [np.nan, np.nan]})
+    empty = pd.DataFrame({"lag": [1, 2], "signal": [np.nan, np.nan]})
     kept = dependency_kept(empty, 3)
     assert len(kept) == 4 and kept["kept_share"].isna().all()
-    zero = pd.DataFrame({"distance": [1], "signal": [0.0]})
+    zero = pd.DataFrame({"lag": [1], "signal": [0.0]})
     assert dependency_kept(zero, 2)["kept_share"].isna().all()
 
 
@@ -501,11 +501,11 @@ def test_analyse_frames_agree_with_the_measures_and_direct_gradients(rng):
     pairs = _naive_pairs(p, 7).set_index(["sentence", "t", "lag"])["norm"]
     assert sig["signal"].notna().all()
     for d in sig.itertuples():
-        assert d.signal == pytest.approx(pairs[(d.sentence, d.target, d.distance)], rel=RTOL)
+        assert d.signal == pytest.approx(pairs[(d.sentence, d.dependent, d.lag)], rel=RTOL)
     total = sig["signal"].sum()
     kept = out["dependency_kept"].set_index("tau")["kept_share"]
     for tau in range(max_lag + 1):
-        assert kept[tau] == pytest.approx(sig.loc[sig["distance"] <= tau, "signal"].sum() / total, rel=1e-12)
+        assert kept[tau] == pytest.approx(sig.loc[sig["lag"] <= tau, "signal"].sum() / total, rel=1e-12)
 
 
 def test_analyse_summary_taus_are_found_when_in_range(rng):
@@ -545,7 +545,7 @@ def test_analyse_asks_only_for_what_the_report_uses(rng, monkeypatch):
     """No per-pair V norms (G_V up to max_lag: the gap's taus); the gap is that of everything."""
     import gradlab.analysis.study as study_module
     p = random_problem(rng, lengths=(9, 6, 8), vocab_size=5, hidden_size=3)
-    deps = pd.DataFrame({"sentence": [0, 2], "source": [0, 1], "target": [8, 7], "distance": [8, 6]})
+    deps = pd.DataFrame({"sentence": [0, 2], "source": [0, 1], "dependent": [8, 7], "lag": [8, 6]})
     calls = []
     real = study_module.contributions
 

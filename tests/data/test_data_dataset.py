@@ -55,7 +55,7 @@ def reference_batch(ds: Dataset, task: str) -> Batch:
         return full
     deps = ds.dependencies(task)
     targets = [np.full(len(s) + 1, NO_LOSS) for s in sents]
-    for i, t in zip(deps.sentence, deps.target):
+    for i, t in zip(deps.sentence, deps.dependent):
         targets[i][t] = full.sentence(i)[1][t]
     return Batch.for_language_model([full.sentence(i)[0] for i in range(len(ds))], targets)
 
@@ -74,12 +74,12 @@ def test_dependencies_point_at_losses_within_sentences(any_dataset):
     for task in any_dataset.tasks:
         b = any_dataset.batch(task)
         deps = any_dataset.dependencies(task)
-        assert list(deps.columns) == ["sentence", "source", "target", "distance"]
+        assert list(deps.columns) == ["sentence", "source", "dependent", "lag"]
         assert (deps.dtypes == np.int64).all()
         lengths = b.lengths[deps.sentence]
-        assert ((deps.source >= 0) & (deps.source <= deps.target) & (deps.target < lengths)).all()
-        assert (deps.distance == deps.target - deps.source).all()
-        flat = b.offsets[deps.sentence.to_numpy()] + deps.target.to_numpy()
+        assert ((deps.source >= 0) & (deps.source <= deps.dependent) & (deps.dependent < lengths)).all()
+        assert (deps.lag == deps.dependent - deps.source).all()
+        flat = b.offsets[deps.sentence.to_numpy()] + deps.dependent.to_numpy()
         assert (b.targets[flat] != NO_LOSS).all(), task
 
 
@@ -89,7 +89,7 @@ def test_lag_is_word_distance_minus_one(any_dataset):
         deps = any_dataset.dependencies(task)
         if len(deps) == 0:
             continue
-        longest = deps.groupby("sentence").distance.max()
+        longest = deps.groupby("sentence").lag.max()
         np.testing.assert_array_equal(longest.to_numpy() + 1, d.distance.iloc[longest.index].to_numpy())
 
 

@@ -25,12 +25,12 @@ probabilities = st.sampled_from([0.0, 0.3, 1.0])
 
 
 def words_at(ds, task):
-    """(word input at each dependency's source step, its dependency rows, target id at its target step)."""
+    """(word input at each dependency's source step, its dependency rows, target id at its dependent step)."""
     b = ds.batch(task)
     deps = ds.dependencies(task)
     start = b.offsets[deps.sentence.to_numpy()]
     sources = [ds.vocab.words[i] for i in b.ids[start + deps.source.to_numpy()]]
-    return sources, deps, b.targets[start + deps.target.to_numpy()]
+    return sources, deps, b.targets[start + deps.dependent.to_numpy()]
 
 
 # ---------------------------------------------------------------------- agreement
@@ -39,7 +39,7 @@ def words_at(ds, task):
 def test_agreement_source_is_subject_whose_number_sets_the_target(seed, distance, p_attractor, material):
     ds = load_dataset("agreement", distance=distance, n=8, seed=seed, p_attractor=p_attractor, material=material)
     subjects, deps, labels = words_at(ds, "number")
-    assert (deps.distance == distance - 1).all()
+    assert (deps.lag == distance - 1).all()
     for subj, label in zip(subjects, labels):
         assert subj in SINGULAR_NOUNS | PLURAL_NOUNS
         assert label == (subj in PLURAL_NOUNS)
@@ -109,7 +109,7 @@ def test_recall_target_is_the_key_at_the_source(seed, distance, n_keys):
     ds = load_dataset("recall", distance=distance, n=10, seed=seed, n_keys=n_keys)
     keys, deps, targets = words_at(ds, "recall")
     assert [ds.vocab.words[t] for t in targets] == keys
-    assert (deps.distance == distance - 1).all()
+    assert (deps.lag == distance - 1).all()
     assert all(k.startswith("k") for k in keys)
     b = ds.batch("recall")
     assert b.n_losses == 10
@@ -146,7 +146,7 @@ def test_dyck_closers_match_their_openers(seed, half, max_depth, p_open):
         got = deps[deps.sentence == i]
         want = matching(ds.words(i))
         # word u closes word s: the loss at step u reads the input s + 1
-        assert sorted(zip(got.target, got.source)) == sorted((u, s + 1) for u, s in want.items())
+        assert sorted(zip(got.dependent, got.source)) == sorted((u, s + 1) for u, s in want.items())
 
 
 @PROPERTY
@@ -165,7 +165,7 @@ def test_dyck_distance_puts_a_pair_around_a_balanced_string(seed, hi, lo, max_de
         want = matching(words)
         assert want[len(words) - 1] == 0                  # the outer pair: the sentence's longest dependency
         got = deps[deps.sentence == i]
-        assert sorted(zip(got.target, got.source)) == sorted((u, s + 1) for u, s in want.items())
+        assert sorted(zip(got.dependent, got.source)) == sorted((u, s + 1) for u, s in want.items())
 
 
 def test_dyck_distance_is_uniform_on_odd_distances_and_deterministic():
@@ -201,7 +201,7 @@ def test_markov_dependencies_are_local(seed, order):
     if order == 1:
         assert len(deps) == 0
     else:
-        assert deps.distance.max() <= order - 2
+        assert deps.lag.max() <= order - 2
         assert len(deps) == ds.n_words
 
 

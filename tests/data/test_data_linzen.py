@@ -51,7 +51,7 @@ def test_every_row_loads_with_its_distance(name):
     labels = ds.batch("number").targets
     assert labels[labels >= 0].tolist() == [int(r["verb_pos"] == "VBP") for r in rows]
     deps = ds.dependencies("lm")
-    np.testing.assert_array_equal(deps.distance, verb - subj - 1)
+    np.testing.assert_array_equal(deps.lag, verb - subj - 1)
 
 
 def test_coursework_vocabulary_gives_the_unk_fraction_the_counts_imply():

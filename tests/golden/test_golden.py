@@ -2,9 +2,13 @@
 command line, must give the tables, spec and page stored in ``expected/``.
 
 The stored files were written by the code before the study layer, the frame and figure registry and the
-cell seam were refactored (issue 9). Tables are compared value by value (floats to 1e-9 relative, so
-that another CPU's last bits do not fail the test; on one machine they are byte-identical), everything
-else byte by byte. After an intended change of the outputs, rewrite them with
+cell seam were refactored (issue 9), with one deliberate change: the dependencies table's step columns
+were renamed (``target`` -> ``dependent``, ``distance`` -> ``lag``; issue 9's "names that mean one
+thing"), so ``report/dependencies.csv.gz`` has a new header row (its rows are unchanged) and the
+reports' ``index.html`` the new column docs (and "by lag" in the dependencies caption).
+
+Tables are compared value by value (floats to 1e-9 relative, so that another CPU's last bits do not fail
+the test; on one machine they are byte-identical), everything else byte by byte. After an intended change of the outputs, rewrite them with
 ``GRADLAB_UPDATE_GOLDEN=1 python -m pytest tests/golden`` and say why in the commit.
 """
 from __future__ import annotations

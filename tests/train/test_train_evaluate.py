@@ -68,9 +68,9 @@ def test_lm_dependency_accuracy_by_distance_and_attractors(agreement):
     b = ds.batch("lm")
     fr = forward(m, b, return_probs=True)
     deps = ds.dependencies("lm")
-    pos = b.offsets[deps.sentence.to_numpy()] + deps.target.to_numpy()
+    pos = b.offsets[deps.sentence.to_numpy()] + deps.dependent.to_numpy()
     loss_at = dict(zip(fr.loss_positions.tolist(), fr.losses.tolist()))
-    direct = pd.DataFrame({"distance": deps.distance.to_numpy() + 1,
+    direct = pd.DataFrame({"distance": deps.lag.to_numpy() + 1,
                            "n_attractors": ds.describe().n_attractors.to_numpy()[deps.sentence.to_numpy()],
                            "correct": fr.probs[pos].argmax(axis=1) == b.targets[pos],
                            "loss": [loss_at[p] for p in pos.tolist()]})
