@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "gradlab"
 
 #: Layers, lowest first: module-name prefixes (below ``gradlab.``) of each.
 LAYERS = [
-    ("utilities", ("_config", "_io", "_validate")),
+    ("utilities", ("_config", "_io", "_validate", "_analyses")),
     ("model/batch/schemes", ("model", "batch", "schemes", "cells")),
     ("kernels", ("kernels",)),
     ("engine", ("engine", "gradcheck", "compat")),
