@@ -40,22 +40,13 @@ import pandas as pd
 from .. import __version__
 from ..analysis.study import analyse
 from .._io import atomic_write
-from .html import COLUMN_DOCS
+from .frames import COMPRESSED, FRAMES, load_frames, table_name  # noqa: F401 (load_frames: API)
 from .plan import (PlanError, check_memory, check_writable, dataset_inputs, describe, estimate_analysis,
                    file_sha256, memory_limit, output_lock, unit_key)
 from .spec import Spec, validate
 
-#: Frames a report writes (their columns are documented in ``html.COLUMN_DOCS``).
-FRAMES = tuple(COLUMN_DOCS)
-#: Frames stored gzip-compressed (``<name>.csv.gz``, deterministic bytes; pandas reads them directly).
-COMPRESSED = ("gap_sentences", "dependencies")
 #: Options of a spec that change no number (presentation, resources): not part of a unit's key.
 _NOT_IN_KEY = ("name", "title", "datasets", "states", "max_memory")
-
-
-def table_name(name: str) -> str:
-    """The file name of a combined table: ``<name>.csv`` or ``<name>.csv.gz``."""
-    return f"{name}.csv.gz" if name in COMPRESSED else f"{name}.csv"
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -587,15 +578,3 @@ def combine(root: Path, todo: list) -> list[str]:
         atomic_write(path, encode_table(header + "\n" + "".join(parts), name in COMPRESSED))
         written.append(name)
     return written
-
-
-def load_frames(root: str | os.PathLike) -> dict[str, pd.DataFrame]:
-    """Read the combined tables of a report folder (``.csv`` or ``.csv.gz``)."""
-    root = Path(root)
-    out = {}
-    for name in FRAMES:
-        for file in (table_name(name), f"{name}.csv", f"{name}.csv.gz"):
-            if (root / file).exists():
-                out[name] = pd.read_csv(root / file)
-                break
-    return out

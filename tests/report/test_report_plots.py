@@ -7,7 +7,7 @@ import pytest
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
-from gradlab.report import plots
+from gradlab.report import figures as plots
 
 DATASETS = ("agreement:distance=8", "recall:keys=4")
 STATES = ("init:scale=0.316228,seed=0,activation=sigmoid", "trained:tbptt:3")
