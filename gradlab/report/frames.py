@@ -225,22 +225,19 @@ def table_name(name: str) -> str:
 
 
 def load_frames(root: str | os.PathLike, kind: str = REPORT) -> dict[str, pd.DataFrame]:
-    """Read the tables of an output folder of ``kind`` that exist (a report's as ``.csv`` or ``.csv.gz``).
+    """Read the tables of an output folder of ``kind`` that exist, in page order.
 
-    The study and suite tables read are the merged ones (:data:`TRAIN_FRAMES`); timings.csv is listed on the
-    page but not read.
+    A report's tables are read as ``.csv`` or ``.csv.gz`` (whichever an older gradlab wrote); a study's or
+    suite's are the merged ones (timings.csv is listed on the page, not read).
     """
     root = Path(root)
     out = {}
-    if kind == REPORT:
-        for name in FRAMES:
-            for file in (table_name(name), f"{name}.csv", f"{name}.csv.gz"):
-                if (root / file).exists():
-                    out[name] = pd.read_csv(root / file)
-                    break
-        return out
-    frames_of(kind)
-    for name in TRAIN_FRAMES:
-        if (root / f"{name}.csv").exists():
-            out[name] = pd.read_csv(root / f"{name}.csv")
+    for f in frames_of(kind):
+        if not f.merged:
+            continue
+        files = (table_name(f.name), f"{f.name}.csv", f"{f.name}.csv.gz") if kind == REPORT else (table_name(f.name),)
+        for file in files:
+            if (root / file).exists():
+                out[f.name] = pd.read_csv(root / file)
+                break
     return out

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .study import TRAIN_FRAMES, TrainSpec, run_study, train_spec_from_dict
+from ..report.frames import SUITE, frames_of
+from .study import TrainSpec, run_study, train_spec_from_dict
 
 __all__ = ["Suite", "SuitePlan", "is_suite_spec", "suite_from_dict", "load_suite", "plan_suite", "run_suite",
            "SUITE_DISTRIBUTIONS"]
@@ -154,7 +155,7 @@ def run_suite(suite: Suite, out_root: str | os.PathLike = "reports", *, progress
                 failures += [replace(f, name=f"{spec.name}/{f.name}") for f in exc.failures]
         if failures:
             raise UnitsFailed(failures, sum(len(p.runs) for p in plans), what="run")
-        for name in TRAIN_FRAMES + ("timings",):
+        for name in [f.name for f in frames_of(SUITE)]:
             parts = []
             for spec, folder in folders:
                 if (folder / f"{name}.csv").exists():
