@@ -214,8 +214,8 @@ def render_index(directory: str | os.PathLike, *, title: str, figures: Sequence[
     tables : mapping of str to str
         Table name -> CSV file name (relative to ``directory``).
     column_docs : mapping of str to mapping of str to str, optional
-        Table name -> {column: description}; default: a report's (:data:`gradlab.report.frames.COLUMN_DOCS`). A table without
-        docs is listed without its columns.
+        Table name -> {column: description}; default: a report's
+        (:data:`gradlab.report.frames.COLUMN_DOCS`). A table without docs is listed without its columns.
     summary_caption : str, optional
         A sentence under the summary table.
     findings : sequence of str, optional

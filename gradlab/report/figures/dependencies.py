@@ -110,7 +110,8 @@ def plot_dependencies(dependencies: pd.DataFrame, dependency_kept: pd.DataFrame 
                                    label="one dependency"),
                             Line2D([], [], color="0.3", marker="o", linewidth=2, markersize=4,
                                    label="mean per distance")])
-    st.suptitle(fig, title or "Dependencies: what the dependent loss sends back to its source, and what TBPTT(τ) keeps")
+    st.suptitle(fig, title or "Dependencies: what the dependent loss sends back to its source, "
+                              "and what TBPTT(τ) keeps")
     return fig
 
 

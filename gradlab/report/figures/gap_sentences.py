@@ -75,7 +75,8 @@ def plot_gap_sentences(gap_sentences: pd.DataFrame, *, parameter: str = "all",
                 continue
             colour = palette[dataset]
             tau = sub["tau"].to_numpy(dtype=float)
-            st.tag(ax.fill_between(tau, sub["q05"], sub["q95"], color=colour, alpha=0.1, linewidth=0), "band90", dataset)
+            st.tag(ax.fill_between(tau, sub["q05"], sub["q95"], color=colour, alpha=0.1, linewidth=0), "band90",
+                   dataset)
             st.tag(ax.fill_between(tau, sub["q25"], sub["q75"], color=colour, alpha=0.25, linewidth=0), "band", dataset)
             st.line(ax, sub.assign(q50=st.positive(sub["q50"])), "tau", "q50", colour=colour, role="median",
                   dataset=dataset, linewidth=2)
