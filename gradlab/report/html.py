@@ -16,7 +16,6 @@ import os
 import re
 import struct
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -26,104 +25,14 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from .._io import atomic_write
+from .frames import COLUMN_DOCS
 
-__all__ = ["write_figure", "write_figures", "render_index", "COLUMN_DOCS", "FIGURE_FORMATS"]
+__all__ = ["write_figure", "render_index", "FIGURE_FORMATS"]
 
 #: Formats every figure is saved in: PNG for the page, SVG behind the link.
 FIGURE_FORMATS = ("png", "svg")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-#: Documented columns of the report's CSV files, by table name (the report-frame contract).
-COLUMN_DOCS: dict[str, dict[str, str]] = {
-    "profile": {
-        "dataset": "dataset: its canonical spec, every parameter filled in, e.g. "
-                   "recall:distance=8,n=1000,seed=0,n_keys=4,n_distractors=8",
-        "state": "model state (its canonical text, e.g. init:scale=0.316228,seed=0,activation=sigmoid, or "
-                 "its label=NAME, e.g. trained:tbptt:3)",
-        "lag": "lag k (steps back from the loss), int >= 0",
-        "n": "number of losses t that reach lag k (t >= k)",
-        "mean": "mean over losses of ||delta(t, t-k)||",
-        "median": "median over losses of ||delta(t, t-k)||",
-        "q25": "25% quantile over losses of ||delta(t, t-k)||",
-        "q75": "75% quantile over losses of ||delta(t, t-k)||",
-        "rel_mean": "mean / mean at lag 0",
-    },
-    "heatmap": {
-        "dataset": "dataset label",
-        "state": "model state",
-        "t": "position of the loss in the sentence",
-        "lag": "lag k <= t",
-        "mean": "mean over sentences of ||delta(t, t-k)||",
-    },
-    "decay": {
-        "dataset": "dataset label",
-        "state": "model state",
-        "beta": "fitted per-step decay factor, exp(slope)",
-        "half_life": "ln 2 / -ln beta in steps; inf if beta >= 1",
-        "slope": "least-squares slope of ln mean ||delta|| against lag",
-        "intercept": "least-squares intercept of ln mean ||delta|| against lag",
-        "spectral_radius": "spectral radius of U",
-        "sigma_max": "largest singular value of U",
-        "mean_fprime": "mean f'(net_in) over tokens",
-        "growth_bound": "sigma_max * max f' (sigma_max / 4 for the sigmoid): bound on the growth per step",
-        "floor": "relative floor used for reach",
-        "reach": "largest lag whose rel_mean stays above floor",
-    },
-    "gap": {
-        "dataset": "dataset label",
-        "state": "model state",
-        "scheme": "scheme label: tbptt:0 .. tbptt:K, block:k1,k2",
-        "family": "tbptt or block",
-        "tau": "truncation tau for tbptt rows; empty for block rows",
-        "parameter": "U, V or all (all parameters together)",
-        "rel_error": "||g - g_full|| / ||g_full|| of the corpus gradient",
-        "cosine": "cos(g, g_full)",
-        "estimate": "relative error estimated from the fitted decay, beta**(tau+1) (tbptt rows); an estimate, "
-                    "not a bound: trained models can lie above it",
-    },
-    "gap_sentences": {
-        "dataset": "dataset label",
-        "state": "model state",
-        "sentence": "sentence index in the dataset",
-        "tau": "truncation tau (TBPTT)",
-        "parameter": "U, V or all",
-        "rel_error": "||g_tau - g_full|| / ||g_full|| of the sentence's gradient",
-        "cosine": "cos(g_tau, g_full) of the sentence's gradient",
-    },
-    "dependencies": {
-        "dataset": "dataset label",
-        "state": "model state",
-        "sentence": "sentence index",
-        "source": "position of the source word",
-        "target": "position of the dependent loss",
-        "distance": "target - source",
-        "signal": "||delta(target, source)||",
-        "signal_rel": "signal / ||delta(target, target)||",
-    },
-    "dependency_kept": {
-        "dataset": "dataset label",
-        "state": "model state",
-        "tau": "truncation tau (TBPTT)",
-        "kept_share": "signal of dependencies with distance <= tau / total dependency signal",
-    },
-    "summary": {
-        "dataset": "dataset label",
-        "state": "model state",
-        "beta": "fitted per-step decay factor",
-        "half_life": "half-life in steps",
-        "tau_10": "smallest tau with relative error of all parameters < 10%; empty if none <= K",
-        "tau_1": "smallest tau with relative error of all parameters < 1%; empty if none <= K",
-        "spectral_radius": "spectral radius of U",
-        "sigma_max": "largest singular value of U",
-        "mean_fprime": "mean f'(net_in) over tokens",
-        "reach": "largest lag whose relative mean signal stays above the floor",
-        "n_sentences": "sentences analysed",
-        "n_losses": "losses J(t) in them",
-        "mean_loss": "mean loss per prediction (nats) of the model state",
-    },
-}
-
 
 # --------------------------------------------------------------------------- files
 
@@ -155,7 +64,7 @@ def write_figure(fig: Figure, directory: str | os.PathLike, name: str, *, dpi: i
     Parameters
     ----------
     fig : matplotlib.figure.Figure
-        The figure, e.g. from a ``gradlab.report.plots.plot_*`` function.
+        The figure, e.g. from a figure's ``draw`` (:mod:`gradlab.report.figures`).
     directory : str or PathLike
         Output directory; created if missing.
     name : str
@@ -218,21 +127,6 @@ code, pre { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospac
 pre { background: #f7f7f7; border: 1px solid #e3e3e3; padding: 0.8rem 1rem; overflow-x: auto; font-size: 0.88rem; }
 .note { color: #555; font-size: 0.92rem; }
 """
-
-
-def write_figures(figures, frames, directory: str | os.PathLike) -> list[tuple[str, str]]:
-    """Build and write each ``(name, caption, builder)`` of ``figures`` from ``frames``.
-
-    ``builder(frames)`` returns a Figure or None (nothing to draw); returns the
-    ``(name, caption)`` pairs written, in order, for :func:`render_index`.
-    """
-    drawn = []
-    for name, caption, builder in figures:
-        fig = builder(frames)
-        if fig is not None:
-            write_figure(fig, directory, name)
-            drawn.append((name, caption))
-    return drawn
 
 
 def _e(value) -> str:
@@ -320,8 +214,8 @@ def render_index(directory: str | os.PathLike, *, title: str, figures: Sequence[
     tables : mapping of str to str
         Table name -> CSV file name (relative to ``directory``).
     column_docs : mapping of str to mapping of str to str, optional
-        Table name -> {column: description}; default :data:`COLUMN_DOCS`. A table without
-        docs is listed without its columns.
+        Table name -> {column: description}; default: a report's
+        (:data:`gradlab.report.frames.COLUMN_DOCS`). A table without docs is listed without its columns.
     summary_caption : str, optional
         A sentence under the summary table.
     findings : sequence of str, optional

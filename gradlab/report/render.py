@@ -1,89 +1,127 @@
-"""Figures and index.html of a report folder, from its combined CSVs."""
+"""The one renderer: the figures and ``index.html`` of any output folder (report, study, suite), from its CSVs.
+
+What a folder holds is declared once: its tables in :mod:`gradlab.report.frames`, its figures in
+:mod:`gradlab.report.figures`. This module reads the tables, draws the figures of the folder's kind (each
+``draw`` returns None when its data is absent, and the page leaves it out) and writes the page; what differs
+between kinds is only the text around them (title, parameters, captions), taken from ``manifest.json``.
+"""
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
 import os
 from pathlib import Path
 
-from . import plots
+from . import figures as registry
+from .findings import findings
+from .frames import REPORT, STUDY, SUITE, column_docs, frames_of, load_frames, table_name
 from .html import render_index, write_figure
-from .frames import load_frames, table_name
+from .style import dataset_palette
 
-#: (figure name, caption, builder) in page order; a builder returns None when its data is absent.
-FIGURES = [
-    ("profile", "Vanishing profile: distribution over losses of ||delta(t, t-k)|| against lag k (median, "
-                "quartiles, mean; log scale), with the fitted geometric decay beta^k.",
-     lambda f, pal: plots.plot_profile(f["profile"], f.get("decay"), palette=pal)),
-    ("decay", "Fitted per-step decay factor beta and half-life, the reach above the floor, mean f', and U's "
-              "spectral radius, largest singular value and the growth bound sigma_max * max f'.",
-     lambda f, pal: plots.plot_decay(f["decay"], palette=pal)),
-    ("heatmap", "Mean ||delta(t, t-k)|| over sentences for every loss step t and lag k.",
-     lambda f, pal: plots.plot_heatmap(f["heatmap"])),
-    ("gap", "Truncation gap of TBPTT(tau): ||g_tau - g_full|| / ||g_full|| of the corpus gradient for U, V and "
-            "all parameters, with the estimate beta^(tau+1) from the fitted decay (dashed; an estimate, not a bound).",
-     lambda f, pal: plots.plot_gap(f["gap"], palette=pal)),
-    ("cosine", "cos(g_tau, g_full) of the corpus gradient.",
-     lambda f, pal: plots.plot_cosine(f["gap"], palette=pal)),
-    ("gap_sentences", "The same relative error per sentence (each sentence's own losses): median and "
-                      "quantile bands over sentences.",
-     lambda f, pal: plots.plot_gap_sentences(f["gap_sentences"], palette=pal) if "gap_sentences" in f else None),
-    ("blocks", "Block schemes (chunked 'detach every h steps', Mikolov's -bptt/-bptt-block): relative error "
-               "against full BPTT.",
-     lambda f, pal: plots.plot_blocks(f["gap"], palette=pal)),
-    ("dependencies", "Annotated dependencies: the signal the dependent loss sends back to the position that "
-                     "determines it, by distance, and the share of it that TBPTT(tau) keeps.",
-     lambda f, pal: plots.plot_dependencies(f["dependencies"], f.get("dependency_kept"), palette=pal)
-     if "dependencies" in f else None),
-]
+__all__ = ["render", "render_report", "kind_of"]
+
+_JOB: dict = {}  # folder, figures, frames and palette of the render in progress; forked workers inherit it
 
 
-_JOB: dict = {}  # frames and palette of the render in progress; forked workers inherit it
-
-
-def _draw(name):
-    folder, frames, palette = _JOB["folder"], _JOB["frames"], _JOB["palette"]
-    builder = next(b for n, _, b in FIGURES if n == name)
-    fig = builder(frames, palette)
+def _draw(i: int) -> str | None:
+    figure = _JOB["figures"][i]
+    fig = figure.draw(_JOB["frames"], _JOB["palette"])
     if fig is None:
         return None
-    write_figure(fig, folder, name)
-    return name
+    write_figure(fig, _JOB["folder"], figure.NAME)
+    return figure.NAME
 
 
-def render_report(folder: str | os.PathLike, *, processes: int | None = None) -> Path:
-    """Draw every figure (PNG and SVG) and write ``index.html``; returns its path.
-
-    Figures are drawn in worker processes (one per core by default) since each is
-    independent and Matplotlib is single-threaded.
-    """
-    folder = Path(folder)
-    frames = load_frames(folder)
-    if "summary" not in frames:
-        raise FileNotFoundError(f"{folder} holds no report CSVs (summary.csv is missing); run a spec first")
-    manifest = json.loads((folder / "manifest.json").read_text()) if (folder / "manifest.json").exists() else {}
-    spec_text = (folder / "spec.toml").read_text() if (folder / "spec.toml").exists() else ""
-    datasets = list(dict.fromkeys(frames["summary"]["dataset"]))
-    palette = plots.dataset_palette(datasets)
-    jobs = [name for name, _, _ in FIGURES]
-    _JOB.update(folder=folder, frames=frames, palette=palette)
-    import multiprocessing as mp
-    processes = processes if processes is not None else min(len(jobs), os.cpu_count() or 1)
+def _draw_all(folder: Path, figures: list, frames: dict, palette, processes: int) -> list[tuple[str, str]]:
+    """Draw and save each figure; the (name, caption) of those drawn, in order."""
+    _JOB.update(folder=folder, figures=figures, frames=frames, palette=palette)
     try:
         if processes > 1 and "fork" in mp.get_all_start_methods():
             # workers are forked, so they see _JOB without pickling the frames
             with mp.get_context("fork").Pool(processes) as pool:
-                drawn = pool.map(_draw, jobs, chunksize=1)
+                drawn = pool.map(_draw, range(len(figures)), chunksize=1)
         else:
-            drawn = [_draw(job) for job in jobs]
+            drawn = [_draw(i) for i in range(len(figures))]
     finally:
         _JOB.clear()
-    captions = {name: caption for name, caption, _ in FIGURES}
-    figures = [(name, captions[name]) for name in drawn if name is not None]
-    title = manifest.get("spec", {}).get("title", folder.name)
-    parameters = {"spec (spec.toml)": spec_text, "gradlab version": manifest.get("gradlab_version", "?"),
-                  "seed": manifest.get("seed", "?"),
-                  "units (dataset x state, key, input files' SHA-256)": [
-                      {k: u[k] for k in ("dataset", "state", "key", "inputs") if k in u}
-                      for u in manifest.get("units", [])]}
-    return render_index(folder, title=title, figures=figures, summary=frames["summary"], parameters=parameters,
-                        tables={name: table_name(name) for name in frames})
+    captions = {f.NAME: f.CAPTION for f in figures}
+    return [(name, captions[name]) for name in drawn if name is not None]
+
+
+def kind_of(folder: str | os.PathLike) -> str:
+    """The kind of an output folder from its manifest: suite, study, or report (also without a manifest)."""
+    path = Path(folder) / "manifest.json"
+    manifest = json.loads(path.read_text()) if path.exists() else {}
+    return SUITE if "suite" in manifest else STUDY if "runs" in manifest and "seeds" in manifest else REPORT
+
+
+def _report_page(folder: Path, frames: dict) -> dict:
+    if "summary" not in frames:
+        raise FileNotFoundError(f"{folder} holds no report CSVs (summary.csv is missing); run a spec first")
+    manifest = json.loads((folder / "manifest.json").read_text()) if (folder / "manifest.json").exists() else {}
+    spec_text = (folder / "spec.toml").read_text() if (folder / "spec.toml").exists() else ""
+    return dict(title=manifest.get("spec", {}).get("title", folder.name), summary=frames["summary"], parameters={
+        "spec (spec.toml)": spec_text, "gradlab version": manifest.get("gradlab_version", "?"),
+        "seed": manifest.get("seed", "?"),
+        "units (dataset x state, key, input files' SHA-256)": [
+            {k: u[k] for k in ("dataset", "state", "key", "inputs") if k in u} for u in manifest.get("units", [])]})
+
+
+def _study_page(folder: Path, frames: dict) -> dict:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    return dict(title=manifest["spec"]["title"], summary=frames["summary"], parameters={
+        "spec (spec.toml)": (folder / "spec.toml").read_text(),
+        "gradlab version": manifest["gradlab_version"], "seeds": manifest["seeds"],
+        "train / dev data": f"{manifest['train']} ({manifest['n_train']} sentences) / "
+                            f"{manifest['dev']} ({manifest['n_dev']} sentences)",
+        "seconds per run": "timings.csv (the only file that changes between identical runs)",
+        "runs (name, fingerprint)": manifest["runs"]},
+        summary_caption="One row per run: final train/dev loss and the accuracy per eval task "
+                        "(timings in timings.csv).")
+
+
+def _suite_page(folder: Path, frames: dict) -> dict:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    return dict(title=manifest["title"], summary=frames.get("summary"), parameters={
+        "studies (each with its own index.html)": [f"{s['name']}/index.html" for s in manifest["studies"]],
+        "seconds per run": "timings.csv (the only file that changes between identical runs)",
+        "study specs": [s["spec"] for s in manifest["studies"]]},
+        summary_caption="One row per run (part = task, distribution = how the training "
+                        "distances are spread).", findings=findings(frames))
+
+
+_PAGES = {REPORT: _report_page, STUDY: _study_page, SUITE: _suite_page}
+
+
+def render(folder: str | os.PathLike, kind: str | None = None, *, processes: int | None = None) -> Path:
+    """Draw every figure of an output folder (PNG and SVG) and write its ``index.html``; returns its path.
+
+    Parameters
+    ----------
+    folder : str or PathLike
+        A report, study or suite folder with its CSVs (and ``manifest.json``; a report renders without one).
+    kind : str, optional
+        ``"report"``, ``"study"`` or ``"suite"``; default: :func:`kind_of` the folder.
+    processes : int, optional
+        Worker processes drawing the figures (each is independent and Matplotlib is single-threaded);
+        default: one per core for a report, one (no workers) for a study or suite.
+
+    The page holds nothing that changes between identical runs; the seconds are in timings.csv.
+    """
+    folder = Path(folder)
+    kind = kind_of(folder) if kind is None else kind
+    figures = registry.of(kind)
+    frames = load_frames(folder, kind)
+    page = _PAGES[kind](folder, frames)
+    palette = dataset_palette(list(dict.fromkeys(frames["summary"]["dataset"]))) if kind == REPORT else None
+    if processes is None:
+        processes = min(len(figures), os.cpu_count() or 1) if kind == REPORT else 1
+    drawn = _draw_all(folder, figures, frames, palette, processes)
+    tables = {f.name: table_name(f.name) for f in frames_of(kind)
+              if f.name in frames or (not f.merged and (folder / table_name(f.name)).exists())}
+    return render_index(folder, figures=drawn, tables=tables, column_docs=column_docs(kind), **page)
+
+
+def render_report(folder: str | os.PathLike, *, processes: int | None = None) -> Path:
+    """Draw every figure of a report folder (PNG and SVG) and write ``index.html``; returns its path."""
+    return render(folder, REPORT, processes=processes)

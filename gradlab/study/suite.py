@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..report.frames import TRAIN_FRAMES
+from ..report.frames import SUITE, frames_of
 from . import runner
 from .runner import RunPlan, write_atomic, write_csv
 from .spec import SUITE_DISTRIBUTIONS, Suite, TrainSpec, is_suite_spec, load_suite, suite_from_dict
@@ -88,7 +88,7 @@ class SuitePlan(RunPlan):
 
     def finish(self) -> None:
         suite, root = self.suite, self.root
-        for name in TRAIN_FRAMES + ("timings",):
+        for name in [f.name for f in frames_of(SUITE)]:
             parts = []
             for spec, folder in self.folders:
                 if (folder / f"{name}.csv").exists():
@@ -132,22 +132,6 @@ def run_suite(suite: Suite, out_root: str | os.PathLike = "reports", *, progress
 
 
 def render_suite(folder: str | os.PathLike) -> Path:
-    """Write the suite's ``index.html`` from its combined CSVs (figures from :mod:`gradlab.report.suite_plots`).
-
-    The page holds nothing that changes between identical runs; the seconds are in timings.csv.
-    """
-    from ..report.html import render_index, write_figures
-    from ..report.suite_plots import SUITE_FIGURES, findings
-    from ..report.train_plots import TRAIN_COLUMN_DOCS
-    folder = Path(folder)
-    manifest = json.loads((folder / "manifest.json").read_text())
-    frames = {n: pd.read_csv(folder / f"{n}.csv") for n in TRAIN_FRAMES if (folder / f"{n}.csv").exists()}
-    drawn = write_figures(SUITE_FIGURES, frames, folder)
-    parameters = {"studies (each with its own index.html)": [f"{s['name']}/index.html" for s in manifest["studies"]],
-                  "seconds per run": "timings.csv (the only file that changes between identical runs)",
-                  "study specs": [s["spec"] for s in manifest["studies"]]}
-    tables = {n: f"{n}.csv" for n in (*frames, "timings") if (folder / f"{n}.csv").exists()}
-    return render_index(folder, title=manifest["title"], figures=drawn, summary=frames.get("summary"),
-                        parameters=parameters, tables=tables, column_docs=TRAIN_COLUMN_DOCS,
-                        summary_caption="One row per run (part = task, distribution = how the training "
-                                        "distances are spread).", findings=findings(frames))
+    """Write the suite's figures and ``index.html`` from its combined CSVs (one renderer: render)."""
+    from ..report.render import render
+    return render(folder, "suite")

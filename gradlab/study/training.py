@@ -412,25 +412,6 @@ def _finish(p: StudyPlan) -> None:
 
 
 def render_study(folder: str | os.PathLike) -> Path:
-    """Draw the study's figures (PNG and SVG) and write ``index.html`` from its CSVs.
-
-    The page holds nothing that changes between identical runs; the seconds are in timings.csv.
-    """
-    from ..report.html import render_index, write_figures
-    from ..report.train_plots import FIGURES, TRAIN_COLUMN_DOCS
-    folder = Path(folder)
-    frames = {n: pd.read_csv(folder / f"{n}.csv") for n in TRAIN_FRAMES if (folder / f"{n}.csv").exists()}
-    manifest = json.loads((folder / "manifest.json").read_text())
-    drawn = write_figures(FIGURES, frames, folder)
-    parameters = {"spec (spec.toml)": (folder / "spec.toml").read_text(),
-                  "gradlab version": manifest["gradlab_version"], "seeds": manifest["seeds"],
-                  "train / dev data": f"{manifest['train']} ({manifest['n_train']} sentences) / "
-                                      f"{manifest['dev']} ({manifest['n_dev']} sentences)",
-                  "seconds per run": "timings.csv (the only file that changes between identical runs)",
-                  "runs (name, fingerprint)": manifest["runs"]}
-    return render_index(folder, title=manifest["spec"]["title"], figures=drawn, summary=frames["summary"],
-                        parameters=parameters,
-                        tables={n: f"{n}.csv" for n in (*frames, "timings") if (folder / f"{n}.csv").exists()},
-                        column_docs=TRAIN_COLUMN_DOCS,
-                        summary_caption="One row per run: final train/dev loss and the accuracy per eval task "
-                                        "(timings in timings.csv).")
+    """Draw the study's figures (PNG and SVG) and write ``index.html`` from its CSVs (one renderer: render)."""
+    from ..report.render import render
+    return render(folder, "study")

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from gradlab.study.report import FRAMES, run_spec
-from gradlab.report.render import FIGURES
+from gradlab.report.figures import REPORT as FIGURES
 from gradlab.study.spec import ANALYSES_DIR, load_spec, validate
 
 REPO = Path(__file__).resolve().parents[2]
@@ -78,7 +78,7 @@ def test_spec_runs_reduced(path, at_repo_root, tmp_path):
         assert (root / f"{name}.csv").is_file(), name
     assert ((root / "gap_sentences.csv.gz").is_file()) == spec.per_sentence
     page = (root / "index.html").read_text(encoding="utf-8")
-    for name, _, _ in FIGURES:
+    for name in [f.NAME for f in FIGURES]:
         if (root / f"{name}.png").is_file():
             assert (root / f"{name}.svg").is_file() and f'id="fig-{name}"' in page, name
     for name in ("profile", "decay", "heatmap", "gap", "cosine"):

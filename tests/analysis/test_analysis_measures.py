@@ -18,7 +18,7 @@ from conftest import random_problem
 from gradlab import Batch, Full, Sliding, contributions, gradient, parse_scheme
 from gradlab.analysis import (analyse, dependency_kept, dependency_signal, fit_decay, lag_heatmap, reach,
                               recurrence_stats, smallest_tau, truncation_gap, vanishing_profile)
-from gradlab.report.html import COLUMN_DOCS
+from gradlab.report.frames import COLUMN_DOCS
 
 #: Prefix sums over lags and a direct truncated backward pass add the same terms in another
 #: order: they agree to round-off, far below this.

@@ -21,11 +21,11 @@ import gradlab
 from gradlab import Full, Sliding, gradient
 from gradlab.analysis import analyse
 from gradlab.data import canonical_spec, load_dataset
-from gradlab.report import render
+from gradlab.report import figures
 from gradlab.study import report as pipeline
 from gradlab.study import runner
-from gradlab.report.html import COLUMN_DOCS
-from gradlab.report.plots import _wrap
+from gradlab.report.frames import COLUMN_DOCS
+from gradlab.report.style import wrap as _wrap
 from gradlab.study.report import FRAMES, load_frames, run_spec, table_name, units, write_atomic
 from gradlab.report.render import render_report
 from gradlab.study.spec import Spec, load_spec
@@ -47,7 +47,7 @@ FAST_FIGURES = ("gap_sentences",)
 
 
 def _fast_figures(mp):
-    mp.setattr(render, "FIGURES", [f for f in render.FIGURES if f[0] in FAST_FIGURES])
+    mp.setattr(figures, "REPORT", [f for f in figures.REPORT if f.NAME in FAST_FIGURES])
 
 
 @pytest.fixture
@@ -437,7 +437,7 @@ def test_render_report_redraws_the_same_page(report, copy, fast_figures):
 
 def test_render_report_from_csvs_alone(report, tmp_path, monkeypatch):
     """CSVs without spec.toml or manifest.json still render (title falls back to the folder name)."""
-    monkeypatch.setattr(render, "FIGURES", [])
+    monkeypatch.setattr(figures, "REPORT", [])
     bare = tmp_path / "bare"
     bare.mkdir()
     for name in FRAMES:
@@ -457,7 +457,7 @@ def test_figures_whose_data_is_absent_are_left_out(report, tmp_path):
         if name not in ("dependencies", "dependency_kept", "gap_sentences"):
             shutil.copy(report / table_name(name), part)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(render, "FIGURES", [f for f in render.FIGURES if f[0] in ("dependencies", "gap_sentences")])
+        mp.setattr(figures, "REPORT", [f for f in figures.REPORT if f.NAME in ("dependencies", "gap_sentences")])
         render_report(part, processes=1)
     assert not (part / "dependencies.png").exists() and not (part / "gap_sentences.png").exists()
     assert "fig-dependencies" not in (part / "index.html").read_text(encoding="utf-8")
@@ -469,7 +469,7 @@ def test_full_report_has_every_figure_and_is_deterministic(tmp_path):
     first = run_spec(TINY, tmp_path / "a", progress=False)
     second = run_spec(TINY, tmp_path / "b", progress=False)
     page = (first / "index.html").read_text(encoding="utf-8")
-    for name, _, _ in render.FIGURES:
+    for name in [f.NAME for f in figures.REPORT]:
         for fmt in ("png", "svg"):
             assert (first / f"{name}.{fmt}").is_file(), (name, fmt)
         assert f'id="fig-{name}"' in page, name

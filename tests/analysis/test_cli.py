@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from gradlab.cli import app
 from gradlab.data import canonical_spec
-from gradlab.report import render
+from gradlab.report import figures
 from gradlab.study import report as pipeline
 from gradlab.study.spec import DEFAULT_SPEC, load_spec
 
@@ -35,7 +35,7 @@ runner = CliRunner()
 
 @pytest.fixture(autouse=True)
 def one_figure(monkeypatch):
-    monkeypatch.setattr(render, "FIGURES", [f for f in render.FIGURES if f[0] == "gap_sentences"])
+    monkeypatch.setattr(figures, "REPORT", [f for f in figures.REPORT if f.NAME == "gap_sentences"])
 
 
 def _spec_file(folder: Path, name: str = "tiny", text: str = TINY_TOML) -> Path:
@@ -275,7 +275,7 @@ def test_default_quick_report_end_to_end(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     folder = tmp_path / "default-quick"
     assert (folder / "index.html").is_file() and not (tmp_path / "default").exists()
-    for name, _, _ in render.FIGURES:
+    for name in [f.NAME for f in figures.REPORT]:
         assert (folder / f"{name}.png").is_file() and (folder / f"{name}.svg").is_file(), name
     summary = pd.read_csv(folder / "summary.csv")
     assert len(summary) == len(DEFAULT_SPEC.datasets) * len(DEFAULT_SPEC.states)

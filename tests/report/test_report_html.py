@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from gradlab.report.html import COLUMN_DOCS, render_index, write_figure
+from gradlab.report.frames import COLUMN_DOCS
+from gradlab.report.html import render_index, write_figure
 
 
 def _umask() -> int:

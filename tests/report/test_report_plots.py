@@ -7,7 +7,7 @@ import pytest
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
-from gradlab.report import plots
+from gradlab.report import figures as plots
 
 DATASETS = ("agreement:distance=8", "recall:keys=4")
 STATES = ("init:scale=0.316228,seed=0,activation=sigmoid", "trained:tbptt:3")
@@ -79,10 +79,10 @@ def make_dependencies(rng) -> pd.DataFrame:
     rows = []
     for dataset, state in _cells():
         for i in range(N_SENTENCES):
-            distance = int(rng.integers(1, K + 1))
-            signal = BETA[dataset] ** distance
-            rows.append(dict(dataset=dataset, state=state, sentence=i, source=0, target=distance,
-                             distance=distance, signal=signal, signal_rel=signal / 1.5))
+            lag = int(rng.integers(1, K + 1))
+            signal = BETA[dataset] ** lag
+            rows.append(dict(dataset=dataset, state=state, sentence=i, source=0, dependent=lag,
+                             lag=lag, signal=signal, signal_rel=signal / 1.5))
     return pd.DataFrame(rows)
 
 

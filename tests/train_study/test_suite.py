@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from gradlab.cli import app
-from gradlab.report import train_plots
-from gradlab.report.suite_plots import findings
+from gradlab.report import figures
+from gradlab.report.findings import findings
 from gradlab.study.suite import load_suite, render_suite, run_suite, suite_from_dict
 
 REPO = Path(__file__).resolve().parents[2]
@@ -75,7 +75,7 @@ def _page_findings(root) -> str:
 
 
 def test_tiny_suite_runs_and_its_findings_come_from_the_csvs(tmp_path, monkeypatch):
-    monkeypatch.setattr(train_plots, "FIGURES", train_plots.FIGURES[:1])
+    monkeypatch.setattr(figures, "STUDY", figures.STUDY[:1])
     s = suite(snapshots=True, max_lag=4, snapshot_sentences=5)
     root = run_suite(s, tmp_path, progress=False)
     bd = pd.read_csv(root / "by_distance.csv")
@@ -118,7 +118,7 @@ def test_findings_say_when_truncation_learns_past_its_window():
 @pytest.mark.slow
 def test_truncation_learning_quick_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)
-    monkeypatch.setattr(train_plots, "FIGURES", train_plots.FIGURES[:1])
+    monkeypatch.setattr(figures, "STUDY", figures.STUDY[:1])
     result = CliRunner().invoke(app, ["train", "truncation-learning", "--quick", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     root = tmp_path / "truncation-learning-quick"          # a quick run never writes over the full one

@@ -1,0 +1,91 @@
+"""Findings of a study suite: paragraphs computed from its combined CSVs (``by_distance``, ``snapshots_gap``,
+``history``); the text holds no number that is not in a CSV."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from ..analysis.outcomes import accuracy_at_longest, longest_learned, seed_interval, tau_of_scheme
+from .style import scheme_order
+
+__all__ = ["findings"]
+
+
+def _fmt_ci(mean, lo, hi, n) -> str:
+    if not np.isfinite(lo):
+        return f"{mean:.2f} (n = {n})"
+    return f"{mean:.2f} (95% CI {lo:.2f}-{hi:.2f}, n = {n} seeds)"
+
+
+def findings(frames: Mapping[str, pd.DataFrame]) -> list[str]:
+    """Paragraphs computed from the suite's CSVs: per task and distribution, what full BPTT and each scheme learn.
+
+    For each part and distribution: full BPTT's accuracy at the longest distance; the
+    schemes whose mean accuracy there is at least 0.9; for every TBPTT(tau), the mean
+    longest distance learned and whether it is past the window (> tau + 1 words, the
+    longest distance whose cause the gradient reaches); the tau adaptive schemes ended
+    with (``history``); and, where snapshots exist, the relative error of the TBPTT(tau)
+    gradient at the end of full-BPTT training.
+    """
+    bd = frames.get("by_distance")
+    if bd is None or not len(bd):
+        return []
+    acc = accuracy_at_longest(bd)
+    ll = longest_learned(bd)
+    ll["tau"] = ll["scheme"].map(tau_of_scheme)
+    gap = frames.get("snapshots_gap")
+    keys = [c for c in ("part", "distribution") if c in acc.columns]
+    out = []
+    for key, a in acc.groupby(keys, sort=False) if keys else [((), acc)]:
+        key = key if isinstance(key, tuple) else (key,)
+        sel = dict(zip(keys, key))
+        where = ", ".join(f"{k} {v}" for k, v in sel.items())
+        dist = int(a["distance"].max())
+        text = [f"{where}: at the longest distance ({dist} words)"]
+        full = a[a["scheme"] == "full"]
+        if len(full):
+            f = full.iloc[0]
+            text.append(f"full BPTT reaches accuracy {_fmt_ci(f['mean'], f['ci_low'], f['ci_high'], f['n_seeds'])}")
+        good = [s for s in scheme_order(a["scheme"]) if a.loc[a["scheme"] == s, "mean"].iloc[0] >= 0.9]
+        text.append("schemes with mean accuracy >= 0.9 there: " + (", ".join(good) if good else "none"))
+        l = ll.copy()
+        for k, v in sel.items():
+            l = l[l[k] == v]
+        beyond, within = [], []
+        for tau in sorted(l["tau"].dropna().unique()):
+            m, lo, hi, n = seed_interval(l.loc[l["tau"] == tau, "longest_learned"])
+            (beyond if m > tau + 1 else within).append(f"tau = {int(tau)}: {m:.1f}")
+        if beyond:
+            text.append("truncated training learned past its window (mean longest distance learned > tau + 1) for "
+                        + "; ".join(beyond))
+        if within:
+            text.append("it did not for " + "; ".join(within))
+        hist = frames.get("history")
+        if hist is not None and "tau" in hist.columns:
+            h = hist
+            for k, v in sel.items():
+                h = h[h[k] == v]
+            h = h[h["scheme"].str.startswith("adaptive") & h["tau"].notna()]
+            if len(h):
+                last = h.sort_values("epoch").groupby(["scheme", "seed"])["tau"].last()
+                for scheme, taus in last.groupby(level=0):
+                    acc_a = a.loc[a["scheme"] == scheme, "mean"]
+                    text.append(f"{scheme} ended with tau = {taus.mean():.1f} (mean over seeds; range "
+                                f"{int(taus.min())}-{int(taus.max())})"
+                                + (f" and accuracy {acc_a.iloc[0]:.2f} at the longest distance" if len(acc_a) else ""))
+        if gap is not None and len(gap):
+            g = gap
+            for k, v in sel.items():
+                g = g[g[k] == v]
+            g = g[(g["scheme"] == "full") & (g["snapshot"] == "end") & (g["parameter"] == "all")
+                  & (g["gap_scheme"].str.startswith("tbptt:"))]
+            if len(g):
+                rel = g.groupby("tau")["rel_error"].mean()
+                shown = [f"tau = {int(t)}: {r:.2f}" for t, r in rel.items() if t in (0, 1, 3, 5, 10)]
+                if shown:
+                    text.append("relative error of the TBPTT(tau) gradient against full BPTT's, for the model full "
+                                "BPTT trained (mean over seeds): " + "; ".join(shown))
+        out.append("; ".join(text) + ".")
+    return out
