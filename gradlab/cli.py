@@ -216,15 +216,16 @@ def train_study(spec: str = typer.Argument(..., help="A training .toml spec, or 
 
 @app.command()
 @_guarded
-def render(folder: Path = typer.Argument(..., help="A report folder with its CSVs (reports/NAME)."),
+def render(folder: Path = typer.Argument(..., help="An output folder with its CSVs (reports/NAME): a report, a "
+                                                  "training study or a suite."),
            wait: bool = typer.Option(False, "--wait", help=WAIT_HELP)):
-    """Redraw the figures and index.html of a report from its CSVs."""
+    """Redraw the figures and index.html of a report, study or suite from its CSVs."""
+    from .report.render import render as _render
     from .study.plan import output_lock
-    from .report.render import render_report
     if not Path(folder).is_dir():
         raise FileNotFoundError(f"{folder} is not a report folder; give reports/NAME")
     with output_lock(Path(folder), wait=wait):
-        index = render_report(folder)
+        index = _render(folder)
     typer.echo(f"report: {index}")
 
 

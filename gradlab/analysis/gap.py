@@ -5,10 +5,11 @@ import numpy as np
 import pandas as pd
 
 from ..cells import ELMAN
-from ..engine import Contributions, gradient
+from ..engine import Contributions, SentenceGaps, gradient
 from ..schemes import Full, parse_scheme
 
-PARAMETERS = ELMAN.truncated + ("all",)
+#: The parameters the gap is measured for (those truncation changes), and all of them together.
+PARAMETERS = SentenceGaps.PARAMETERS
 
 
 def _compare(parts_tau: dict, parts_full: dict) -> list[tuple[str, float, float]]:

@@ -42,12 +42,13 @@ from matplotlib.patches import Patch
 from matplotlib.transforms import blended_transform_factory
 
 from ..analysis.outcomes import tau_of_scheme
+from ..cells import ELMAN
 
 __all__ = ["dataset_palette", "category_palette", "styled", "whitegrid", "figure", "legend", "line_handles",
            "dataset_legend", "style_legend", "references", "wrap", "PANEL_SIZE", "REFERENCES", "REF_STYLE"]
 
 #: Parameters in the order their panels appear; others follow in order of appearance.
-PARAMETER_ORDER = ("U", "V", "W", "all")
+PARAMETER_ORDER = ELMAN.names + ("all",)
 
 #: Inches per panel (width, height).
 PANEL_SIZE = (4.3, 3.3)

@@ -216,6 +216,23 @@ def test_render_redraws_a_report(tmp_path):
     assert (folder / "gap_sentences.png").is_file()
 
 
+def test_render_redraws_a_training_study(tmp_path):
+    out = tmp_path / "reports"
+    spec = tmp_path / "study.toml"
+    spec.write_text('title = "s"\ntrain = "agreement:distance=3,n=12"\ndev = "agreement:distance=3,n=6,seed=1"\n'
+                    'hidden_sizes = [3]\nschemes = ["tbptt:1"]\nlearning_rates = [0.5]\nseeds = [0]\nepochs = 1\n'
+                    'batch_size = 4\neval_tasks = ["lm"]\nsnapshots = false\n')
+    assert _invoke(["run", spec, "--out", out]).exit_code == 0
+    folder = out / "study"
+    before = (folder / "index.html").read_bytes()
+    (folder / "index.html").unlink()
+    (folder / "training_curves.png").unlink()
+    result = _invoke(["render", folder])
+    assert result.exit_code == 0, result.output
+    assert (folder / "index.html").read_bytes() == before
+    assert (folder / "training_curves.png").is_file()
+
+
 def test_render_without_csvs_exits_2_naming_the_folder(tmp_path):
     folder = tmp_path / "not-a-report"
     folder.mkdir()
