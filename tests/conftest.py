@@ -38,10 +38,6 @@ def n_sentences():
     return st.one_of(st.integers(1, 4), st.integers(N_CHUNKS + 1, 2 * N_CHUNKS + 16))
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: long-running test (deselect with -m 'not slow')")
-
-
 def import_torch():
     """``torch``, or skip the calling test module where it is not installed.
 

@@ -701,7 +701,7 @@ def test_warmup_compiles_every_kernel_the_engine_calls():
     import subprocess
     import sys
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run([sys.executable, "-c", _WARMUP_SCRIPT], cwd=root, env=env, capture_output=True, text=True,
                           timeout=600)
@@ -736,7 +736,7 @@ def test_kernels_run_as_plain_python(tmp_path):
     import sys
 
     out = tmp_path / "out.npz"
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = dict(os.environ, NUMBA_DISABLE_JIT="1", PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run([sys.executable, "-c", f"OUT = {str(out)!r}\n" + _PURE_PYTHON_SCRIPT], cwd=root, env=env,
                           capture_output=True, text=True, timeout=300)

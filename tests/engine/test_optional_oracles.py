@@ -32,7 +32,7 @@ def test_missing_torch_fails_where_required(no_torch, monkeypatch):
 def test_ci_requires_torch():
     """.ci/run installs torch and sets the variable before it runs the tests."""
     from pathlib import Path
-    script = (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text()
+    script = (Path(__file__).resolve().parents[2] / ".ci" / "run").read_text()
     install = script.index('pip install -q "torch==2.13.0"')
     require = script.index(f"export {REQUIRE_TORCH_ENV}=1")
     assert install < require < script.index("python -m pytest")

@@ -22,7 +22,7 @@ def _is_report_spec(path) -> bool:
     return not is_training_spec(read_spec_file(path)[1])
 
 
-#: Report specs; the training studies in analyses/ are tested in tests/train_study.
+#: Report specs; the training studies in analyses/ are tested in tests/study (test_training_analyses.py).
 SPECS = sorted(p for p in (REPO / "analyses").glob("*.toml") if _is_report_spec(p))
 #: Reduced size for CI: 20 sentences per dataset, K = 4, H = 4.
 REDUCED = dict(n_sentences=20, max_lag=4, hidden_size=4)
