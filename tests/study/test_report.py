@@ -6,7 +6,6 @@ figure (``gap_sentences``) and the full set is checked in the ``slow`` tests.
 """
 from __future__ import annotations
 
-import filecmp
 import json
 import re
 import shutil
@@ -20,7 +19,7 @@ import pytest
 import gradlab
 from gradlab import Full, Sliding, gradient
 from gradlab.analysis import analyse
-from gradlab.data import canonical_spec, load_dataset
+from gradlab.data import canonical_spec
 from gradlab.report import figures
 from gradlab.study import report as pipeline
 from gradlab.study import runner

@@ -130,7 +130,6 @@ def test_bad_arguments(linzen):
 
 
 def test_cli_prints_and_writes_the_items(tmp_path, linzen):
-    vocab = Vocabulary(WORDS)
     counts = tmp_path / "vocab.txt"
     counts.write_text("".join(f"{w}\t{100 - i}\n" for i, w in enumerate(WORDS) if w not in ("<s>", "</s>", UNK)))
     voc = Vocabulary.from_counts(counts, None)
