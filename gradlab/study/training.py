@@ -13,6 +13,8 @@
     snapshots_profile.csv      vanishing profile at init / mid / end (snapshots = true)
     snapshots_gap.csv          TBPTT gap at init / mid / end
     snapshots_decay.csv        fitted decay at init / mid / end
+    snapshots_dependency_signal.csv   on annotated data: dependency signal by lag at init / mid / end
+    snapshots_dependency_kept.csv     and the share of it TBPTT(tau) keeps, tau = 0..max_lag
     summary.csv                one row per run: final losses and accuracies
     timings.csv                one row per run: seconds (the only file that changes between reruns)
     <figure>.png, .svg, index.html
@@ -185,11 +187,16 @@ def compute_run(spec: TrainSpec, run: dict, train, dev, folder: Path | None = No
     if spec.snapshots:
         snap = dev.select(np.arange(min(spec.snapshot_sentences, dev.n_sentences)))
         batch = snap.batch(spec.task)
+        deps = snap.dependencies(spec.task)
+        deps = deps if len(deps) else None       # annotated data: the dependency signal too
         parts: dict[str, list] = {"profile": [], "gap": [], "decay": []}
+        if deps is not None:
+            parts.update(dependency_signal=[], dependency_kept=[])
         for at, m in zip(SNAPSHOTS, (init, init if mid is None else mid, model)):
-            analysed = analyse(m, batch, max_lag=spec.max_lag, block_schemes=(), per_sentence=False)
+            analysed = analyse(m, batch, max_lag=spec.max_lag, deps=deps, block_schemes=(), per_sentence=False)
             epochs_done = {"init": 0, "mid": mid_epochs, "end": spec.epochs}[at]
             analysed["gap"] = analysed["gap"].rename(columns={"scheme": "gap_scheme"})
+            analysed.update(_dependency_snapshot(analysed))
             for name in parts:
                 parts[name].append(_with_run(analysed[name], run, dataset=dev.label,
                                              state=f"{run['scheme']} @ {at}", snapshot=at,
@@ -210,6 +217,16 @@ def compute_run(spec: TrainSpec, run: dict, train, dev, folder: Path | None = No
                   resumed_from_update=result.resumed_from)
     frames["timing"] = pd.DataFrame([timing])
     return {"frames": frames, "model": model, "mid": mid, "stages": stages}
+
+
+def _dependency_snapshot(analysed: dict) -> dict:
+    """The snapshot's dependency tables from :func:`gradlab.analysis.study.analyse`'s (none without annotated
+    dependencies): ``dependency_signal`` (by lag) and ``dependency_kept`` (per tau: the share TBPTT(tau) keeps)."""
+    from ..analysis.deps import dependency_signal_by_lag
+    if "dependencies" not in analysed:
+        return {}
+    return {"dependency_signal": dependency_signal_by_lag(analysed["dependencies"]),
+            "dependency_kept": analysed["dependency_kept"]}
 
 
 def write_run(folder: Path, run: dict, result: dict) -> None:
