@@ -143,7 +143,7 @@ def _dependency_findings(frames: Mapping[str, pd.DataFrame], sel: Mapping, ll: p
             if len(learned):
                 m = seed_interval(learned)[0]
                 piece += (f", mean longest distance learned {m:.1f}"
-                          + (" (past its window: learned without the signal its gradient never carried)"
+                          + (" (past its window: learned with none of the signal of that distance's dependency)"
                              if m > tau + 1 else ""))
             parts.append(piece)
         if parts:

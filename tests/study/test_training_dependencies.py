@@ -99,3 +99,34 @@ def test_data_without_dependencies_writes_no_dependency_tables(tmp_path):
     root = run_study(spec, tmp_path, progress=False, render=False)
     assert (root / "snapshots_gap.csv").is_file()
     assert not (root / "snapshots_dependency_kept.csv").exists()
+
+
+@pytest.mark.parametrize("distribution", ["fixed", "curriculum"])
+def test_runs_finished_without_the_tables_get_them_from_their_models(tmp_path, distribution):
+    """A run finished by a gradlab before these tables (and, for a curriculum, before mid.npz: its mid model is a
+    stage's): a rerun reuses it and writes the tables a fresh run writes."""
+    extra = {"distribution": "curriculum", "min_distance": 2, "curriculum_stages": 2, "epochs": 4,
+             "train": "recall:distance=5,n=20"} \
+        if distribution == "curriculum" else {}
+    spec = train_spec_from_dict({**SPEC, "schemes": ["tbptt:1"], **extra})
+    root = run_study(spec, tmp_path, progress=False, render=False)
+    names = ("snapshots_dependency_signal.csv", "snapshots_dependency_kept.csv")
+    fresh = {p.relative_to(root): p.read_bytes() for n in names for p in root.rglob(n)}
+    assert len(fresh) == 2 * 2
+    for path in fresh:
+        (root / path).unlink()
+    if distribution == "curriculum":
+        (mid,) = root.glob("runs/*/mid.npz")
+        mid.unlink()
+    run_study(spec, tmp_path, progress=False, render=False)
+    assert list(pd.read_csv(root / "timings.csv")["status"]) == ["reused"]
+    assert {p.relative_to(root): p.read_bytes() for n in names for p in root.rglob(n)} == fresh
+    # a run whose initial model this gradlab would not draw again (its stored init stats differ): no rows
+    for path in fresh:
+        (root / path).unlink()
+    (decay,) = root.glob("runs/*/snapshots_decay.csv")
+    d = pd.read_csv(decay)
+    d.loc[d["snapshot"] == "init", "mean_fprime"] *= 1.01
+    d.to_csv(decay, index=False)
+    run_study(spec, tmp_path, progress=False, render=False)
+    assert not list(root.glob("runs/*/snapshots_dependency_*.csv"))

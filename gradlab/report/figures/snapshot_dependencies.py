@@ -12,8 +12,8 @@ from .. import style as st
 from ..frames import STUDY, columns
 
 NAME = "snapshot_dependencies"
-CAPTION = ("Annotated dependencies at initialisation, after half the epochs and at the end of training, per "
-           "scheme (mean over seeds; first hidden size and learning rate): the relative signal "
+CAPTION = ("Annotated dependencies at initialisation, after half the epochs and at the end of training, for "
+           "TBPTT(τ) and full BPTT (mean over seeds; first hidden size and learning rate): the relative signal "
            "‖δ(dependent, source)‖ / ‖δ(dependent, dependent)‖ the dependent loss sends back to its source, by lag, "
            "and the share of the dependency signal TBPTT(τ) keeps (a dot: the scheme's own τ). TBPTT(τ) sends "
            "none of the signal of a dependency with lag > τ. A suite: one row per task and distribution, the "
@@ -63,7 +63,10 @@ def plot_snapshot_dependencies(signal: pd.DataFrame | None, kept: pd.DataFrame |
     kept = _first_config(kept) if has_kept else None
     both = pd.concat([f for f in (signal, kept) if f is not None])
     snapshots = [s for s in SNAPSHOT_ORDER if s in set(both["snapshot"])]
-    schemes = st.scheme_order(both["scheme"])
+    # the measure is about truncation: TBPTT(tau) and full BPTT (block and adaptive schemes are in the tables)
+    schemes = [s for s in st.scheme_order(both["scheme"]) if np.isfinite(tau_of_scheme(s)) or s == "full"]
+    if not schemes:
+        return None
     palette = st.category_palette(schemes)
     groups = _rows(both)
     if groups == [{}]:
