@@ -461,7 +461,8 @@ def run_study(spec: TrainSpec, out_root: str | os.PathLike = "reports", *, progr
 
 
 def _finish(p: StudyPlan) -> None:
-    """Combine the runs' CSVs, write timings.csv and the manifest."""
+    """Combine the runs' CSVs (first adding the snapshots' dependency tables to runs finished without them),
+    write timings.csv and the manifest."""
     spec, root, train, dev, todo = p.spec, p.root, p.train, p.dev, p.runs
     _add_dependency_snapshots(p)
     folders = [root / "runs" / r["slug"] for r in todo]
