@@ -66,3 +66,19 @@ def dependency_kept_from_sums(signal_by_lag: np.ndarray, max_tau: int) -> pd.Dat
     taus = np.arange(max_tau + 1)
     kept = [float(cum[min(tau, cum.size - 1)]) / total if total > 0 else np.nan for tau in taus]
     return pd.DataFrame({"tau": taus, "kept_share": kept})
+
+
+def dependency_signal_by_lag(signal: pd.DataFrame) -> pd.DataFrame:
+    """The dependency signal of :func:`dependency_signal` summarised by lag.
+
+    Returns
+    -------
+    DataFrame
+        lag (the lags present, ascending), n (dependencies at that lag whose dependent step has a loss),
+        signal (their mean ||delta(dependent, source)||), signal_rel (mean of signal /
+        ||delta(dependent, dependent)||).
+    """
+    use = signal.dropna(subset=["signal"])
+    g = use.groupby("lag", sort=True)
+    out = pd.DataFrame({"n": g.size(), "signal": g["signal"].mean(), "signal_rel": g["signal_rel"].mean()})
+    return out.rename_axis("lag").reset_index().astype({"lag": np.int64, "n": np.int64})

@@ -1,5 +1,6 @@
 """Findings of a study suite: paragraphs computed from its combined CSVs (``by_distance``, ``snapshots_gap``,
-``history``); the text holds no number that is not in a CSV."""
+``history``, ``snapshots_dependency_kept``, ``snapshots_dependency_signal``); the text holds no number that is
+not in a CSV."""
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -87,5 +88,91 @@ def findings(frames: Mapping[str, pd.DataFrame]) -> list[str]:
                 if shown:
                     text.append("relative error of the TBPTT(tau) gradient against full BPTT's, for the model full "
                                 "BPTT trained (mean over seeds): " + "; ".join(shown))
+        text += _dependency_findings(frames, sel, l)
         out.append("; ".join(text) + ".")
     return out
+
+
+def _select(frame: pd.DataFrame | None, sel: Mapping) -> pd.DataFrame | None:
+    if frame is None or not len(frame):
+        return None
+    for k, v in sel.items():
+        if k in frame.columns:
+            frame = frame[frame[k] == v]
+    return frame if len(frame) else None
+
+
+def _seeds(frame: pd.DataFrame, value: str) -> pd.Series:
+    """``value`` per run (the runs of one scheme: one per seed)."""
+    return frame.groupby("run")[value].mean()
+
+
+def _dependency_findings(frames: Mapping[str, pd.DataFrame], sel: Mapping, ll: pd.DataFrame) -> list[str]:
+    """The snapshots' dependency signal (``snapshots_dependency_kept``, ``snapshots_dependency_signal``) of one
+    part and distribution, related to the longest distance learned (``ll``: per run, with ``tau``).
+
+    TBPTT(tau) sends none of the signal of a dependency with lag > tau (kept share 0 by construction); what is
+    measured is how much of its own model's dependency signal lies there (1 - kept_share at its tau), at init
+    and at the end of its training; the relative signal at the longest lag at init and end (full BPTT and each
+    TBPTT(tau)); and the share of full BPTT's dependency signal TBPTT(tau) would keep, at init and end.
+    """
+    kept = _select(frames.get("snapshots_dependency_kept"), sel)
+    sig = _select(frames.get("snapshots_dependency_signal"), sel)
+    if kept is None and sig is None:
+        return []
+    text = []
+    taus = sorted({t for t in map(tau_of_scheme, (kept if kept is not None else sig)["scheme"].unique())
+                   if np.isfinite(t)})
+    at = lambda f, snap: f[f["snapshot"] == snap]  # noqa: E731
+    if sig is not None:
+        lo, hi = int(sig["lag"].min()), int(sig["lag"].max())
+        text.append(f"dependency signal on the snapshot sentences (annotated lags {lo}-{hi} steps, lag = distance "
+                    "- 1): TBPTT(tau) sends none of the signal of a dependency with lag > tau (kept share 0 by "
+                    "construction), so whatever it learns at a distance > tau + 1 it learns without that "
+                    "dependency's signal")
+    if kept is not None and taus:
+        parts = []
+        for tau in taus:
+            own = kept[(kept["scheme"].map(tau_of_scheme) == tau) & (kept["tau"] == tau)]
+            if not len(own):
+                continue
+            i = seed_interval(1 - _seeds(at(own, "init"), "kept_share"))
+            e = seed_interval(1 - _seeds(at(own, "end"), "kept_share"))
+            piece = f"tau = {int(tau)}: {i[0]:.2f} at init, {_fmt_ci(*e)} at the end"
+            learned = ll.loc[ll["tau"] == tau, "longest_learned"] if "tau" in ll.columns else pd.Series([], dtype=float)
+            if len(learned):
+                m = seed_interval(learned)[0]
+                piece += (f", mean longest distance learned {m:.1f}"
+                          + (" (past its window: learned with none of the signal of that distance's dependency)"
+                             if m > tau + 1 else ""))
+            parts.append(piece)
+        if parts:
+            text.append("share of each TBPTT(tau) model's dependency signal at lags > tau (what full BPTT would "
+                        "send and TBPTT(tau) never does; mean over seeds): " + "; ".join(parts))
+    if sig is not None:
+        longest = int(sig["lag"].max())
+        last = sig[sig["lag"] == longest]
+        parts = []
+        for scheme in ["full"] + [s for s in scheme_order(last["scheme"]) if np.isfinite(tau_of_scheme(s))]:
+            rows = last[last["scheme"] == scheme]
+            if not len(rows):
+                continue
+            i = seed_interval(_seeds(at(rows, "init"), "signal_rel"))
+            e = seed_interval(_seeds(at(rows, "end"), "signal_rel"))
+            parts.append(f"{scheme} {i[0]:.2f} at init, {_fmt_ci(*e)} at the end")
+        if parts:
+            text.append(f"mean relative signal ||delta(dependent, source)|| / ||delta(dependent, dependent)|| at "
+                        f"the longest lag ({longest} steps), for each scheme's own model: " + "; ".join(parts))
+    if kept is not None and taus:
+        full = kept[kept["scheme"] == "full"]
+        parts = []
+        for tau in taus:
+            f = full[full["tau"] == tau]
+            if len(f):
+                i = seed_interval(_seeds(at(f, "init"), "kept_share"))
+                e = seed_interval(_seeds(at(f, "end"), "kept_share"))
+                parts.append(f"tau = {int(tau)}: {i[0]:.2f} at init, {e[0]:.2f} at the end")
+        if parts:
+            text.append("share of full BPTT's dependency signal that TBPTT(tau) would keep (mean over seeds): "
+                        + "; ".join(parts))
+    return text

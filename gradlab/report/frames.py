@@ -164,6 +164,20 @@ _STUDY_FRAMES = (
         "rel_error": "||g_tau - g_full|| / ||g_full||"}),
     Frame("snapshots_decay", _TRAINED, {
         **_RUN, "state": "scheme @ snapshot", "beta": "fitted per-step decay"}),
+    Frame("snapshots_dependency_signal", _TRAINED, {
+        **_RUN, "dataset": "dev dataset (its first snapshot_sentences sentences)", "state": "scheme @ snapshot",
+        "snapshot": "init, mid (epochs // 2) or end", "epochs_trained": "epochs trained at the snapshot",
+        "lag": "dependent - source (steps; the dependency's distance in words - 1)",
+        "n": "annotated dependencies at this lag (whose dependent step has a loss)",
+        "signal": "mean ||delta(dependent, source)||: the signal the dependent loss sends back to its source",
+        "signal_rel": "mean of signal / ||delta(dependent, dependent)||"}),
+    Frame("snapshots_dependency_kept", _TRAINED, {
+        **_RUN, "dataset": "dev dataset (its first snapshot_sentences sentences)", "state": "scheme @ snapshot",
+        "snapshot": "init, mid (epochs // 2) or end", "epochs_trained": "epochs trained at the snapshot",
+        "tau": "truncation tau, 0..max_lag",
+        "kept_share": "share of the snapshot model's dependency signal (summed over the annotated dependencies) "
+                      "that TBPTT(tau) keeps: the dependencies with lag <= tau; TBPTT(tau) sends none of the "
+                      "signal of a dependency with lag > tau"}),
     Frame("summary", _TRAINED, {
         **_RUN, "dev_loss": "final dev loss", "accuracy_<task>": "final accuracy per eval task"}),
     Frame("timings", _TRAINED, {

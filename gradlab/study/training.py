@@ -13,6 +13,8 @@
     snapshots_profile.csv      vanishing profile at init / mid / end (snapshots = true)
     snapshots_gap.csv          TBPTT gap at init / mid / end
     snapshots_decay.csv        fitted decay at init / mid / end
+    snapshots_dependency_signal.csv   on annotated data: dependency signal by lag at init / mid / end
+    snapshots_dependency_kept.csv     and the share of it TBPTT(tau) keeps, tau = 0..max_lag
     summary.csv                one row per run: final losses and accuracies
     timings.csv                one row per run: seconds (the only file that changes between reruns)
     <figure>.png, .svg, index.html
@@ -185,11 +187,17 @@ def compute_run(spec: TrainSpec, run: dict, train, dev, folder: Path | None = No
     if spec.snapshots:
         snap = dev.select(np.arange(min(spec.snapshot_sentences, dev.n_sentences)))
         batch = snap.batch(spec.task)
+        deps = snap.dependencies(spec.task)
+        deps = deps if len(deps) else None       # annotated data: the dependency signal too
         parts: dict[str, list] = {"profile": [], "gap": [], "decay": []}
+        if deps is not None:
+            parts.update(dependency_signal=[], dependency_kept=[])
         for at, m in zip(SNAPSHOTS, (init, init if mid is None else mid, model)):
             analysed = analyse(m, batch, max_lag=spec.max_lag, block_schemes=(), per_sentence=False)
             epochs_done = {"init": 0, "mid": mid_epochs, "end": spec.epochs}[at]
             analysed["gap"] = analysed["gap"].rename(columns={"scheme": "gap_scheme"})
+            if deps is not None:
+                analysed.update(_dependency_snapshot(m, batch, deps, spec.max_lag))
             for name in parts:
                 parts[name].append(_with_run(analysed[name], run, dataset=dev.label,
                                              state=f"{run['scheme']} @ {at}", snapshot=at,
@@ -210,6 +218,65 @@ def compute_run(spec: TrainSpec, run: dict, train, dev, folder: Path | None = No
                   resumed_from_update=result.resumed_from)
     frames["timing"] = pd.DataFrame([timing])
     return {"frames": frames, "model": model, "mid": mid, "stages": stages}
+
+
+def _dependency_snapshot(model: RNN, batch, deps: pd.DataFrame, max_lag: int) -> dict:
+    """A snapshot's dependency tables, as the report measures them (:func:`gradlab.analysis.deps.dependency_signal`,
+    ``dependency_kept``): ``dependency_signal`` (by lag) and ``dependency_kept`` (per tau = 0..max_lag: the share
+    of the dependency signal TBPTT(tau) keeps)."""
+    from ..analysis.deps import dependency_kept, dependency_signal, dependency_signal_by_lag
+    signal = dependency_signal(model, batch, deps)
+    return {"dependency_signal": dependency_signal_by_lag(signal), "dependency_kept": dependency_kept(signal, max_lag)}
+
+
+def _same_model(model: RNN, batch, decay_csv: Path, snapshot: str) -> bool:
+    """Whether ``model`` has the sigma_max and mean f' a run's ``snapshots_decay.csv`` holds for ``snapshot``."""
+    from ..analysis.vanishing import recurrence_stats
+    if not decay_csv.exists():
+        return False
+    row = pd.read_csv(decay_csv).set_index("snapshot").loc[snapshot]
+    stats = recurrence_stats(model, batch)
+    return all(math.isclose(stats[k], float(row[k]), rel_tol=1e-8) for k in ("sigma_max", "mean_fprime"))
+
+
+def _add_dependency_snapshots(p: StudyPlan) -> None:
+    """Give finished runs written without the snapshots' dependency tables (by a gradlab before them) those tables,
+    from the run's stored models (the initial model drawn again, mid.npz, model.npz) and the epochs of its other
+    snapshot tables: the rows a fresh run writes, without training again. A snapshot's model is the stored model
+    (mid.npz, a curriculum's stage<s>.npz, the initial model) whose sigma_max and mean f' its ``snapshots_decay.csv``
+    holds; a run without one for each snapshot is left without the tables."""
+    spec = p.spec
+    if not spec.snapshots:
+        return
+    snap = p.dev.select(np.arange(min(spec.snapshot_sentences, p.dev.n_sentences)))
+    deps = snap.dependencies(spec.task)
+    if not len(deps):
+        return
+    batch = snap.batch(spec.task)
+    for run in p.runs:
+        folder = p.root / "runs" / run["slug"]
+        names = [f"snapshots_dependency_{n}" for n in ("signal", "kept")]
+        if not (folder / "model.npz").exists() or not (folder / "snapshots_profile.csv").exists() \
+                or all((folder / f"{n}.csv").exists() for n in names):
+            continue
+        epochs = pd.read_csv(folder / "snapshots_profile.csv").drop_duplicates("snapshot") \
+            .set_index("snapshot")["epochs_trained"]
+        init = initial_model(spec, run, p.train)
+        # each snapshot's model is the stored one whose statistics its snapshots_decay row holds (the mid model of
+        # a curriculum is a stage's); none found (an initial model this gradlab does not draw): no rows, not wrong ones
+        stored = [RNN.load(f) for f in [folder / "mid.npz", *sorted(folder.glob("stage*.npz"))] if f.exists()]
+        candidates = {"init": [init], "mid": stored + [init], "end": [RNN.load(folder / "model.npz")]}
+        models = {at: next((m for m in ms if _same_model(m, batch, folder / "snapshots_decay.csv", at)), None)
+                  for at, ms in candidates.items()}
+        if any(m is None for m in models.values()):
+            continue
+        parts: dict[str, list] = {"dependency_signal": [], "dependency_kept": []}
+        for at in SNAPSHOTS:
+            for name, frame in _dependency_snapshot(models[at], batch, deps, spec.max_lag).items():
+                parts[name].append(_with_run(frame, run, dataset=p.dev.label, state=f"{run['scheme']} @ {at}",
+                                             snapshot=at, epochs_trained=int(epochs[at])))
+        for name, pieces in parts.items():
+            write_csv(pd.concat(pieces, ignore_index=True), folder / f"snapshots_{name}.csv")
 
 
 def write_run(folder: Path, run: dict, result: dict) -> None:
@@ -394,8 +461,10 @@ def run_study(spec: TrainSpec, out_root: str | os.PathLike = "reports", *, progr
 
 
 def _finish(p: StudyPlan) -> None:
-    """Combine the runs' CSVs, write timings.csv and the manifest."""
+    """Combine the runs' CSVs (first adding the snapshots' dependency tables to runs finished without them),
+    write timings.csv and the manifest."""
     spec, root, train, dev, todo = p.spec, p.root, p.train, p.dev, p.runs
+    _add_dependency_snapshots(p)
     folders = [root / "runs" / r["slug"] for r in todo]
     for name in TRAIN_FRAMES:
         parts = [pd.read_csv(f / f"{name}.csv") for f in folders if (f / f"{name}.csv").exists()]

@@ -6,6 +6,10 @@ cell seam were refactored (issue 9), with one deliberate change: the dependencie
 were renamed (``target`` -> ``dependent``, ``distance`` -> ``lag``; issue 9's "names that mean one
 thing"), so ``report/dependencies.csv.gz`` has a new header row (its rows are unchanged) and the
 reports' ``index.html`` the new column docs (and "by lag" in the dependencies caption).
+A second deliberate addition (issue 13, item 4): the study, whose snapshots are on annotated agreement data,
+now also writes ``snapshots_dependency_signal.csv``, ``snapshots_dependency_kept.csv`` and the
+``snapshot_dependencies`` figure, and its ``index.html`` gains that figure and the two tables' column docs;
+every file it wrote before is unchanged.
 
 Tables are compared value by value (floats to 1e-9 relative, so that another CPU's last bits do not fail
 the test; on one machine they are byte-identical), everything else byte by byte. After an intended change of the outputs, rewrite them with

@@ -65,7 +65,8 @@ def test_truncation_learning_spec_is_the_issues_design(monkeypatch):
 
 
 def _frames(root):
-    return {n: pd.read_csv(root / f"{n}.csv") for n in ("by_distance", "snapshots_gap", "history")
+    return {n: pd.read_csv(root / f"{n}.csv") for n in ("by_distance", "snapshots_gap", "history",
+                                                        "snapshots_dependency_kept", "snapshots_dependency_signal")
             if (root / f"{n}.csv").exists()}
 
 
@@ -100,6 +101,18 @@ def test_tiny_suite_runs_and_its_findings_come_from_the_csvs(tmp_path, monkeypat
     assert changed[1:] == text[1:]
     render_suite(root)
     assert "full BPTT reaches accuracy 0.12" in _page_findings(root)
+    # the snapshots' dependency signal: the share of TBPTT(1)'s model's signal at lags > 1, from its CSV
+    assert "dependency signal on the snapshot sentences (annotated lags 1-5 steps" in text[0]
+    kept = pd.read_csv(root / "snapshots_dependency_kept.csv")
+    own = (kept["scheme"] == "tbptt:1") & (kept["tau"] == 1) & (kept["distribution"] == "longest")
+    assert f"tau = 1: {1 - kept.loc[own & (kept['snapshot'] == 'init'), 'kept_share'].mean():.2f} at init" in text[0]
+    kept.loc[own & (kept["snapshot"] == "init"), "kept_share"] = 0.25
+    kept.to_csv(root / "snapshots_dependency_kept.csv", index=False)
+    again = findings(_frames(root))
+    assert "lags > tau (what full BPTT would send and TBPTT(tau) never does; mean over seeds): tau = 1: 0.75 at " \
+           "init" in again[0]
+    assert again[1:] == changed[1:]
+    assert (root / "snapshot_dependencies.png").is_file()
 
 
 def test_findings_say_when_truncation_learns_past_its_window():
@@ -113,6 +126,44 @@ def test_findings_say_when_truncation_learns_past_its_window():
     assert "schemes with mean accuracy >= 0.9 there: tbptt:1, full" in text
     assert "learned past its window (mean longest distance learned > tau + 1) for tau = 1: 10.0" in text
     assert "it did not for tau = 3: 2.0" in text
+
+
+def _dependency_frames():
+    """Snapshots of two seeds of tbptt:1 and full on one part: lags 1 and 5, kept shares for tau 0..5."""
+    kept, signal = [], []
+    for scheme in ("tbptt:1", "full"):
+        for seed in (0, 1):
+            run = f"{scheme}_{seed}"
+            for snap, at_1, rel_5 in (("init", 0.4, 0.5), ("end", 0.2 + 0.1 * seed if scheme == "tbptt:1" else 0.5,
+                                                               2.0 + seed)):
+                for tau in range(6):
+                    kept.append(("p", "uniform", run, 4, scheme, 0.1, seed, snap, tau,
+                                 0.0 if tau == 0 else at_1 if tau < 5 else 1.0))
+                signal += [("p", "uniform", run, 4, scheme, 0.1, seed, snap, 1, 3, 1.0, 1.0),
+                           ("p", "uniform", run, 4, scheme, 0.1, seed, snap, 5, 2, 1.0, rel_5)]
+    head = ["part", "distribution", "run", "hidden_size", "scheme", "learning_rate", "seed", "snapshot"]
+    return {"snapshots_dependency_kept": pd.DataFrame(kept, columns=head + ["tau", "kept_share"]),
+            "snapshots_dependency_signal": pd.DataFrame(signal, columns=head + ["lag", "n", "signal", "signal_rel"])}
+
+
+def test_findings_relate_the_dependency_signal_to_what_was_learned():
+    rows = [("p", "uniform", s, seed, d, a) for s, accs in (("tbptt:1", (1.0, 0.95)), ("full", (1.0, 1.0)))
+            for seed in (0, 1) for d, a in zip((2, 6), accs)]
+    bd = pd.DataFrame(rows, columns=["part", "distribution", "scheme", "seed", "distance", "accuracy"])
+    deps = _dependency_frames()
+    (text,) = findings({"by_distance": bd, **deps})
+    assert "annotated lags 1-5 steps" in text
+    # TBPTT(1)'s own model: 1 - 0.4 at init; 1 - 0.2 and 1 - 0.3 over the seeds at the end
+    assert "tau = 1: 0.60 at init, 0.75 (95% CI 0.11-1.39, n = 2 seeds) at the end, mean longest distance " \
+           "learned 6.0 (past its window" in text
+    assert "at the longest lag (5 steps), for each scheme's own model: full 0.50 at init, 2.50 (95% CI " in text
+    assert "share of full BPTT's dependency signal that TBPTT(tau) would keep (mean over seeds): tau = 1: 0.40 at " \
+           "init, 0.50 at the end" in text
+    k = deps["snapshots_dependency_kept"]
+    k.loc[(k["scheme"] == "full") & (k["snapshot"] == "end") & (k["tau"] == 1), "kept_share"] = 0.9
+    (changed,) = findings({"by_distance": bd, **deps})
+    assert "tau = 1: 0.40 at init, 0.90 at the end" in changed and changed != text
+    assert findings({"by_distance": bd}) != [text]       # without the snapshots' tables: no dependency text
 
 
 @pytest.mark.slow

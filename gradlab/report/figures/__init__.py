@@ -15,6 +15,7 @@ from ..style import dataset_palette
 from . import (accuracy_at_longest, accuracy_by_distance, accuracy_by_distance_ci, blocks, cosine, decay,
                dependencies, final_scores, gap, gap_sentences, heatmap, longest_learned, profile, snapshot_gap,
                snapshot_profile, training_curves)
+from . import snapshot_dependencies
 from .blocks import plot_blocks
 from .cosine import plot_cosine
 from .decay import plot_decay
@@ -30,9 +31,10 @@ __all__ = ["REPORT", "STUDY", "SUITE", "of", "dataset_palette", "plot_profile", 
 #: Figures of a report (``gradlab run``), in page order.
 REPORT = [profile, decay, heatmap, gap, cosine, gap_sentences, blocks, dependencies]
 #: Figures of a training study.
-STUDY = [training_curves, accuracy_by_distance, final_scores, snapshot_profile, snapshot_gap]
+STUDY = [training_curves, accuracy_by_distance, final_scores, snapshot_profile, snapshot_gap,
+         snapshot_dependencies]
 #: Figures of a study suite.
-SUITE = [accuracy_at_longest, accuracy_by_distance_ci, longest_learned]
+SUITE = [accuracy_at_longest, accuracy_by_distance_ci, longest_learned, snapshot_dependencies]
 
 
 def of(kind: str) -> list:
