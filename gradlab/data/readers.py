@@ -457,6 +457,14 @@ GULORDAVA_COLUMNS = ("pattern", "constr_id", "sent_id", "correct_number", "form"
                      "len_prefix", "sent")
 #: Sentence types of Gulordava et al.'s set: the original sentences and their "colorless green" versions.
 GULORDAVA_TYPES = ("original", "generated")
+#: Published accuracies that the colorlessgreen README quotes (Gulordava et al. 2018, supplementary
+#: material, single best model, English): test set, sentence type, model, accuracy.
+PUBLISHED_AGREEMENT = (
+    ("gulordava", "original", "LSTM (Gulordava et al. 2018)", 0.805),
+    ("gulordava", "generated", "LSTM (Gulordava et al. 2018)", 0.718),
+    ("gulordava", "original", "simple RNN (Gulordava et al. 2018)", 0.732),
+    ("gulordava", "generated", "simple RNN (Gulordava et al. 2018)", 0.642),
+)
 #: Columns of :attr:`AgreementTestSet.items`.
 TEST_SET_COLUMNS = ("item", "line", "prefix", "correct", "wrong", "n_attractors", "type", "pattern")
 

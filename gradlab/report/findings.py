@@ -11,7 +11,7 @@ import pandas as pd
 from ..analysis.outcomes import accuracy_at_longest, longest_learned, seed_interval, tau_of_scheme
 from .style import scheme_order
 
-__all__ = ["findings"]
+__all__ = ["findings", "agreement_set_findings"]
 
 
 def _fmt_ci(mean, lo, hi, n) -> str:
@@ -32,7 +32,7 @@ def findings(frames: Mapping[str, pd.DataFrame]) -> list[str]:
     """
     bd = frames.get("by_distance")
     if bd is None or not len(bd):
-        return []
+        return agreement_set_findings(frames)
     acc = accuracy_at_longest(bd)
     ll = longest_learned(bd)
     ll["tau"] = ll["scheme"].map(tau_of_scheme)
@@ -90,6 +90,56 @@ def findings(frames: Mapping[str, pd.DataFrame]) -> list[str]:
                                 "BPTT trained (mean over seeds): " + "; ".join(shown))
         text += _dependency_findings(frames, sel, l)
         out.append("; ".join(text) + ".")
+    return out + agreement_set_findings(frames)
+
+
+def agreement_set_findings(frames: Mapping[str, pd.DataFrame]) -> list[str]:
+    """One paragraph per standard agreement test set of ``agreement_sets.csv``: each scheme's accuracy (per
+    sentence type where the set has several; by attractors 0 and the largest) with its 95% interval over seeds,
+    beside the published figures (Gulordava et al. 2018) of :data:`gradlab.data.readers.PUBLISHED_AGREEMENT`."""
+    from ..data.readers import PUBLISHED_AGREEMENT
+    from .figures.agreement_sets import MAX_ATTRACTORS, per_run
+    frame = frames.get("agreement_sets")
+    if frame is None or not len(frame):
+        return []
+    frame = frame.assign(n_attractors=np.minimum(frame["n_attractors"], MAX_ATTRACTORS))
+    keys = [c for c in ("part", "distribution") if c in frame]
+    out = []
+    for key, f in frame.groupby(keys + ["test_set"], sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        test_set = key[-1]
+        where = ", ".join([f"{k} {v}" for k, v in zip(keys, key)] + [f"test set {test_set}"])
+        types = [t for t in ("original", "generated") if t in set(f["type"])]
+        by = ["type"] if len(types) > 1 else []
+        total = per_run(f, by)
+        att = per_run(f, ["n_attractors"])
+        n_items = int(f.groupby("run")["n"].sum().iloc[0]) if "run" in f else int(f["n"].sum())
+        parts = []
+        for scheme in scheme_order(f["scheme"]):
+            t = total[total["scheme"] == scheme]
+            if by:
+                text = ", ".join(f"{ty} {_fmt_ci(*seed_interval(t.loc[t['type'] == ty, 'accuracy']))}"
+                                 for ty in types)
+            else:
+                text = _fmt_ci(*seed_interval(t["accuracy"]))
+            a = att[att["scheme"] == scheme]
+            hi = int(a["n_attractors"].max())
+            if hi > 0:
+                a0 = seed_interval(a.loc[a["n_attractors"] == 0, "accuracy"])[0]
+                ah = seed_interval(a.loc[a["n_attractors"] == hi, "accuracy"])[0]
+                text += (f"; {a0:.2f} with no attractor, {ah:.2f} with {hi}{'+' if hi == MAX_ATTRACTORS else ''}"
+                         f" attractor{'s' if hi > 1 else ''}")
+            parts.append(f"{scheme}: {text}")
+        models = {}
+        for s, ty, model, acc in PUBLISHED_AGREEMENT:
+            if s == test_set:
+                models.setdefault(model.replace(" (Gulordava et al. 2018)", ""), []).append(f"{acc:.1%} {ty}")
+        published = [f"{model} " + " / ".join(accs) for model, accs in models.items()]
+        out.append(f"{where} ({n_items} items with both verb forms in the vocabulary), agreement accuracy of the "
+                   "language models: " + " | ".join(parts)
+                   + (". Published on this set (Gulordava et al. 2018, supplementary material, single best "
+                      "English models): "
+                      + "; ".join(published) if published else "") + ".")
     return out
 
 

@@ -156,6 +156,14 @@ _STUDY_FRAMES = (
     Frame("by_attractors", _TRAINED, {
         **_RUN, "task": "eval task", "n_attractors": "attractors between subject and verb",
         "n": "items", "accuracy": "accuracy", "mean_loss": "mean loss"}),
+    Frame("agreement_sets", _TRAINED, {
+        **_RUN, "test_set": "standard agreement test set (spec key agreement_sets): linzen_testset (Linzen et al. "
+                            "2016, as filtered by Gulordava et al. 2018) or gulordava (Gulordava et al. 2018, English)",
+        "type": "original, or generated (gulordava's nonsense 'colorless green' versions)",
+        "n_attractors": "attractors (intervening nouns of the other number) as the test set gives them",
+        "n": "items whose correct and wrong verb forms are both in the study's vocabulary (the ones counted)",
+        "n_correct": "items with P(correct form | prefix) > P(wrong form | prefix)",
+        "accuracy": "n_correct / n", "mean_loss": "mean -log P(correct form | prefix)"}),
     Frame("snapshots_profile", _TRAINED, {
         **_RUN, "state": "scheme @ snapshot", "snapshot": "init, mid (epochs // 2) or end",
         "lag": "lag k", "mean": "mean ||delta(t, t-k)||", "median": "median"}),

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from . import figures as registry
-from .findings import findings
+from .findings import agreement_set_findings, findings
 from .frames import REPORT, STUDY, SUITE, column_docs, frames_of, load_frames, table_name
 from .html import render_index, write_figure
 from .style import dataset_palette
@@ -77,7 +77,7 @@ def _study_page(folder: Path, frames: dict) -> dict:
         "seconds per run": "timings.csv (the only file that changes between identical runs)",
         "runs (name, fingerprint)": manifest["runs"]},
         summary_caption="One row per run: final train/dev loss and the accuracy per eval task "
-                        "(timings in timings.csv).")
+                        "(timings in timings.csv).", findings=agreement_set_findings(frames))
 
 
 def _suite_page(folder: Path, frames: dict) -> dict:

@@ -183,6 +183,66 @@ def check_dataset_task(key: str, text: str, task: str, fail, *, what: str = "dat
     return name, tasks
 
 
+#: Standard agreement test sets a training spec's ``agreement_sets`` can name, with the parameters each takes.
+AGREEMENT_SETS = {"linzen_testset": ("path", "gold", "lowercase"), "gulordava": ("path", "lowercase")}
+
+
+def parse_agreement_set(text: str) -> dict:
+    """``"NAME:path=P[,gold=G][,lowercase=true|false]"`` -> {"name", "path", "gold", "lowercase"}.
+
+    NAME is ``linzen_testset`` (Linzen et al.'s ``subj_agr_filtered.text``; ``gold`` defaults to
+    the ``.gold`` file beside it) or ``gulordava`` (Gulordava et al.'s English ``generated.tab``);
+    ``lowercase`` (default false) lower-cases the words before the vocabulary lookup. Raises
+    ValueError naming what is wrong; does not read the files.
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"must be a string NAME:path=FILE; received {text!r}")
+    name, _, rest = text.partition(":")
+    name = name.strip()
+    if name not in AGREEMENT_SETS:
+        raise ValueError(f"test set {name!r} is not one of {tuple(AGREEMENT_SETS)} (in {text!r}; e.g. "
+                         "'linzen_testset:path=subj_agr_filtered.text' or 'gulordava:path=generated.tab')")
+    out = {"name": name, "path": None, "gold": None, "lowercase": False}
+    for item in filter(None, (p.strip() for p in rest.split(","))):
+        key, eq, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if not eq or not value:
+            raise ValueError(f"{item!r} in {text!r} is not KEY=VALUE")
+        if key not in AGREEMENT_SETS[name]:
+            raise ValueError(f"{name} takes parameters {AGREEMENT_SETS[name]}; received {key!r} in {text!r}")
+        if key == "lowercase":
+            if value.lower() not in ("true", "false"):
+                raise ValueError(f"lowercase must be true or false; received {value!r} in {text!r}")
+            out[key] = value.lower() == "true"
+        else:
+            out[key] = value
+    if out["path"] is None:
+        raise ValueError(f"{text!r} needs path=FILE")
+    return out
+
+
+def check_agreement_sets(values: list, task: str, fail) -> None:
+    """A training spec's ``agreement_sets``: task lm, each entry parses, names existing files, and is listed once."""
+    key = "agreement_sets"
+    if task != "lm":
+        fail(key, f"evaluates language models: needs task 'lm'; received task {task!r} (leave agreement_sets out)")
+    seen = set()
+    for text in values:
+        try:
+            parsed = parse_agreement_set(text)
+        except ValueError as exc:
+            fail(key, str(exc))
+        if parsed["name"] in seen:
+            fail(key, f"test set {parsed['name']!r} is listed twice; list each set once")
+        seen.add(parsed["name"])
+        files = [parsed["path"]] + ([parsed["gold"]] if parsed["gold"] else
+                                    [str(Path(parsed["path"]).with_suffix(".gold"))]
+                                    if parsed["name"] == "linzen_testset" else [])
+        for f in files:
+            if not Path(f).is_file():
+                fail(key, f"{text!r}: file {f!r} does not exist")
+
+
 # ---------------------------------------------------------------------- the base
 class StudySpec:
     """What every kind of spec has: a name (its output folder), a title, TOML text and a smoke variant.
@@ -454,6 +514,13 @@ class TrainSpec(StudySpec):
         Lower end of the distances for "uniform" and "curriculum".
     curriculum_stages : int
         Stages of a curriculum (<= epochs).
+    agreement_sets : list of str or None
+        Standard agreement test sets each trained language model (task lm) is also evaluated
+        on (:func:`gradlab.train.evaluate.evaluate_agreement_set`, words looked up in the train
+        dataset's vocabulary), written to ``agreement_sets.csv``:
+        ``"linzen_testset:path=subj_agr_filtered.text[,gold=FILE.gold][,lowercase=true]"`` and
+        ``"gulordava:path=generated.tab[,lowercase=true]"`` (:func:`parse_agreement_set`).
+        None: none.
     """
 
     name: str = "training"
@@ -484,6 +551,7 @@ class TrainSpec(StudySpec):
     distribution: str = "fixed"
     min_distance: int | None = None
     curriculum_stages: int = 4
+    agreement_sets: list | None = None
 
     KIND = "train"
     TYPES = {"name": str, "title": str, "train": str, "dev": str, "dev_fraction": float, "task": str,
@@ -491,8 +559,9 @@ class TrainSpec(StudySpec):
              "batch_size": int, "anneal": float, "n_sentences": int, "n_dev": int, "eval_tasks": list,
              "snapshots": bool, "max_lag": int, "snapshot_sentences": int, "scale": float, "activation": str,
              "recurrent_init": str, "recurrent_gain": float, "clip": float, "distribution": str,
-             "min_distance": int, "curriculum_stages": int, "max_memory": float}
-    ITEM_TYPES = {"hidden_sizes": int, "schemes": str, "learning_rates": float, "seeds": int, "eval_tasks": str}
+             "min_distance": int, "curriculum_stages": int, "max_memory": float, "agreement_sets": list}
+    ITEM_TYPES = {"hidden_sizes": int, "schemes": str, "learning_rates": float, "seeds": int, "eval_tasks": str,
+                  "agreement_sets": str}
 
     @property
     def evaluation_tasks(self) -> list:
@@ -551,6 +620,8 @@ class TrainSpec(StudySpec):
         check_finite("scale", spec.scale, fail)
         check_max_memory(spec.max_memory, fail)
         self._validate_model_and_distribution(fail)
+        if spec.agreement_sets is not None:
+            check_agreement_sets(spec.agreement_sets, spec.task, fail)
 
     def _validate_model_and_distribution(self, fail) -> None:
         from ..data import check_spec, dataset_info, parse_spec
@@ -612,8 +683,9 @@ def load_train_spec(path_or_name) -> TrainSpec:
 
 
 # ---------------------------------------------------------------------- suites
-_TASK_KEYS = {"name": str, "train": str, "dev": str, "task": str, "min_distance": int, "eval_tasks": list}
-_PER_TASK = ("name", "train", "dev", "task", "eval_tasks", "distribution", "min_distance")
+_TASK_KEYS = {"name": str, "train": str, "dev": str, "task": str, "min_distance": int, "eval_tasks": list,
+              "agreement_sets": list}
+_PER_TASK = ("name", "train", "dev", "task", "eval_tasks", "distribution", "min_distance", "agreement_sets")
 
 
 @dataclass(frozen=True)
@@ -622,11 +694,12 @@ class Suite(StudySpec):
 
     A suite spec is a TOML file with the keys every study shares (any key of a training
     spec, :class:`TrainSpec`, except ``name``, ``train``, ``dev``, ``task``, ``eval_tasks``,
-    ``distribution`` and ``min_distance``), a list ``distributions`` (``"longest"``: the
+    ``distribution``, ``min_distance`` and ``agreement_sets``), a list ``distributions`` (``"longest"``: the
     train spec as given, all sentences at its distance; ``"uniform"``: uniform on
     min_distance..distance; ``"curriculum"``: that uniform data short to long, see TrainSpec)
     and one ``[[tasks]]`` table per task with ``name``, ``train``, ``dev``, ``task``,
-    ``min_distance`` and optionally ``eval_tasks``. ``analyses/truncation-learning.toml`` is one.
+    ``min_distance`` and optionally ``eval_tasks`` and ``agreement_sets`` (task lm).
+    ``analyses/truncation-learning.toml`` is one; ``analyses/truncation-linzen.toml`` another, on real data.
     """
 
     name: str

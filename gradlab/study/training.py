@@ -10,6 +10,7 @@
     evaluation.csv             per run and eval task: loss, perplexities, accuracy
     by_distance.csv            per run, eval task and dependency distance: n, accuracy, mean loss
     by_attractors.csv          per run, eval task and number of attractors
+    agreement_sets.csv         per run (task lm with agreement_sets), test set, sentence type and attractors
     snapshots_profile.csv      vanishing profile at init / mid / end (snapshots = true)
     snapshots_gap.csv          TBPTT gap at init / mid / end
     snapshots_decay.csv        fitted decay at init / mid / end
@@ -63,10 +64,13 @@ def runs(spec: TrainSpec) -> list[dict]:
     from ..data import canonical_spec
     common = {k: v for k, v in asdict(spec).items()
               if k not in ("name", "title", "hidden_sizes", "schemes", "learning_rates", "seeds", "max_memory")}
+    if spec.agreement_sets is None:       # left out: the runs of specs without the key keep their keys
+        del common["agreement_sets"]
     common["train"] = canonical_spec(spec.train)
     common["dev"] = canonical_spec(spec.dev) if spec.dev is not None else None
     common["inputs"] = {**dataset_inputs(common["train"], "train"),
-                        **(dataset_inputs(common["dev"], "dev") if spec.dev is not None else {})}
+                        **(dataset_inputs(common["dev"], "dev") if spec.dev is not None else {}),
+                        **agreement_set_inputs(spec)}
     out = []
     for h in spec.hidden_sizes:
         for scheme in spec.schemes:
@@ -79,6 +83,67 @@ def runs(spec: TrainSpec) -> list[dict]:
                     out.append({"run": run, "hidden_size": h, "scheme": scheme, "learning_rate": lr, "seed": seed,
                                 "params": params, "digest": digest, "slug": f"{slug(run)}__{digest}"})
     return out
+
+
+def agreement_set_files(text: str) -> dict[str, Path]:
+    """{"path"[, "gold"]: file} that an ``agreement_sets`` entry reads."""
+    from .spec import parse_agreement_set
+    p = parse_agreement_set(text)
+    files = {"path": Path(p["path"])}
+    if p["name"] == "linzen_testset":
+        files["gold"] = Path(p["gold"]) if p["gold"] else Path(p["path"]).with_suffix(".gold")
+    return files
+
+
+def agreement_set_inputs(spec: TrainSpec) -> dict[str, str]:
+    """{"agreement_sets.<set>.<file>": sha256} of the test-set files (a changed file re-evaluates the runs)."""
+    from .plan import file_sha256
+    from .spec import parse_agreement_set
+    return {f"agreement_sets.{parse_agreement_set(t)['name']}.{k}": file_sha256(f)
+            for t in spec.agreement_sets or () for k, f in agreement_set_files(t).items()}
+
+
+def load_agreement_sets(spec: TrainSpec) -> list:
+    """[(AgreementTestSet, lowercase)] of the spec's ``agreement_sets``, read in their published formats."""
+    from ..data.readers import read_gulordava_set, read_linzen_testset
+    from .spec import parse_agreement_set
+    out = []
+    for text in spec.agreement_sets or ():
+        p = parse_agreement_set(text)
+        files = agreement_set_files(text)
+        try:
+            test_set = (read_linzen_testset(files["path"], files["gold"]) if p["name"] == "linzen_testset"
+                        else read_gulordava_set(files["path"]))
+        except (ValueError, OSError) as exc:
+            raise ValueError(f"agreement_sets: {text!r}: {exc}") from None
+        out.append((test_set, p["lowercase"]))
+    return out
+
+
+#: Columns of a run's agreement_sets table after the run columns.
+AGREEMENT_SET_COLUMNS = ("test_set", "type", "n_attractors", "n", "n_correct", "accuracy", "mean_loss")
+
+
+def agreement_set_table(evaluation) -> pd.DataFrame:
+    """One AgreementSetEvaluation as rows per (type, n_attractors) of its comparable items (both verb forms in
+    the vocabulary): n, n_correct, accuracy, mean_loss (-log P(correct form))."""
+    items = evaluation.items[evaluation.items["comparable"]]
+    g = items.groupby(["type", "n_attractors"], sort=True)
+    out = pd.DataFrame({"n": g.size(), "n_correct": g["correct"].sum(),
+                        "accuracy": g["correct"].mean(), "mean_loss": g["loss"].mean()}).reset_index()
+    out.insert(0, "test_set", evaluation.test_set)
+    out = out.astype({"n_attractors": np.int64, "n": np.int64, "n_correct": np.int64, "accuracy": np.float64,
+                      "mean_loss": np.float64})
+    return out[list(AGREEMENT_SET_COLUMNS)]
+
+
+def evaluate_agreement_sets(model: RNN, sets: list, vocab, run: dict) -> pd.DataFrame:
+    """The agreement_sets table of one run: each test set evaluated with ``vocab`` (the train data's)."""
+    from ..train.evaluate import evaluate_agreement_set
+    parts = [_with_run(agreement_set_table(evaluate_agreement_set(model, ts, vocab, lowercase=lower,
+                                                                  label=run["run"])), run)
+             for ts, lower in sets]
+    return pd.concat(parts, ignore_index=True)
 
 
 def load_data(spec: TrainSpec):
@@ -183,6 +248,8 @@ def compute_run(spec: TrainSpec, run: dict, train, dev, folder: Path | None = No
     frames["evaluation"] = pd.concat(evals, ignore_index=True)
     frames["by_distance"] = pd.concat(by_distance, ignore_index=True)
     frames["by_attractors"] = pd.concat(by_attractors, ignore_index=True)
+    if spec.agreement_sets:
+        frames["agreement_sets"] = evaluate_agreement_sets(model, load_agreement_sets(spec), train.vocab, run)
 
     if spec.snapshots:
         snap = dev.select(np.arange(min(spec.snapshot_sentences, dev.n_sentences)))
@@ -369,6 +436,7 @@ def plan_study(spec: TrainSpec, out_root: str | os.PathLike = "reports", *,
     try:
         train, dev = load_data(spec)
         todo = runs(spec)
+        load_agreement_sets(spec)          # their format is checked before any training
     except (ValueError, TypeError, OSError, IndexError) as exc:
         raise PlanError(f"{source}: {exc}") from None
     limit = memory_limit(spec.max_memory)

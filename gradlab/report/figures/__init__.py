@@ -12,6 +12,7 @@ DataFrame, as :func:`gradlab.report.frames.load_frames` reads them; ``palette``:
 from __future__ import annotations
 
 from ..style import dataset_palette
+from . import agreement_sets
 from . import (accuracy_at_longest, accuracy_by_distance, accuracy_by_distance_ci, blocks, cosine, decay,
                dependencies, final_scores, gap, gap_sentences, heatmap, longest_learned, profile, snapshot_gap,
                snapshot_profile, training_curves)
@@ -32,9 +33,9 @@ __all__ = ["REPORT", "STUDY", "SUITE", "of", "dataset_palette", "plot_profile", 
 REPORT = [profile, decay, heatmap, gap, cosine, gap_sentences, blocks, dependencies]
 #: Figures of a training study.
 STUDY = [training_curves, accuracy_by_distance, final_scores, snapshot_profile, snapshot_gap,
-         snapshot_dependencies]
+         snapshot_dependencies, agreement_sets]
 #: Figures of a study suite.
-SUITE = [accuracy_at_longest, accuracy_by_distance_ci, longest_learned, snapshot_dependencies]
+SUITE = [accuracy_at_longest, accuracy_by_distance_ci, longest_learned, snapshot_dependencies, agreement_sets]
 
 
 def of(kind: str) -> list:
