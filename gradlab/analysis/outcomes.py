@@ -12,10 +12,12 @@ import pandas as pd
 from scipy import stats
 
 __all__ = ["seed_interval", "accuracy_by_distance", "accuracy_at_longest", "longest_learned", "tau_of_scheme",
-           "LEARNED_THRESHOLD"]
+           "pool_sparse", "LEARNED_THRESHOLD", "MIN_ITEMS"]
 
 #: Accuracy at or above which a distance counts as learned.
 LEARNED_THRESHOLD = 0.9
+#: Fewest dev items a distance needs before an accuracy there counts on its own (:func:`pool_sparse`).
+MIN_ITEMS = 20
 _GROUPS = ("part", "distribution", "task", "hidden_size", "scheme", "learning_rate")
 
 
@@ -44,6 +46,58 @@ def _summarise(per_run: pd.DataFrame, value: str, groups: list) -> pd.DataFrame:
         rows.append((*((key,) if len(groups) == 1 else key), mean, lo, hi, n, float(g[value].min()),
                      float(g[value].max())))
     return pd.DataFrame(rows, columns=groups + ["mean", "ci_low", "ci_high", "n_seeds", "min", "max"])
+
+
+def pool_sparse(by_distance: pd.DataFrame, min_items: int = MIN_ITEMS) -> pd.DataFrame:
+    """Merge sparse distances into bins of at least ``min_items`` dev items, from the longest down.
+
+    Real dev data holds few long dependencies (on the Linzen data one item at 26 words, four at
+    12), and an accuracy on a handful of items says nothing. Per group (``part``,
+    ``distribution``, ``task``: the dev data, so the counts, are the same for every scheme and
+    seed), walking from the longest distance down, consecutive distances are gathered into one
+    bin until it holds ``min_items`` items (the shortest distances, if they stay short, join the
+    bin above them);
+    each run's rows in a bin become one row at the bin's shortest distance with their total
+    ``n`` and their item-weighted accuracy (and ``mean_loss``). A group where every distance
+    holds ``min_items`` items is returned unchanged, as is one where none does (a tiny dev set,
+    where every accuracy is as rough) and a frame without an ``n`` column. The returned frame
+    has a boolean ``pooled`` column (True for rows merged from several distances).
+    """
+    if "n" not in by_distance.columns or not len(by_distance):
+        return by_distance.assign(pooled=False)
+    keys = [c for c in ("part", "distribution", "task") if c in by_distance.columns]
+    run_keys = [c for c in by_distance.columns if c not in ("distance", "lag", "n", "accuracy", "mean_loss")]
+    parts = []
+    for _, g in by_distance.groupby(keys, sort=False, dropna=False) if keys else [((), by_distance)]:
+        counts = g.groupby("distance")["n"].max().sort_index()
+        if counts.max() < min_items or counts.min() >= min_items:
+            parts.append(g.assign(pooled=False))
+            continue
+        bins, current, items = [], [], 0          # bins of distances, longest first
+        for d, n in counts[::-1].items():
+            current.append(d)
+            items += n
+            if items >= min_items:
+                bins.append(current)
+                current, items = [], 0
+        if current:                                # a short last bin joins the one below it
+            (bins[-1].extend(current) if bins else bins.append(current))
+        start = {d: min(b) for b in bins for d in b}
+        g = g.assign(distance=g["distance"].map(start), pooled=g["distance"].map(
+            {d: len(b) > 1 for b in bins for d in b}))
+        weight = g["n"].to_numpy(dtype=np.float64)
+        g["accuracy"] = g["accuracy"] * weight
+        if "mean_loss" in g:
+            g["mean_loss"] = g["mean_loss"] * weight
+        agg = {c: "sum" for c in ("n", "accuracy", "mean_loss") if c in g}
+        agg.update({c: "min" for c in ("lag",) if c in g})
+        agg["pooled"] = "max"
+        merged = g.groupby(run_keys + ["distance"], sort=False, dropna=False).agg(agg).reset_index()
+        merged["accuracy"] /= merged["n"]
+        if "mean_loss" in merged:
+            merged["mean_loss"] /= merged["n"]
+        parts.append(merged[list(by_distance.columns) + ["pooled"]])   # runs in order, bins by distance
+    return pd.concat(parts, ignore_index=True)
 
 
 def accuracy_by_distance(by_distance: pd.DataFrame, value: str = "accuracy") -> pd.DataFrame:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from ..analysis.outcomes import accuracy_at_longest, longest_learned, seed_interval, tau_of_scheme
+from ..analysis.outcomes import MIN_ITEMS, accuracy_at_longest, longest_learned, pool_sparse, seed_interval, tau_of_scheme
 from .style import scheme_order
 
 __all__ = ["findings", "agreement_set_findings"]
@@ -33,18 +33,30 @@ def findings(frames: Mapping[str, pd.DataFrame]) -> list[str]:
     bd = frames.get("by_distance")
     if bd is None or not len(bd):
         return agreement_set_findings(frames)
+    bd = pool_sparse(bd, MIN_ITEMS)
     acc = accuracy_at_longest(bd)
     ll = longest_learned(bd)
     ll["tau"] = ll["scheme"].map(tau_of_scheme)
     gap = frames.get("snapshots_gap")
     keys = [c for c in ("part", "distribution") if c in acc.columns]
+    if "task" in acc.columns and acc.groupby(keys or (lambda _: 0))["task"].nunique().max() > 1:
+        keys.append("task")      # a part evaluated on several tasks (lm: lm and agreement): one paragraph each
     out = []
     for key, a in acc.groupby(keys, sort=False) if keys else [((), acc)]:
         key = key if isinstance(key, tuple) else (key,)
         sel = dict(zip(keys, key))
         where = ", ".join(f"{k} {v}" for k, v in sel.items())
         dist = int(a["distance"].max())
-        text = [f"{where}: at the longest distance ({dist} words)"]
+        tail = bd
+        for k, v in sel.items():
+            tail = tail[tail[k] == v]
+        tail = tail[tail["pooled"] & (tail["distance"] == dist)]
+        if len(tail):
+            items = int(tail.groupby("run")["n"].first().iloc[0]) if "run" in tail else int(tail["n"].iloc[0])
+            text = [f"{where}: at the longest distances ({dist} words and more, pooled to {items} dev items; "
+                    f"fewer than {MIN_ITEMS} items at any single one of them)"]
+        else:
+            text = [f"{where}: at the longest distance ({dist} words)"]
         full = a[a["scheme"] == "full"]
         if len(full):
             f = full.iloc[0]

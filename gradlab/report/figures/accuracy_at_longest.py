@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ...analysis.outcomes import accuracy_at_longest
+from ...analysis.outcomes import accuracy_at_longest, pool_sparse
 from .. import style as st
 
 NAME = "accuracy_at_longest"
@@ -21,7 +21,7 @@ def plot_accuracy_at_longest(frames: Mapping[str, pd.DataFrame]) -> Figure | Non
     bd = frames.get("by_distance")
     if bd is None or not len(bd):
         return None
-    acc = accuracy_at_longest(bd)
+    acc = accuracy_at_longest(pool_sparse(bd))
     parts, dists = st.facets(acc)
     schemes = st.scheme_order(acc["scheme"])
     palette = st.category_palette(dists)

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ...analysis.outcomes import LEARNED_THRESHOLD, longest_learned, seed_interval, tau_of_scheme
+from ...analysis.outcomes import LEARNED_THRESHOLD, longest_learned, pool_sparse, seed_interval, tau_of_scheme
 from .. import style as st
 
 NAME = "longest_learned"
@@ -22,7 +22,7 @@ def plot_longest_learned(frames: Mapping[str, pd.DataFrame]) -> Figure | None:
     bd = frames.get("by_distance")
     if bd is None or not len(bd):
         return None
-    ll = longest_learned(bd)
+    ll = longest_learned(pool_sparse(bd))
     ll["tau"] = ll["scheme"].map(tau_of_scheme)
     parts, dists = st.facets(ll)
     palette = st.category_palette(dists)
