@@ -9,10 +9,13 @@ reports' ``index.html`` the new column docs (and "by lag" in the dependencies ca
 A second deliberate addition (issue 13, item 4): the study, whose snapshots are on annotated agreement data,
 now also writes ``snapshots_dependency_signal.csv``, ``snapshots_dependency_kept.csv`` and the
 ``snapshot_dependencies`` figure, and its ``index.html`` gains that figure and the two tables' column docs;
-every file it wrote before is unchanged.
+every file it wrote before is unchanged. A third (issue 13, item 5): a study spec has the key
+``agreement_sets``, so the study's ``manifest.json`` (which records the whole spec) holds
+``"agreement_sets": null``; the runs' digests are unchanged.
 
 Tables are compared value by value (floats to 1e-9 relative, so that another CPU's last bits do not fail
-the test; on one machine they are byte-identical), everything else byte by byte. After an intended change of the outputs, rewrite them with
+the test; on one machine they are byte-identical), everything else byte by byte. After an intended
+change of the outputs, rewrite them with
 ``GRADLAB_UPDATE_GOLDEN=1 python -m pytest tests/golden`` and say why in the commit.
 """
 from __future__ import annotations
