@@ -1,0 +1,178 @@
+"""Slow loop references for the gated and linear cells (GRU, LSTM, diagonal linear recurrence).
+
+Written apart from gradlab/kernels/gated.py, in whole-vector NumPy: per sentence, a
+forward pass keeping every step's values, then for every loss its own backward sweep
+through its lag window. Parameters are a dict {name: array} with the names of
+gradlab.cells (PyTorch's for the gated cells); inputs are one-hot, so the input product
+of step t is column x(t) of the input weights.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def sigmoid(a):
+    return 1.0 / (1.0 + np.exp(-a))
+
+
+def step(cell, P, x, h, c):
+    """One step from (h, c) reading word x: returns (h', c', cache)."""
+    if cell == "linear":
+        return P["lambda"] * h + P["B"][:, x], None, {}
+    Wih, Whh, bih, bhh = P["weight_ih_l0"], P["weight_hh_l0"], P["bias_ih_l0"], P["bias_hh_l0"]
+    H = h.size
+    gi = Wih[:, x] + bih
+    gh = Whh @ h + bhh
+    if cell == "gru":
+        r = sigmoid(gi[:H] + gh[:H])
+        z = sigmoid(gi[H:2 * H] + gh[H:2 * H])
+        n = np.tanh(gi[2 * H:] + r * gh[2 * H:])
+        return (1 - z) * n + z * h, None, dict(r=r, z=z, n=n, ghn=gh[2 * H:])
+    a = gi + gh
+    i, f, g, o = sigmoid(a[:H]), sigmoid(a[H:2 * H]), np.tanh(a[2 * H:3 * H]), sigmoid(a[3 * H:])
+    c2 = f * c + i * g
+    return o * np.tanh(c2), c2, dict(i=i, f=f, g=g, o=o)
+
+
+def run(cell, P, xs):
+    """States of one sentence: lists hs, cs (index t), caches; h(-1) = c(-1) = 0."""
+    H = P["W"].shape[1]
+    h, c = np.zeros(H), np.zeros(H)
+    hs, cs, caches = [], [], []
+    for x in xs:
+        h, c2, cache = step(cell, P, int(x), h, c)
+        c = c2 if c2 is not None else c
+        hs.append(h)
+        cs.append(c)
+        caches.append(cache)
+    return hs, cs, caches
+
+
+def output(P, h, d):
+    """(J, dJ/dh, dJ/dW, dJ/db) of one step's softmax cross-entropy."""
+    logits = P["W"] @ h + P["b"]
+    y = np.exp(logits - logits.max())
+    y /= y.sum()
+    J = -np.log(y[d])
+    e = y.copy()
+    e[d] -= 1
+    return J, P["W"].T @ e, np.outer(e, h), e
+
+
+def step_back(cell, P, x, hprev, cprev, c, cache, dh, dc):
+    """Gradient of one step's use of the parameters, and (dh_prev, dc_prev), from dh = dJ/dh(t) and
+    dc = the part of dJ/dc(t) that comes from later steps (LSTM). Also returns the total dJ/dc(t)."""
+    g = {}
+    if cell == "linear":
+        g["lambda"] = dh * hprev
+        B = np.zeros_like(P["B"])
+        B[:, x] = dh
+        g["B"] = B
+        return g, P["lambda"] * dh, None, None
+    Whh = P["weight_hh_l0"]
+    if cell == "gru":
+        r, z, n, ghn = cache["r"], cache["z"], cache["n"], cache["ghn"]
+        da_n = dh * (1 - z) * (1 - n ** 2)
+        da_z = dh * (hprev - n) * z * (1 - z)
+        da_r = da_n * ghn * r * (1 - r)
+        d_in = np.concatenate([da_r, da_z, da_n])
+        d_hid = np.concatenate([da_r, da_z, da_n * r])
+        dprev = dh * z + Whh.T @ d_hid
+        dc_total, dcprev = None, None
+    else:
+        i, f, gg, o = cache["i"], cache["f"], cache["g"], cache["o"]
+        tc = np.tanh(c)
+        dc_total = dc + dh * o * (1 - tc ** 2)
+        d_in = np.concatenate([dc_total * gg * i * (1 - i), dc_total * cprev * f * (1 - f),
+                               dc_total * i * (1 - gg ** 2), dh * tc * o * (1 - o)])
+        d_hid = d_in
+        dprev = Whh.T @ d_hid
+        dcprev = dc_total * f
+    Wih = np.zeros_like(P["weight_ih_l0"])
+    Wih[:, x] = d_in
+    g["weight_ih_l0"] = Wih
+    g["weight_hh_l0"] = np.outer(d_hid, hprev)
+    g["bias_ih_l0"] = d_in
+    g["bias_hh_l0"] = d_hid
+    return g, dprev, dcprev, dc_total
+
+
+def truncated_names(cell):
+    return ("lambda", "B") if cell == "linear" else ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
+
+
+def per_loss(cell, P, xs, ds, window):
+    """Walk every loss back through lags 0..window(t) (clipped at t) and yield
+    (sentence, t, k, dJ(t)/dh(t-k), dJ(t)/dc(t-k) or None, {name: gradient of step t-k's use}),
+    plus, before each loss's sweep, ("loss", J, dW, db)."""
+    H = P["W"].shape[1]
+    for s, (x, d) in enumerate(zip(xs, ds)):
+        hs, cs, caches = run(cell, P, x)
+        for t in range(len(x)):
+            if d[t] == -1:
+                continue
+            J, dh, dW, db = output(P, hs[t], int(d[t]))
+            yield ("loss", J, dW, db)
+            dc = np.zeros(H)
+            for k in range(min(window(t), t) + 1):
+                j = t - k
+                hprev = hs[j - 1] if j > 0 else np.zeros(H)
+                cprev = cs[j - 1] if j > 0 else np.zeros(H)
+                g, dprev, dcprev, dc_total = step_back(cell, P, int(x[j]), hprev, cprev, cs[j], caches[j], dh, dc)
+                yield (s, t, k, dh.copy(), dc_total, g)
+                dh, dc = dprev, dcprev
+
+
+def loss(cell, P, xs, ds):
+    total = 0.0
+    for x, d in zip(xs, ds):
+        hs, _, _ = run(cell, P, x)
+        for t in range(len(x)):
+            if d[t] != -1:
+                total += output(P, hs[t], int(d[t]))[0]
+    return total
+
+
+def gradient(cell, P, xs, ds, window):
+    """{name: dJ/dtheta} and J, where loss t reaches lags 0..min(window(t), t)."""
+    G = {n: np.zeros_like(a) for n, a in P.items()}
+    J = 0.0
+    for item in per_loss(cell, P, xs, ds, window):
+        if item[0] == "loss":
+            J += item[1]
+            G["W"] += item[2]
+            G["b"] += item[3]
+        else:
+            for n, a in item[5].items():
+                G[n] += a
+    return G, J
+
+
+def contributions(cell, P, xs, ds, K):
+    """rows [(s, t, k, ||dh||, ||dc|| or None)] and {name: (K+1, *shape)} per-lag sums."""
+    rows = []
+    G = {n: np.zeros((K + 1,) + P[n].shape) for n in truncated_names(cell)}
+    for item in per_loss(cell, P, xs, ds, lambda t: K):
+        if item[0] == "loss":
+            continue
+        s, t, k, dh, dc, g = item
+        rows.append((s, t, k, np.linalg.norm(dh), None if dc is None else np.linalg.norm(dc)))
+        for n, a in g.items():
+            G[n][k] += a
+    return rows, G
+
+
+def finite_differences(cell, P, xs, ds, eps=1e-6):
+    G = {}
+    for n, a in P.items():
+        g = np.zeros_like(a)
+        for idx in np.ndindex(a.shape):
+            old = a[idx]
+            a[idx] = old + eps
+            up = loss(cell, P, xs, ds)
+            a[idx] = old - eps
+            down = loss(cell, P, xs, ds)
+            a[idx] = old
+            g[idx] = (up - down) / (2 * eps)
+        G[n] = g
+    return G
