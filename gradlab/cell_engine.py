@@ -213,6 +213,25 @@ def _sweep(model, batch, Hs, Cs, G, loss_pos, dH, lo, per_lag: bool, n_slots: in
     return grads, hnorm, (cnorm if name == "lstm" else None)
 
 
+def _full_sweep(model, batch, Hs, Cs, G, loss_pos, dH):
+    """Gradients when every loss reaches its sentence's first step: one accumulated sweep per sentence."""
+    from .kernels import gated as K
+    shapes = model.shapes
+    grads = {n: np.zeros((1,) + shapes[n]) for n in model.cell.truncated}
+    dHall = np.zeros_like(Hs)
+    dHall[loss_pos] = dH
+    name = model.cell.name
+    if name == "gru":
+        K.gru_backward_full(_p(model, "weight_hh_l0"), batch.ids, batch.offsets, dHall, Hs, G, grads["weight_ih_l0"],
+                            grads["weight_hh_l0"], grads["bias_ih_l0"], grads["bias_hh_l0"])
+    elif name == "lstm":
+        K.lstm_backward_full(_p(model, "weight_hh_l0"), batch.ids, batch.offsets, dHall, Hs, Cs, G,
+                             grads["weight_ih_l0"], grads["weight_hh_l0"], grads["bias_ih_l0"], grads["bias_hh_l0"])
+    else:
+        K.linear_backward_full(_p(model, "lambda"), batch.ids, batch.offsets, dHall, Hs, grads["lambda"], grads["B"])
+    return grads
+
+
 def _lag_starts(batch: Batch, loss_pos: np.ndarray, limit) -> np.ndarray:
     """Earliest flat position each loss reaches: t - min(L(t), t) within its sentence."""
     t = batch.positions()[loss_pos]
@@ -235,7 +254,10 @@ def gradient(model: CellModel, batch: Batch, scheme: Scheme | str = Full()) -> G
     Hs, Cs, G = _states(model, batch)
     losses, dH, out, _ = _output(model, Hs, batch, loss_pos)
     lo = _lag_starts(batch, loss_pos, scheme.lag_limit(batch.positions()[loss_pos]))
-    grads, _, _ = _sweep(model, batch, Hs, Cs, G, loss_pos, dH, lo, False, 1, np.zeros(0, dtype=np.int64))
+    if np.array_equal(lo, batch.offsets[batch.sentence_index()[loss_pos]]):
+        grads = _full_sweep(model, batch, Hs, Cs, G, loss_pos, dH)     # every loss reaches its sentence start
+    else:
+        grads, _, _ = _sweep(model, batch, Hs, Cs, G, loss_pos, dH, lo, False, 1, np.zeros(0, dtype=np.int64))
     arrays = {n: (grads[n][0] if n in grads else out[n]) for n in model.cell.names}
     return Gradient(arrays, float(losses.sum()), int(losses.size), scheme.label, cell=model.cell)
 

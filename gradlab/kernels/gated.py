@@ -9,7 +9,9 @@ signal dJ(t)/dh(t) of its own output (``dH[l]``) and sweep it back alone through
 t, t-1, ..., ``lo[l]`` (its lag window), adding the parameter gradient of each step into
 slot 0 (a gradient) or slot t - j (per-lag sums G[k], contributions), and, when asked,
 writing the norms ||dJ(t)/dh(j)|| (and ||dJ(t)/dc(j)|| for the LSTM) in rows
-``row0[l] + (t - j)``. O(sum of window lengths x H^2).
+``row0[l] + (t - j)``. O(sum of window lengths x H^2). Under full BPTT every loss reaches its
+sentence's start, and the ``*_backward_full`` kernels sum the signals in one sweep per
+sentence (O(N H^2)).
 """
 import numpy as np
 from numba import njit
@@ -92,120 +94,132 @@ def linear_forward(lam, B, ids, offsets, Hs):
                 Hs[p, u] = lam[u] * hp + B[u, x]
 
 
-# ---------------------------------------------------------------------- backward
+# ---------------------------------------------------------------------- backward steps
+# Each step function takes dh = dJ/dh(j) (and the LSTM's dc = the part of dJ/dc(j) from later
+# steps), adds the gradient of step j's use of the parameters into ``slot``, and writes
+# dJ/dh(j-1) (and dc(j-1)) into dh (and dc) unless ``last``.
+
+@njit(**JIT)
+def _gru_step(j, first, x, slot, last, Whh, Hs, G, dh, hp, di, dg, dnew, gWih, gWhh, gbih, gbhh):
+    H = Whh.shape[1]
+    for u in range(H):
+        hp[u] = 0.0 if first else Hs[j - 1, u]
+    for u in range(H):
+        r = G[j, u]
+        z = G[j, H + u]
+        n = G[j, 2 * H + u]
+        ghn = G[j, 3 * H + u]
+        dnp = dh[u] * (1.0 - z) * (1.0 - n * n)
+        dzp = dh[u] * (hp[u] - n) * z * (1.0 - z)
+        drp = dnp * ghn * r * (1.0 - r)
+        di[u] = drp
+        di[H + u] = dzp
+        di[2 * H + u] = dnp
+        dg[u] = drp
+        dg[H + u] = dzp
+        dg[2 * H + u] = dnp * r
+        dnew[u] = dh[u] * z
+    for a in range(3 * H):
+        gWih[slot, a, x] += di[a]
+        gbih[slot, a] += di[a]
+        gbhh[slot, a] += dg[a]
+        if not first:
+            for v in range(H):
+                gWhh[slot, a, v] += dg[a] * hp[v]
+    if not last:
+        for a in range(3 * H):
+            for v in range(H):
+                dnew[v] += Whh[a, v] * dg[a]
+        for u in range(H):
+            dh[u] = dnew[u]
+
+
+@njit(**JIT)
+def _lstm_step(j, first, x, slot, last, Whh, Hs, Cs, G, dh, dc, hp, d, dnew, gWih, gWhh, gbih, gbhh):
+    """Also leaves the total dJ/dc(j) in dc when ``last``."""
+    H = Whh.shape[1]
+    for u in range(H):
+        hp[u] = 0.0 if first else Hs[j - 1, u]
+        i = G[j, u]
+        f = G[j, H + u]
+        g = G[j, 2 * H + u]
+        o = G[j, 3 * H + u]
+        tc = np.tanh(Cs[j, u])
+        dcu = dc[u] + dh[u] * o * (1.0 - tc * tc)
+        dc[u] = dcu
+        cp = 0.0 if first else Cs[j - 1, u]
+        d[u] = dcu * g * i * (1.0 - i)
+        d[H + u] = dcu * cp * f * (1.0 - f)
+        d[2 * H + u] = dcu * i * (1.0 - g * g)
+        d[3 * H + u] = dh[u] * tc * o * (1.0 - o)
+    for a in range(4 * H):
+        gWih[slot, a, x] += d[a]
+        gbih[slot, a] += d[a]
+        gbhh[slot, a] += d[a]
+        if not first:
+            for v in range(H):
+                gWhh[slot, a, v] += d[a] * hp[v]
+
+
+@njit(**JIT)
+def _lstm_back(j, Whh, G, dh, dc, d, dnew):
+    """dh <- dJ/dh(j-1) = Whh^T d, dc <- dJ/dc(j) f(j) (after _lstm_step at j)."""
+    H = Whh.shape[1]
+    for v in range(H):
+        dnew[v] = 0.0
+    for a in range(4 * H):
+        for v in range(H):
+            dnew[v] += Whh[a, v] * d[a]
+    for u in range(H):
+        dh[u] = dnew[u]
+        dc[u] = dc[u] * G[j, H + u]
+
+
+@njit(**JIT)
+def _norm(v):
+    acc = 0.0
+    for u in range(v.size):
+        acc += v[u] * v[u]
+    return np.sqrt(acc)
+
+
+# ---------------------------------------------------------------------- per-loss sweeps
 @njit(**JIT)
 def gru_backward(Whh, ids, starts, loss_pos, lo, dH, Hs, G, per_lag, gWih, gWhh, gbih, gbhh, row0, hnorm):
     H = Whh.shape[1]
-    dh = np.empty(H)
-    dnew = np.empty(H)
-    di = np.empty(3 * H)
-    dg = np.empty(3 * H)
-    hp = np.empty(H)
+    dh, dnew, hp = np.empty(H), np.empty(H), np.empty(H)
+    di, dg = np.empty(3 * H), np.empty(3 * H)
     for l in range(loss_pos.size):
         t = loss_pos[l]
-        for u in range(H):
-            dh[u] = dH[l, u]
+        dh[:] = dH[l]
         for j in range(t, lo[l] - 1, -1):
             k = t - j
-            slot = k if per_lag else 0
             if row0.size:
-                acc = 0.0
-                for u in range(H):
-                    acc += dh[u] * dh[u]
-                hnorm[row0[l] + k] = np.sqrt(acc)
-            first = j == starts[j]
-            for u in range(H):
-                hp[u] = 0.0 if first else Hs[j - 1, u]
-            for u in range(H):
-                r = G[j, u]
-                z = G[j, H + u]
-                n = G[j, 2 * H + u]
-                ghn = G[j, 3 * H + u]
-                dnp = dh[u] * (1.0 - z) * (1.0 - n * n)
-                dzp = dh[u] * (hp[u] - n) * z * (1.0 - z)
-                drp = dnp * ghn * r * (1.0 - r)
-                di[u] = drp
-                di[H + u] = dzp
-                di[2 * H + u] = dnp
-                dg[u] = drp
-                dg[H + u] = dzp
-                dg[2 * H + u] = dnp * r
-                dnew[u] = dh[u] * z
-            x = ids[j]
-            for a in range(3 * H):
-                gWih[slot, a, x] += di[a]
-                gbih[slot, a] += di[a]
-                gbhh[slot, a] += dg[a]
-                if not first:
-                    for v in range(H):
-                        gWhh[slot, a, v] += dg[a] * hp[v]
-            if j == lo[l]:
-                break
-            for a in range(3 * H):
-                for v in range(H):
-                    dnew[v] += Whh[a, v] * dg[a]
-            for u in range(H):
-                dh[u] = dnew[u]
+                hnorm[row0[l] + k] = _norm(dh)
+            _gru_step(j, j == starts[j], ids[j], k if per_lag else 0, j == lo[l], Whh, Hs, G, dh, hp, di, dg, dnew,
+                      gWih, gWhh, gbih, gbhh)
 
 
 @njit(**JIT)
 def lstm_backward(Whh, ids, starts, loss_pos, lo, dH, Hs, Cs, G, per_lag, gWih, gWhh, gbih, gbhh, row0,
                   hnorm, cnorm):
     H = Whh.shape[1]
-    dh = np.empty(H)
-    dc = np.empty(H)
-    dnew = np.empty(H)
+    dh, dc, dnew, hp = np.empty(H), np.empty(H), np.empty(H), np.empty(H)
     d = np.empty(4 * H)
-    hp = np.empty(H)
     for l in range(loss_pos.size):
         t = loss_pos[l]
-        for u in range(H):
-            dh[u] = dH[l, u]
-            dc[u] = 0.0
+        dh[:] = dH[l]
+        dc[:] = 0.0
         for j in range(t, lo[l] - 1, -1):
             k = t - j
-            slot = k if per_lag else 0
-            first = j == starts[j]
-            for u in range(H):
-                hp[u] = 0.0 if first else Hs[j - 1, u]
-                i = G[j, u]
-                f = G[j, H + u]
-                g = G[j, 2 * H + u]
-                o = G[j, 3 * H + u]
-                tc = np.tanh(Cs[j, u])
-                dcu = dc[u] + dh[u] * o * (1.0 - tc * tc)
-                dc[u] = dcu
-                cp = 0.0 if first else Cs[j - 1, u]
-                d[u] = dcu * g * i * (1.0 - i)
-                d[H + u] = dcu * cp * f * (1.0 - f)
-                d[2 * H + u] = dcu * i * (1.0 - g * g)
-                d[3 * H + u] = dh[u] * tc * o * (1.0 - o)
             if row0.size:
-                ah = 0.0
-                ac = 0.0
-                for u in range(H):
-                    ah += dh[u] * dh[u]
-                    ac += dc[u] * dc[u]
-                hnorm[row0[l] + k] = np.sqrt(ah)
-                cnorm[row0[l] + k] = np.sqrt(ac)
-            x = ids[j]
-            for a in range(4 * H):
-                gWih[slot, a, x] += d[a]
-                gbih[slot, a] += d[a]
-                gbhh[slot, a] += d[a]
-                if not first:
-                    for v in range(H):
-                        gWhh[slot, a, v] += d[a] * hp[v]
-            if j == lo[l]:
-                break
-            for v in range(H):
-                dnew[v] = 0.0
-            for a in range(4 * H):
-                for v in range(H):
-                    dnew[v] += Whh[a, v] * d[a]
-            for u in range(H):
-                dh[u] = dnew[u]
-                dc[u] = dc[u] * G[j, H + u]
+                hnorm[row0[l] + k] = _norm(dh)
+            _lstm_step(j, j == starts[j], ids[j], k if per_lag else 0, j == lo[l], Whh, Hs, Cs, G, dh, dc, hp, d,
+                       dnew, gWih, gWhh, gbih, gbhh)
+            if row0.size:
+                cnorm[row0[l] + k] = _norm(dc)
+            if j > lo[l]:
+                _lstm_back(j, Whh, G, dh, dc, d, dnew)
 
 
 @njit(**JIT)
@@ -214,20 +228,64 @@ def linear_backward(lam, ids, starts, loss_pos, lo, dH, Hs, per_lag, glam, gB, r
     dh = np.empty(H)
     for l in range(loss_pos.size):
         t = loss_pos[l]
-        for u in range(H):
-            dh[u] = dH[l, u]
+        dh[:] = dH[l]
         for j in range(t, lo[l] - 1, -1):
             k = t - j
-            slot = k if per_lag else 0
             if row0.size:
-                acc = 0.0
-                for u in range(H):
-                    acc += dh[u] * dh[u]
-                hnorm[row0[l] + k] = np.sqrt(acc)
-            first = j == starts[j]
-            x = ids[j]
+                hnorm[row0[l] + k] = _norm(dh)
+            _linear_step(j, j == starts[j], ids[j], k if per_lag else 0, lam, Hs, dh, glam, gB)
+
+
+@njit(**JIT)
+def _linear_step(j, first, x, slot, lam, Hs, dh, glam, gB):
+    for u in range(lam.size):
+        if not first:
+            glam[slot, u] += dh[u] * Hs[j - 1, u]
+        gB[slot, u, x] += dh[u]
+        dh[u] *= lam[u]
+
+
+# ---------------------------------------------------------------------- full BPTT: one accumulated sweep
+@njit(**JIT)
+def gru_backward_full(Whh, ids, offsets, dHall, Hs, G, gWih, gWhh, gbih, gbhh):
+    """Full BPTT: per sentence one sweep from its last step, dJ/dh(j) = injected dHall[j] + what later
+    steps send back (every loss reaches the sentence start, so the signals may be summed)."""
+    H = Whh.shape[1]
+    dh, dnew, hp = np.empty(H), np.empty(H), np.empty(H)
+    di, dg = np.empty(3 * H), np.empty(3 * H)
+    for s in range(offsets.size - 1):
+        dh[:] = 0.0
+        for j in range(offsets[s + 1] - 1, offsets[s] - 1, -1):
             for u in range(H):
-                if not first:
-                    glam[slot, u] += dh[u] * Hs[j - 1, u]
-                gB[slot, u, x] += dh[u]
-                dh[u] *= lam[u]
+                dh[u] += dHall[j, u]
+            _gru_step(j, j == offsets[s], ids[j], 0, j == offsets[s], Whh, Hs, G, dh, hp, di, dg, dnew,
+                      gWih, gWhh, gbih, gbhh)
+
+
+@njit(**JIT)
+def lstm_backward_full(Whh, ids, offsets, dHall, Hs, Cs, G, gWih, gWhh, gbih, gbhh):
+    H = Whh.shape[1]
+    dh, dc, dnew, hp = np.empty(H), np.empty(H), np.empty(H), np.empty(H)
+    d = np.empty(4 * H)
+    for s in range(offsets.size - 1):
+        dh[:] = 0.0
+        dc[:] = 0.0
+        for j in range(offsets[s + 1] - 1, offsets[s] - 1, -1):
+            for u in range(H):
+                dh[u] += dHall[j, u]
+            _lstm_step(j, j == offsets[s], ids[j], 0, j == offsets[s], Whh, Hs, Cs, G, dh, dc, hp, d, dnew,
+                       gWih, gWhh, gbih, gbhh)
+            if j > offsets[s]:
+                _lstm_back(j, Whh, G, dh, dc, d, dnew)
+
+
+@njit(**JIT)
+def linear_backward_full(lam, ids, offsets, dHall, Hs, glam, gB):
+    H = lam.size
+    dh = np.empty(H)
+    for s in range(offsets.size - 1):
+        dh[:] = 0.0
+        for j in range(offsets[s + 1] - 1, offsets[s] - 1, -1):
+            for u in range(H):
+                dh[u] += dHall[j, u]
+            _linear_step(j, j == offsets[s], ids[j], 0, lam, Hs, dh, glam, gB)
