@@ -139,28 +139,55 @@ def _check(model, batch) -> np.ndarray:
     return loss_pos
 
 
-def _p(model, name):
-    return np.ascontiguousarray(model.params[name])
+class _OneHot:
+    """The arrays the one-hot kernels read. With an embedding layer the input product of step t is
+    A e(x(t)) = (A Eᵀ)[:, x(t)], so the kernels run on the one-hot weights M = A Eᵀ (|V| columns) and the
+    gradients map back exactly: dJ/dA = G_M E and dJ/dE = G_Mᵀ A (for every lag slot alike)."""
+
+    def __init__(self, model: CellModel):
+        self.model = model
+        self.base = model.base
+        self.arrays = dict(model.params)
+        if model.embedding_size is not None:
+            name = model.input_weights
+            self.arrays[name] = model.params[name] @ model.params["embedding"].T
+        self.shapes = {n: a.shape for n, a in self.arrays.items()}
+        self.truncated = tuple(n for n in model.cell.truncated if n != "embedding")
+
+    def __getitem__(self, name):
+        return np.ascontiguousarray(self.arrays[name])
+
+    def back(self, grads: dict) -> dict:
+        """Kernel gradients (slots first) to the model's parameters."""
+        m = self.model
+        if m.embedding_size is None:
+            return grads
+        name = m.input_weights
+        GM = grads.pop(name)                     # (slots, rows, |V|)
+        A, E = m.params[name], m.params["embedding"]
+        out = {"embedding": np.einsum("sav,ae->sve", GM, A), name: GM @ E}
+        out.update(grads)
+        return {n: out[n] for n in m.cell.truncated}
 
 
-def _states(model: CellModel, batch: Batch):
+def _states(P: _OneHot, batch: Batch):
     """(Hs, Cs or None, gate cache or None)."""
     from .kernels import gated as K
-    N, H = batch.n_tokens, model.hidden_size
+    N, H = batch.n_tokens, P.model.hidden_size
     Hs = np.zeros((N, H))
-    name = model.cell.name
+    name = P.base
     if name == "gru":
         G = np.zeros((N, 4 * H))
-        K.gru_forward(_p(model, "weight_ih_l0"), _p(model, "weight_hh_l0"), _p(model, "bias_ih_l0"),
-                      _p(model, "bias_hh_l0"), batch.ids, batch.offsets, Hs, G)
+        K.gru_forward(P["weight_ih_l0"], P["weight_hh_l0"], P["bias_ih_l0"],
+                      P["bias_hh_l0"], batch.ids, batch.offsets, Hs, G)
         return Hs, None, G
     if name == "lstm":
         G = np.zeros((N, 4 * H))
         Cs = np.zeros((N, H))
-        K.lstm_forward(_p(model, "weight_ih_l0"), _p(model, "weight_hh_l0"), _p(model, "bias_ih_l0"),
-                       _p(model, "bias_hh_l0"), batch.ids, batch.offsets, Hs, Cs, G)
+        K.lstm_forward(P["weight_ih_l0"], P["weight_hh_l0"], P["bias_ih_l0"],
+                       P["bias_hh_l0"], batch.ids, batch.offsets, Hs, Cs, G)
         return Hs, Cs, G
-    K.linear_forward(_p(model, "lambda"), _p(model, "B"), batch.ids, batch.offsets, Hs)
+    K.linear_forward(P["lambda"], P["B"], batch.ids, batch.offsets, Hs)
     return Hs, None, None
 
 
@@ -188,48 +215,47 @@ def _output(model: CellModel, Hs, batch: Batch, loss_pos, probs=False):
     return losses, dH, out, P
 
 
-def _sweep(model, batch, Hs, Cs, G, loss_pos, dH, lo, per_lag: bool, n_slots: int, row0):
+def _sweep(P: _OneHot, batch, Hs, Cs, G, loss_pos, dH, lo, per_lag: bool, n_slots: int, row0):
     """Run the cell's backward kernel; returns ({name: (n_slots, *shape)}, h_norm, c_norm)."""
     from .kernels import gated as K
-    shapes = model.shapes
-    names = model.cell.truncated
+    shapes = P.shapes
+    names = P.truncated
     grads = {n: np.zeros((n_slots,) + shapes[n]) for n in names}
     n_rows = int(row0[-1] + (loss_pos[-1] - lo[-1] + 1)) if (row0.size and loss_pos.size) else 0
     hnorm = np.zeros(n_rows)
     cnorm = np.zeros(n_rows)
     starts = np.repeat(batch.offsets[:-1], batch.lengths)
-    name = model.cell.name
+    name = P.base
     if name == "gru":
-        K.gru_backward(_p(model, "weight_hh_l0"), batch.ids, starts, loss_pos, lo, dH, Hs, G, per_lag,
+        K.gru_backward(P["weight_hh_l0"], batch.ids, starts, loss_pos, lo, dH, Hs, G, per_lag,
                        grads["weight_ih_l0"], grads["weight_hh_l0"], grads["bias_ih_l0"], grads["bias_hh_l0"],
                        row0, hnorm)
     elif name == "lstm":
-        K.lstm_backward(_p(model, "weight_hh_l0"), batch.ids, starts, loss_pos, lo, dH, Hs, Cs, G, per_lag,
+        K.lstm_backward(P["weight_hh_l0"], batch.ids, starts, loss_pos, lo, dH, Hs, Cs, G, per_lag,
                         grads["weight_ih_l0"], grads["weight_hh_l0"], grads["bias_ih_l0"], grads["bias_hh_l0"],
                         row0, hnorm, cnorm)
     else:
-        K.linear_backward(_p(model, "lambda"), batch.ids, starts, loss_pos, lo, dH, Hs, per_lag,
+        K.linear_backward(P["lambda"], batch.ids, starts, loss_pos, lo, dH, Hs, per_lag,
                           grads["lambda"], grads["B"], row0, hnorm)
-    return grads, hnorm, (cnorm if name == "lstm" else None)
+    return P.back(grads), hnorm, (cnorm if name == "lstm" else None)
 
 
-def _full_sweep(model, batch, Hs, Cs, G, loss_pos, dH):
+def _full_sweep(P: _OneHot, batch, Hs, Cs, G, loss_pos, dH):
     """Gradients when every loss reaches its sentence's first step: one accumulated sweep per sentence."""
     from .kernels import gated as K
-    shapes = model.shapes
-    grads = {n: np.zeros((1,) + shapes[n]) for n in model.cell.truncated}
+    grads = {n: np.zeros((1,) + P.shapes[n]) for n in P.truncated}
     dHall = np.zeros_like(Hs)
     dHall[loss_pos] = dH
-    name = model.cell.name
+    name = P.base
     if name == "gru":
-        K.gru_backward_full(_p(model, "weight_hh_l0"), batch.ids, batch.offsets, dHall, Hs, G, grads["weight_ih_l0"],
+        K.gru_backward_full(P["weight_hh_l0"], batch.ids, batch.offsets, dHall, Hs, G, grads["weight_ih_l0"],
                             grads["weight_hh_l0"], grads["bias_ih_l0"], grads["bias_hh_l0"])
     elif name == "lstm":
-        K.lstm_backward_full(_p(model, "weight_hh_l0"), batch.ids, batch.offsets, dHall, Hs, Cs, G,
+        K.lstm_backward_full(P["weight_hh_l0"], batch.ids, batch.offsets, dHall, Hs, Cs, G,
                              grads["weight_ih_l0"], grads["weight_hh_l0"], grads["bias_ih_l0"], grads["bias_hh_l0"])
     else:
-        K.linear_backward_full(_p(model, "lambda"), batch.ids, batch.offsets, dHall, Hs, grads["lambda"], grads["B"])
-    return grads
+        K.linear_backward_full(P["lambda"], batch.ids, batch.offsets, dHall, Hs, grads["lambda"], grads["B"])
+    return P.back(grads)
 
 
 def _lag_starts(batch: Batch, loss_pos: np.ndarray, limit) -> np.ndarray:
@@ -242,22 +268,23 @@ def _lag_starts(batch: Batch, loss_pos: np.ndarray, limit) -> np.ndarray:
 def forward(model: CellModel, batch: Batch, *, return_probs: bool = False) -> CellForward:
     """States and losses of every sentence (states start from zero)."""
     loss_pos = _check(model, batch)
-    Hs, Cs, _ = _states(model, batch)
-    losses, _, _, P = _output(model, Hs, batch, loss_pos, probs=return_probs)
-    return CellForward(Hs, Cs, losses, loss_pos, P)
+    Hs, Cs, _ = _states(_OneHot(model), batch)
+    losses, _, _, probs = _output(model, Hs, batch, loss_pos, probs=return_probs)
+    return CellForward(Hs, Cs, losses, loss_pos, probs)
 
 
 def gradient(model: CellModel, batch: Batch, scheme: Scheme | str = Full()) -> Gradient:
     """dJ/dtheta of the batch's total loss under ``scheme`` (any scheme with a lag limit)."""
     scheme = parse_scheme(scheme)
     loss_pos = _check(model, batch)
-    Hs, Cs, G = _states(model, batch)
+    P = _OneHot(model)
+    Hs, Cs, G = _states(P, batch)
     losses, dH, out, _ = _output(model, Hs, batch, loss_pos)
     lo = _lag_starts(batch, loss_pos, scheme.lag_limit(batch.positions()[loss_pos]))
     if np.array_equal(lo, batch.offsets[batch.sentence_index()[loss_pos]]):
-        grads = _full_sweep(model, batch, Hs, Cs, G, loss_pos, dH)     # every loss reaches its sentence start
+        grads = _full_sweep(P, batch, Hs, Cs, G, loss_pos, dH)     # every loss reaches its sentence start
     else:
-        grads, _, _ = _sweep(model, batch, Hs, Cs, G, loss_pos, dH, lo, False, 1, np.zeros(0, dtype=np.int64))
+        grads, _, _ = _sweep(P, batch, Hs, Cs, G, loss_pos, dH, lo, False, 1, np.zeros(0, dtype=np.int64))
     arrays = {n: (grads[n][0] if n in grads else out[n]) for n in model.cell.names}
     return Gradient(arrays, float(losses.sum()), int(losses.size), scheme.label, cell=model.cell)
 
@@ -266,7 +293,8 @@ def contributions(model: CellModel, batch: Batch, max_lag: int) -> CellContribut
     """Per (loss t, lag k <= max_lag) norms of dJ(t)/dh(t-k) (and dJ(t)/dc(t-k)), and G_theta[k]."""
     max_lag = check_int(max_lag, "max_lag", 0)
     loss_pos = _check(model, batch)
-    Hs, Cs, G = _states(model, batch)
+    P = _OneHot(model)
+    Hs, Cs, G = _states(P, batch)
     losses, dH, out, _ = _output(model, Hs, batch, loss_pos)
     t = batch.positions()[loss_pos]
     lo = _lag_starts(batch, loss_pos, np.full(loss_pos.size, max_lag))
@@ -274,7 +302,7 @@ def contributions(model: CellModel, batch: Batch, max_lag: int) -> CellContribut
     row0 = np.zeros(loss_pos.size, dtype=np.int64)
     if loss_pos.size:
         np.cumsum(counts[:-1], out=row0[1:])
-    grads, hnorm, cnorm = _sweep(model, batch, Hs, Cs, G, loss_pos, dH, lo, True, max_lag + 1, row0)
+    grads, hnorm, cnorm = _sweep(P, batch, Hs, Cs, G, loss_pos, dH, lo, True, max_lag + 1, row0)
     sentence = np.repeat(batch.sentence_index()[loss_pos], counts)
     tt = np.repeat(t, counts)
     lag = (np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(row0, counts)).astype(np.int64)

@@ -7,7 +7,9 @@ output layer (logits = W h(t) + b, softmax cross-entropy, as the Elman cell's ou
 a bias). Input words are one-hot: column x(t) of ``weight_ih_l0`` (or ``B``) is read.
 
 The Elman :class:`gradlab.RNN` is unchanged; the engine functions for these models are
-in ``gradlab.cell_engine``. Conversion to and from PyTorch modules is in
+in ``gradlab.cell_engine``. With ``embedding_size`` (cells "gru-embedding", ...) the words are read through an
+embedding layer, ``embedding`` (|V| x E, PyTorch's ``nn.Embedding``), and the input
+weights have E columns. Conversion to and from PyTorch modules is in
 ``gradlab.interop`` (``gradlab.from_torch``, :meth:`CellModel.to_torch`).
 """
 from __future__ import annotations
@@ -23,8 +25,8 @@ from .cells import Cell, cell as _cell
 
 __all__ = ["CellModel", "CELL_NAMES"]
 
-#: The cells a CellModel holds (the Elman cell is gradlab.RNN).
-CELL_NAMES = ("gru", "lstm", "linear")
+#: The cells a CellModel holds (the Elman cell is gradlab.RNN); "-embedding": reading an embedding layer.
+CELL_NAMES = ("gru", "lstm", "linear", "gru-embedding", "lstm-embedding", "linear-embedding")
 
 _CELL_KEY = "__cell__"
 
@@ -71,14 +73,29 @@ class CellModel:
 
     # ------------------------------------------------------------------ sizes
     @property
+    def base(self) -> str:
+        """The recurrence: "gru", "lstm" or "linear" (with or without an embedding layer)."""
+        return self.cell.name.split("-")[0]
+
+    @property
+    def input_weights(self) -> str:
+        """Name of the weights that read the input: "weight_ih_l0" or "B"."""
+        return "B" if self.base == "linear" else "weight_ih_l0"
+
+    @property
     def hidden_size(self) -> int:
         p = self.params
-        return int(p["lambda"].shape[0] if self.cell.name == "linear" else p["weight_hh_l0"].shape[-1])
+        return int(p["lambda"].shape[0] if self.base == "linear" else p["weight_hh_l0"].shape[-1])
 
     @property
     def vocab_size(self) -> int:
         p = self.params
-        return int((p["B"] if self.cell.name == "linear" else p["weight_ih_l0"]).shape[-1])
+        return int((p["embedding"].shape[0] if "embedding" in p else p[self.input_weights].shape[-1]))
+
+    @property
+    def embedding_size(self) -> int | None:
+        """E, or None for one-hot input."""
+        return int(self.params["embedding"].shape[-1]) if "embedding" in self.params else None
 
     @property
     def output_size(self) -> int:
@@ -86,7 +103,7 @@ class CellModel:
 
     @property
     def shapes(self) -> dict[str, tuple[int, ...]]:
-        return self.cell.shapes(self.vocab_size, self.hidden_size, self.output_size)
+        return self.cell.shapes(self.vocab_size, self.hidden_size, self.output_size, self.embedding_size)
 
     def parameters(self) -> dict[str, np.ndarray]:
         """The arrays by name, in the cell's order (the arrays themselves, not copies)."""
@@ -113,18 +130,28 @@ class CellModel:
     # ------------------------------------------------------------------ construction
     @classmethod
     def init(cls, cell, vocab_size: int, hidden_size: int, output_size: int | None = None, *,
-             seed=None) -> "CellModel":
+             embedding_size: int | None = None, seed=None) -> "CellModel":
         """PyTorch's initialisation: every array uniform(-1/sqrt(H), 1/sqrt(H)), drawn in the cell's order
-        from ``numpy.random.default_rng(seed)``; the linear recurrence's lambda uniform(0, 1)."""
+        from ``numpy.random.default_rng(seed)``; the linear recurrence's lambda uniform(0, 1) and an
+        embedding N(0, 1) (nn.Embedding's). ``embedding_size`` E: read words through an embedding layer
+        (cell "gru" becomes "gru-embedding", ...)."""
         c = _as_cell(cell)
         vocab_size = check_int(vocab_size, "vocab_size", 1)
         hidden_size = check_int(hidden_size, "hidden_size", 1)
         output_size = vocab_size if output_size is None else check_int(output_size, "output_size", 1)
+        if embedding_size is not None:
+            embedding_size = check_int(embedding_size, "embedding_size", 1)
+            if not c.name.endswith("-embedding"):
+                c = _as_cell(c.name + "-embedding")
+        elif c.name.endswith("-embedding"):
+            raise ValueError(f"a {c.name} model needs embedding_size")
         rng = np.random.default_rng(seed)
         bound = 1.0 / np.sqrt(hidden_size)
         arrays = {}
-        for n, shape in c.shapes(vocab_size, hidden_size, output_size).items():
-            if n == "lambda":
+        for n, shape in c.shapes(vocab_size, hidden_size, output_size, embedding_size).items():
+            if n == "embedding":
+                arrays[n] = rng.standard_normal(shape)
+            elif n == "lambda":
                 arrays[n] = rng.uniform(0.0, 1.0, size=shape)
             else:
                 arrays[n] = rng.uniform(-bound, bound, size=shape)
@@ -134,8 +161,9 @@ class CellModel:
         return CellModel(self.cell, {n: a.copy() for n, a in self.params.items()})
 
     def __repr__(self) -> str:
+        emb = "" if self.embedding_size is None else f", embedding_size={self.embedding_size}"
         return (f"CellModel({self.cell.name!r}, vocab_size={self.vocab_size}, hidden_size={self.hidden_size}, "
-                f"output_size={self.output_size})")
+                f"output_size={self.output_size}{emb})")
 
     # ------------------------------------------------------------------ files
     def save(self, path: str | os.PathLike) -> Path:
@@ -158,7 +186,8 @@ class CellModel:
 
     # ------------------------------------------------------------------ PyTorch
     def to_torch(self, *, batch_first: bool = False, dtype=None):
-        """(rnn, linear) PyTorch modules holding these parameters (torch imported here; float64 by default).
-        A linear-recurrence model has no PyTorch module (ValueError)."""
+        """(rnn, linear) PyTorch modules holding these parameters, or (rnn, linear, embedding) for a model
+        with an embedding layer (torch imported here; float64 by default). A linear-recurrence model has
+        no PyTorch module (ValueError)."""
         from .interop import to_torch
         return to_torch(self, batch_first=batch_first, dtype=dtype)

@@ -78,7 +78,7 @@ def activation(name: str) -> Activation:
 
 # ---------------------------------------------------------------------- cells
 ROLES = ("recurrent", "input", "output")
-_DIMS = ("vocab", "hidden", "output")
+_DIMS = ("vocab", "hidden", "output", "embed")
 
 
 def _dim(d: str) -> tuple[int, str] | None:
@@ -104,7 +104,7 @@ class Parameter:
     ----------
     name : str
         Attribute and file key ("U").
-    shape : tuple of {"vocab", "hidden", "output"}, each optionally "m*dim"
+    shape : tuple of {"vocab", "hidden", "output", "embed"}, each optionally "m*dim"
         Its shape in terms of the model's sizes, e.g. ("hidden", "hidden"), or
         ("4*hidden", "hidden") for the four stacked gates of an LSTM.
     role : {"recurrent", "input", "output"}
@@ -153,9 +153,10 @@ class Cell:
         """Parameters whose gradient depends on the truncation scheme (recurrent and input ones)."""
         return self.with_role("recurrent", "input")
 
-    def shapes(self, vocab_size: int, hidden_size: int, output_size: int) -> dict[str, tuple[int, ...]]:
-        """{name: shape} for a model of these sizes."""
-        size = {"vocab": vocab_size, "hidden": hidden_size, "output": output_size}
+    def shapes(self, vocab_size: int, hidden_size: int, output_size: int,
+               embed_size: int | None = None) -> dict[str, tuple[int, ...]]:
+        """{name: shape} for a model of these sizes (``embed_size``: for cells with an embedding layer)."""
+        size = {"vocab": vocab_size, "hidden": hidden_size, "output": output_size, "embed": embed_size}
         return {p.name: tuple(m * size[d] for m, d in map(_dim, p.shape)) for p in self.parameters}
 
     def torch_names(self) -> dict[str, str]:
@@ -232,7 +233,24 @@ def cell(name: str) -> Cell:
         raise ValueError(f"cell must be one of {sorted(CELLS)}; received {name!r}") from None
 
 
-register(ELMAN)
-register(GRU)
-register(LSTM)
-register(LINEAR)
+
+
+def _embedded(base: Cell, input_weights: str) -> Cell:
+    """``base`` reading an embedding layer (nn.Embedding, |V| x E) instead of one-hot words: the
+    input weights read the embedding of x(t) (E columns) instead of column x(t)."""
+    params = [Parameter("embedding", ("vocab", "embed"), "input", "embedding of each word (row j: word j)",
+                        "embedding.weight")]
+    for p in base.parameters:
+        if p.name == input_weights:
+            p = Parameter(p.name, (p.shape[0], "embed"), p.role, p.doc.split(";")[0] + "; reads the embedding",
+                          p.torch_name)
+        params.append(p)
+    return Cell(f"{base.name}-embedding", tuple(params), activations=(), doc=base.doc + " with an embedding layer")
+
+
+GRU_EMBEDDING = _embedded(GRU, "weight_ih_l0")
+LSTM_EMBEDDING = _embedded(LSTM, "weight_ih_l0")
+LINEAR_EMBEDDING = _embedded(LINEAR, "B")
+
+for _c in (ELMAN, GRU, LSTM, LINEAR, GRU_EMBEDDING, LSTM_EMBEDDING, LINEAR_EMBEDDING):
+    register(_c)

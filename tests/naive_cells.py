@@ -4,7 +4,8 @@ Written apart from gradlab/kernels/gated.py, in whole-vector NumPy: per sentence
 forward pass keeping every step's values, then for every loss its own backward sweep
 through its lag window. Parameters are a dict {name: array} with the names of
 gradlab.cells (PyTorch's for the gated cells); inputs are one-hot, so the input product
-of step t is column x(t) of the input weights.
+of step t is column x(t) of the input weights, or (cells "...-embedding") the input weights
+times row x(t) of P["embedding"].
 """
 from __future__ import annotations
 
@@ -15,13 +16,33 @@ def sigmoid(a):
     return 1.0 / (1.0 + np.exp(-a))
 
 
+def _read(A, P, x):
+    """The input product A x(t): column x of A (one-hot), or A times the embedding of x."""
+    return A @ P["embedding"][x] if "embedding" in P else A[:, x]
+
+
+def _read_back(A, P, x, d, g):
+    """Gradients of the input product with respect to A (and the embedding) for output gradient d."""
+    name = "B" if "B" in P else "weight_ih_l0"
+    if "embedding" in P:
+        g[name] = np.outer(d, P["embedding"][x])
+        E = np.zeros_like(P["embedding"])
+        E[x] = A.T @ d
+        g["embedding"] = E
+    else:
+        G = np.zeros_like(A)
+        G[:, x] = d
+        g[name] = G
+
+
 def step(cell, P, x, h, c):
     """One step from (h, c) reading word x: returns (h', c', cache)."""
+    cell = cell.split("-")[0]
     if cell == "linear":
-        return P["lambda"] * h + P["B"][:, x], None, {}
+        return P["lambda"] * h + _read(P["B"], P, x), None, {}
     Wih, Whh, bih, bhh = P["weight_ih_l0"], P["weight_hh_l0"], P["bias_ih_l0"], P["bias_hh_l0"]
     H = h.size
-    gi = Wih[:, x] + bih
+    gi = _read(Wih, P, x) + bih
     gh = Whh @ h + bhh
     if cell == "gru":
         r = sigmoid(gi[:H] + gh[:H])
@@ -63,11 +84,10 @@ def step_back(cell, P, x, hprev, cprev, c, cache, dh, dc):
     """Gradient of one step's use of the parameters, and (dh_prev, dc_prev), from dh = dJ/dh(t) and
     dc = the part of dJ/dc(t) that comes from later steps (LSTM). Also returns the total dJ/dc(t)."""
     g = {}
+    cell = cell.split("-")[0]
     if cell == "linear":
         g["lambda"] = dh * hprev
-        B = np.zeros_like(P["B"])
-        B[:, x] = dh
-        g["B"] = B
+        _read_back(P["B"], P, x, dh, g)
         return g, P["lambda"] * dh, None, None
     Whh = P["weight_hh_l0"]
     if cell == "gru":
@@ -88,9 +108,7 @@ def step_back(cell, P, x, hprev, cprev, c, cache, dh, dc):
         d_hid = d_in
         dprev = Whh.T @ d_hid
         dcprev = dc_total * f
-    Wih = np.zeros_like(P["weight_ih_l0"])
-    Wih[:, x] = d_in
-    g["weight_ih_l0"] = Wih
+    _read_back(P["weight_ih_l0"], P, x, d_in, g)
     g["weight_hh_l0"] = np.outer(d_hid, hprev)
     g["bias_ih_l0"] = d_in
     g["bias_hh_l0"] = d_hid
@@ -98,7 +116,9 @@ def step_back(cell, P, x, hprev, cprev, c, cache, dh, dc):
 
 
 def truncated_names(cell):
-    return ("lambda", "B") if cell == "linear" else ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
+    emb = ("embedding",) if cell.endswith("-embedding") else ()
+    base = cell.split("-")[0]
+    return emb + (("lambda", "B") if base == "linear" else ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"))
 
 
 def per_loss(cell, P, xs, ds, window):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from helpers import CELLS, random_cell_problem
+from helpers import ALL_CELLS, CELLS, random_cell_problem
 import naive_cells as nc
 
 from gradlab import Batch, Block, Full, Sliding, chunked
@@ -29,7 +29,7 @@ def _window(scheme):
 SCHEMES = [Full(), Sliding(0), Sliding(1), Sliding(3), Sliding(50), Block(2, 3), chunked(2), Block(3, 7)]
 
 
-@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("cell", ALL_CELLS)
 @pytest.mark.parametrize("objective", ["lm", "final"])
 def test_forward_matches_the_loop_reference(cell, objective, rng):
     m, b, xs, ds = random_cell_problem(rng, cell, objective=objective)
@@ -38,14 +38,14 @@ def test_forward_matches_the_loop_reference(cell, objective, rng):
         hs, cs, _ = nc.run(cell, m.params, x)
         a = b.offsets[s]
         np.testing.assert_allclose(f.h[a:a + len(x)], np.array(hs), rtol=RTOL, atol=ATOL)
-        if cell == "lstm":
+        if cell.startswith("lstm"):
             np.testing.assert_allclose(f.c[a:a + len(x)], np.array(cs), rtol=RTOL, atol=ATOL)
-    assert (f.c is None) == (cell != "lstm")
+    assert (f.c is None) == (not cell.startswith("lstm"))
     assert f.loss == pytest.approx(nc.loss(cell, m.params, xs, ds), rel=1e-12)
     np.testing.assert_allclose(f.probs.sum(axis=1), 1.0)
 
 
-@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("cell", ALL_CELLS)
 @pytest.mark.parametrize("scheme", SCHEMES, ids=str)
 @pytest.mark.parametrize("objective", ["lm", "final"])
 def test_gradient_under_every_scheme_matches_the_loop_reference(cell, scheme, objective, rng):
@@ -57,7 +57,7 @@ def test_gradient_under_every_scheme_matches_the_loop_reference(cell, scheme, ob
     _close(g.arrays, want)
 
 
-@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("cell", ALL_CELLS)
 def test_full_gradient_matches_finite_differences(cell, rng):
     m, b, xs, ds = random_cell_problem(rng, cell, hidden=2, vocab=3, lengths=(4, 2))
     g = ce.gradient(m, b, "full")
@@ -66,15 +66,16 @@ def test_full_gradient_matches_finite_differences(cell, rng):
         np.testing.assert_allclose(g.arrays[n], fd[n], rtol=1e-6, atol=1e-8, err_msg=n)
 
 
-@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("cell", ALL_CELLS)
 def test_sliding_tau_at_least_T_is_full_and_output_gradient_ignores_the_scheme(cell, rng):
     m, b, *_ = random_cell_problem(rng, cell, lengths=(6, 3))
     full, long, none = (ce.gradient(m, b, s) for s in (Full(), Sliding(5), Sliding(0)))
     _close(long.arrays, full.arrays)
+    assert list(full.arrays) == list(m.cell.names)
     _close({n: none.arrays[n] for n in ("W", "b")}, {n: full.arrays[n] for n in ("W", "b")})
 
 
-@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("cell", ALL_CELLS)
 @pytest.mark.parametrize("objective", ["lm", "final"])
 def test_contributions_match_the_loop_reference(cell, objective, rng):
     m, b, xs, ds = random_cell_problem(rng, cell, objective=objective, lengths=(6, 1, 4), drop=0.3)
@@ -83,15 +84,16 @@ def test_contributions_match_the_loop_reference(cell, objective, rng):
     rows, G = nc.contributions(cell, m.params, xs, ds, K)
     assert [(s, t, k) for s, t, k, *_ in rows] == list(zip(c.sentence.tolist(), c.t.tolist(), c.lag.tolist()))
     np.testing.assert_allclose(c.h_norm, [r[3] for r in rows], rtol=RTOL, atol=ATOL)
-    if cell == "lstm":
+    if cell.startswith("lstm"):
         np.testing.assert_allclose(c.c_norm, [r[4] for r in rows], rtol=RTOL, atol=ATOL)
     else:
         assert c.c_norm is None
     _close(c.G, G)
+    assert set(c.G) == set(m.cell.truncated) and set(c.G_out) == {"W", "b"}
     assert c.n_pairs == len(rows) and c.n_losses == b.n_losses
 
 
-@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("cell", ALL_CELLS)
 def test_per_lag_sums_add_up_to_the_truncated_gradients(cell, rng):
     m, b, *_ = random_cell_problem(rng, cell, lengths=(8, 2, 5), drop=0.2)
     K = 8
@@ -104,7 +106,7 @@ def test_per_lag_sums_add_up_to_the_truncated_gradients(cell, rng):
 
 
 @settings(max_examples=25, deadline=None)
-@given(cell=st.sampled_from(CELLS), seed=st.integers(0, 2 ** 31), hidden=st.integers(1, 4),
+@given(cell=st.sampled_from(ALL_CELLS), seed=st.integers(0, 2 ** 31), hidden=st.integers(1, 4),
        vocab=st.integers(1, 4), lengths=st.lists(st.integers(1, 7), min_size=1, max_size=4),
        tau=st.integers(0, 8), objective=st.sampled_from(["lm", "final"]), drop=st.sampled_from([0.0, 0.5, 1.0]))
 def test_random_sizes_match_the_loop_reference(cell, seed, hidden, vocab, lengths, tau, objective, drop):
@@ -147,7 +149,7 @@ def test_scalar_linear_recurrence_closed_forms(rng):
 
 
 def test_single_step_and_single_unit_sentences(rng):
-    for cell in CELLS:
+    for cell in ALL_CELLS:
         m, b, xs, ds = random_cell_problem(rng, cell, hidden=1, vocab=1, lengths=(1,))
         g = ce.gradient(m, b, Full())
         _close(g.arrays, nc.gradient(cell, m.params, xs, ds, lambda t: BIG)[0])
