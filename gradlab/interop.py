@@ -2,16 +2,17 @@
 
 torch is optional: it is imported inside these functions only. This slice of issue 14
 supports single-layer, unidirectional modules on one-hot inputs (``input_size`` equal to
-the vocabulary; column j of ``weight_ih_l0`` reads word j):
+the vocabulary; column j of ``weight_ih_l0`` reads word j) or behind an ``nn.Embedding``:
 
-- ``nn.GRU`` / ``nn.LSTM`` -> :class:`gradlab.CellModel` ("gru" / "lstm"); a module built
-  with ``bias=False`` gets zero biases, and an ``nn.Linear`` without bias a zero ``b``;
+- ``nn.GRU`` / ``nn.LSTM`` -> :class:`gradlab.CellModel` ("gru" / "lstm", or "gru-embedding" /
+  "lstm-embedding" with an embedding); a module built with ``bias=False`` gets zero biases,
+  and an ``nn.Linear`` without bias a zero ``b``;
 - ``nn.RNN`` (tanh or relu) -> :class:`gradlab.RNN` only when the RNN and the linear layer
   are bias-free (gradlab's Elman form); otherwise an error says so.
 
 ``batch_first`` does not change the parameters; either is accepted. Stacked layers,
-bidirectional modules, LSTM projections, dropout and embedding layers raise errors
-naming what is not supported.
+bidirectional modules, LSTM projections, dropout and embeddings with ``max_norm`` or
+``padding_idx`` raise errors naming what is not supported.
 """
 from __future__ import annotations
 
@@ -39,8 +40,15 @@ def from_torch(rnn, linear, embedding=None):
         raise TypeError(f"linear must be a torch.nn.Linear (the output layer); received {type(linear).__name__}")
     kind = type(rnn).__name__
     if embedding is not None:
-        raise NotImplementedError(f"an embedding layer ({type(embedding).__name__}) is not supported yet: this "
-                                  "slice of gradlab reads one-hot inputs (input_size = vocabulary size)")
+        if not isinstance(embedding, nn.Embedding):
+            raise TypeError(f"embedding must be a torch.nn.Embedding; received {type(embedding).__name__}")
+        for attr, default in (("max_norm", None), ("padding_idx", None)):
+            if getattr(embedding, attr) != default:
+                raise NotImplementedError(f"nn.Embedding with {attr}={getattr(embedding, attr)} is not supported "
+                                          "(it changes the embedding or its gradient)")
+        if embedding.embedding_dim != rnn.input_size:
+            raise ValueError(f"embedding.embedding_dim ({embedding.embedding_dim}) must equal the rnn's "
+                             f"input_size ({rnn.input_size})")
     if rnn.num_layers != 1:
         raise NotImplementedError(f"{kind} with num_layers={rnn.num_layers} is not supported yet (single layer only)")
     if rnn.bidirectional:
@@ -56,6 +64,9 @@ def from_torch(rnn, linear, embedding=None):
     p = {n: _array(t) for n, t in rnn.named_parameters()}
     W = _array(linear.weight)
     if isinstance(rnn, nn.RNN):
+        if embedding is not None:
+            raise NotImplementedError("nn.RNN with an embedding layer is not supported in this slice: it maps to "
+                                      "gradlab's one-hot Elman RNN")
         if rnn.bias or linear.bias is not None:
             raise NotImplementedError("nn.RNN with biases (in the RNN or the output nn.Linear) is not supported in "
                                       "this slice: it maps to gradlab's bias-free Elman RNN (build it with "
@@ -67,12 +78,17 @@ def from_torch(rnn, linear, embedding=None):
     arrays = {"weight_ih_l0": p["weight_ih_l0"], "weight_hh_l0": p["weight_hh_l0"],
               "bias_ih_l0": p.get("bias_ih_l0", zeros), "bias_hh_l0": p.get("bias_hh_l0", zeros), "W": W,
               "b": np.zeros(W.shape[0]) if linear.bias is None else _array(linear.bias)}
-    return CellModel("gru" if gates == 3 else "lstm", arrays)
+    name = "gru" if gates == 3 else "lstm"
+    if embedding is not None:
+        arrays["embedding"] = _array(embedding.weight)
+        name += "-embedding"
+    return CellModel(name, arrays)
 
 
 def to_torch(model, *, batch_first: bool = False, dtype=None):
     """(rnn, linear): ``nn.GRU``/``nn.LSTM`` (or bias-free ``nn.RNN`` for a gradlab.RNN with tanh or relu)
-    and ``nn.Linear`` holding the model's parameters, float64 unless ``dtype`` says otherwise."""
+    and ``nn.Linear`` holding the model's parameters, float64 unless ``dtype`` says otherwise; plus the
+    ``nn.Embedding`` as a third module for a model with an embedding layer."""
     import torch
     from torch import nn
 
@@ -94,13 +110,18 @@ def to_torch(model, *, batch_first: bool = False, dtype=None):
         return rnn, linear
     if not isinstance(model, CellModel):
         raise TypeError(f"model must be a gradlab.CellModel or gradlab.RNN; received {type(model).__name__}")
-    if model.cell.name == "linear":
+    if model.base == "linear":
         raise ValueError("the diagonal linear recurrence has no PyTorch module (nn.GRU, nn.LSTM and nn.RNN are not it)")
-    cls = nn.GRU if model.cell.name == "gru" else nn.LSTM
-    rnn = cls(model.vocab_size, model.hidden_size, batch_first=batch_first, dtype=dtype)
+    cls = nn.GRU if model.base == "gru" else nn.LSTM
+    E = model.embedding_size
+    rnn = cls(model.vocab_size if E is None else E, model.hidden_size, batch_first=batch_first, dtype=dtype)
     linear = nn.Linear(model.hidden_size, model.output_size, dtype=dtype)
     for n in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
         _set(rnn, n, model.params[n])
     _set(linear, "weight", model.params["W"])
     _set(linear, "bias", model.params["b"])
-    return rnn, linear
+    if E is None:
+        return rnn, linear
+    embedding = nn.Embedding(model.vocab_size, E, dtype=dtype)
+    _set(embedding, "weight", model.params["embedding"])
+    return rnn, linear, embedding

@@ -46,8 +46,10 @@ def _torch_grads(rnn, linear):
     return g
 
 
-def torch_lag_limited(rnn, linear, xs, ds, vocab, window):
-    """Autograd gradient where loss t backpropagates through steps t - min(window(t), t) .. t only."""
+def torch_lag_limited(rnn, linear, xs, ds, vocab, window, run=None):
+    """Autograd gradient where loss t backpropagates through steps t - min(window(t), t) .. t only
+    (``run(rnn, x, vocab, state)``: how the module reads a sentence, one-hot by default)."""
+    _run = run or globals()["_run"]
     rnn.zero_grad()
     linear.zero_grad()
     total = torch.zeros((), dtype=F64)
@@ -228,8 +230,14 @@ def test_unsupported_modules_say_what_is_not_supported():
         gradlab.from_torch(dropped, lin)
     with pytest.raises(NotImplementedError, match="nn.RNN with biases"):
         gradlab.from_torch(nn.RNN(6, 4), lin)
-    with pytest.raises(NotImplementedError, match="embedding"):
-        gradlab.from_torch(nn.GRU(6, 4), lin, nn.Embedding(10, 6))
+    with pytest.raises(NotImplementedError, match="padding_idx"):
+        gradlab.from_torch(nn.GRU(6, 4), lin, nn.Embedding(10, 6, padding_idx=0))
+    with pytest.raises(NotImplementedError, match="max_norm"):
+        gradlab.from_torch(nn.GRU(6, 4), lin, nn.Embedding(10, 6, max_norm=1.0))
+    with pytest.raises(ValueError, match="embedding_dim"):
+        gradlab.from_torch(nn.GRU(6, 4), lin, nn.Embedding(10, 5))
+    with pytest.raises(NotImplementedError, match="nn.RNN with an embedding"):
+        gradlab.from_torch(nn.RNN(6, 4, bias=False), nn.Linear(4, 5, bias=False), nn.Embedding(10, 6))
     with pytest.raises(TypeError, match="Conv1d.*not supported"):
         gradlab.from_torch(nn.Conv1d(6, 4, 2), lin)
     with pytest.raises(TypeError, match="nn.Linear"):
@@ -240,3 +248,43 @@ def test_unsupported_modules_say_what_is_not_supported():
         CellModel.init("linear", 3, 2, seed=0).to_torch()
     with pytest.raises(NotImplementedError, match="sigmoid"):
         gradlab.interop.to_torch(RNN.init(3, 2, rng=0))
+
+
+class _Embedded(nn.Module):
+    """nn.Embedding in front of the recurrent module: the one-hot runner's interface on word ids."""
+
+    def __init__(self, embedding, rnn):
+        super().__init__()
+        self.embedding, self.rnn, self.batch_first = embedding, rnn, rnn.batch_first
+
+
+def _run_embedded(mod, x, state=None):
+    inp = mod.embedding(torch.as_tensor(np.asarray(x)))
+    inp = inp[None] if mod.batch_first else inp[:, None]
+    out, state = mod.rnn(inp, state)
+    return (out[0] if mod.batch_first else out[:, 0]), state
+
+
+@pytest.mark.parametrize("kind", [nn.GRU, nn.LSTM])
+@pytest.mark.parametrize("tau", [None, 0, 2])
+def test_embedding_models_from_torch_match_autograd(kind, tau, rng):
+    torch.manual_seed(3)
+    V, E, H, O = 7, 3, 4, 5
+    embedding = nn.Embedding(V, E, dtype=F64)
+    rnn = kind(E, H, batch_first=True, dtype=F64)
+    linear = nn.Linear(H, O, dtype=F64)
+    m = gradlab.from_torch(rnn, linear, embedding)
+    assert m.cell.name == kind.__name__.lower() + "-embedding" and m.embedding_size == E
+    xs = [rng.integers(0, V, T) for T in (6, 1, 4)]
+    ds = [rng.integers(0, O, T) for T in (6, 1, 4)]
+    mod = _Embedded(embedding, rnn)
+    window = (lambda t: 10 ** 9) if tau is None else (lambda t: tau)
+    embedding.zero_grad()
+    theirs, J = torch_lag_limited(rnn, linear, xs, ds, V, window,
+                                  run=lambda r, x, vocab, state=None: _run_embedded(mod, x, state))
+    theirs["embedding.weight"] = embedding.weight.grad.numpy().copy()
+    g = ce.gradient(m, Batch.for_language_model(xs, ds), Full() if tau is None else Sliding(tau))
+    assert g.loss == pytest.approx(J, rel=1e-12)
+    _compare(g.as_dict(torch_names=True), theirs)
+    rnn2, linear2, embedding2 = m.to_torch(batch_first=True)
+    assert torch.equal(embedding2.weight, embedding.weight) and torch.equal(rnn2.weight_ih_l0, rnn.weight_ih_l0)

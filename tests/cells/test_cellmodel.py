@@ -70,3 +70,30 @@ def test_validation_names_the_parameter(tmp_path):
     np.savez(tmp_path / "elman.npz", U=np.zeros((2, 2)))
     with pytest.raises(ValueError, match="not a saved CellModel"):
         CellModel.load(tmp_path / "elman.npz")
+
+
+@pytest.mark.parametrize("name", CELLS)
+def test_models_with_an_embedding_layer(name, tmp_path):
+    m = CellModel.init(name, 6, 3, 2, embedding_size=4, seed=0)
+    assert m.cell.name == f"{name}-embedding" and m.embedding_size == 4 and m.vocab_size == 6
+    assert m.params["embedding"].shape == (6, 4) and m.params[m.input_weights].shape[1] == 4
+    assert m.cell.truncated[0] == "embedding"
+    back = CellModel.load(m.save(tmp_path / "e.npz"))
+    assert back.cell is m.cell and back.embedding_size == 4
+    assert CellModel.init(name, 6, 3, 2, seed=0).embedding_size is None
+    with pytest.raises(ValueError, match="needs embedding_size"):
+        CellModel.init(f"{name}-embedding", 6, 3, 2, seed=0)
+    with pytest.raises(ValueError, match=f"{m.input_weights} of a {name}-embedding model must have shape"):
+        CellModel(m.cell, {**m.parameters(), m.input_weights: np.zeros(m.params[m.input_weights].shape[:1] + (6,))})
+
+
+def test_the_readme_example_runs():
+    import gradlab as gl
+    from gradlab import cell_engine as ce
+
+    model = gl.CellModel.init("lstm", vocab_size=10, hidden_size=8, seed=0)
+    batch = gl.Batch.for_language_model([[1, 2, 3, 4], [5, 6]], [[2, 3, 4, 0], [6, 0]])
+    g = ce.gradient(model, batch, "tbptt:2")
+    c = ce.contributions(model, batch, max_lag=3)
+    assert abs(c.truncated(2).norm() - g.norm()) < 1e-9 * g.norm()
+    assert list(c.to_frame().columns) == ["sentence", "t", "lag", "h_norm", "c_norm"]
