@@ -46,6 +46,8 @@ class CellForward:
     loss_positions : int64 (n_losses,)
     probs : float64 (N, n_out) or None
         y(t) of every token, when asked for.
+    h_layers, c_layers : float64 (num_layers, N, H) or None
+        The states of every layer of a stacked model (h is h_layers[-1]); None for one layer.
     """
 
     h: np.ndarray
@@ -53,6 +55,8 @@ class CellForward:
     losses: np.ndarray
     loss_positions: np.ndarray
     probs: np.ndarray | None = None
+    h_layers: np.ndarray | None = None
+    c_layers: np.ndarray | None = None
 
     @property
     def loss(self) -> float:
@@ -75,9 +79,11 @@ class CellContributions:
     max_lag : int
     sentence, t, lag : int64 (n_pairs,)
     h_norm : float64 (n_pairs,)
-        ||dJ(t)/dh(t-k)||.
+        ||dJ(t)/dh(t-k)|| (of the top layer, which the output reads, when stacked).
     c_norm : float64 (n_pairs,) or None
         ||dJ(t)/dc(t-k)|| (LSTM; the total derivative, through h(t-k) = o tanh(c(t-k)) too).
+    layer_h_norm, layer_c_norm : float64 (num_layers, n_pairs) or None
+        The same for every layer of a stacked model (layer 0 first); None for one layer.
     G : dict of str to float64 (K+1, *shape)
         G[name][k] = sum over losses t of the gradient of J(t) through the use of the
         parameter at step t-k, for the recurrent and input parameters.
@@ -98,6 +104,8 @@ class CellContributions:
     loss: float
     n_losses: int
     cell: object
+    layer_h_norm: np.ndarray | None = None
+    layer_c_norm: np.ndarray | None = None
 
     @property
     def n_pairs(self) -> int:
@@ -121,6 +129,11 @@ class CellContributions:
         cols = {"sentence": self.sentence, "t": self.t, "lag": self.lag, "h_norm": self.h_norm}
         if self.c_norm is not None:
             cols["c_norm"] = self.c_norm
+        if self.layer_h_norm is not None:
+            for layer, row in enumerate(self.layer_h_norm):
+                cols[f"h_norm_l{layer}"] = row
+            for layer, row in enumerate(() if self.layer_c_norm is None else self.layer_c_norm):
+                cols[f"c_norm_l{layer}"] = row
         return pd.DataFrame(cols)
 
 
@@ -189,6 +202,82 @@ def _states(P: _OneHot, batch: Batch):
         return Hs, Cs, G
     K.linear_forward(P["lambda"], P["B"], batch.ids, batch.offsets, Hs)
     return Hs, None, None
+
+
+_KIND = {"gru": 0, "lstm": 1, "linear": 2}
+
+
+def _states_stacked(P: _OneHot, batch: Batch):
+    """(Hs, Cs or None, G or None), each (num_layers, N, ...): layer 0 reads the word, layer l the layer below."""
+    from .kernels import gated as K
+    from .kernels import stacked as KS
+    m = P.model
+    L, N, H = m.num_layers, batch.n_tokens, m.hidden_size
+    Hs = np.zeros((L, N, H))
+    Cs = np.zeros((L, N, H)) if P.base == "lstm" else None
+    G = np.zeros((L, N, 4 * H)) if P.base != "linear" else None
+    for layer in range(L):
+        w = [P[n] for n in m.layer_names(layer)]
+        if P.base == "gru":
+            (K.gru_forward if layer == 0 else KS.gru_forward_dense)(
+                *w, batch.ids if layer == 0 else Hs[layer - 1], batch.offsets, Hs[layer], G[layer])
+        elif P.base == "lstm":
+            (K.lstm_forward if layer == 0 else KS.lstm_forward_dense)(
+                *w, batch.ids if layer == 0 else Hs[layer - 1], batch.offsets, Hs[layer], Cs[layer], G[layer])
+        else:
+            (K.linear_forward if layer == 0 else KS.linear_forward_dense)(
+                *w, batch.ids if layer == 0 else Hs[layer - 1], batch.offsets, Hs[layer])
+    return Hs, Cs, G
+
+
+def _sweep_stacked(P: _OneHot, batch, Hs, Cs, G, loss_pos, dH, lo, per_lag: bool, n_slots: int, row0, full: bool):
+    """The stacked backward kernel; returns ({name: (n_slots, *shape)}, layer h norms, layer c norms)."""
+    from .kernels import stacked as KS
+    m = P.model
+    L, H = m.num_layers, m.hidden_size
+    rows = {"gru": 3 * H, "lstm": 4 * H, "linear": H}[P.base]
+    e3, e4 = np.zeros((0, 0, 0)), np.zeros((0, 0, 0, 0))
+    V = P.shapes[m.input_weights][1]
+    gated = P.base != "linear"
+    gWih0 = np.zeros((n_slots, rows, V)) if gated else e3
+    gWih = np.zeros((L, n_slots, rows, H)) if gated else e4
+    gWhh = np.zeros((L, n_slots, rows, H)) if gated else e4
+    gbih = np.zeros((L, n_slots, rows)) if gated else e3
+    gbhh = np.zeros((L, n_slots, rows)) if gated else e3
+    glam = np.zeros((L, n_slots, H)) if not gated else e3
+    gB0 = np.zeros((n_slots, H, V)) if not gated else e3
+    gB = np.zeros((L, n_slots, H, H)) if not gated else e4
+
+    def stack(index, first, shape):
+        """Layers' arrays layer_names(l)[index] as one (L, *shape) array (layers before ``first`` zero)."""
+        out = np.zeros((L,) + shape)
+        for layer in range(first, L):
+            out[layer] = P[m.layer_names(layer)[index]]
+        return out
+
+    if gated:
+        Whh, Wih = stack(1, 0, (rows, H)), stack(0, 1, (rows, H))     # layer 0's Wih is one-hot
+        lam, B = np.zeros((0, 0)), e3
+    else:
+        Whh = Wih = e3
+        lam = stack(0, 0, (H,))
+        B = stack(1, 1, (H, H))
+    n_rows = int(row0[-1] + (loss_pos[-1] - lo[-1] + 1)) if (row0.size and loss_pos.size) else 0
+    hnorm = np.zeros((L, n_rows))
+    cnorm = np.zeros((L, n_rows))
+    starts = np.repeat(batch.offsets[:-1], batch.lengths)
+    KS.stacked_backward(_KIND[P.base], Whh, Wih, lam, B, batch.ids, starts, batch.offsets, loss_pos, lo, dH, full,
+                        Hs, Cs if Cs is not None else e3, G if G is not None else e3, per_lag, gWih0, gWih, gWhh,
+                        gbih, gbhh, glam, gB0, gB, row0, hnorm, cnorm)
+    grads = {}
+    for layer in range(L):
+        names = m.layer_names(layer)
+        if gated:
+            arrays = (gWih0 if layer == 0 else gWih[layer], gWhh[layer], gbih[layer], gbhh[layer])
+        else:
+            arrays = (glam[layer], gB0 if layer == 0 else gB[layer])
+        grads.update(zip(names, arrays))
+    return P.back(grads), hnorm, (cnorm if P.base == "lstm" else None)
 
 
 def _output(model: CellModel, Hs, batch: Batch, loss_pos, probs=False):
@@ -268,6 +357,10 @@ def _lag_starts(batch: Batch, loss_pos: np.ndarray, limit) -> np.ndarray:
 def forward(model: CellModel, batch: Batch, *, return_probs: bool = False) -> CellForward:
     """States and losses of every sentence (states start from zero)."""
     loss_pos = _check(model, batch)
+    if model.num_layers > 1:
+        Hl, Cl, _ = _states_stacked(_OneHot(model), batch)
+        losses, _, _, probs = _output(model, Hl[-1], batch, loss_pos, probs=return_probs)
+        return CellForward(Hl[-1], None if Cl is None else Cl[-1], losses, loss_pos, probs, Hl, Cl)
     Hs, Cs, _ = _states(_OneHot(model), batch)
     losses, _, _, probs = _output(model, Hs, batch, loss_pos, probs=return_probs)
     return CellForward(Hs, Cs, losses, loss_pos, probs)
@@ -278,10 +371,22 @@ def gradient(model: CellModel, batch: Batch, scheme: Scheme | str = Full()) -> G
     scheme = parse_scheme(scheme)
     loss_pos = _check(model, batch)
     P = _OneHot(model)
+    lo = _lag_starts(batch, loss_pos, scheme.lag_limit(batch.positions()[loss_pos]))
+    full = bool(np.array_equal(lo, batch.offsets[batch.sentence_index()[loss_pos]]))
+    if model.num_layers > 1:
+        Hl, Cl, Gl = _states_stacked(P, batch)
+        losses, dH, out, _ = _output(model, Hl[-1], batch, loss_pos)
+        if full:
+            dH_all = np.zeros_like(Hl[-1])
+            dH_all[loss_pos] = dH
+            dH = dH_all
+        grads, _, _ = _sweep_stacked(P, batch, Hl, Cl, Gl, loss_pos, dH, lo, False, 1, np.zeros(0, dtype=np.int64),
+                                     full)
+        arrays = {n: (grads[n][0] if n in grads else out[n]) for n in model.cell.names}
+        return Gradient(arrays, float(losses.sum()), int(losses.size), scheme.label, cell=model.cell)
     Hs, Cs, G = _states(P, batch)
     losses, dH, out, _ = _output(model, Hs, batch, loss_pos)
-    lo = _lag_starts(batch, loss_pos, scheme.lag_limit(batch.positions()[loss_pos]))
-    if np.array_equal(lo, batch.offsets[batch.sentence_index()[loss_pos]]):
+    if full:
         grads = _full_sweep(P, batch, Hs, Cs, G, loss_pos, dH)     # every loss reaches its sentence start
     else:
         grads, _, _ = _sweep(P, batch, Hs, Cs, G, loss_pos, dH, lo, False, 1, np.zeros(0, dtype=np.int64))
@@ -294,17 +399,23 @@ def contributions(model: CellModel, batch: Batch, max_lag: int) -> CellContribut
     max_lag = check_int(max_lag, "max_lag", 0)
     loss_pos = _check(model, batch)
     P = _OneHot(model)
-    Hs, Cs, G = _states(P, batch)
-    losses, dH, out, _ = _output(model, Hs, batch, loss_pos)
+    stacked = model.num_layers > 1
+    Hs, Cs, G = (_states_stacked if stacked else _states)(P, batch)
+    losses, dH, out, _ = _output(model, Hs[-1] if stacked else Hs, batch, loss_pos)
     t = batch.positions()[loss_pos]
     lo = _lag_starts(batch, loss_pos, np.full(loss_pos.size, max_lag))
     counts = loss_pos - lo + 1
     row0 = np.zeros(loss_pos.size, dtype=np.int64)
     if loss_pos.size:
         np.cumsum(counts[:-1], out=row0[1:])
-    grads, hnorm, cnorm = _sweep(P, batch, Hs, Cs, G, loss_pos, dH, lo, True, max_lag + 1, row0)
+    layer_h = layer_c = None
+    if stacked:
+        grads, layer_h, layer_c = _sweep_stacked(P, batch, Hs, Cs, G, loss_pos, dH, lo, True, max_lag + 1, row0, False)
+        hnorm, cnorm = layer_h[-1], None if layer_c is None else layer_c[-1]
+    else:
+        grads, hnorm, cnorm = _sweep(P, batch, Hs, Cs, G, loss_pos, dH, lo, True, max_lag + 1, row0)
     sentence = np.repeat(batch.sentence_index()[loss_pos], counts)
     tt = np.repeat(t, counts)
     lag = (np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(row0, counts)).astype(np.int64)
     return CellContributions(max_lag, sentence, tt, lag, hnorm, cnorm, grads, out, float(losses.sum()),
-                             int(losses.size), model.cell)
+                             int(losses.size), model.cell, layer_h, layer_c)

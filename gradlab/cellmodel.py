@@ -21,7 +21,7 @@ import numpy as np
 
 from ._io import atomic_savez
 from ._validate import check_int
-from .cells import Cell, cell as _cell
+from .cells import Cell, cell as _cell, stacked
 
 __all__ = ["CellModel", "CELL_NAMES"]
 
@@ -33,8 +33,12 @@ _CELL_KEY = "__cell__"
 
 def _as_cell(c) -> Cell:
     name = c.name if isinstance(c, Cell) else c
-    if name not in CELL_NAMES:
-        raise ValueError(f"cell must be one of {CELL_NAMES} (the Elman cell is gradlab.RNN); received {name!r}")
+    base, _, layers = name.rpartition("-") if isinstance(name, str) and name.endswith("layers") else (name, "", "")
+    if base not in CELL_NAMES or (layers and not (layers[:-6].isdigit() and int(layers[:-6]) >= 2)):
+        raise ValueError(f"cell must be one of {CELL_NAMES}, optionally stacked as '<cell>-<n>layers' "
+                         f"(the Elman cell is gradlab.RNN); received {name!r}")
+    if layers:
+        return stacked(_cell(base), int(layers[:-6]))
     return _cell(name)
 
 
@@ -73,6 +77,18 @@ class CellModel:
 
     # ------------------------------------------------------------------ sizes
     @property
+    def num_layers(self) -> int:
+        """Stacked layers (1 unless the cell is '<cell>-<n>layers')."""
+        name = self.cell.name
+        return int(name.rpartition("-")[2][:-6]) if name.endswith("layers") else 1
+
+    def layer_names(self, layer: int) -> tuple[str, ...]:
+        """The recurrent and input parameters of one layer, in the cell's order (without the embedding)."""
+        if self.base == "linear":
+            return ("lambda", "B") if layer == 0 else (f"lambda_l{layer}", f"B_l{layer}")
+        return tuple(f"{n}_l{layer}" for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+
+    @property
     def base(self) -> str:
         """The recurrence: "gru", "lstm" or "linear" (with or without an embedding layer)."""
         return self.cell.name.split("-")[0]
@@ -85,7 +101,7 @@ class CellModel:
     @property
     def hidden_size(self) -> int:
         p = self.params
-        return int(p["lambda"].shape[0] if self.base == "linear" else p["weight_hh_l0"].shape[-1])
+        return int(p["lambda"].shape[0] if self.base == "linear" else p["weight_hh_l0"].shape[-1])  # layer 0
 
     @property
     def vocab_size(self) -> int:
@@ -130,11 +146,11 @@ class CellModel:
     # ------------------------------------------------------------------ construction
     @classmethod
     def init(cls, cell, vocab_size: int, hidden_size: int, output_size: int | None = None, *,
-             embedding_size: int | None = None, seed=None) -> "CellModel":
+             embedding_size: int | None = None, num_layers: int = 1, seed=None) -> "CellModel":
         """PyTorch's initialisation: every array uniform(-1/sqrt(H), 1/sqrt(H)), drawn in the cell's order
         from ``numpy.random.default_rng(seed)``; the linear recurrence's lambda uniform(0, 1) and an
         embedding N(0, 1) (nn.Embedding's). ``embedding_size`` E: read words through an embedding layer
-        (cell "gru" becomes "gru-embedding", ...)."""
+        (cell "gru" becomes "gru-embedding", ...); ``num_layers``: stacked layers ("gru-2layers", ...)."""
         c = _as_cell(cell)
         vocab_size = check_int(vocab_size, "vocab_size", 1)
         hidden_size = check_int(hidden_size, "hidden_size", 1)
@@ -145,13 +161,17 @@ class CellModel:
                 c = _as_cell(c.name + "-embedding")
         elif c.name.endswith("-embedding"):
             raise ValueError(f"a {c.name} model needs embedding_size")
+        if num_layers != 1:
+            if c.name.endswith("layers"):
+                raise ValueError(f"cell {c.name!r} is already stacked; pass its base cell with num_layers")
+            c = stacked(c, num_layers)
         rng = np.random.default_rng(seed)
         bound = 1.0 / np.sqrt(hidden_size)
         arrays = {}
         for n, shape in c.shapes(vocab_size, hidden_size, output_size, embedding_size).items():
             if n == "embedding":
                 arrays[n] = rng.standard_normal(shape)
-            elif n == "lambda":
+            elif n == "lambda" or n.startswith("lambda_l"):
                 arrays[n] = rng.uniform(0.0, 1.0, size=shape)
             else:
                 arrays[n] = rng.uniform(-bound, bound, size=shape)
@@ -162,6 +182,7 @@ class CellModel:
 
     def __repr__(self) -> str:
         emb = "" if self.embedding_size is None else f", embedding_size={self.embedding_size}"
+        emb += "" if self.num_layers == 1 else f", num_layers={self.num_layers}"
         return (f"CellModel({self.cell.name!r}, vocab_size={self.vocab_size}, hidden_size={self.hidden_size}, "
                 f"output_size={self.output_size}{emb})")
 

@@ -28,7 +28,7 @@ from typing import Callable
 import numpy as np
 
 __all__ = ["Activation", "ACTIVATIONS", "activation", "Parameter", "Cell", "ELMAN", "GRU", "LSTM", "LINEAR", "CELLS",
-           "register", "cell", "ROLES"]
+           "register", "cell", "stacked", "ROLES"]
 
 
 # ---------------------------------------------------------------------- activations
@@ -254,3 +254,37 @@ LINEAR_EMBEDDING = _embedded(LINEAR, "B")
 
 for _c in (ELMAN, GRU, LSTM, LINEAR, GRU_EMBEDDING, LSTM_EMBEDDING, LINEAR_EMBEDDING):
     register(_c)
+
+
+def stacked(base: Cell, num_layers: int) -> Cell:
+    """``base`` (gru, lstm, linear, with or without embedding) with ``num_layers`` layers, as PyTorch
+    stacks them: layer l >= 1 reads h_{l-1}(t). Its parameters follow layer 0's, named as PyTorch names
+    them (weight_ih_l1 (gates*H x H), weight_hh_l1, bias_ih_l1, bias_hh_l1), for the linear recurrence
+    lambda_l1 (H), B_l1 (H x H); the output layer comes last. Registered as "<base>-<n>layers" on first
+    use (num_layers = 1 is ``base`` itself)."""
+    if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
+        raise ValueError(f"num_layers must be an integer >= 1; received {num_layers!r}")
+    if base.name.split("-")[0] not in ("gru", "lstm", "linear") or "layers" in base.name:
+        raise ValueError(f"stacked layers are built from the gru, lstm and linear cells; received {base.name!r}")
+    if num_layers == 1:
+        return base
+    name = f"{base.name}-{num_layers}layers"
+    if name in CELLS:
+        return CELLS[name]
+    layer0 = [p for p in base.parameters if p.role != "output"]
+    out = [p for p in base.parameters if p.role == "output"]
+    params = list(layer0)
+    for l in range(1, num_layers):
+        for p in layer0:
+            if p.name == "embedding":
+                continue
+            if p.name in ("lambda", "B"):
+                n, torch_name = f"{p.name}_l{l}", ""
+            else:
+                n = p.name[:-1] + str(l)
+                torch_name = "rnn." + n
+            shape = (p.shape[0], "hidden") if p.name in ("weight_ih_l0", "B") else p.shape
+            doc = f"layer {l}: " + (p.doc.split(";")[0] + "; reads h of the layer below" if len(shape) == 2 and
+                                    p.role == "input" else p.doc)
+            params.append(Parameter(n, shape, p.role, doc, torch_name))
+    return register(Cell(name, tuple(params + out), activations=(), doc=f"{base.doc}, {num_layers} layers"))

@@ -1,7 +1,7 @@
 """PyTorch interop: gradlab models from ``nn.GRU`` / ``nn.LSTM`` / ``nn.RNN`` plus ``nn.Linear``, and back.
 
 torch is optional: it is imported inside these functions only. This slice of issue 14
-supports single-layer, unidirectional modules on one-hot inputs (``input_size`` equal to
+supports unidirectional modules (1..n layers for GRU and LSTM) on one-hot inputs (``input_size`` equal to
 the vocabulary; column j of ``weight_ih_l0`` reads word j) or behind an ``nn.Embedding``:
 
 - ``nn.GRU`` / ``nn.LSTM`` -> :class:`gradlab.CellModel` ("gru" / "lstm", or "gru-embedding" /
@@ -10,7 +10,7 @@ the vocabulary; column j of ``weight_ih_l0`` reads word j) or behind an ``nn.Emb
 - ``nn.RNN`` (tanh or relu) -> :class:`gradlab.RNN` only when the RNN and the linear layer
   are bias-free (gradlab's Elman form); otherwise an error says so.
 
-``batch_first`` does not change the parameters; either is accepted. Stacked layers,
+``batch_first`` does not change the parameters; either is accepted. Stacked nn.RNN,
 bidirectional modules, LSTM projections, dropout and embeddings with ``max_norm`` or
 ``padding_idx`` raise errors naming what is not supported.
 """
@@ -49,8 +49,9 @@ def from_torch(rnn, linear, embedding=None):
         if embedding.embedding_dim != rnn.input_size:
             raise ValueError(f"embedding.embedding_dim ({embedding.embedding_dim}) must equal the rnn's "
                              f"input_size ({rnn.input_size})")
-    if rnn.num_layers != 1:
-        raise NotImplementedError(f"{kind} with num_layers={rnn.num_layers} is not supported yet (single layer only)")
+    if rnn.num_layers != 1 and isinstance(rnn, nn.RNN):
+        raise NotImplementedError(f"nn.RNN with num_layers={rnn.num_layers} is not supported (gradlab's Elman RNN "
+                                  "has one layer)")
     if rnn.bidirectional:
         raise NotImplementedError(f"bidirectional {kind} is not supported (gradlab's losses look only backwards)")
     if getattr(rnn, "proj_size", 0):
@@ -75,13 +76,20 @@ def from_torch(rnn, linear, embedding=None):
     H = rnn.hidden_size
     gates = 3 if isinstance(rnn, nn.GRU) else 4
     zeros = np.zeros(gates * H)
-    arrays = {"weight_ih_l0": p["weight_ih_l0"], "weight_hh_l0": p["weight_hh_l0"],
-              "bias_ih_l0": p.get("bias_ih_l0", zeros), "bias_hh_l0": p.get("bias_hh_l0", zeros), "W": W,
-              "b": np.zeros(W.shape[0]) if linear.bias is None else _array(linear.bias)}
+    arrays = {}
+    for layer in range(rnn.num_layers):
+        for n in (f"weight_ih_l{layer}", f"weight_hh_l{layer}"):
+            arrays[n] = p[n]
+        for n in (f"bias_ih_l{layer}", f"bias_hh_l{layer}"):
+            arrays[n] = p.get(n, zeros)
+    arrays["W"] = W
+    arrays["b"] = np.zeros(W.shape[0]) if linear.bias is None else _array(linear.bias)
     name = "gru" if gates == 3 else "lstm"
     if embedding is not None:
         arrays["embedding"] = _array(embedding.weight)
         name += "-embedding"
+    if rnn.num_layers > 1:
+        name += f"-{rnn.num_layers}layers"
     return CellModel(name, arrays)
 
 
@@ -114,10 +122,12 @@ def to_torch(model, *, batch_first: bool = False, dtype=None):
         raise ValueError("the diagonal linear recurrence has no PyTorch module (nn.GRU, nn.LSTM and nn.RNN are not it)")
     cls = nn.GRU if model.base == "gru" else nn.LSTM
     E = model.embedding_size
-    rnn = cls(model.vocab_size if E is None else E, model.hidden_size, batch_first=batch_first, dtype=dtype)
+    rnn = cls(model.vocab_size if E is None else E, model.hidden_size, num_layers=model.num_layers,
+              batch_first=batch_first, dtype=dtype)
     linear = nn.Linear(model.hidden_size, model.output_size, dtype=dtype)
-    for n in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
-        _set(rnn, n, model.params[n])
+    for layer in range(model.num_layers):
+        for n in model.layer_names(layer):
+            _set(rnn, n, model.params[n])
     _set(linear, "weight", model.params["W"])
     _set(linear, "bias", model.params["b"])
     if E is None:

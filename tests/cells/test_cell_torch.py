@@ -222,8 +222,8 @@ def test_unsupported_modules_say_what_is_not_supported():
         gradlab.from_torch(nn.GRU(6, 4, bidirectional=True), lin)
     with pytest.raises(NotImplementedError, match="proj_size"):
         gradlab.from_torch(nn.LSTM(6, 4, proj_size=2), lin)
-    with pytest.raises(NotImplementedError, match="num_layers=2"):
-        gradlab.from_torch(nn.LSTM(6, 4, num_layers=2), lin)
+    with pytest.raises(NotImplementedError, match="nn.RNN with num_layers=2"):
+        gradlab.from_torch(nn.RNN(6, 4, num_layers=2, bias=False), nn.Linear(4, 5, bias=False))
     with pytest.warns(UserWarning, match="dropout"):
         dropped = nn.GRU(6, 4, num_layers=1, dropout=0.5)
     with pytest.raises(NotImplementedError, match="dropout"):
