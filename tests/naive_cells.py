@@ -17,14 +17,20 @@ def sigmoid(a):
 
 
 def _read(A, P, x):
-    """The input product A x(t): column x of A (one-hot), or A times the embedding of x."""
+    """The input product A x(t): column x of A (one-hot), A times the embedding of x, or, for a layer
+    above the first (x a vector: the state of the layer below), A x."""
+    if np.ndim(x) == 1:
+        return A @ x
     return A @ P["embedding"][x] if "embedding" in P else A[:, x]
 
 
 def _read_back(A, P, x, d, g):
     """Gradients of the input product with respect to A (and the embedding) for output gradient d."""
     name = "B" if "B" in P else "weight_ih_l0"
-    if "embedding" in P:
+    if np.ndim(x) == 1:
+        g[name] = np.outer(d, x)
+        g["__dx__"] = A.T @ d
+    elif "embedding" in P:
         g[name] = np.outer(d, P["embedding"][x])
         E = np.zeros_like(P["embedding"])
         E[x] = A.T @ d
@@ -33,6 +39,10 @@ def _read_back(A, P, x, d, g):
         G = np.zeros_like(A)
         G[:, x] = d
         g[name] = G
+
+
+def _x(x):
+    return x if np.ndim(x) == 1 else int(x)
 
 
 def step(cell, P, x, h, c):
@@ -61,7 +71,7 @@ def run(cell, P, xs):
     h, c = np.zeros(H), np.zeros(H)
     hs, cs, caches = [], [], []
     for x in xs:
-        h, c2, cache = step(cell, P, int(x), h, c)
+        h, c2, cache = step(cell, P, _x(x), h, c)
         c = c2 if c2 is not None else c
         hs.append(h)
         cs.append(c)
@@ -196,3 +206,96 @@ def finite_differences(cell, P, xs, ds, eps=1e-6):
             g[idx] = (up - down) / (2 * eps)
         G[n] = g
     return G
+
+
+# ---------------------------------------------------------------------- stacked layers
+def layer_params(cell, P, layer):
+    """Layer ``layer``'s arrays under layer 0's names (so that step and step_back apply), the
+    embedding only to layer 0."""
+    base = cell.split("-")[0]
+    if base == "linear":
+        names = ("lambda", "B") if layer == 0 else (f"lambda_l{layer}", f"B_l{layer}")
+        sub = dict(zip(("lambda", "B"), (P[n] for n in names)))
+    else:
+        names = tuple(f"{n}_l{layer}" for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+        sub = dict(zip(("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"), (P[n] for n in names)))
+    if layer == 0 and "embedding" in P:
+        sub["embedding"] = P["embedding"]
+    sub["W"] = P["W"]
+    return sub, dict(zip(sub, names + (("embedding",) if "embedding" in sub else ()) + ("W",)))
+
+
+def run_stacked(cell, P, xs, L):
+    """Per layer (hs, cs, caches, inputs) of one sentence: layer 0 reads the words, layer l the states of l-1."""
+    out = []
+    inputs = list(xs)
+    for layer in range(L):
+        sub, _ = layer_params(cell, P, layer)
+        hs, cs, caches = run(cell, sub, inputs)
+        out.append((hs, cs, caches, inputs))
+        inputs = hs
+    return out
+
+
+def per_loss_stacked(cell, P, xs, ds, window, L):
+    """As per_loss for a stacked model: yields ("loss", J, dW, db) and (s, t, k, [dJ/dh_l(t-k)], [dJ/dc_l(t-k)],
+    {model name: gradient of step t-k's use}) with the layers' signals travelling together."""
+    H = P["W"].shape[1]
+    subs = [layer_params(cell, P, layer) for layer in range(L)]
+    for s, (x, d) in enumerate(zip(xs, ds)):
+        layers = run_stacked(cell, P, x, L)
+        for t in range(len(x)):
+            if d[t] == -1:
+                continue
+            J, dh_top, dW, db = output(P, layers[-1][0][t], int(d[t]))
+            yield ("loss", J, dW, db)
+            dh = [np.zeros(H) for _ in range(L)]
+            dc = [np.zeros(H) for _ in range(L)]
+            dh[-1] = dh_top
+            for k in range(min(window(t), t) + 1):
+                j = t - k
+                grads, hn, cn = {}, [None] * L, [None] * L
+                new_dh, new_dc = [None] * L, [None] * L
+                for layer in range(L - 1, -1, -1):
+                    hs, cs, caches, inputs = layers[layer]
+                    sub, names = subs[layer]
+                    hprev = hs[j - 1] if j > 0 else np.zeros(H)
+                    cprev = cs[j - 1] if j > 0 else np.zeros(H)
+                    hn[layer] = dh[layer].copy()
+                    g, dprev, dcprev, dc_total = step_back(cell, sub, _x(inputs[j]), hprev, cprev, cs[j], caches[j],
+                                                           dh[layer], dc[layer])
+                    cn[layer] = dc_total
+                    if layer > 0:
+                        dh[layer - 1] = dh[layer - 1] + g.pop("__dx__")
+                    grads.update({names[n]: a for n, a in g.items()})
+                    new_dh[layer], new_dc[layer] = dprev, dcprev
+                yield (s, t, k, hn, cn, grads)
+                dh, dc = new_dh, new_dc
+
+
+def gradient_stacked(cell, P, xs, ds, window, L):
+    G = {n: np.zeros_like(a) for n, a in P.items()}
+    J = 0.0
+    for item in per_loss_stacked(cell, P, xs, ds, window, L):
+        if item[0] == "loss":
+            J += item[1]
+            G["W"] += item[2]
+            G["b"] += item[3]
+        else:
+            for n, a in item[5].items():
+                G[n] += a
+    return G, J
+
+
+def contributions_stacked(cell, P, xs, ds, K, L):
+    """rows [(s, t, k, [||dh_l||], [||dc_l|| or None])] and {name: (K+1, *shape)}."""
+    rows = []
+    G = {n: np.zeros((K + 1,) + a.shape) for n, a in P.items() if n not in ("W", "b")}
+    for item in per_loss_stacked(cell, P, xs, ds, lambda t: K, L):
+        if item[0] == "loss":
+            continue
+        s, t, k, hn, cn, g = item
+        rows.append((s, t, k, [np.linalg.norm(v) for v in hn], [None if v is None else np.linalg.norm(v) for v in cn]))
+        for n, a in g.items():
+            G[n][k] += a
+    return rows, G

@@ -153,7 +153,7 @@ def stacked_backward(kind, Whh, Wih, lam, B, ids, starts, offsets, loss_pos, lo,
     ``row0`` empty: no norms. Unused arrays of the other kinds may be empty placeholders."""
     L = Hs.shape[0]
     H = Hs.shape[2]
-    S = gWih0.shape[0]
+    S = gB0.shape[0] if kind == 2 else gWih0.shape[0]
     dh = np.zeros((L, H))
     dc = np.zeros((L, H))
     rows = 3 * H if kind == 0 else 4 * H
