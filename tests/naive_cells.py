@@ -299,3 +299,13 @@ def contributions_stacked(cell, P, xs, ds, K, L):
         for n, a in g.items():
             G[n][k] += a
     return rows, G
+
+
+def loss_stacked(cell, P, xs, ds, L):
+    total = 0.0
+    for x, d in zip(xs, ds):
+        top = run_stacked(cell, P, x, L)[-1][0]
+        for t in range(len(x)):
+            if d[t] != -1:
+                total += output(P, top[t], int(d[t]))[0]
+    return total

@@ -288,3 +288,77 @@ def test_embedding_models_from_torch_match_autograd(kind, tau, rng):
     _compare(g.as_dict(torch_names=True), theirs)
     rnn2, linear2, embedding2 = m.to_torch(batch_first=True)
     assert torch.equal(embedding2.weight, embedding.weight) and torch.equal(rnn2.weight_ih_l0, rnn.weight_ih_l0)
+
+
+@pytest.mark.parametrize("kind", [nn.GRU, nn.LSTM])
+@pytest.mark.parametrize("scheme", [Full(), Sliding(0), Sliding(2), Block(2, 3)], ids=str)
+@pytest.mark.parametrize("num_layers", [2, 3])
+def test_stacked_gradients_match_pytorchs_multilayer_modules(kind, scheme, num_layers, rng):
+    """TBPTT(tau) = every loss's graph starts from the detached states of all layers at step t - tau - 1."""
+    torch.manual_seed(num_layers)
+    V, H, O = 5, 3, 4
+    rnn = kind(V, H, num_layers=num_layers, batch_first=bool(num_layers % 2), dtype=F64)
+    linear = nn.Linear(H, O, dtype=F64)
+    m = gradlab.from_torch(rnn, linear)
+    assert m.num_layers == num_layers and m.cell.name == f"{kind.__name__.lower()}-{num_layers}layers"
+    xs = [rng.integers(0, V, T) for T in (6, 1, 4)]
+    ds = [rng.integers(0, O, T) for T in (6, 1, 4)]
+    ds[0][2] = -1
+    window = lambda t: int(scheme.lag_limit(np.array([t]))[0])  # noqa: E731
+    theirs, J = torch_lag_limited(rnn, linear, xs, ds, V, window)
+    g = ce.gradient(m, Batch.for_language_model(xs, ds), scheme)
+    assert g.loss == pytest.approx(J, rel=1e-12)
+    _compare(g.as_dict(torch_names=True), theirs)
+    rnn2, linear2 = m.to_torch(batch_first=rnn.batch_first)
+    assert rnn2.num_layers == num_layers
+    for (n, p), (n2, p2) in zip(rnn.named_parameters(), rnn2.named_parameters()):
+        assert n == n2 and torch.equal(p, p2)
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+def test_stacked_contributions_match_autograd_grad_of_each_loss(kind, rng):
+    L, K, V, H = 2, 3, 4, 3
+    m = CellModel.init(kind, V, H, V, num_layers=L, seed=5)
+    rnn, linear = m.to_torch()
+    cells = []
+    for layer in range(L):
+        cell = (nn.GRUCell if kind == "gru" else nn.LSTMCell)(V if layer == 0 else H, H, dtype=F64)
+        for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(cell, n).data.copy_(getattr(rnn, f"{n}_l{layer}").data)
+        cells.append(cell)
+    xs = [rng.integers(0, V, T) for T in (5, 2)]
+    ds = [rng.integers(0, V, T) for T in (5, 2)]
+    ds[0][1] = -1
+    c = ce.contributions(m, Batch.for_language_model(xs, ds), K)
+    h_rows, c_rows = [[] for _ in range(L)], [[] for _ in range(L)]
+    for x, d in zip(xs, ds):
+        hs = [[] for _ in range(L)]
+        cs = [[] for _ in range(L)]
+        state = [(torch.zeros(1, H, dtype=F64), torch.zeros(1, H, dtype=F64)) for _ in range(L)]
+        for t in range(len(x)):
+            inp = _onehot(x[t:t + 1], V)
+            for layer in range(L):
+                if kind == "gru":
+                    h = cells[layer](inp, state[layer][0])
+                    state[layer] = (h, None)
+                else:
+                    h, cc = cells[layer](inp, state[layer])
+                    state[layer] = (h, cc)
+                    cs[layer].append(cc)
+                hs[layer].append(h)
+                inp = h
+        for t in range(len(x)):
+            if d[t] == -1:
+                continue
+            J = nn.functional.cross_entropy(linear(hs[-1][t]), torch.tensor([int(d[t])]), reduction="sum")
+            lags = list(range(min(K, t) + 1))
+            for layer in range(L):
+                wrt = [hs[layer][t - k] for k in lags] + ([cs[layer][t - k] for k in lags] if kind == "lstm" else [])
+                grads = torch.autograd.grad(J, wrt, retain_graph=True, allow_unused=True)
+                zero = torch.zeros(1, H, dtype=F64)
+                grads = [zero if gr is None else gr for gr in grads]
+                h_rows[layer] += [float(gr.norm()) for gr in grads[:len(lags)]]
+                c_rows[layer] += [float(gr.norm()) for gr in grads[len(lags):]]
+    np.testing.assert_allclose(c.layer_h_norm, np.array(h_rows), rtol=RTOL, atol=ATOL)
+    if kind == "lstm":
+        np.testing.assert_allclose(c.layer_c_norm, np.array(c_rows), rtol=RTOL, atol=ATOL)
