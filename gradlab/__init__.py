@@ -1,4 +1,5 @@
-"""gradlab: exact per-loss, per-lag BPTT gradients of Elman RNNs, and what truncation keeps of them.
+"""gradlab: exact per-loss, per-lag BPTT gradients of Elman RNNs (and, at the
+engine level, GRU, LSTM and diagonal linear recurrences: gradlab.cell_engine), and what truncation keeps of them.
 
 Importing gradlab compiles nothing and reads no files; kernels compile (or load
 from Numba's cache) on first use, or all at once with :func:`warmup`.
@@ -9,6 +10,9 @@ from .engine import (Contributions, ForwardResult, Gradient, SentenceGaps, contr
                      sentence_gaps, warmup)
 from .gradcheck import GradientCheck, check_gradient
 from .model import RNN
+from .cellmodel import CellModel
+from .interop import from_torch
+from . import cell_engine
 from .schemes import Adaptive, Block, Full, Scheme, Sliding, chunked, mikolov, parse_scheme
 from .train import Evaluation, Trainer, TrainResult, evaluate
 
@@ -18,4 +22,4 @@ __all__ = ["Batch", "NO_LOSS", "RNN", "Scheme", "Full", "Sliding", "Block", "Ada
            "forward", "gradient", "contributions", "sentence_gaps", "warmup", "ForwardResult", "Gradient",
            "Contributions", "SentenceGaps", "check_gradient", "GradientCheck", "load_dataset", "list_datasets",
            "check_spec", "Dataset", "Vocabulary", "DataFormatError", "adjusted_loss", "Trainer", "TrainResult",
-           "evaluate", "Evaluation", "__version__"]
+           "evaluate", "Evaluation", "CellModel", "from_torch", "cell_engine", "__version__"]

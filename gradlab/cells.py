@@ -27,8 +27,8 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["Activation", "ACTIVATIONS", "activation", "Parameter", "Cell", "ELMAN", "CELLS", "register", "cell",
-           "ROLES"]
+__all__ = ["Activation", "ACTIVATIONS", "activation", "Parameter", "Cell", "ELMAN", "GRU", "LSTM", "LINEAR", "CELLS",
+           "register", "cell", "stacked", "ROLES"]
 
 
 # ---------------------------------------------------------------------- activations
@@ -78,7 +78,22 @@ def activation(name: str) -> Activation:
 
 # ---------------------------------------------------------------------- cells
 ROLES = ("recurrent", "input", "output")
-_DIMS = ("vocab", "hidden", "output")
+_DIMS = ("vocab", "hidden", "output", "embed")
+
+
+def _dim(d: str) -> tuple[int, str] | None:
+    """("3*hidden") -> (3, "hidden"); ("hidden") -> (1, "hidden"); None for anything else.
+
+    Gated cells stack their gates' rows as PyTorch does: weight_ih_l0 of a GRU is
+    ("3*hidden", "vocab"), rows r, z, n."""
+    if not isinstance(d, str):
+        return None
+    mult, star, base = d.partition("*")
+    if not star:
+        mult, base = "1", d
+    if base not in _DIMS or not mult.isdigit() or int(mult) < 1:
+        return None
+    return int(mult), base
 
 
 @dataclass(frozen=True)
@@ -89,23 +104,30 @@ class Parameter:
     ----------
     name : str
         Attribute and file key ("U").
-    shape : tuple of {"vocab", "hidden", "output"}
-        Its shape in terms of the model's sizes, e.g. ("hidden", "hidden").
+    shape : tuple of {"vocab", "hidden", "output", "embed"}, each optionally "m*dim"
+        Its shape in terms of the model's sizes, e.g. ("hidden", "hidden"), or
+        ("4*hidden", "hidden") for the four stacked gates of an LSTM.
     role : {"recurrent", "input", "output"}
+        A bias joins the role of the product it is added to (PyTorch's bias_hh: recurrent).
     doc : str
+    torch_name : str
+        Its key in ``named_parameters()`` of the PyTorch modules (prefixed "rnn.",
+        "linear." or "embedding."), or "" where PyTorch has no such parameter.
     """
 
     name: str
     shape: tuple[str, ...]
     role: str
     doc: str = ""
+    torch_name: str = ""
 
     def __post_init__(self):
         if self.role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}; received {self.role!r}")
-        bad = [d for d in self.shape if d not in _DIMS]
+        bad = [d for d in self.shape if _dim(d) is None]
         if bad:
-            raise ValueError(f"shape of {self.name} uses {bad}; dimensions are {_DIMS}")
+            raise ValueError(f"shape of {self.name} uses {bad}; dimensions are {_DIMS}, each optionally "
+                             "multiplied as 'm*dim' (e.g. '3*hidden')")
 
 
 @dataclass(frozen=True)
@@ -131,10 +153,20 @@ class Cell:
         """Parameters whose gradient depends on the truncation scheme (recurrent and input ones)."""
         return self.with_role("recurrent", "input")
 
-    def shapes(self, vocab_size: int, hidden_size: int, output_size: int) -> dict[str, tuple[int, ...]]:
-        """{name: shape} for a model of these sizes."""
-        size = {"vocab": vocab_size, "hidden": hidden_size, "output": output_size}
-        return {p.name: tuple(size[d] for d in p.shape) for p in self.parameters}
+    def shapes(self, vocab_size: int, hidden_size: int, output_size: int,
+               embed_size: int | None = None) -> dict[str, tuple[int, ...]]:
+        """{name: shape} for a model of these sizes (``embed_size``: for cells with an embedding layer)."""
+        size = {"vocab": vocab_size, "hidden": hidden_size, "output": output_size, "embed": embed_size}
+        return {p.name: tuple(m * size[d] for m, d in map(_dim, p.shape)) for p in self.parameters}
+
+    def torch_names(self) -> dict[str, str]:
+        """{gradlab name: PyTorch name} ("rnn.weight_hh_l0", "linear.weight"); a ValueError when
+        the cell has no PyTorch counterpart for some parameter."""
+        missing = [p.name for p in self.parameters if not p.torch_name]
+        if missing:
+            raise ValueError(f"the {self.name} cell has no PyTorch module; parameters {missing} have no "
+                             "PyTorch names")
+        return {p.name: p.torch_name for p in self.parameters}
 
     def parameter(self, name: str) -> Parameter:
         for p in self.parameters:
@@ -145,10 +177,41 @@ class Cell:
 
 #: The Elman cell (docs/maths.md): net_in(t) = V[:, x(t)] + U s(t-1), s(t) = f(net_in(t)), y(t) = softmax(W s(t)).
 ELMAN = Cell("elman", (
-    Parameter("U", ("hidden", "hidden"), "recurrent", "recurrent weights"),
-    Parameter("V", ("hidden", "vocab"), "input", "input weights; column j is the embedding of word j"),
-    Parameter("W", ("output", "hidden"), "output", "output weights"),
+    Parameter("U", ("hidden", "hidden"), "recurrent", "recurrent weights", "rnn.weight_hh_l0"),
+    Parameter("V", ("hidden", "vocab"), "input", "input weights; column j is the embedding of word j",
+              "rnn.weight_ih_l0"),
+    Parameter("W", ("output", "hidden"), "output", "output weights", "linear.weight"),
 ), doc="Elman network")
+
+
+def _output_parameters() -> tuple[Parameter, ...]:
+    return (Parameter("W", ("output", "hidden"), "output", "output weights", "linear.weight"),
+            Parameter("b", ("output",), "output", "output bias", "linear.bias"))
+
+
+def _gated(name: str, gates: int, order: str, doc: str) -> Cell:
+    g = f"{gates}*hidden"
+    return Cell(name, (
+        Parameter("weight_ih_l0", (g, "vocab"), "input", f"input weights, gate rows {order}; column j reads word j",
+                  "rnn.weight_ih_l0"),
+        Parameter("weight_hh_l0", (g, "hidden"), "recurrent", f"recurrent weights, gate rows {order}",
+                  "rnn.weight_hh_l0"),
+        Parameter("bias_ih_l0", (g,), "input", "bias added to the input product", "rnn.bias_ih_l0"),
+        Parameter("bias_hh_l0", (g,), "recurrent", "bias added to the recurrent product", "rnn.bias_hh_l0"),
+    ) + _output_parameters(), activations=(), doc=doc)
+
+
+#: PyTorch's nn.GRU (gates r, z, n), one-hot input, single layer (docs/maths.md, "Other cells").
+GRU = _gated("gru", 3, "r, z, n", "gated recurrent unit (torch.nn.GRU)")
+
+#: PyTorch's nn.LSTM (gates i, f, g, o), one-hot input, single layer; state (h, c).
+LSTM = _gated("lstm", 4, "i, f, g, o", "long short-term memory (torch.nn.LSTM)")
+
+#: Diagonal linear recurrence h(t) = lambda * h(t-1) + B[:, x(t)] (real lambda per unit).
+LINEAR = Cell("linear", (
+    Parameter("lambda", ("hidden",), "recurrent", "per-unit decay of the state"),
+    Parameter("B", ("hidden", "vocab"), "input", "input weights; column j reads word j"),
+) + _output_parameters(), activations=(), doc="diagonal linear recurrence")
 
 #: Registered cells by name.
 CELLS: dict[str, Cell] = {}
@@ -170,4 +233,58 @@ def cell(name: str) -> Cell:
         raise ValueError(f"cell must be one of {sorted(CELLS)}; received {name!r}") from None
 
 
-register(ELMAN)
+
+
+def _embedded(base: Cell, input_weights: str) -> Cell:
+    """``base`` reading an embedding layer (nn.Embedding, |V| x E) instead of one-hot words: the
+    input weights read the embedding of x(t) (E columns) instead of column x(t)."""
+    params = [Parameter("embedding", ("vocab", "embed"), "input", "embedding of each word (row j: word j)",
+                        "embedding.weight")]
+    for p in base.parameters:
+        if p.name == input_weights:
+            p = Parameter(p.name, (p.shape[0], "embed"), p.role, p.doc.split(";")[0] + "; reads the embedding",
+                          p.torch_name)
+        params.append(p)
+    return Cell(f"{base.name}-embedding", tuple(params), activations=(), doc=base.doc + " with an embedding layer")
+
+
+GRU_EMBEDDING = _embedded(GRU, "weight_ih_l0")
+LSTM_EMBEDDING = _embedded(LSTM, "weight_ih_l0")
+LINEAR_EMBEDDING = _embedded(LINEAR, "B")
+
+for _c in (ELMAN, GRU, LSTM, LINEAR, GRU_EMBEDDING, LSTM_EMBEDDING, LINEAR_EMBEDDING):
+    register(_c)
+
+
+def stacked(base: Cell, num_layers: int) -> Cell:
+    """``base`` (gru, lstm, linear, with or without embedding) with ``num_layers`` layers, as PyTorch
+    stacks them: layer l >= 1 reads h_{l-1}(t). Its parameters follow layer 0's, named as PyTorch names
+    them (weight_ih_l1 (gates*H x H), weight_hh_l1, bias_ih_l1, bias_hh_l1), for the linear recurrence
+    lambda_l1 (H), B_l1 (H x H); the output layer comes last. Registered as "<base>-<n>layers" on first
+    use (num_layers = 1 is ``base`` itself)."""
+    if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
+        raise ValueError(f"num_layers must be an integer >= 1; received {num_layers!r}")
+    if base.name.split("-")[0] not in ("gru", "lstm", "linear") or "layers" in base.name:
+        raise ValueError(f"stacked layers are built from the gru, lstm and linear cells; received {base.name!r}")
+    if num_layers == 1:
+        return base
+    name = f"{base.name}-{num_layers}layers"
+    if name in CELLS:
+        return CELLS[name]
+    layer0 = [p for p in base.parameters if p.role != "output"]
+    out = [p for p in base.parameters if p.role == "output"]
+    params = list(layer0)
+    for l in range(1, num_layers):
+        for p in layer0:
+            if p.name == "embedding":
+                continue
+            if p.name in ("lambda", "B"):
+                n, torch_name = f"{p.name}_l{l}", ""
+            else:
+                n = p.name[:-1] + str(l)
+                torch_name = "rnn." + n
+            shape = (p.shape[0], "hidden") if p.name in ("weight_ih_l0", "B") else p.shape
+            doc = f"layer {l}: " + (p.doc.split(";")[0] + "; reads h of the layer below" if len(shape) == 2 and
+                                    p.role == "input" else p.doc)
+            params.append(Parameter(n, shape, p.role, doc, torch_name))
+    return register(Cell(name, tuple(params + out), activations=(), doc=f"{base.doc}, {num_layers} layers"))

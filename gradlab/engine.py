@@ -129,7 +129,13 @@ class Gradient:
         shapes = ", ".join(f"{n}={a.shape}" for n, a in self.arrays.items())
         return f"Gradient({shapes}, loss={self.loss!r}, n_losses={self.n_losses!r}, scheme={self.scheme!r})"
 
-    def as_dict(self) -> dict[str, np.ndarray]:
+    def as_dict(self, torch_names: bool = False) -> dict[str, np.ndarray]:
+        """{name: array}; with ``torch_names`` keyed as the PyTorch modules' ``named_parameters()``,
+        prefixed "rnn." and "linear." (``gradlab.cells.Cell.torch_names``; a ValueError for a cell
+        without a PyTorch counterpart)."""
+        if torch_names:
+            names = self.cell.torch_names()
+            return {names[n]: a for n, a in self.arrays.items()}
         return dict(self.arrays)
 
     def flat(self) -> np.ndarray:

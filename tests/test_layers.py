@@ -16,9 +16,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "gradlab"
 #: Layers, lowest first: module-name prefixes (below ``gradlab.``) of each.
 LAYERS = [
     ("utilities", ("_config", "_io", "_validate", "_analyses")),
-    ("model/batch/schemes", ("model", "batch", "schemes", "cells")),
+    ("model/batch/schemes", ("model", "batch", "schemes", "cells", "cellmodel", "interop")),
     ("kernels", ("kernels",)),
-    ("engine", ("engine", "gradcheck", "compat")),
+    ("engine", ("engine", "gradcheck", "compat", "cell_engine")),
     ("data", ("data",)),
     ("analysis", ("analysis",)),
     ("train", ("train", "")),          # "": the package itself (gradlab/__init__.py imports up to train)

@@ -33,7 +33,7 @@ def test_registering_a_cell_twice_or_with_bad_roles_fails():
     with pytest.raises(ValueError, match="role must be one of"):
         Parameter("X", ("hidden",), "gate")
     with pytest.raises(ValueError, match="cell must be one of"):
-        cell("gru")
+        cell("transformer")
 
 
 def test_model_parameters_are_the_arrays_by_name():

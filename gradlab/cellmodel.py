@@ -1,0 +1,214 @@
+"""Models of the gated and linear cells (GRU, LSTM, diagonal linear recurrence), at the model layer.
+
+A :class:`CellModel` is a registered cell (``gradlab.cells``: "gru", "lstm", "linear")
+plus its parameters as an ordered dict of named float64 arrays, in the cell's order,
+with PyTorch's names for the gated cells (``weight_ih_l0`` ...) and ``W``, ``b`` for the
+output layer (logits = W h(t) + b, softmax cross-entropy, as the Elman cell's output plus
+a bias). Input words are one-hot: column x(t) of ``weight_ih_l0`` (or ``B``) is read.
+
+The Elman :class:`gradlab.RNN` is unchanged; the engine functions for these models are
+in ``gradlab.cell_engine``. With ``embedding_size`` (cells "gru-embedding", ...) the words are read through an
+embedding layer, ``embedding`` (|V| x E, PyTorch's ``nn.Embedding``), and the input
+weights have E columns. Conversion to and from PyTorch modules is in
+``gradlab.interop`` (``gradlab.from_torch``, :meth:`CellModel.to_torch`).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ._io import atomic_savez
+from ._validate import check_int
+from .cells import Cell, cell as _cell, stacked
+
+__all__ = ["CellModel", "CELL_NAMES"]
+
+#: The cells a CellModel holds (the Elman cell is gradlab.RNN); "-embedding": reading an embedding layer.
+CELL_NAMES = ("gru", "lstm", "linear", "gru-embedding", "lstm-embedding", "linear-embedding")
+
+_CELL_KEY = "__cell__"
+
+
+def _as_cell(c) -> Cell:
+    name = c.name if isinstance(c, Cell) else c
+    base, _, layers = name.rpartition("-") if isinstance(name, str) and name.endswith("layers") else (name, "", "")
+    if base not in CELL_NAMES or (layers and not (layers[:-6].isdigit() and int(layers[:-6]) >= 2)):
+        raise ValueError(f"cell must be one of {CELL_NAMES}, optionally stacked as '<cell>-<n>layers' "
+                         f"(the Elman cell is gradlab.RNN); received {name!r}")
+    if layers:
+        return stacked(_cell(base), int(layers[:-6]))
+    return _cell(name)
+
+
+class CellModel:
+    """A GRU, LSTM or diagonal linear recurrence with a softmax output layer.
+
+    Parameters
+    ----------
+    cell : {"gru", "lstm", "linear"} or gradlab.cells.Cell
+    parameters : mapping of str to array
+        Exactly the cell's parameters (``gradlab.cells.cell(name).names``); the sizes are
+        read from them and checked (:meth:`validate`).
+    """
+
+    def __init__(self, cell, parameters):
+        object.__setattr__(self, "cell", _as_cell(cell))
+        names = self.cell.names
+        if not hasattr(parameters, "keys"):
+            raise TypeError(f"parameters must be a mapping {{name: array}} with names {names}; "
+                            f"received {type(parameters).__name__}")
+        if set(parameters) != set(names):
+            raise ValueError(f"parameters of a {self.cell.name} model must be exactly {names}; "
+                             f"missing {[n for n in names if n not in parameters]}, "
+                             f"unexpected {[n for n in parameters if n not in names]}")
+        arrays = {}
+        for n in names:
+            try:
+                arrays[n] = np.array(parameters[n], dtype=np.float64)
+            except (TypeError, ValueError) as exc:
+                raise TypeError(f"parameter {n} must be an array of numbers; {exc}") from None
+        object.__setattr__(self, "params", arrays)
+        self.validate()
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"set a CellModel's arrays in place through model.params[...]; cannot set {name!r}")
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def num_layers(self) -> int:
+        """Stacked layers (1 unless the cell is '<cell>-<n>layers')."""
+        name = self.cell.name
+        return int(name.rpartition("-")[2][:-6]) if name.endswith("layers") else 1
+
+    def layer_names(self, layer: int) -> tuple[str, ...]:
+        """The recurrent and input parameters of one layer, in the cell's order (without the embedding)."""
+        if self.base == "linear":
+            return ("lambda", "B") if layer == 0 else (f"lambda_l{layer}", f"B_l{layer}")
+        return tuple(f"{n}_l{layer}" for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+
+    @property
+    def base(self) -> str:
+        """The recurrence: "gru", "lstm" or "linear" (with or without an embedding layer)."""
+        return self.cell.name.split("-")[0]
+
+    @property
+    def input_weights(self) -> str:
+        """Name of the weights that read the input: "weight_ih_l0" or "B"."""
+        return "B" if self.base == "linear" else "weight_ih_l0"
+
+    @property
+    def hidden_size(self) -> int:
+        p = self.params
+        return int(p["lambda"].shape[0] if self.base == "linear" else p["weight_hh_l0"].shape[-1])  # layer 0
+
+    @property
+    def vocab_size(self) -> int:
+        p = self.params
+        return int((p["embedding"].shape[0] if "embedding" in p else p[self.input_weights].shape[-1]))
+
+    @property
+    def embedding_size(self) -> int | None:
+        """E, or None for one-hot input."""
+        return int(self.params["embedding"].shape[-1]) if "embedding" in self.params else None
+
+    @property
+    def output_size(self) -> int:
+        return int(self.params["W"].shape[0])
+
+    @property
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        return self.cell.shapes(self.vocab_size, self.hidden_size, self.output_size, self.embedding_size)
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        """The arrays by name, in the cell's order (the arrays themselves, not copies)."""
+        return dict(self.params)
+
+    # ------------------------------------------------------------------ checks
+    def validate(self) -> None:
+        """Every array has the shape the sizes imply and only finite values; the error names the parameter."""
+        p = self.params
+        for n in self.cell.names:
+            if p[n].ndim != len(self.cell.parameter(n).shape) or 0 in p[n].shape:
+                raise ValueError(f"parameter {n} of a {self.cell.name} model must have "
+                                 f"{len(self.cell.parameter(n).shape)} non-empty dimension(s) "
+                                 f"{self.cell.parameter(n).shape}; received shape {p[n].shape}")
+        expected = self.shapes
+        for n in self.cell.names:
+            if p[n].shape != expected[n]:
+                raise ValueError(f"parameter {n} of a {self.cell.name} model must have shape {expected[n]} "
+                                 f"{self.cell.parameter(n).shape} (vocab {self.vocab_size}, hidden "
+                                 f"{self.hidden_size}, output {self.output_size}); received {p[n].shape}")
+            if not np.isfinite(p[n]).all():
+                raise ValueError(f"parameter {n} holds non-finite values (nan or inf)")
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def init(cls, cell, vocab_size: int, hidden_size: int, output_size: int | None = None, *,
+             embedding_size: int | None = None, num_layers: int = 1, seed=None) -> "CellModel":
+        """PyTorch's initialisation: every array uniform(-1/sqrt(H), 1/sqrt(H)), drawn in the cell's order
+        from ``numpy.random.default_rng(seed)``; the linear recurrence's lambda uniform(0, 1) and an
+        embedding N(0, 1) (nn.Embedding's). ``embedding_size`` E: read words through an embedding layer
+        (cell "gru" becomes "gru-embedding", ...); ``num_layers``: stacked layers ("gru-2layers", ...)."""
+        c = _as_cell(cell)
+        vocab_size = check_int(vocab_size, "vocab_size", 1)
+        hidden_size = check_int(hidden_size, "hidden_size", 1)
+        output_size = vocab_size if output_size is None else check_int(output_size, "output_size", 1)
+        if embedding_size is not None:
+            embedding_size = check_int(embedding_size, "embedding_size", 1)
+            if not c.name.endswith("-embedding"):
+                c = _as_cell(c.name + "-embedding")
+        elif c.name.endswith("-embedding"):
+            raise ValueError(f"a {c.name} model needs embedding_size")
+        if num_layers != 1:
+            if c.name.endswith("layers"):
+                raise ValueError(f"cell {c.name!r} is already stacked; pass its base cell with num_layers")
+            c = stacked(c, num_layers)
+        rng = np.random.default_rng(seed)
+        bound = 1.0 / np.sqrt(hidden_size)
+        arrays = {}
+        for n, shape in c.shapes(vocab_size, hidden_size, output_size, embedding_size).items():
+            if n == "embedding":
+                arrays[n] = rng.standard_normal(shape)
+            elif n == "lambda" or n.startswith("lambda_l"):
+                arrays[n] = rng.uniform(0.0, 1.0, size=shape)
+            else:
+                arrays[n] = rng.uniform(-bound, bound, size=shape)
+        return cls(c, arrays)
+
+    def copy(self) -> "CellModel":
+        return CellModel(self.cell, {n: a.copy() for n, a in self.params.items()})
+
+    def __repr__(self) -> str:
+        emb = "" if self.embedding_size is None else f", embedding_size={self.embedding_size}"
+        emb += "" if self.num_layers == 1 else f", num_layers={self.num_layers}"
+        return (f"CellModel({self.cell.name!r}, vocab_size={self.vocab_size}, hidden_size={self.hidden_size}, "
+                f"output_size={self.output_size}{emb})")
+
+    # ------------------------------------------------------------------ files
+    def save(self, path: str | os.PathLike) -> Path:
+        """The arrays and the cell's name in one .npz file, written atomically."""
+        return atomic_savez(path, **{_CELL_KEY: np.array(self.cell.name)}, **self.params)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "CellModel":
+        path = Path(path)
+        with np.load(path, allow_pickle=False) as data:
+            if _CELL_KEY not in data.files:
+                raise ValueError(f"{path} is not a saved CellModel (no {_CELL_KEY!r} entry); "
+                                 "an Elman model loads with gradlab.RNN.load")
+            name = str(data[_CELL_KEY])
+            c = _as_cell(name)
+            missing = [n for n in c.names if n not in data.files]
+            if missing:
+                raise ValueError(f"{path}: a {name} model needs arrays {c.names}; missing {missing}")
+            return cls(c, {n: data[n] for n in c.names})
+
+    # ------------------------------------------------------------------ PyTorch
+    def to_torch(self, *, batch_first: bool = False, dtype=None):
+        """(rnn, linear) PyTorch modules holding these parameters, or (rnn, linear, embedding) for a model
+        with an embedding layer (torch imported here; float64 by default). A linear-recurrence model has
+        no PyTorch module (ValueError)."""
+        from .interop import to_torch
+        return to_torch(self, batch_first=batch_first, dtype=dtype)

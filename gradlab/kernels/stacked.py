@@ -1,0 +1,189 @@
+"""Stacked layers (num_layers >= 2) of the gated and linear cells, as PyTorch stacks them.
+
+Layer 0 reads the one-hot word (``gated.*_forward``); layer l >= 1 reads h_{l-1}(t) of the
+same step through dense input weights (``*_forward_dense``). Backward, a loss's signals of
+all layers travel together: at each step j (from t down to the window's start) the layers
+are stepped back from the top, each adding its input gradient W_ih,l^T d to the layer
+below at the same step, and its recurrent gradient to step j - 1 of its own layer, which
+is not taken at the window's first step (what detaching the states of all layers before
+step t - L(t) gives). Parameter gradients use the one-step functions of ``gated``; the
+dense input weights' part is added here. Arrays carry the layer first.
+"""
+import numpy as np
+from numba import njit
+
+from .._config import JIT
+from .gated import _gru_step, _linear_step, _lstm_back, _lstm_step, _norm, _sig
+
+
+# ---------------------------------------------------------------------- forward of a dense-input layer
+@njit(**JIT)
+def gru_forward_dense(Wih, Whh, bih, bhh, X, offsets, Hs, G):
+    H = Whh.shape[1]
+    gi = np.empty(3 * H)
+    gh = np.empty(3 * H)
+    for s in range(offsets.size - 1):
+        for p in range(offsets[s], offsets[s + 1]):
+            first = p == offsets[s]
+            for a in range(3 * H):
+                acc = bih[a]
+                for v in range(X.shape[1]):
+                    acc += Wih[a, v] * X[p, v]
+                gi[a] = acc
+                acc = bhh[a]
+                if not first:
+                    for v in range(H):
+                        acc += Whh[a, v] * Hs[p - 1, v]
+                gh[a] = acc
+            for u in range(H):
+                r = _sig(gi[u] + gh[u])
+                z = _sig(gi[H + u] + gh[H + u])
+                n = np.tanh(gi[2 * H + u] + r * gh[2 * H + u])
+                hp = 0.0 if first else Hs[p - 1, u]
+                Hs[p, u] = (1.0 - z) * n + z * hp
+                G[p, u] = r
+                G[p, H + u] = z
+                G[p, 2 * H + u] = n
+                G[p, 3 * H + u] = gh[2 * H + u]
+
+
+@njit(**JIT)
+def lstm_forward_dense(Wih, Whh, bih, bhh, X, offsets, Hs, Cs, G):
+    H = Whh.shape[1]
+    pre = np.empty(4 * H)
+    for s in range(offsets.size - 1):
+        for p in range(offsets[s], offsets[s + 1]):
+            first = p == offsets[s]
+            for a in range(4 * H):
+                acc = bih[a] + bhh[a]
+                for v in range(X.shape[1]):
+                    acc += Wih[a, v] * X[p, v]
+                if not first:
+                    for v in range(H):
+                        acc += Whh[a, v] * Hs[p - 1, v]
+                pre[a] = acc
+            for u in range(H):
+                i = _sig(pre[u])
+                f = _sig(pre[H + u])
+                g = np.tanh(pre[2 * H + u])
+                o = _sig(pre[3 * H + u])
+                cp = 0.0 if first else Cs[p - 1, u]
+                c = f * cp + i * g
+                Cs[p, u] = c
+                Hs[p, u] = o * np.tanh(c)
+                G[p, u] = i
+                G[p, H + u] = f
+                G[p, 2 * H + u] = g
+                G[p, 3 * H + u] = o
+
+
+@njit(**JIT)
+def linear_forward_dense(lam, B, X, offsets, Hs):
+    H = lam.size
+    for s in range(offsets.size - 1):
+        for p in range(offsets[s], offsets[s + 1]):
+            for u in range(H):
+                acc = 0.0 if p == offsets[s] else lam[u] * Hs[p - 1, u]
+                for v in range(X.shape[1]):
+                    acc += B[u, v] * X[p, v]
+                Hs[p, u] = acc
+
+
+# ---------------------------------------------------------------------- one step of all layers
+@njit(**JIT)
+def _dense_input(gWih, slot, d, x_in, Wih, below):
+    """gWih[slot] += d (x) x_in; below += Wih^T d."""
+    for a in range(d.size):
+        for v in range(x_in.size):
+            gWih[slot, a, v] += d[a] * x_in[v]
+            below[v] += Wih[a, v] * d[a]
+
+
+@njit(**JIT)
+def _gru_layers(j, first, x, slot, last, Whh, Wih, Hs, G, dh, bufs, dummy, gWih0, gWih, gWhh, gbih, gbhh,
+                row, hnorm):
+    L = Whh.shape[0]
+    hp, di, dg, dnew = bufs
+    for l in range(L - 1, -1, -1):
+        if row >= 0:
+            hnorm[l, row] = _norm(dh[l])
+        gi = gWih0 if l == 0 else dummy
+        _gru_step(j, first, x if l == 0 else 0, slot, last, Whh[l], Hs[l], G[l], dh[l], hp, di, dg, dnew,
+                  gi, gWhh[l], gbih[l], gbhh[l])
+        if l > 0:
+            _dense_input(gWih[l], slot, di, Hs[l - 1, j], Wih[l], dh[l - 1])
+
+
+@njit(**JIT)
+def _lstm_layers(j, first, x, slot, last, Whh, Wih, Hs, Cs, G, dh, dc, bufs, dummy, gWih0, gWih, gWhh, gbih,
+                 gbhh, row, hnorm, cnorm):
+    L = Whh.shape[0]
+    hp, d, dnew = bufs
+    for l in range(L - 1, -1, -1):
+        if row >= 0:
+            hnorm[l, row] = _norm(dh[l])
+        gi = gWih0 if l == 0 else dummy
+        _lstm_step(j, first, x if l == 0 else 0, slot, last, Whh[l], Hs[l], Cs[l], G[l], dh[l], dc[l], hp, d, dnew,
+                   gi, gWhh[l], gbih[l], gbhh[l])
+        if row >= 0:
+            cnorm[l, row] = _norm(dc[l])
+        if l > 0:
+            _dense_input(gWih[l], slot, d, Hs[l - 1, j], Wih[l], dh[l - 1])
+        if not last:
+            _lstm_back(j, Whh[l], G[l], dh[l], dc[l], d, dnew)
+
+
+@njit(**JIT)
+def _linear_layers(j, first, x, slot, lam, B, Hs, dh, dummy, glam, gB0, gB, row, hnorm):
+    L = lam.shape[0]
+    for l in range(L - 1, -1, -1):
+        if row >= 0:
+            hnorm[l, row] = _norm(dh[l])
+        if l > 0:
+            _dense_input(gB[l], slot, dh[l], Hs[l - 1, j], B[l], dh[l - 1])
+        _linear_step(j, first, x if l == 0 else 0, slot, lam[l], Hs[l], dh[l], glam[l], gB0 if l == 0 else dummy)
+
+
+# ---------------------------------------------------------------------- drivers
+@njit(**JIT)
+def stacked_backward(kind, Whh, Wih, lam, B, ids, starts, offsets, loss_pos, lo, dH, full, Hs, Cs, G, per_lag,
+                     gWih0, gWih, gWhh, gbih, gbhh, glam, gB0, gB, row0, hnorm, cnorm):
+    """kind 0 = GRU, 1 = LSTM, 2 = linear. ``full``: one accumulated sweep per sentence with dH (N, H) the
+    injected signals; else one sweep per loss l through loss_pos[l] .. lo[l] with dH[l] its signal.
+    ``row0`` empty: no norms. Unused arrays of the other kinds may be empty placeholders."""
+    L = Hs.shape[0]
+    H = Hs.shape[2]
+    S = gB0.shape[0] if kind == 2 else gWih0.shape[0]
+    dh = np.zeros((L, H))
+    dc = np.zeros((L, H))
+    rows = 3 * H if kind == 0 else 4 * H
+    dummy = np.zeros((S, rows, 1))
+    hp, dnew = np.empty(H), np.empty(H)
+    di, dg = np.empty(rows), np.empty(rows)
+    n_outer = offsets.size - 1 if full else loss_pos.size
+    for l in range(n_outer):
+        if full:
+            t, stop = offsets[l + 1] - 1, offsets[l]
+        else:
+            t, stop = loss_pos[l], lo[l]
+        dh[:] = 0.0
+        dc[:] = 0.0
+        if not full:
+            dh[L - 1] = dH[l]
+        for j in range(t, stop - 1, -1):
+            if full:
+                for u in range(H):
+                    dh[L - 1, u] += dH[j, u]
+            k = t - j
+            slot = k if per_lag else 0
+            row = row0[l] + k if row0.size else -1
+            first = j == starts[j]
+            last = j == stop
+            if kind == 0:
+                _gru_layers(j, first, ids[j], slot, last, Whh, Wih, Hs, G, dh, (hp, di, dg, dnew), dummy, gWih0,
+                            gWih, gWhh, gbih, gbhh, row, hnorm)
+            elif kind == 1:
+                _lstm_layers(j, first, ids[j], slot, last, Whh, Wih, Hs, Cs, G, dh, dc, (hp, di, dnew), dummy,
+                             gWih0, gWih, gWhh, gbih, gbhh, row, hnorm, cnorm)
+            else:
+                _linear_layers(j, first, ids[j], slot, lam, B, Hs, dh, dummy, glam, gB0, gB, row, hnorm)

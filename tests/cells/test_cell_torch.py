@@ -1,0 +1,364 @@
+"""Gated and linear cells against PyTorch autograd (float64), and gradlab.from_torch / to_torch.
+
+Oracles:
+- full BPTT: PyTorch's own fused nn.GRU / nn.LSTM over each sentence, one backward;
+- any lag limit L(t): every loss t gets its own graph, run by the fused module from the
+  detached states at step t - L - 1 over steps t - L .. t;
+- contributions: autograd.grad of each J(t) with respect to every h(t-k) (and c(t-k)) of a
+  step-by-step graph built with nn.GRUCell / nn.LSTMCell holding the same weights.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import import_torch
+from helpers import random_cell_problem
+
+torch = import_torch()
+from torch import nn  # noqa: E402
+
+import gradlab  # noqa: E402
+from gradlab import RNN, Batch, Block, Full, Sliding, chunked  # noqa: E402
+from gradlab import cell_engine as ce  # noqa: E402
+from gradlab import engine  # noqa: E402
+from gradlab.cellmodel import CellModel  # noqa: E402
+
+RTOL, ATOL = 1e-9, 1e-12
+F64 = torch.float64
+
+
+def _onehot(x, vocab):
+    return torch.nn.functional.one_hot(torch.as_tensor(np.asarray(x)), vocab).to(F64)
+
+
+def _run(rnn, x, vocab, state=None):
+    """Outputs (T, H) and final state of the module over one sentence (batch of one, either layout)."""
+    inp = _onehot(x, vocab)
+    inp = inp[None] if rnn.batch_first else inp[:, None]
+    out, state = rnn(inp, state)
+    return (out[0] if rnn.batch_first else out[:, 0]), state
+
+
+def _torch_grads(rnn, linear):
+    g = {f"rnn.{n}": p.grad.numpy().copy() for n, p in rnn.named_parameters()}
+    g.update({f"linear.{n}": p.grad.numpy().copy() for n, p in linear.named_parameters()})
+    return g
+
+
+def torch_lag_limited(rnn, linear, xs, ds, vocab, window, run=None):
+    """Autograd gradient where loss t backpropagates through steps t - min(window(t), t) .. t only
+    (``run(rnn, x, vocab, state)``: how the module reads a sentence, one-hot by default)."""
+    _run = run or globals()["_run"]
+    rnn.zero_grad()
+    linear.zero_grad()
+    total = torch.zeros((), dtype=F64)
+    for x, d in zip(xs, ds):
+        with torch.no_grad():
+            states = [None]
+            state = None
+            for t in range(len(x)):
+                _, state = _run(rnn, x[t:t + 1], vocab, state)
+                states.append(tuple(s.clone() for s in state) if isinstance(state, tuple) else state.clone())
+        for t in range(len(x)):
+            if d[t] == -1:
+                continue
+            start = t - min(window(t), t)
+            out, _ = _run(rnn, x[start:t + 1], vocab, states[start])
+            total = total + nn.functional.cross_entropy(linear(out[-1:]), torch.tensor([int(d[t])]),
+                                                        reduction="sum")
+    total.backward()
+    return _torch_grads(rnn, linear), total.item()
+
+
+def torch_full(rnn, linear, xs, ds, vocab):
+    rnn.zero_grad()
+    linear.zero_grad()
+    total = torch.zeros((), dtype=F64)
+    for x, d in zip(xs, ds):
+        out, _ = _run(rnn, x, vocab)
+        keep = torch.as_tensor(np.flatnonzero(np.asarray(d) != -1))
+        if keep.numel():
+            total = total + nn.functional.cross_entropy(linear(out[keep]), torch.as_tensor(np.asarray(d))[keep],
+                                                        reduction="sum")
+    total.backward()
+    return _torch_grads(rnn, linear), total.item()
+
+
+def _compare(ours: dict, theirs: dict):
+    assert set(ours) == set(theirs)
+    for n in theirs:
+        np.testing.assert_allclose(ours[n], theirs[n], rtol=RTOL, atol=ATOL, err_msg=n)
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("objective", ["lm", "final"])
+def test_full_gradient_matches_the_fused_pytorch_module(kind, batch_first, objective, rng):
+    m, b, xs, ds = random_cell_problem(rng, kind, objective=objective, hidden=4, vocab=5, lengths=(6, 1, 3),
+                                       drop=0.3)
+    rnn, linear = m.to_torch(batch_first=batch_first)
+    theirs, J = torch_full(rnn, linear, xs, ds, m.vocab_size)
+    g = ce.gradient(m, b, Full())
+    assert g.loss == pytest.approx(J, rel=1e-12)
+    _compare(g.as_dict(torch_names=True), theirs)
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+@pytest.mark.parametrize("scheme", [Sliding(0), Sliding(2), Sliding(10), Block(2, 3), chunked(3)], ids=str)
+def test_truncated_gradients_match_detached_pytorch_graphs(kind, scheme, rng):
+    m, b, xs, ds = random_cell_problem(rng, kind, hidden=3, vocab=4, lengths=(7, 2, 4), drop=0.2)
+    rnn, linear = m.to_torch()
+    window = lambda t: int(scheme.lag_limit(np.array([t]))[0])  # noqa: E731
+    theirs, _ = torch_lag_limited(rnn, linear, xs, ds, m.vocab_size, window)
+    _compare(ce.gradient(m, b, scheme).as_dict(torch_names=True), theirs)
+
+
+def test_truncated_linear_recurrence_matches_autograd(rng):
+    m, b, xs, ds = random_cell_problem(rng, "linear", hidden=3, vocab=4, lengths=(6, 3), drop=0.2)
+    P = {n: torch.tensor(a, requires_grad=True) for n, a in m.params.items()}
+    for tau in (0, 2, 10):
+        for p in P.values():
+            p.grad = None
+        total = torch.zeros((), dtype=F64)
+        for x, d in zip(xs, ds):
+            hs = [torch.zeros(3, dtype=F64)]
+            for t in range(len(x)):
+                hs.append(P["lambda"] * hs[-1] + P["B"][:, int(x[t])])
+            for t in range(len(x)):
+                if d[t] == -1:
+                    continue
+                start = t - min(tau, t)
+                h = hs[start].detach()
+                for j in range(start, t + 1):
+                    h = P["lambda"] * h + P["B"][:, int(x[j])]
+                total = total + nn.functional.cross_entropy((P["W"] @ h + P["b"])[None], torch.tensor([int(d[t])]),
+                                                            reduction="sum")
+        total.backward()
+        g = ce.gradient(m, b, Sliding(tau))
+        _compare(g.as_dict(), {n: p.grad.numpy() for n, p in P.items()})
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+def test_contributions_match_autograd_grad_of_each_loss(kind, rng):
+    m, b, xs, ds = random_cell_problem(rng, kind, hidden=3, vocab=4, lengths=(6, 1, 4), drop=0.3)
+    rnn, linear = m.to_torch()
+    cell = (nn.GRUCell if kind == "gru" else nn.LSTMCell)(m.vocab_size, m.hidden_size, dtype=F64)
+    for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+        getattr(cell, n).data.copy_(getattr(rnn, n + "_l0").data)
+    K = 3
+    c = ce.contributions(m, b, K)
+    h_rows, c_rows = [], []
+    for x, d in zip(xs, ds):
+        H = m.hidden_size
+        h = torch.zeros(1, H, dtype=F64)
+        cc = torch.zeros(1, H, dtype=F64)
+        hs, cs = [], []
+        for t in range(len(x)):
+            if kind == "gru":
+                h = cell(_onehot(x[t:t + 1], m.vocab_size), h)
+            else:
+                h, cc = cell(_onehot(x[t:t + 1], m.vocab_size), (h, cc))
+                cs.append(cc)
+            hs.append(h)
+        for t in range(len(x)):
+            if d[t] == -1:
+                continue
+            J = nn.functional.cross_entropy(linear(hs[t]), torch.tensor([int(d[t])]), reduction="sum")
+            lags = range(min(K, t) + 1)
+            wrt = [hs[t - k] for k in lags] + ([cs[t - k] for k in lags] if kind == "lstm" else [])
+            grads = torch.autograd.grad(J, wrt, retain_graph=True)
+            n = len(lags)
+            h_rows += [float(g.norm()) for g in grads[:n]]
+            c_rows += [float(g.norm()) for g in grads[n:]]
+    np.testing.assert_allclose(c.h_norm, h_rows, rtol=RTOL, atol=ATOL)
+    if kind == "lstm":
+        np.testing.assert_allclose(c.c_norm, c_rows, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("kind", [nn.GRU, nn.LSTM])
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_from_torch_and_back_round_trip(kind, batch_first):
+    torch.manual_seed(0)
+    rnn = kind(6, 4, batch_first=batch_first, dtype=F64)
+    linear = nn.Linear(4, 5, dtype=F64)
+    m = gradlab.from_torch(rnn, linear)
+    assert isinstance(m, CellModel) and m.cell.name == kind.__name__.lower()
+    assert (m.vocab_size, m.hidden_size, m.output_size) == (6, 4, 5)
+    rnn2, linear2 = m.to_torch(batch_first=batch_first)
+    assert rnn2.batch_first == batch_first
+    for (n, p), (n2, p2) in zip(list(rnn.named_parameters()) + list(linear.named_parameters()),
+                                list(rnn2.named_parameters()) + list(linear2.named_parameters())):
+        assert n == n2
+        assert torch.equal(p, p2)
+    # float32 modules come in as float64 arrays
+    m32 = gradlab.from_torch(kind(6, 4), nn.Linear(4, 5))
+    assert m32.params["weight_hh_l0"].dtype == np.float64
+    # bias-free modules get zero biases
+    mb = gradlab.from_torch(kind(6, 4, bias=False, dtype=F64), nn.Linear(4, 5, bias=False, dtype=F64))
+    assert not mb.params["bias_hh_l0"].any() and not mb.params["b"].any()
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+def test_a_bias_free_nn_rnn_is_gradlabs_elman_rnn(nonlinearity, rng):
+    torch.manual_seed(1)
+    rnn = nn.RNN(5, 3, nonlinearity=nonlinearity, bias=False, batch_first=True, dtype=F64)
+    linear = nn.Linear(3, 5, bias=False, dtype=F64)
+    m = gradlab.from_torch(rnn, linear)
+    assert isinstance(m, RNN) and m.activation == nonlinearity
+    xs = [rng.integers(0, 5, T) for T in (5, 2)]
+    ds = [rng.integers(0, 5, T) for T in (5, 2)]
+    theirs, J = torch_full(rnn, linear, xs, ds, 5)
+    g = engine.gradient(m, Batch.for_language_model(xs, ds), Full())
+    assert g.loss == pytest.approx(J, rel=1e-12)
+    _compare(g.as_dict(torch_names=True), theirs)
+    rnn2, linear2 = gradlab.interop.to_torch(m)
+    assert torch.equal(rnn2.weight_hh_l0, rnn.weight_hh_l0) and torch.equal(linear2.weight, linear.weight)
+
+
+def test_unsupported_modules_say_what_is_not_supported():
+    lin = nn.Linear(4, 5)
+    with pytest.raises(NotImplementedError, match="bidirectional"):
+        gradlab.from_torch(nn.GRU(6, 4, bidirectional=True), lin)
+    with pytest.raises(NotImplementedError, match="proj_size"):
+        gradlab.from_torch(nn.LSTM(6, 4, proj_size=2), lin)
+    with pytest.raises(NotImplementedError, match="nn.RNN with num_layers=2"):
+        gradlab.from_torch(nn.RNN(6, 4, num_layers=2, bias=False), nn.Linear(4, 5, bias=False))
+    with pytest.warns(UserWarning, match="dropout"):
+        dropped = nn.GRU(6, 4, num_layers=1, dropout=0.5)
+    with pytest.raises(NotImplementedError, match="dropout"):
+        gradlab.from_torch(dropped, lin)
+    with pytest.raises(NotImplementedError, match="nn.RNN with biases"):
+        gradlab.from_torch(nn.RNN(6, 4), lin)
+    with pytest.raises(NotImplementedError, match="padding_idx"):
+        gradlab.from_torch(nn.GRU(6, 4), lin, nn.Embedding(10, 6, padding_idx=0))
+    with pytest.raises(NotImplementedError, match="max_norm"):
+        gradlab.from_torch(nn.GRU(6, 4), lin, nn.Embedding(10, 6, max_norm=1.0))
+    with pytest.raises(ValueError, match="embedding_dim"):
+        gradlab.from_torch(nn.GRU(6, 4), lin, nn.Embedding(10, 5))
+    with pytest.raises(NotImplementedError, match="nn.RNN with an embedding"):
+        gradlab.from_torch(nn.RNN(6, 4, bias=False), nn.Linear(4, 5, bias=False), nn.Embedding(10, 6))
+    with pytest.raises(TypeError, match="Conv1d.*not supported"):
+        gradlab.from_torch(nn.Conv1d(6, 4, 2), lin)
+    with pytest.raises(TypeError, match="nn.Linear"):
+        gradlab.from_torch(nn.GRU(6, 4), nn.Identity())
+    with pytest.raises(ValueError, match="in_features"):
+        gradlab.from_torch(nn.GRU(6, 4), nn.Linear(3, 5))
+    with pytest.raises(ValueError, match="no PyTorch module"):
+        CellModel.init("linear", 3, 2, seed=0).to_torch()
+    with pytest.raises(NotImplementedError, match="sigmoid"):
+        gradlab.interop.to_torch(RNN.init(3, 2, rng=0))
+
+
+class _Embedded(nn.Module):
+    """nn.Embedding in front of the recurrent module: the one-hot runner's interface on word ids."""
+
+    def __init__(self, embedding, rnn):
+        super().__init__()
+        self.embedding, self.rnn, self.batch_first = embedding, rnn, rnn.batch_first
+
+
+def _run_embedded(mod, x, state=None):
+    inp = mod.embedding(torch.as_tensor(np.asarray(x)))
+    inp = inp[None] if mod.batch_first else inp[:, None]
+    out, state = mod.rnn(inp, state)
+    return (out[0] if mod.batch_first else out[:, 0]), state
+
+
+@pytest.mark.parametrize("kind", [nn.GRU, nn.LSTM])
+@pytest.mark.parametrize("tau", [None, 0, 2])
+def test_embedding_models_from_torch_match_autograd(kind, tau, rng):
+    torch.manual_seed(3)
+    V, E, H, O = 7, 3, 4, 5
+    embedding = nn.Embedding(V, E, dtype=F64)
+    rnn = kind(E, H, batch_first=True, dtype=F64)
+    linear = nn.Linear(H, O, dtype=F64)
+    m = gradlab.from_torch(rnn, linear, embedding)
+    assert m.cell.name == kind.__name__.lower() + "-embedding" and m.embedding_size == E
+    xs = [rng.integers(0, V, T) for T in (6, 1, 4)]
+    ds = [rng.integers(0, O, T) for T in (6, 1, 4)]
+    mod = _Embedded(embedding, rnn)
+    window = (lambda t: 10 ** 9) if tau is None else (lambda t: tau)
+    embedding.zero_grad()
+    theirs, J = torch_lag_limited(rnn, linear, xs, ds, V, window,
+                                  run=lambda r, x, vocab, state=None: _run_embedded(mod, x, state))
+    theirs["embedding.weight"] = embedding.weight.grad.numpy().copy()
+    g = ce.gradient(m, Batch.for_language_model(xs, ds), Full() if tau is None else Sliding(tau))
+    assert g.loss == pytest.approx(J, rel=1e-12)
+    _compare(g.as_dict(torch_names=True), theirs)
+    rnn2, linear2, embedding2 = m.to_torch(batch_first=True)
+    assert torch.equal(embedding2.weight, embedding.weight) and torch.equal(rnn2.weight_ih_l0, rnn.weight_ih_l0)
+
+
+@pytest.mark.parametrize("kind", [nn.GRU, nn.LSTM])
+@pytest.mark.parametrize("scheme", [Full(), Sliding(0), Sliding(2), Block(2, 3)], ids=str)
+@pytest.mark.parametrize("num_layers", [2, 3])
+def test_stacked_gradients_match_pytorchs_multilayer_modules(kind, scheme, num_layers, rng):
+    """TBPTT(tau) = every loss's graph starts from the detached states of all layers at step t - tau - 1."""
+    torch.manual_seed(num_layers)
+    V, H, O = 5, 3, 4
+    rnn = kind(V, H, num_layers=num_layers, batch_first=bool(num_layers % 2), dtype=F64)
+    linear = nn.Linear(H, O, dtype=F64)
+    m = gradlab.from_torch(rnn, linear)
+    assert m.num_layers == num_layers and m.cell.name == f"{kind.__name__.lower()}-{num_layers}layers"
+    xs = [rng.integers(0, V, T) for T in (6, 1, 4)]
+    ds = [rng.integers(0, O, T) for T in (6, 1, 4)]
+    ds[0][2] = -1
+    window = lambda t: int(scheme.lag_limit(np.array([t]))[0])  # noqa: E731
+    theirs, J = torch_lag_limited(rnn, linear, xs, ds, V, window)
+    g = ce.gradient(m, Batch.for_language_model(xs, ds), scheme)
+    assert g.loss == pytest.approx(J, rel=1e-12)
+    _compare(g.as_dict(torch_names=True), theirs)
+    rnn2, linear2 = m.to_torch(batch_first=rnn.batch_first)
+    assert rnn2.num_layers == num_layers
+    for (n, p), (n2, p2) in zip(rnn.named_parameters(), rnn2.named_parameters()):
+        assert n == n2 and torch.equal(p, p2)
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+def test_stacked_contributions_match_autograd_grad_of_each_loss(kind, rng):
+    L, K, V, H = 2, 3, 4, 3
+    m = CellModel.init(kind, V, H, V, num_layers=L, seed=5)
+    rnn, linear = m.to_torch()
+    cells = []
+    for layer in range(L):
+        cell = (nn.GRUCell if kind == "gru" else nn.LSTMCell)(V if layer == 0 else H, H, dtype=F64)
+        for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(cell, n).data.copy_(getattr(rnn, f"{n}_l{layer}").data)
+        cells.append(cell)
+    xs = [rng.integers(0, V, T) for T in (5, 2)]
+    ds = [rng.integers(0, V, T) for T in (5, 2)]
+    ds[0][1] = -1
+    c = ce.contributions(m, Batch.for_language_model(xs, ds), K)
+    h_rows, c_rows = [[] for _ in range(L)], [[] for _ in range(L)]
+    for x, d in zip(xs, ds):
+        hs = [[] for _ in range(L)]
+        cs = [[] for _ in range(L)]
+        state = [(torch.zeros(1, H, dtype=F64), torch.zeros(1, H, dtype=F64)) for _ in range(L)]
+        for t in range(len(x)):
+            inp = _onehot(x[t:t + 1], V)
+            for layer in range(L):
+                if kind == "gru":
+                    h = cells[layer](inp, state[layer][0])
+                    state[layer] = (h, None)
+                else:
+                    h, cc = cells[layer](inp, state[layer])
+                    state[layer] = (h, cc)
+                    cs[layer].append(cc)
+                hs[layer].append(h)
+                inp = h
+        for t in range(len(x)):
+            if d[t] == -1:
+                continue
+            J = nn.functional.cross_entropy(linear(hs[-1][t]), torch.tensor([int(d[t])]), reduction="sum")
+            lags = list(range(min(K, t) + 1))
+            for layer in range(L):
+                wrt = [hs[layer][t - k] for k in lags] + ([cs[layer][t - k] for k in lags] if kind == "lstm" else [])
+                grads = torch.autograd.grad(J, wrt, retain_graph=True, allow_unused=True)
+                zero = torch.zeros(1, H, dtype=F64)
+                grads = [zero if gr is None else gr for gr in grads]
+                h_rows[layer] += [float(gr.norm()) for gr in grads[:len(lags)]]
+                c_rows[layer] += [float(gr.norm()) for gr in grads[len(lags):]]
+    np.testing.assert_allclose(c.layer_h_norm, np.array(h_rows), rtol=RTOL, atol=ATOL)
+    if kind == "lstm":
+        np.testing.assert_allclose(c.layer_c_norm, np.array(c_rows), rtol=RTOL, atol=ATOL)
