@@ -24,11 +24,49 @@ def _sig(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
+@njit(**JIT)
+def _gru_gates(gi, gh, Hs, G, p, first):
+    """h(t) of step p from the input and recurrent pre-activations gi = W_ih x + b_ih, gh = W_hh h + b_hh;
+    G[p] = (r, z, n, gh_n). Shared by one-hot and dense-input layers."""
+    H = gh.size // 3
+    for u in range(H):
+        r = _sig(gi[u] + gh[u])
+        z = _sig(gi[H + u] + gh[H + u])
+        n = np.tanh(gi[2 * H + u] + r * gh[2 * H + u])
+        hp = 0.0 if first else Hs[p - 1, u]
+        Hs[p, u] = (1.0 - z) * n + z * hp
+        G[p, u] = r
+        G[p, H + u] = z
+        G[p, 2 * H + u] = n
+        G[p, 3 * H + u] = gh[2 * H + u]
+
+
+@njit(**JIT)
+def _lstm_gates(pre, Hs, Cs, G, p, first):
+    """c(t), h(t) of step p from the gates' pre-activations; G[p] = (i, f, g, o). Shared by one-hot and
+    dense-input layers."""
+    H = pre.size // 4
+    for u in range(H):
+        i = _sig(pre[u])
+        f = _sig(pre[H + u])
+        g = np.tanh(pre[2 * H + u])
+        o = _sig(pre[3 * H + u])
+        cp = 0.0 if first else Cs[p - 1, u]
+        c = f * cp + i * g
+        Cs[p, u] = c
+        Hs[p, u] = o * np.tanh(c)
+        G[p, u] = i
+        G[p, H + u] = f
+        G[p, 2 * H + u] = g
+        G[p, 3 * H + u] = o
+
+
 # ---------------------------------------------------------------------- forward
 @njit(**JIT)
 def gru_forward(Wih, Whh, bih, bhh, ids, offsets, Hs, G):
     """Hs[p] = h(t); G[p] = (r, z, n, W_hn h(t-1) + b_hn) of every step, each H wide."""
     H = Whh.shape[1]
+    gi = np.empty(3 * H)
     gh = np.empty(3 * H)
     for s in range(offsets.size - 1):
         for p in range(offsets[s], offsets[s + 1]):
@@ -40,16 +78,9 @@ def gru_forward(Wih, Whh, bih, bhh, ids, offsets, Hs, G):
                     for v in range(H):
                         acc += Whh[a, v] * Hs[p - 1, v]
                 gh[a] = acc
-            for u in range(H):
-                r = _sig(Wih[u, x] + bih[u] + gh[u])
-                z = _sig(Wih[H + u, x] + bih[H + u] + gh[H + u])
-                n = np.tanh(Wih[2 * H + u, x] + bih[2 * H + u] + r * gh[2 * H + u])
-                hp = 0.0 if first else Hs[p - 1, u]
-                Hs[p, u] = (1.0 - z) * n + z * hp
-                G[p, u] = r
-                G[p, H + u] = z
-                G[p, 2 * H + u] = n
-                G[p, 3 * H + u] = gh[2 * H + u]
+            for a in range(3 * H):
+                gi[a] = Wih[a, x] + bih[a]
+            _gru_gates(gi, gh, Hs, G, p, first)
 
 
 @njit(**JIT)
@@ -67,19 +98,7 @@ def lstm_forward(Wih, Whh, bih, bhh, ids, offsets, Hs, Cs, G):
                     for v in range(H):
                         acc += Whh[a, v] * Hs[p - 1, v]
                 pre[a] = acc
-            for u in range(H):
-                i = _sig(pre[u])
-                f = _sig(pre[H + u])
-                g = np.tanh(pre[2 * H + u])
-                o = _sig(pre[3 * H + u])
-                cp = 0.0 if first else Cs[p - 1, u]
-                c = f * cp + i * g
-                Cs[p, u] = c
-                Hs[p, u] = o * np.tanh(c)
-                G[p, u] = i
-                G[p, H + u] = f
-                G[p, 2 * H + u] = g
-                G[p, 3 * H + u] = o
+            _lstm_gates(pre, Hs, Cs, G, p, first)
 
 
 @njit(**JIT)

@@ -13,7 +13,7 @@ import numpy as np
 from numba import njit
 
 from .._config import JIT
-from .gated import _gru_step, _linear_step, _lstm_back, _lstm_step, _norm, _sig
+from .gated import _gru_gates, _gru_step, _linear_step, _lstm_back, _lstm_gates, _lstm_step, _norm
 
 
 # ---------------------------------------------------------------------- forward of a dense-input layer
@@ -35,16 +35,7 @@ def gru_forward_dense(Wih, Whh, bih, bhh, X, offsets, Hs, G):
                     for v in range(H):
                         acc += Whh[a, v] * Hs[p - 1, v]
                 gh[a] = acc
-            for u in range(H):
-                r = _sig(gi[u] + gh[u])
-                z = _sig(gi[H + u] + gh[H + u])
-                n = np.tanh(gi[2 * H + u] + r * gh[2 * H + u])
-                hp = 0.0 if first else Hs[p - 1, u]
-                Hs[p, u] = (1.0 - z) * n + z * hp
-                G[p, u] = r
-                G[p, H + u] = z
-                G[p, 2 * H + u] = n
-                G[p, 3 * H + u] = gh[2 * H + u]
+            _gru_gates(gi, gh, Hs, G, p, first)
 
 
 @njit(**JIT)
@@ -62,19 +53,7 @@ def lstm_forward_dense(Wih, Whh, bih, bhh, X, offsets, Hs, Cs, G):
                     for v in range(H):
                         acc += Whh[a, v] * Hs[p - 1, v]
                 pre[a] = acc
-            for u in range(H):
-                i = _sig(pre[u])
-                f = _sig(pre[H + u])
-                g = np.tanh(pre[2 * H + u])
-                o = _sig(pre[3 * H + u])
-                cp = 0.0 if first else Cs[p - 1, u]
-                c = f * cp + i * g
-                Cs[p, u] = c
-                Hs[p, u] = o * np.tanh(c)
-                G[p, u] = i
-                G[p, H + u] = f
-                G[p, 2 * H + u] = g
-                G[p, 3 * H + u] = o
+            _lstm_gates(pre, Hs, Cs, G, p, first)
 
 
 @njit(**JIT)
