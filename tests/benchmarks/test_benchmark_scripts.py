@@ -33,3 +33,15 @@ def test_benchmark_script_runs(script, args):
                           timeout=600, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "NOT OK" not in proc.stdout and "MISMATCH" not in proc.stdout.upper()
+
+
+@pytest.mark.slow
+def test_gated_cell_benchmark_runs():
+    """bench_cells.py at its smallest size: GRU and LSTM against PyTorch, every workload cross-checked."""
+    from conftest import import_torch
+    import_torch()                      # skipped without torch, unless GRADLAB_REQUIRE_TORCH=1
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, str(BENCH / "bench_cells.py"), "--quick"], capture_output=True,
+                          text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "NOT OK" not in proc.stdout and proc.stdout.count(" OK |") == 6
