@@ -5,8 +5,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import check_int
 from . import cell_engine
+from ._validate import check_int
 from .batch import Batch
 from .cellmodel import CellModel
 from .engine import forward, gradient
