@@ -37,7 +37,6 @@ def findings(frames: Mapping[str, pd.DataFrame]) -> list[str]:
     acc = accuracy_at_longest(bd)
     ll = longest_learned(bd)
     ll["tau"] = ll["scheme"].map(tau_of_scheme)
-    gap = frames.get("snapshots_gap")
     keys = [c for c in ("part", "distribution") if c in acc.columns]
     if "task" in acc.columns and acc.groupby(keys or (lambda _: 0))["task"].nunique().max() > 1:
         keys.append("task")      # a part evaluated on several tasks (lm: lm and agreement): one paragraph each
@@ -47,11 +46,9 @@ def findings(frames: Mapping[str, pd.DataFrame]) -> list[str]:
         sel = dict(zip(keys, key))
         where = ", ".join(f"{k} {v}" for k, v in sel.items())
         dist = int(a["distance"].max())
-        tail = bd
-        for k, v in sel.items():
-            tail = tail[tail[k] == v]
-        tail = tail[tail["pooled"] & (tail["distance"] == dist)]
-        if len(tail):
+        tail = _select(bd, sel)
+        tail = None if tail is None else tail[tail["pooled"] & (tail["distance"] == dist)]
+        if tail is not None and len(tail):
             items = int(tail.groupby("run")["n"].first().iloc[0]) if "run" in tail else int(tail["n"].iloc[0])
             text = [f"{where}: at the longest distances ({dist} words and more, pooled to {items} dev items; "
                     f"fewer than {MIN_ITEMS} items at any single one of them)"]
@@ -63,9 +60,7 @@ def findings(frames: Mapping[str, pd.DataFrame]) -> list[str]:
             text.append(f"full BPTT reaches accuracy {_fmt_ci(f['mean'], f['ci_low'], f['ci_high'], f['n_seeds'])}")
         good = [s for s in scheme_order(a["scheme"]) if a.loc[a["scheme"] == s, "mean"].iloc[0] >= 0.9]
         text.append("schemes with mean accuracy >= 0.9 there: " + (", ".join(good) if good else "none"))
-        l = ll.copy()
-        for k, v in sel.items():
-            l = l[l[k] == v]
+        l = _select(ll, sel)     # every group of acc has its runs in ll
         beyond, within = [], []
         for tau in sorted(l["tau"].dropna().unique()):
             m, lo, hi, n = seed_interval(l.loc[l["tau"] == tau, "longest_learned"])
@@ -75,11 +70,8 @@ def findings(frames: Mapping[str, pd.DataFrame]) -> list[str]:
                         + "; ".join(beyond))
         if within:
             text.append("it did not for " + "; ".join(within))
-        hist = frames.get("history")
-        if hist is not None and "tau" in hist.columns:
-            h = hist
-            for k, v in sel.items():
-                h = h[h[k] == v]
+        h = _select(frames.get("history"), sel)     # per run, not per eval task: no task column
+        if h is not None and "tau" in h.columns:
             h = h[h["scheme"].str.startswith("adaptive") & h["tau"].notna()]
             if len(h):
                 last = h.sort_values("epoch").groupby(["scheme", "seed"])["tau"].last()
@@ -88,10 +80,8 @@ def findings(frames: Mapping[str, pd.DataFrame]) -> list[str]:
                     text.append(f"{scheme} ended with tau = {taus.mean():.1f} (mean over seeds; range "
                                 f"{int(taus.min())}-{int(taus.max())})"
                                 + (f" and accuracy {acc_a.iloc[0]:.2f} at the longest distance" if len(acc_a) else ""))
-        if gap is not None and len(gap):
-            g = gap
-            for k, v in sel.items():
-                g = g[g[k] == v]
+        g = _select(frames.get("snapshots_gap"), sel)
+        if g is not None:
             g = g[(g["scheme"] == "full") & (g["snapshot"] == "end") & (g["parameter"] == "all")
                   & (g["gap_scheme"].str.startswith("tbptt:"))]
             if len(g):

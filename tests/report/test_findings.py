@@ -34,3 +34,15 @@ def test_the_pooled_accuracy_comes_from_the_table():
     changed = findings({"by_distance": _by_distance(acc_full_long=0.4)})
     agreement = next(t for t in changed if "task agreement" in t)
     assert "full BPTT reaches accuracy 0.40" in agreement
+
+
+def test_per_task_paragraphs_read_the_per_run_tables_without_a_task_column():
+    """history (and the snapshots) are per run, not per eval task: a part's paragraphs both use them."""
+    bd = _by_distance()
+    bd = pd.concat([bd, bd.assign(scheme="adaptive:delta=0.1", run=bd["run"] + "_a")], ignore_index=True)
+    history = pd.DataFrame([dict(part="lm", distribution="longest", run=f"adaptive_{seed}", scheme="adaptive:delta=0.1",
+                                 seed=seed, epoch=e, tau=3 + seed + e) for seed in (0, 1) for e in (1, 2)])
+    text = findings({"by_distance": bd, "history": history})
+    assert len(text) == 2
+    for paragraph in text:      # last epoch: tau 5 and 6
+        assert "adaptive:delta=0.1 ended with tau = 5.5 (mean over seeds; range 5-6)" in paragraph
