@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+from scipy.linalg.blas import get_blas_funcs
 
 from . import _config
 from ._validate import as_float_matrix, as_id_array, check_ids_in_range, check_int
@@ -316,6 +317,8 @@ def _output(prep: _Prepared, S: np.ndarray, want_grad: bool):
     # No more groups than tiles: a one-sentence batch is one group, not 16 dW buffers to zero and add.
     groups = _config.ranges(n_loss, min(_config.N_GROUPS, -(-n_loss // tile)))
 
+    gemm = get_blas_funcs("gemm", dtype=S.dtype)
+
     def work(g):
         r0, r1 = groups[g]
         dW = np.zeros((n_out, H)) if want_grad else None
@@ -328,7 +331,8 @@ def _output(prep: _Prepared, S: np.ndarray, want_grad: bool):
             softmax_rows(L, d[a:b], losses[a:b], want_grad)
             if want_grad:
                 np.dot(L, W, out=dS[a:b])
-                dW += L.T @ St
+                # dW^T += St^T L in place (Fortran views of C arrays: no copies, no temporary)
+                gemm(1.0, St.T, L.T, 1.0, dW.T, trans_b=1, overwrite_c=1)
         return dW
 
     parts = _config.run_parallel(work, len(groups))
@@ -560,6 +564,7 @@ def contributions(model: RNN, batch: Batch, max_lag: int, *, G_V: bool | int = T
         raise TypeError(f"V_norm must be True or False; received {V_norm!r}")
     prep = _prepare(model, batch)
     from .kernels.backward import scatter_rows
+    from .kernels.contrib import lag_step
     H = prep.U.shape[0]
     loss_pos = prep.loss_pos
     loss_t = batch.positions()[loss_pos]
@@ -573,40 +578,38 @@ def contributions(model: RNN, batch: Batch, max_lag: int, *, G_V: bool | int = T
     GU = np.zeros((K + 1, H, H))
     GVT = np.zeros((v_lags + 1, model.vocab_size, H)) if v_lags >= 0 else None
     delta_norm = np.empty(n_pairs)
-    prev_norm = np.zeros(n_pairs)
+    prev_norm = np.empty(n_pairs)
+    # latest losses first: the losses whose signal reaches lag k are a prefix, of length n_reach[k]
+    order = np.argsort(-loss_t, kind="stable")
+    pos = np.ascontiguousarray(loss_pos[order])
+    pair_row = np.ascontiguousarray(pair_start[order])
+    t_desc = loss_t[order]
+    n_reach = np.searchsorted(-t_desc, -np.arange(K + 2), side="right")  # count of t >= k
     U = prep.U
+    n_chunks = _N_ROW_CHUNKS
+    scratch = [(np.empty((-(-pos.size // n_chunks) + 1, H)), np.empty((-(-pos.size // n_chunks) + 1, H)),
+                np.empty((H, H))) for _ in range(n_chunks)]
     with _single_threaded_blas():
         S = _states(prep)
         losses, dS, dW = _output(prep, S, want_grad=True)
         s_norm = np.sqrt(np.einsum("ij,ij->i", S, S))
-        fprime = state_derivative(S, model.activation)
-        active = np.arange(loss_pos.size)           # losses whose signal reaches lag k
-        delta = dS * fprime[loss_pos]               # delta(t, t)
+        delta = dS[order] * state_derivative(S[pos], model.activation)  # delta(t, t)
         for k in range(K + 1):
-            if active.size == 0:
+            n_act, n_inner = int(n_reach[k]), int(n_reach[k + 1])
+            if n_act == 0:
                 break
-            src = loss_pos[active] - k              # flat position t - k
-            rows = pair_start[active] + k
-            delta_norm[rows] = np.sqrt(np.einsum("ij,ij->i", delta, delta))
             if k <= v_lags:
-                scatter_rows(np.ascontiguousarray(batch.ids[src]), delta, GVT[k], 0, active.size)
-            inner = loss_t[active] > k              # t - k > 0: s(t-k-1) is a real state
-            delta = np.ascontiguousarray(delta[inner])
-            prev = src[inner] - 1
-            active = active[inner]
-            prev_norm[rows[inner]] = s_norm[prev]
-            S_prev = S[prev]
-            chunks = _row_chunks(active.size)
-            parts = _config.run_parallel(lambda c: delta[slice(*chunks[c])].T @ S_prev[slice(*chunks[c])],
-                                         len(chunks))
-            for part in parts:
+                scatter_rows(np.ascontiguousarray(batch.ids[pos[:n_act] - k]), delta, GVT[k], 0, n_act)
+            chunks = _row_chunks(n_act)
+
+            def step(c, k=k, n_inner=n_inner, chunks=chunks):
+                Sp, tmp, part = scratch[c]
+                lag_step(U, S, s_norm, pos, pair_row, n_inner, k, k < K, prep.code, delta, Sp, tmp, part,
+                         delta_norm, prev_norm, *chunks[c])
+                return part
+
+            for part in _config.run_parallel(step, len(chunks)):
                 GU[k] += part
-            if k < K and active.size:
-                nxt = np.empty_like(delta)
-                _config.run_parallel(
-                    lambda c: np.dot(delta[slice(*chunks[c])], U, out=nxt[slice(*chunks[c])]), len(chunks))
-                nxt *= fprime[prev]
-                delta = nxt
     return Contributions(K, sentence_of_loss[pair_loss], loss_t[pair_loss], lag, delta_norm,
                          delta_norm * prev_norm, delta_norm.copy() if V_norm else None, GU, GVT, dW,
                          float(losses.sum()), int(losses.size))

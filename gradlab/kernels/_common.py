@@ -36,6 +36,31 @@ def derivative_from_state(s, code):
     return 1.0 if s > 0.0 else 0.0
 
 
+#: Below this many rows ``rows_times`` multiplies in its own loops: a BLAS call costs more
+#: than a few matrix-vector products (per-sentence training runs one row at a time).
+BLAS_MIN_ROWS = 4
+
+
+@njit(inline="always", **JIT)
+def rows_times(A, n, M, out):
+    """out[:n] = A[:n] @ M for C-contiguous A, M, out of one dtype.
+
+    One BLAS product for n >= ``BLAS_MIN_ROWS`` rows (the lockstep recurrences), else
+    row by row: out[r] = sum over j of A[r, j] M[j] (a row of M at a time, vectorised).
+    """
+    if n >= BLAS_MIN_ROWS:
+        np.dot(A[:n], M, out[:n])
+        return
+    m = M.shape[1]
+    for r in range(n):
+        for c in range(m):
+            out[r, c] = 0.0
+        for j in range(M.shape[0]):
+            a = A[r, j]
+            for c in range(m):
+                out[r, c] += a * M[j, c]
+
+
 @njit(**JIT_CONTRACT)
 def softmax_inplace(row, nbuf, pbuf, normalise=True):
     """Replace ``row`` (logits) by softmax(row); return log of the normaliser, max subtracted.

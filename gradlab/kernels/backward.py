@@ -3,7 +3,7 @@ import numpy as np
 from numba import njit
 
 from .._config import JIT
-from ._common import derivative_from_state
+from ._common import derivative_from_state, rows_times
 
 
 @njit(inline="always", **JIT)
@@ -35,17 +35,17 @@ def accumulate_deltas(U, S, E, lo, offsets, code, D, s0, s1):
 
     Parameters
     ----------
-    U : float64 (H, H)
-    S : float64 (N, H)
+    U : float (H, H)
+    S : float (N, H)
         Hidden states (f' is computed from them).
-    E : float64 (N, H)
+    E : float (N, H)
         delta(t, t) of the loss at each position; rows of steps without a loss are ignored.
     lo : int64 (N,)
         For a step with a loss, the earliest flat position its signal reaches
         (t - min(L(t), t) in flat coordinates); -1 for a step without a loss.
     offsets : int64 (n + 1,)
     code : int
-    D : float64 (N, H)
+    D : float (N, H)
         Output, zero on entry: D[j] = sum over kept losses t of delta(t, j).
     s0, s1 : int
         Sentence range.
@@ -53,13 +53,25 @@ def accumulate_deltas(U, S, E, lo, offsets, code, D, s0, s1):
     Notes
     -----
     delta(t, j-1) = (U^T delta(t, j)) o f'(net_in(j-1)). Because this map is linear,
-    consecutive losses that reach the same earliest position are summed first and
-    carried back together: full BPTT is one sweep per sentence, a block scheme one
-    sweep per block, and the sliding window one short sweep per loss, O(T tau).
+    consecutive losses that reach the same earliest position form a group, summed
+    as the sweep passes them and carried back together: full BPTT is one group per
+    sentence, a block scheme one per block, the sliding window one per loss
+    (O(T tau) in all). All groups of the sentence range move back one step at a
+    time in lockstep, longest first, so that each step is one matrix product over
+    the groups still running (``rows_times``); each group writes a different
+    position at a given step.
     """
     H = U.shape[0]
-    acc = np.empty(H)
-    tmp = np.empty(H)
+    n_groups = 0
+    for p in range(offsets[s0], offsets[s1]):
+        if lo[p] >= 0:
+            n_groups += 1  # at most one group per loss
+    if n_groups == 0:
+        return
+    last = np.empty(n_groups, dtype=np.int64)   # the group's latest loss: where its sweep begins
+    first = np.empty(n_groups, dtype=np.int64)  # its earliest loss
+    stop = np.empty(n_groups, dtype=np.int64)   # the earliest position it reaches
+    g = 0
     for i in range(s0, s1):
         a = offsets[i]
         p = offsets[i + 1] - 1
@@ -67,27 +79,47 @@ def accumulate_deltas(U, S, E, lo, offsets, code, D, s0, s1):
             if lo[p] < 0:
                 p -= 1
                 continue
-            start = lo[p]
-            first = p
+            first[g] = p
             r = p - 1
             while r >= a:
                 if lo[r] < 0:
                     r -= 1
-                elif lo[r] == start:
-                    first = r
+                elif lo[r] == lo[p]:
+                    first[g] = r
                     r -= 1
                 else:
                     break
-            acc[:] = 0.0
-            for j in range(p, start - 1, -1):
-                if j >= first and lo[j] >= 0:
-                    for h in range(H):
-                        acc[h] += E[j, h]
-                for h in range(H):
-                    D[j, h] += acc[h]
-                if j > start:
-                    step_back(U, S, j - 1, code, acc, tmp)
+            last[g] = p
+            stop[g] = lo[p]
+            g += 1
             p = r
+    n_groups = g
+    span = last[:n_groups] - stop[:n_groups] + 1
+    order = np.argsort(-span, kind="mergesort")
+    acc = np.zeros((n_groups, H), dtype=D.dtype)
+    tmp = np.empty((n_groups, H), dtype=D.dtype)
+    active = n_groups
+    k = 0
+    while True:
+        while active > 0 and span[order[active - 1]] <= k:
+            active -= 1
+        if active == 0:
+            break
+        if k > 0:
+            rows_times(acc, active, U, tmp)
+            for r in range(active):
+                j = last[order[r]] - k
+                for h in range(H):
+                    acc[r, h] = tmp[r, h] * derivative_from_state(S[j, h], code)
+        for r in range(active):
+            g = order[r]
+            j = last[g] - k
+            if j >= first[g] and lo[j] >= 0:
+                for h in range(H):
+                    acc[r, h] += E[j, h]
+            for h in range(H):
+                D[j, h] += acc[r, h]
+        k += 1
 
 
 @njit(**JIT)

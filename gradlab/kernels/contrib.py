@@ -3,6 +3,7 @@ import numpy as np
 from numba import njit
 
 from .._config import JIT
+from ._common import derivative_from_state
 from .backward import step_back
 
 
@@ -91,3 +92,53 @@ def sentence_gaps(U, S, E, D, ids, offsets, loss_pos, loss_t, offsets_loss, max_
             err2[i, k, 1] = np.sum((PV - VF) ** 2)
             dot[i, k, 1] = np.sum(PV * VF)
             prefix2[i, k, 1] = np.sum(PV * PV)
+
+
+@njit(**JIT)
+def lag_step(U, S, s_norm, pos, pair_row, n_inner, k, move, code, delta, Sp, tmp, GU_part,
+             delta_norm, prev_norm, r0, r1):
+    """One lag of ``contributions`` for rows r0..r1-1 of the losses, longest first.
+
+    Parameters
+    ----------
+    U : float (H, H); S : float (N, H); s_norm : float (N,) (||s(j)||)
+    pos : int64 (n,)
+        Flat position of each loss, the losses sorted by step t, latest first, so
+        that the losses that reach lag k are a prefix.
+    pair_row : int64 (n,)
+        Row of each loss's lag 0 in the pair tables.
+    n_inner : int
+        Rows 0..n_inner-1 have t > k (a real s(t-k-1)); the others have t = k.
+    k : int
+    move : bool
+        Carry the signals on to lag k + 1.
+    code : int
+    delta : float (n, H)
+        delta(t, t-k) of every row on entry; delta(t, t-k-1) on return (rows < n_inner, with ``move``).
+    Sp, tmp : float (>= r1 - r0, H), scratch
+    GU_part : float (H, H), output: sum over rows of delta(t, t-k) (x) s(t-k-1)
+    delta_norm, prev_norm : float (n_pairs,), outputs at pair_row + k: ||delta(t, t-k)|| and ||s(t-k-1)|| (0 for t = k)
+    r0, r1 : int
+    """
+    H = U.shape[0]
+    for r in range(r0, r1):
+        total = 0.0
+        for h in range(H):
+            total += delta[r, h] * delta[r, h]
+        delta_norm[pair_row[r] + k] = np.sqrt(total)
+        prev_norm[pair_row[r] + k] = s_norm[pos[r] - k - 1] if r < n_inner else 0.0
+    r2 = min(r1, n_inner)
+    m = r2 - r0
+    if m <= 0:
+        GU_part[:] = 0.0
+        return
+    for r in range(m):
+        q = pos[r0 + r] - k - 1
+        for h in range(H):
+            Sp[r, h] = S[q, h]
+    np.dot(delta[r0:r2].T, Sp[:m], GU_part)
+    if move:
+        np.dot(delta[r0:r2], U, tmp[:m])
+        for r in range(m):
+            for h in range(H):
+                delta[r0 + r, h] = tmp[r, h] * derivative_from_state(Sp[r, h], code)

@@ -1,9 +1,9 @@
-"""Forward pass: hidden states of every sentence of a batch."""
+"""Forward pass: hidden states of every sentence of a batch, sentences in lockstep."""
 import numpy as np
 from numba import njit
 
 from .._config import JIT
-from ._common import activate
+from ._common import activate, rows_times
 
 
 @njit(**JIT)
@@ -12,9 +12,9 @@ def forward_states(UT, VT, ids, offsets, code, S0, S, s0, s1):
 
     Parameters
     ----------
-    UT : float64 (H, H)
-        U transposed (row j is column j of U), so that U s is a sum of rows.
-    VT : float64 (n_vocab, H)
+    UT : float (H, H)
+        U transposed, so that the row s(t-1)^T U^T is U s(t-1) as a row.
+    VT : float (n_vocab, H)
         V transposed; row x is the embedding V[:, x].
     ids : int64 (N,)
         Input ids, concatenated; every id is in range (checked by the caller).
@@ -22,9 +22,9 @@ def forward_states(UT, VT, ids, offsets, code, S0, S, s0, s1):
         Sentence boundaries.
     code : int
         Activation code (see ``_common``).
-    S0 : float64 (n, H)
+    S0 : float (n, H)
         s(-1) of every sentence (zeros for the usual zero initial state).
-    S : float64 (N, H)
+    S : float (N, H)
         Output: S[p] = s(t) for the token at flat position p.
     s0, s1 : int
         Sentence range.
@@ -32,19 +32,37 @@ def forward_states(UT, VT, ids, offsets, code, S0, S, s0, s1):
     Notes
     -----
     net_in(t) = V[:, x(t)] + U s(t-1),  s(t) = f(net_in(t)),  s(-1) = S0[i].
+    The sentences run in lockstep, longest first: at step t the rows of the
+    sentences still running are a prefix, and U s(t-1) for all of them is one
+    matrix product (``rows_times``).
     """
     H = UT.shape[0]
-    net = np.empty(H)
-    for i in range(s0, s1):
-        a = offsets[i]
-        b = offsets[i + 1]
-        for p in range(a, b):
+    n = s1 - s0
+    if n <= 0:
+        return
+    lengths = offsets[s0 + 1:s1 + 1] - offsets[s0:s1]
+    order = np.argsort(-lengths, kind="mergesort")
+    P = np.empty((n, H), dtype=S.dtype)   # s(t-1) of the running sentences, longest first
+    N = np.empty((n, H), dtype=S.dtype)
+    start = np.empty(n, dtype=np.int64)
+    for r in range(n):
+        i = s0 + order[r]
+        start[r] = offsets[i]
+        for h in range(H):
+            P[r, h] = S0[i, h]
+    active = n
+    t = 0
+    while True:
+        while active > 0 and lengths[order[active - 1]] <= t:
+            active -= 1
+        if active == 0:
+            break
+        rows_times(P, active, UT, N)
+        for r in range(active):
+            p = start[r] + t
             x = ids[p]
             for h in range(H):
-                net[h] = VT[x, h]
-            for j in range(H):
-                sj = S[p - 1, j] if p > a else S0[i, j]
-                for h in range(H):
-                    net[h] += UT[j, h] * sj
-            for h in range(H):
-                S[p, h] = activate(net[h], code)
+                v = activate(VT[x, h] + N[r, h], code)
+                S[p, h] = v
+                P[r, h] = v
+        t += 1

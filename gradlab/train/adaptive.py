@@ -102,7 +102,8 @@ def estimate_truncation(model: RNN, batch: Batch, scheme: Adaptive) -> dict:
     if not isinstance(scheme, Adaptive):
         raise TypeError(f"scheme must be an Adaptive scheme; received {scheme!r}")
     K = scheme.max_tau + 1
-    profile = vanishing_profile(contributions(model, batch, max_lag=K))
+    # the profile reads only the per-pair delta norms: no G_V, no V norms
+    profile = vanishing_profile(contributions(model, batch, max_lag=K, G_V=False, V_norm=False))
     phi = np.zeros(K + 1)
     phi[profile["lag"].to_numpy(np.int64)] = profile["mean"].to_numpy(np.float64)
     fit = fit_decay(profile[profile["lag"] >= scheme.start])
