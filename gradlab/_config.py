@@ -31,8 +31,13 @@ OUTPUT_TILE = 64
 #: into its own dW buffer and merged in order.
 N_GROUPS = 16
 
-#: Sentences are split into this many fixed chunks for the recurrent kernels.
+#: Sentences are split into this many fixed chunks for the per-sentence kernels.
 N_CHUNKS = 32
+
+#: The lockstep recurrences (forward states, accumulated signals) run on this many fixed
+#: chunks of sentences: few enough that each step's matrix product has many rows,
+#: enough for the threads to share.
+N_LOCKSTEP_CHUNKS = 8
 
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
