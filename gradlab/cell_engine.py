@@ -304,6 +304,20 @@ def _output(model: CellModel, Hs, batch: Batch, loss_pos, probs=False):
     return losses, dH, out, P
 
 
+def _groups(batch: Batch, loss_pos, lo, per_lag: bool):
+    """(last, first, stop) of the backward sweep's groups. Contributions: one group per loss. A
+    gradient: the signals of consecutive losses of a sentence that reach back to the same step are
+    summed as the sweep passes them (full BPTT: one group per sentence)."""
+    if per_lag or loss_pos.size == 0:
+        return loss_pos, loss_pos, lo
+    sent = batch.sentence_index()[loss_pos]
+    new = np.r_[True, (sent[1:] != sent[:-1]) | (lo[1:] != lo[:-1])]
+    begin = np.flatnonzero(new)
+    end = np.r_[begin[1:], loss_pos.size] - 1
+    return (np.ascontiguousarray(loss_pos[end]), np.ascontiguousarray(loss_pos[begin]),
+            np.ascontiguousarray(lo[begin]))
+
+
 def _sweep(P: _OneHot, batch, Hs, Cs, G, loss_pos, dH, lo, per_lag: bool, n_slots: int, row0):
     """Run the cell's backward kernel; returns ({name: (n_slots, *shape)}, h_norm, c_norm)."""
     from .kernels import gated as K
@@ -315,14 +329,17 @@ def _sweep(P: _OneHot, batch, Hs, Cs, G, loss_pos, dH, lo, per_lag: bool, n_slot
     cnorm = np.zeros(n_rows)
     starts = np.repeat(batch.offsets[:-1], batch.lengths)
     name = P.base
-    if name == "gru":
-        K.gru_backward(P["weight_hh_l0"], batch.ids, starts, loss_pos, lo, dH, Hs, G, per_lag,
-                       grads["weight_ih_l0"], grads["weight_hh_l0"], grads["bias_ih_l0"], grads["bias_hh_l0"],
-                       row0, hnorm)
-    elif name == "lstm":
-        K.lstm_backward(P["weight_hh_l0"], batch.ids, starts, loss_pos, lo, dH, Hs, Cs, G, per_lag,
-                        grads["weight_ih_l0"], grads["weight_hh_l0"], grads["bias_ih_l0"], grads["bias_hh_l0"],
-                        row0, hnorm, cnorm)
+    if name in ("gru", "lstm"):
+        last, first, stop = _groups(batch, loss_pos, lo, per_lag)
+        loss_at = np.full(batch.n_tokens, -1, dtype=np.int64)
+        loss_at[loss_pos] = np.arange(loss_pos.size)
+        g = [grads[n] for n in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")]
+        if name == "gru":
+            K.gru_sweep(P["weight_hh_l0"], batch.ids, starts, last, first, stop, loss_at, dH, Hs, G, per_lag, *g,
+                        row0, hnorm)
+        else:
+            K.lstm_sweep(P["weight_hh_l0"], batch.ids, starts, last, first, stop, loss_at, dH, Hs, Cs, G, per_lag,
+                         *g, row0, hnorm, cnorm)
     else:
         K.linear_backward(P["lambda"], batch.ids, starts, loss_pos, lo, dH, Hs, per_lag,
                           grads["lambda"], grads["B"], row0, hnorm)
@@ -331,19 +348,14 @@ def _sweep(P: _OneHot, batch, Hs, Cs, G, loss_pos, dH, lo, per_lag: bool, n_slot
 
 def _full_sweep(P: _OneHot, batch, Hs, Cs, G, loss_pos, dH):
     """Gradients when every loss reaches its sentence's first step: one accumulated sweep per sentence."""
+    if P.base != "linear":
+        lo = batch.offsets[batch.sentence_index()[loss_pos]]
+        return _sweep(P, batch, Hs, Cs, G, loss_pos, dH, lo, False, 1, np.zeros(0, dtype=np.int64))[0]
     from .kernels import gated as K
     grads = {n: np.zeros((1,) + P.shapes[n]) for n in P.truncated}
     dHall = np.zeros_like(Hs)
     dHall[loss_pos] = dH
-    name = P.base
-    if name == "gru":
-        K.gru_backward_full(P["weight_hh_l0"], batch.ids, batch.offsets, dHall, Hs, G, grads["weight_ih_l0"],
-                            grads["weight_hh_l0"], grads["bias_ih_l0"], grads["bias_hh_l0"])
-    elif name == "lstm":
-        K.lstm_backward_full(P["weight_hh_l0"], batch.ids, batch.offsets, dHall, Hs, Cs, G,
-                             grads["weight_ih_l0"], grads["weight_hh_l0"], grads["bias_ih_l0"], grads["bias_hh_l0"])
-    else:
-        K.linear_backward_full(P["lambda"], batch.ids, batch.offsets, dHall, Hs, grads["lambda"], grads["B"])
+    K.linear_backward_full(P["lambda"], batch.ids, batch.offsets, dHall, Hs, grads["lambda"], grads["B"])
     return P.back(grads)
 
 

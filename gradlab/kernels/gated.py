@@ -17,6 +17,7 @@ import numpy as np
 from numba import njit
 
 from .._config import JIT
+from ._common import rows_times
 
 
 @njit(**JIT)
@@ -63,42 +64,82 @@ def _lstm_gates(pre, Hs, Cs, G, p, first):
 
 # ---------------------------------------------------------------------- forward
 @njit(**JIT)
+def _lockstep_order(offsets):
+    """Sentences longest first, their first positions and lengths (the running ones at step t are a prefix)."""
+    n = offsets.size - 1
+    lengths = offsets[1:] - offsets[:-1]
+    order = np.argsort(-lengths, kind="mergesort")
+    start = np.empty(n, dtype=np.int64)
+    for r in range(n):
+        start[r] = offsets[order[r]]
+    return order, start, lengths
+
+
+@njit(**JIT)
 def gru_forward(Wih, Whh, bih, bhh, ids, offsets, Hs, G):
-    """Hs[p] = h(t); G[p] = (r, z, n, W_hn h(t-1) + b_hn) of every step, each H wide."""
+    """Hs[p] = h(t); G[p] = (r, z, n, W_hn h(t-1) + b_hn) of every step, each H wide.
+
+    The sentences run in lockstep, longest first: W_hh h(t-1) of every running sentence
+    is one matrix product per step (``rows_times``)."""
     H = Whh.shape[1]
+    n = offsets.size - 1
+    if n == 0:
+        return
+    order, start, lengths = _lockstep_order(offsets)
+    WhhT = np.ascontiguousarray(Whh.T)
+    P = np.zeros((n, H))
+    GH = np.empty((n, 3 * H))
     gi = np.empty(3 * H)
     gh = np.empty(3 * H)
-    for s in range(offsets.size - 1):
-        for p in range(offsets[s], offsets[s + 1]):
+    active = n
+    t = 0
+    while True:
+        while active > 0 and lengths[order[active - 1]] <= t:
+            active -= 1
+        if active == 0:
+            break
+        rows_times(P, active, WhhT, GH)
+        for r in range(active):
+            p = start[r] + t
             x = ids[p]
-            first = p == offsets[s]
             for a in range(3 * H):
-                acc = bhh[a]
-                if not first:
-                    for v in range(H):
-                        acc += Whh[a, v] * Hs[p - 1, v]
-                gh[a] = acc
-            for a in range(3 * H):
+                gh[a] = GH[r, a] + bhh[a]
                 gi[a] = Wih[a, x] + bih[a]
-            _gru_gates(gi, gh, Hs, G, p, first)
+            _gru_gates(gi, gh, Hs, G, p, t == 0)
+            for u in range(H):
+                P[r, u] = Hs[p, u]
+        t += 1
 
 
 @njit(**JIT)
 def lstm_forward(Wih, Whh, bih, bhh, ids, offsets, Hs, Cs, G):
-    """Hs[p] = h(t), Cs[p] = c(t), G[p] = (i, f, g, o) of every step."""
+    """Hs[p] = h(t), Cs[p] = c(t), G[p] = (i, f, g, o) of every step; sentences in lockstep as ``gru_forward``."""
     H = Whh.shape[1]
+    n = offsets.size - 1
+    if n == 0:
+        return
+    order, start, lengths = _lockstep_order(offsets)
+    WhhT = np.ascontiguousarray(Whh.T)
+    P = np.zeros((n, H))
+    GH = np.empty((n, 4 * H))
     pre = np.empty(4 * H)
-    for s in range(offsets.size - 1):
-        for p in range(offsets[s], offsets[s + 1]):
+    active = n
+    t = 0
+    while True:
+        while active > 0 and lengths[order[active - 1]] <= t:
+            active -= 1
+        if active == 0:
+            break
+        rows_times(P, active, WhhT, GH)
+        for r in range(active):
+            p = start[r] + t
             x = ids[p]
-            first = p == offsets[s]
             for a in range(4 * H):
-                acc = Wih[a, x] + bih[a] + bhh[a]
-                if not first:
-                    for v in range(H):
-                        acc += Whh[a, v] * Hs[p - 1, v]
-                pre[a] = acc
-            _lstm_gates(pre, Hs, Cs, G, p, first)
+                pre[a] = Wih[a, x] + bih[a] + bhh[a] + GH[r, a]
+            _lstm_gates(pre, Hs, Cs, G, p, t == 0)
+            for u in range(H):
+                P[r, u] = Hs[p, u]
+        t += 1
 
 
 @njit(**JIT)
@@ -202,43 +243,155 @@ def _norm(v):
     return np.sqrt(acc)
 
 
-# ---------------------------------------------------------------------- per-loss sweeps
+# ---------------------------------------------------------------------- lockstep sweeps
 @njit(**JIT)
-def gru_backward(Whh, ids, starts, loss_pos, lo, dH, Hs, G, per_lag, gWih, gWhh, gbih, gbhh, row0, hnorm):
-    H = Whh.shape[1]
-    dh, dnew, hp = np.empty(H), np.empty(H), np.empty(H)
-    di, dg = np.empty(3 * H), np.empty(3 * H)
-    for l in range(loss_pos.size):
-        t = loss_pos[l]
-        dh[:] = dH[l]
-        for j in range(t, lo[l] - 1, -1):
-            k = t - j
-            if row0.size:
-                hnorm[row0[l] + k] = _norm(dh)
-            _gru_step(j, j == starts[j], ids[j], k if per_lag else 0, j == lo[l], Whh, Hs, G, dh, hp, di, dg, dnew,
-                      gWih, gWhh, gbih, gbhh)
+def _group_order(last, stop):
+    span = last - stop + 1
+    return span, np.argsort(-span, kind="mergesort")
 
 
 @njit(**JIT)
-def lstm_backward(Whh, ids, starts, loss_pos, lo, dH, Hs, Cs, G, per_lag, gWih, gWhh, gbih, gbhh, row0,
-                  hnorm, cnorm):
+def _add_product(A, B, n, out, tmp):
+    """out += A[:n]^T B[:n] (a BLAS product into ``tmp``, then added)."""
+    if n == 0:
+        return
+    np.dot(A[:n].T, B[:n], tmp)
+    for a in range(out.shape[0]):
+        for v in range(out.shape[1]):
+            out[a, v] += tmp[a, v]
+
+
+@njit(**JIT)
+def gru_sweep(Whh, ids, starts, last, first, stop, loss_at, dH, Hs, G, per_lag, gWih, gWhh, gbih, gbhh,
+              row0, hnorm):
+    """Groups of losses swept back together, all groups in lockstep (longest first).
+
+    Group g starts at its latest loss ``last[g]`` and reaches back to ``stop[g]``; on the way it
+    adds dJ(t)/dh(t) of its losses (positions ``first[g]..last[g]`` with ``loss_at`` >= 0, the row
+    of ``dH``). A gradient (``per_lag`` False, one slot) groups consecutive losses with the same
+    window start; contributions (``per_lag``: slot k = lag) have one group per loss and write
+    ||dJ(t)/dh(t-k)|| at ``row0[g] + k`` (when ``row0`` is not empty). Per step: W_hh^T of every
+    running group's gate signals and their outer products with h(j-1) are matrix products.
+    """
     H = Whh.shape[1]
-    dh, dc, dnew, hp = np.empty(H), np.empty(H), np.empty(H), np.empty(H)
-    d = np.empty(4 * H)
-    for l in range(loss_pos.size):
-        t = loss_pos[l]
-        dh[:] = dH[l]
-        dc[:] = 0.0
-        for j in range(t, lo[l] - 1, -1):
-            k = t - j
+    ng = last.size
+    if ng == 0:
+        return
+    span, order = _group_order(last, stop)
+    DH = np.zeros((ng, H))
+    HP = np.empty((ng, H))
+    DI = np.empty((ng, 3 * H))
+    DG = np.empty((ng, 3 * H))
+    TMP = np.empty((ng, H))
+    tmpW = np.empty((3 * H, H))
+    active = ng
+    k = 0
+    while True:
+        while active > 0 and span[order[active - 1]] <= k:
+            active -= 1
+        if active == 0:
+            break
+        slot = k if per_lag else 0
+        for r in range(active):
+            g = order[r]
+            j = last[g] - k
+            l = loss_at[j]
+            if j >= first[g] and l >= 0:
+                for u in range(H):
+                    DH[r, u] += dH[l, u]
             if row0.size:
-                hnorm[row0[l] + k] = _norm(dh)
-            _lstm_step(j, j == starts[j], ids[j], k if per_lag else 0, j == lo[l], Whh, Hs, Cs, G, dh, dc, hp, d,
-                       dnew, gWih, gWhh, gbih, gbhh)
+                hnorm[row0[g] + k] = _norm(DH[r])
+            fst = j == starts[j]
+            x = ids[j]
+            for u in range(H):
+                hp = 0.0 if fst else Hs[j - 1, u]
+                HP[r, u] = hp
+                rg = G[j, u]
+                z = G[j, H + u]
+                nn = G[j, 2 * H + u]
+                ghn = G[j, 3 * H + u]
+                dh = DH[r, u]
+                dnp = dh * (1.0 - z) * (1.0 - nn * nn)
+                dzp = dh * (hp - nn) * z * (1.0 - z)
+                drp = dnp * ghn * rg * (1.0 - rg)
+                DI[r, u] = drp
+                DI[r, H + u] = dzp
+                DI[r, 2 * H + u] = dnp
+                DG[r, u] = drp
+                DG[r, H + u] = dzp
+                DG[r, 2 * H + u] = dnp * rg
+                DH[r, u] = dh * z          # the direct path h(j-1) -> h(j); W_hh^T dg is added below
+            for a in range(3 * H):
+                gWih[slot, a, x] += DI[r, a]
+                gbih[slot, a] += DI[r, a]
+                gbhh[slot, a] += DG[r, a]
+        _add_product(DG, HP, active, gWhh[slot], tmpW)   # rows at a sentence start have h(j-1) = 0
+        rows_times(DG, active, Whh, TMP)
+        for r in range(active):
+            for u in range(H):
+                DH[r, u] += TMP[r, u]
+        k += 1
+
+
+@njit(**JIT)
+def lstm_sweep(Whh, ids, starts, last, first, stop, loss_at, dH, Hs, Cs, G, per_lag, gWih, gWhh, gbih, gbhh,
+               row0, hnorm, cnorm):
+    """``gru_sweep`` for the LSTM: the signal travels back through h and c; ``cnorm`` gets the
+    total ||dJ(t)/dc(t-k)||."""
+    H = Whh.shape[1]
+    ng = last.size
+    if ng == 0:
+        return
+    span, order = _group_order(last, stop)
+    DH = np.zeros((ng, H))
+    DC = np.zeros((ng, H))
+    HP = np.empty((ng, H))
+    D = np.empty((ng, 4 * H))
+    tmpW = np.empty((4 * H, H))
+    active = ng
+    k = 0
+    while True:
+        while active > 0 and span[order[active - 1]] <= k:
+            active -= 1
+        if active == 0:
+            break
+        slot = k if per_lag else 0
+        for r in range(active):
+            g = order[r]
+            j = last[g] - k
+            l = loss_at[j]
+            if j >= first[g] and l >= 0:
+                for u in range(H):
+                    DH[r, u] += dH[l, u]
             if row0.size:
-                cnorm[row0[l] + k] = _norm(dc)
-            if j > lo[l]:
-                _lstm_back(j, Whh, G, dh, dc, d, dnew)
+                hnorm[row0[g] + k] = _norm(DH[r])
+            fst = j == starts[j]
+            x = ids[j]
+            for u in range(H):
+                HP[r, u] = 0.0 if fst else Hs[j - 1, u]
+                i = G[j, u]
+                f = G[j, H + u]
+                gg = G[j, 2 * H + u]
+                o = G[j, 3 * H + u]
+                tc = np.tanh(Cs[j, u])
+                dcu = DC[r, u] + DH[r, u] * o * (1.0 - tc * tc)
+                cp = 0.0 if fst else Cs[j - 1, u]
+                D[r, u] = dcu * gg * i * (1.0 - i)
+                D[r, H + u] = dcu * cp * f * (1.0 - f)
+                D[r, 2 * H + u] = dcu * i * (1.0 - gg * gg)
+                D[r, 3 * H + u] = DH[r, u] * tc * o * (1.0 - o)
+                DC[r, u] = dcu
+            if row0.size:
+                cnorm[row0[g] + k] = _norm(DC[r])
+            for u in range(H):
+                DC[r, u] *= G[j, H + u]    # dJ/dc(j-1) gets dJ/dc(j) f(j)
+            for a in range(4 * H):
+                gWih[slot, a, x] += D[r, a]
+                gbih[slot, a] += D[r, a]
+                gbhh[slot, a] += D[r, a]
+        _add_product(D, HP, active, gWhh[slot], tmpW)
+        rows_times(D, active, Whh, DH)       # dJ/dh(j-1) = W_hh^T d (only W_hh carries h back)
+        k += 1
 
 
 @njit(**JIT)
@@ -265,39 +418,6 @@ def _linear_step(j, first, x, slot, lam, Hs, dh, glam, gB):
 
 
 # ---------------------------------------------------------------------- full BPTT: one accumulated sweep
-@njit(**JIT)
-def gru_backward_full(Whh, ids, offsets, dHall, Hs, G, gWih, gWhh, gbih, gbhh):
-    """Full BPTT: per sentence one sweep from its last step, dJ/dh(j) = injected dHall[j] + what later
-    steps send back (every loss reaches the sentence start, so the signals may be summed)."""
-    H = Whh.shape[1]
-    dh, dnew, hp = np.empty(H), np.empty(H), np.empty(H)
-    di, dg = np.empty(3 * H), np.empty(3 * H)
-    for s in range(offsets.size - 1):
-        dh[:] = 0.0
-        for j in range(offsets[s + 1] - 1, offsets[s] - 1, -1):
-            for u in range(H):
-                dh[u] += dHall[j, u]
-            _gru_step(j, j == offsets[s], ids[j], 0, j == offsets[s], Whh, Hs, G, dh, hp, di, dg, dnew,
-                      gWih, gWhh, gbih, gbhh)
-
-
-@njit(**JIT)
-def lstm_backward_full(Whh, ids, offsets, dHall, Hs, Cs, G, gWih, gWhh, gbih, gbhh):
-    H = Whh.shape[1]
-    dh, dc, dnew, hp = np.empty(H), np.empty(H), np.empty(H), np.empty(H)
-    d = np.empty(4 * H)
-    for s in range(offsets.size - 1):
-        dh[:] = 0.0
-        dc[:] = 0.0
-        for j in range(offsets[s + 1] - 1, offsets[s] - 1, -1):
-            for u in range(H):
-                dh[u] += dHall[j, u]
-            _lstm_step(j, j == offsets[s], ids[j], 0, j == offsets[s], Whh, Hs, Cs, G, dh, dc, hp, d, dnew,
-                       gWih, gWhh, gbih, gbhh)
-            if j > offsets[s]:
-                _lstm_back(j, Whh, G, dh, dc, d, dnew)
-
-
 @njit(**JIT)
 def linear_backward_full(lam, ids, offsets, dHall, Hs, glam, gB):
     H = lam.size
