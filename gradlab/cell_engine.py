@@ -323,23 +323,26 @@ def _sweep(P: _OneHot, batch, Hs, Cs, G, loss_pos, dH, lo, per_lag: bool, n_slot
     from .kernels import gated as K
     shapes = P.shapes
     names = P.truncated
-    grads = {n: np.zeros((n_slots,) + shapes[n]) for n in names}
+    name = P.base
+    gated = name in ("gru", "lstm")  # their kernels write weight_ih_l0's gradient transposed
+    grads = {n: np.zeros((n_slots,) + shapes[n]) for n in names if not (gated and n == "weight_ih_l0")}
     n_rows = int(row0[-1] + (loss_pos[-1] - lo[-1] + 1)) if (row0.size and loss_pos.size) else 0
     hnorm = np.zeros(n_rows)
     cnorm = np.zeros(n_rows)
     starts = np.repeat(batch.offsets[:-1], batch.lengths)
-    name = P.base
-    if name in ("gru", "lstm"):
+    if gated:
         last, first, stop = _groups(batch, loss_pos, lo, per_lag)
         loss_at = np.full(batch.n_tokens, -1, dtype=np.int64)
         loss_at[loss_pos] = np.arange(loss_pos.size)
-        g = [grads[n] for n in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")]
+        gWihT = np.zeros((n_slots, shapes["weight_ih_l0"][1], shapes["weight_ih_l0"][0]))
+        g = [gWihT] + [grads[n] for n in ("weight_hh_l0", "bias_ih_l0", "bias_hh_l0")]
         if name == "gru":
             K.gru_sweep(P["weight_hh_l0"], batch.ids, starts, last, first, stop, loss_at, dH, Hs, G, per_lag, *g,
                         row0, hnorm)
         else:
             K.lstm_sweep(P["weight_hh_l0"], batch.ids, starts, last, first, stop, loss_at, dH, Hs, Cs, G, per_lag,
                          *g, row0, hnorm, cnorm)
+        grads["weight_ih_l0"] = np.ascontiguousarray(gWihT.transpose(0, 2, 1))
     else:
         K.linear_backward(P["lambda"], batch.ids, starts, loss_pos, lo, dH, Hs, per_lag,
                           grads["lambda"], grads["B"], row0, hnorm)

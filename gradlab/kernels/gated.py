@@ -87,6 +87,7 @@ def gru_forward(Wih, Whh, bih, bhh, ids, offsets, Hs, G):
         return
     order, start, lengths = _lockstep_order(offsets)
     WhhT = np.ascontiguousarray(Whh.T)
+    WihT = np.ascontiguousarray(Wih.T)  # row x is the input column of word x
     P = np.zeros((n, H))
     GH = np.empty((n, 3 * H))
     gi = np.empty(3 * H)
@@ -104,7 +105,7 @@ def gru_forward(Wih, Whh, bih, bhh, ids, offsets, Hs, G):
             x = ids[p]
             for a in range(3 * H):
                 gh[a] = GH[r, a] + bhh[a]
-                gi[a] = Wih[a, x] + bih[a]
+                gi[a] = WihT[x, a] + bih[a]
             _gru_gates(gi, gh, Hs, G, p, t == 0)
             for u in range(H):
                 P[r, u] = Hs[p, u]
@@ -120,6 +121,7 @@ def lstm_forward(Wih, Whh, bih, bhh, ids, offsets, Hs, Cs, G):
         return
     order, start, lengths = _lockstep_order(offsets)
     WhhT = np.ascontiguousarray(Whh.T)
+    WihT = np.ascontiguousarray(Wih.T)
     P = np.zeros((n, H))
     GH = np.empty((n, 4 * H))
     pre = np.empty(4 * H)
@@ -135,7 +137,7 @@ def lstm_forward(Wih, Whh, bih, bhh, ids, offsets, Hs, Cs, G):
             p = start[r] + t
             x = ids[p]
             for a in range(4 * H):
-                pre[a] = Wih[a, x] + bih[a] + bhh[a] + GH[r, a]
+                pre[a] = WihT[x, a] + bih[a] + bhh[a] + GH[r, a]
             _lstm_gates(pre, Hs, Cs, G, p, t == 0)
             for u in range(H):
                 P[r, u] = Hs[p, u]
@@ -262,7 +264,7 @@ def _add_product(A, B, n, out, tmp):
 
 
 @njit(**JIT)
-def gru_sweep(Whh, ids, starts, last, first, stop, loss_at, dH, Hs, G, per_lag, gWih, gWhh, gbih, gbhh,
+def gru_sweep(Whh, ids, starts, last, first, stop, loss_at, dH, Hs, G, per_lag, gWihT, gWhh, gbih, gbhh,
               row0, hnorm):
     """Groups of losses swept back together, all groups in lockstep (longest first).
 
@@ -272,6 +274,7 @@ def gru_sweep(Whh, ids, starts, last, first, stop, loss_at, dH, Hs, G, per_lag, 
     window start; contributions (``per_lag``: slot k = lag) have one group per loss and write
     ||dJ(t)/dh(t-k)|| at ``row0[g] + k`` (when ``row0`` is not empty). Per step: W_hh^T of every
     running group's gate signals and their outer products with h(j-1) are matrix products.
+    ``gWihT`` is the input weights' gradient transposed, (slots, |V|, 3H): a word's column is a row.
     """
     H = Whh.shape[1]
     ng = last.size
@@ -322,7 +325,7 @@ def gru_sweep(Whh, ids, starts, last, first, stop, loss_at, dH, Hs, G, per_lag, 
                 DG[r, 2 * H + u] = dnp * rg
                 DH[r, u] = dh * z          # the direct path h(j-1) -> h(j); W_hh^T dg is added below
             for a in range(3 * H):
-                gWih[slot, a, x] += DI[r, a]
+                gWihT[slot, x, a] += DI[r, a]
                 gbih[slot, a] += DI[r, a]
                 gbhh[slot, a] += DG[r, a]
         _add_product(DG, HP, active, gWhh[slot], tmpW)   # rows at a sentence start have h(j-1) = 0
@@ -334,7 +337,7 @@ def gru_sweep(Whh, ids, starts, last, first, stop, loss_at, dH, Hs, G, per_lag, 
 
 
 @njit(**JIT)
-def lstm_sweep(Whh, ids, starts, last, first, stop, loss_at, dH, Hs, Cs, G, per_lag, gWih, gWhh, gbih, gbhh,
+def lstm_sweep(Whh, ids, starts, last, first, stop, loss_at, dH, Hs, Cs, G, per_lag, gWihT, gWhh, gbih, gbhh,
                row0, hnorm, cnorm):
     """``gru_sweep`` for the LSTM: the signal travels back through h and c; ``cnorm`` gets the
     total ||dJ(t)/dc(t-k)||."""
@@ -386,7 +389,7 @@ def lstm_sweep(Whh, ids, starts, last, first, stop, loss_at, dH, Hs, Cs, G, per_
             for u in range(H):
                 DC[r, u] *= G[j, H + u]    # dJ/dc(j-1) gets dJ/dc(j) f(j)
             for a in range(4 * H):
-                gWih[slot, a, x] += D[r, a]
+                gWihT[slot, x, a] += D[r, a]
                 gbih[slot, a] += D[r, a]
                 gbhh[slot, a] += D[r, a]
         _add_product(D, HP, active, gWhh[slot], tmpW)
