@@ -343,6 +343,7 @@ def _sweep(P: _OneHot, batch, Hs, Cs, G, loss_pos, dH, lo, per_lag: bool, n_slot
             K.lstm_sweep(P["weight_hh_l0"], batch.ids, starts, last, first, stop, loss_at, dH, Hs, Cs, G, per_lag,
                          *g, row0, hnorm, cnorm)
         grads["weight_ih_l0"] = np.ascontiguousarray(gWihT.transpose(0, 2, 1))
+        grads = {n: grads[n] for n in names}
     else:
         K.linear_backward(P["lambda"], batch.ids, starts, loss_pos, lo, dH, Hs, per_lag,
                           grads["lambda"], grads["B"], row0, hnorm)
