@@ -18,10 +18,12 @@ with the cell's parameter names (``as_dict(torch_names=True)`` for PyTorch's).
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 
+from . import _config
 from ._validate import check_ids_in_range, check_int
 from .batch import NO_LOSS, Batch
 from .cellmodel import CellModel
@@ -370,6 +372,17 @@ def _lag_starts(batch: Batch, loss_pos: np.ndarray, limit) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- public
+def _one_blas_thread(fn):
+    """Run ``fn`` with BLAS on one thread: the kernels make one small product per step, for which
+    BLAS threads that wait on each other cost more than they bring (and stall on a busy machine)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with _config.single_threaded_blas():
+            return fn(*args, **kwargs)
+    return wrapper
+
+
+@_one_blas_thread
 def forward(model: CellModel, batch: Batch, *, return_probs: bool = False) -> CellForward:
     """States and losses of every sentence (states start from zero)."""
     loss_pos = _check(model, batch)
@@ -382,6 +395,7 @@ def forward(model: CellModel, batch: Batch, *, return_probs: bool = False) -> Ce
     return CellForward(Hs, Cs, losses, loss_pos, probs)
 
 
+@_one_blas_thread
 def gradient(model: CellModel, batch: Batch, scheme: Scheme | str = Full()) -> Gradient:
     """dJ/dtheta of the batch's total loss under ``scheme`` (any scheme with a lag limit)."""
     scheme = parse_scheme(scheme)
@@ -410,6 +424,7 @@ def gradient(model: CellModel, batch: Batch, scheme: Scheme | str = Full()) -> G
     return Gradient(arrays, float(losses.sum()), int(losses.size), scheme.label, cell=model.cell)
 
 
+@_one_blas_thread
 def contributions(model: CellModel, batch: Batch, max_lag: int) -> CellContributions:
     """Per (loss t, lag k <= max_lag) norms of dJ(t)/dh(t-k) (and dJ(t)/dc(t-k)), and G_theta[k]."""
     max_lag = check_int(max_lag, "max_lag", 0)
