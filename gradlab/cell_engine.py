@@ -186,27 +186,37 @@ class _OneHot:
 
 
 def _states(P: _OneHot, batch: Batch):
-    """(Hs, Cs or None, gate cache or None)."""
+    """(Hs, Cs or None, gate cache or None). The gated cells run on fixed chunks of sentences in parallel."""
     from .kernels import gated as K
     N, H = batch.n_tokens, P.model.hidden_size
     Hs = np.zeros((N, H))
     name = P.base
-    if name == "gru":
-        G = np.zeros((N, 4 * H))
-        K.gru_forward(P["weight_ih_l0"], P["weight_hh_l0"], P["bias_ih_l0"],
-                      P["bias_hh_l0"], batch.ids, batch.offsets, Hs, G)
-        return Hs, None, G
-    if name == "lstm":
-        G = np.zeros((N, 4 * H))
-        Cs = np.zeros((N, H))
-        K.lstm_forward(P["weight_ih_l0"], P["weight_hh_l0"], P["bias_ih_l0"],
-                       P["bias_hh_l0"], batch.ids, batch.offsets, Hs, Cs, G)
-        return Hs, Cs, G
-    K.linear_forward(P["lambda"], P["B"], batch.ids, batch.offsets, Hs)
-    return Hs, None, None
+    if name == "linear":
+        K.linear_forward(P["lambda"], P["B"], batch.ids, batch.offsets, Hs)
+        return Hs, None, None
+    G = np.zeros((N, 4 * H))
+    Cs = np.zeros((N, H)) if name == "lstm" else None
+    w = [P[n] for n in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")]
+    chunks = _config.ranges(batch.n_sentences, _config.N_LOCKSTEP_CHUNKS)
+
+    def run(c):
+        s0, s1 = chunks[c]
+        offsets = batch.offsets[s0:s1 + 1]  # absolute positions: the chunk writes its own rows
+        if name == "gru":
+            K.gru_forward(*w, batch.ids, offsets, Hs, G)
+        else:
+            K.lstm_forward(*w, batch.ids, offsets, Hs, Cs, G)
+
+    _config.run_parallel(run, len(chunks))
+    return Hs, Cs, G
 
 
 _KIND = {"gru": 0, "lstm": 1, "linear": 2}
+
+#: A gated cell's backward sweep runs on this many fixed chunks of its loss groups in parallel,
+#: each with gradient arrays of its own, when those take at most _SWEEP_CHUNK_BYTES (else one chunk).
+_SWEEP_CHUNKS = 4
+_SWEEP_CHUNK_BYTES = 64 << 20
 
 
 def _states_stacked(P: _OneHot, batch: Batch):
@@ -327,7 +337,7 @@ def _sweep(P: _OneHot, batch, Hs, Cs, G, loss_pos, dH, lo, per_lag: bool, n_slot
     names = P.truncated
     name = P.base
     gated = name in ("gru", "lstm")  # their kernels write weight_ih_l0's gradient transposed
-    grads = {n: np.zeros((n_slots,) + shapes[n]) for n in names if not (gated and n == "weight_ih_l0")}
+    grads = {} if gated else {n: np.zeros((n_slots,) + shapes[n]) for n in names}
     n_rows = int(row0[-1] + (loss_pos[-1] - lo[-1] + 1)) if (row0.size and loss_pos.size) else 0
     hnorm = np.zeros(n_rows)
     cnorm = np.zeros(n_rows)
@@ -336,15 +346,30 @@ def _sweep(P: _OneHot, batch, Hs, Cs, G, loss_pos, dH, lo, per_lag: bool, n_slot
         last, first, stop = _groups(batch, loss_pos, lo, per_lag)
         loss_at = np.full(batch.n_tokens, -1, dtype=np.int64)
         loss_at[loss_pos] = np.arange(loss_pos.size)
-        gWihT = np.zeros((n_slots, shapes["weight_ih_l0"][1], shapes["weight_ih_l0"][0]))
-        g = [gWihT] + [grads[n] for n in ("weight_hh_l0", "bias_ih_l0", "bias_hh_l0")]
-        if name == "gru":
-            K.gru_sweep(P["weight_hh_l0"], batch.ids, starts, last, first, stop, loss_at, dH, Hs, G, per_lag, *g,
-                        row0, hnorm)
-        else:
-            K.lstm_sweep(P["weight_hh_l0"], batch.ids, starts, last, first, stop, loss_at, dH, Hs, Cs, G, per_lag,
-                         *g, row0, hnorm, cnorm)
-        grads["weight_ih_l0"] = np.ascontiguousarray(gWihT.transpose(0, 2, 1))
+        V, rows = shapes["weight_ih_l0"][1], shapes["weight_ih_l0"][0]
+        # fixed chunks of groups in parallel, each with its own gradients (summed in order), when they fit
+        per_chunk = n_slots * (V * rows + rows * P.model.hidden_size + 2 * rows) * 8
+        chunks = _config.ranges(last.size, _SWEEP_CHUNKS if per_chunk <= _SWEEP_CHUNK_BYTES else 1)
+
+        def run(c):
+            c0, c1 = chunks[c]
+            gWihT = np.zeros((n_slots, V, rows))
+            g = [gWihT] + [np.zeros((n_slots,) + shapes[n]) for n in ("weight_hh_l0", "bias_ih_l0", "bias_hh_l0")]
+            part = (last[c0:c1], first[c0:c1], stop[c0:c1], loss_at, dH, Hs)
+            r0 = row0[c0:c1] if row0.size else row0
+            if name == "gru":
+                K.gru_sweep(P["weight_hh_l0"], batch.ids, starts, *part, G, per_lag, *g, r0, hnorm)
+            else:
+                K.lstm_sweep(P["weight_hh_l0"], batch.ids, starts, *part, Cs, G, per_lag, *g, r0, hnorm, cnorm)
+            g[0] = gWihT.transpose(0, 2, 1)
+            return g
+
+        parts = _config.run_parallel(run, len(chunks))
+        for i, n in enumerate(("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")):
+            total = np.zeros((n_slots,) + shapes[n])
+            for part in parts:
+                total += part[i]
+            grads[n] = total
         grads = {n: grads[n] for n in names}
     else:
         K.linear_backward(P["lambda"], batch.ids, starts, loss_pos, lo, dH, Hs, per_lag,

@@ -185,3 +185,32 @@ def test_bad_input_gives_clear_errors(rng):
     m.params["weight_hh_l0"][0, 0] = np.nan
     with pytest.raises(ValueError, match="weight_hh_l0 holds non-finite"):
         ce.gradient(m, b)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_many_sentences_match_the_loop_reference_and_not_the_thread_count(cell, rng):
+    """Enough sentences and losses that every lockstep chunk multiplies through BLAS, several chunks of
+    loss groups run in parallel, and the results are the same bits on 1 and 2 threads."""
+    from gradlab import _config
+    m, b, xs, ds = random_cell_problem(rng, cell, hidden=5, vocab=6, lengths=rng.integers(1, 9, 60), drop=0.3)
+    runs = []
+    for threads in (1, 2):
+        _config.set_threads(threads)
+        try:
+            runs.append((ce.gradient(m, b, Full()), ce.gradient(m, b, Sliding(2)), ce.contributions(m, b, 3)))
+        finally:
+            _config.set_threads(None)
+    for one, two in zip(*runs):
+        for a, c in zip(_arrays(one), _arrays(two)):
+            assert np.array_equal(a, c)
+    full, tbptt, contrib = runs[0]
+    for g, scheme in ((full, Full()), (tbptt, Sliding(2))):
+        _close(g.arrays, nc.gradient(cell, m.params, xs, ds, _window(scheme))[0])
+    want = nc.gradient(cell, m.params, xs, ds, lambda t: 2)[0]
+    _close({n: G[:3].sum(axis=0) for n, G in contrib.lag_sums().items()}, {n: want[n] for n in contrib.lag_sums()})
+
+
+def _arrays(result):
+    if hasattr(result, "as_dict"):
+        return list(result.as_dict().values())
+    return [result.h_norm] + ([] if result.c_norm is None else [result.c_norm]) + list(result.lag_sums().values())
