@@ -40,7 +40,7 @@ class Activation:
     ----------
     name : str
     code : int
-        What the compiled kernels dispatch on (``gradlab.kernels._common``: SIGMOID, TANH, RELU).
+        What the compiled kernels dispatch on (``gradlab.kernels._common``: SIGMOID, TANH, RELU, IDENTITY).
     function : callable
         f(net) on numpy arrays.
     derivative : callable
@@ -65,6 +65,8 @@ ACTIVATIONS: dict[str, Activation] = {a.name: a for a in (
     Activation("sigmoid", 0, _sigmoid, lambda s: s * (1.0 - s), 0.25),
     Activation("tanh", 1, np.tanh, lambda s: 1.0 - s * s, 1.0),
     Activation("relu", 2, lambda net: np.maximum(net, 0.0), lambda s: (s > 0.0).astype(np.float64), 1.0),
+    # a linear recurrence s(t) = U s(t-1) + V x(t): the signal decays exactly as powers of U^T
+    Activation("identity", 3, lambda net: np.array(net, dtype=np.float64), lambda s: np.ones_like(s), 1.0),
 )}
 
 

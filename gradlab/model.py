@@ -42,7 +42,7 @@ class RNN:
         Input weights; column j is the embedding of word j.
     W : float64 array, shape (n_out, H)
         Output weights.
-    activation : {"sigmoid", "tanh", "relu"}
+    activation : {"sigmoid", "tanh", "relu", "identity"}
         Hidden activation f.
 
     The arrays are public and may be written in place (``model.U[...] = ...``);
@@ -118,7 +118,7 @@ class RNN:
             Seed or generator. Two calls with the same seed give the same model.
         scale : float
             Standard deviation of every weight (the coursework's sqrt(0.1) by default).
-        activation : {"sigmoid", "tanh", "relu"}
+        activation : {"sigmoid", "tanh", "relu", "identity"}
         recurrent : {"normal", "orthogonal", "identity"}, default "normal"
             How U is made. "normal": N(0, scale^2) like V and W. "orthogonal": ``gain``
             times the orthogonal factor Q of the QR decomposition of U's Gaussian draw,

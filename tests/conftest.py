@@ -25,7 +25,7 @@ SEED = 20240917
 #: the tests that need it instead of skipping them.
 REQUIRE_TORCH_ENV = "GRADLAB_REQUIRE_TORCH"
 
-ACTIVATIONS = ("sigmoid", "tanh", "relu")
+ACTIVATIONS = ("sigmoid", "tanh", "relu", "identity")
 OBJECTIVES = ("lm", "final")
 
 

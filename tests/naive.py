@@ -47,6 +47,8 @@ def activate(name: str, net: np.ndarray) -> np.ndarray:
         return np.tanh(net)
     if name == "relu":
         return np.maximum(net, 0.0)
+    if name == "identity":
+        return np.array(net, dtype=np.float64)
     raise ValueError(f"unknown activation {name!r}")
 
 
@@ -59,6 +61,8 @@ def activate_prime(name: str, net: np.ndarray) -> np.ndarray:
         return 1.0 - np.tanh(net) ** 2
     if name == "relu":
         return (net > 0.0).astype(np.float64)
+    if name == "identity":
+        return np.ones_like(net, dtype=np.float64)
     raise ValueError(f"unknown activation {name!r}")
 
 

@@ -6,7 +6,7 @@ from numba import njit
 
 from .._config import JIT, JIT_CONTRACT
 
-SIGMOID, TANH, RELU = 0, 1, 2
+SIGMOID, TANH, RELU, IDENTITY = 0, 1, 2, 3
 
 _LOG2E = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01
@@ -23,17 +23,21 @@ def activate(net, code):
         return 1.0 / (1.0 + math.exp(-net))
     if code == TANH:
         return math.tanh(net)
-    return net if net > 0.0 else 0.0
+    if code == RELU:
+        return net if net > 0.0 else 0.0
+    return net
 
 
 @njit(inline="always", **JIT)
 def derivative_from_state(s, code):
-    """f'(net) written in terms of s = f(net): s(1-s), 1-s^2, or [s > 0] (relu: f'(0) = 0)."""
+    """f'(net) written in terms of s = f(net): s(1-s), 1-s^2, [s > 0] (relu: f'(0) = 0), or 1 (identity)."""
     if code == SIGMOID:
         return s * (1.0 - s)
     if code == TANH:
         return 1.0 - s * s
-    return 1.0 if s > 0.0 else 0.0
+    if code == RELU:
+        return 1.0 if s > 0.0 else 0.0
+    return 1.0
 
 
 #: Below this many rows ``rows_times`` multiplies in its own loops: a BLAS call costs more

@@ -23,7 +23,7 @@ from test_large_batches import BATCHES, large_problem  # noqa: E402
 RTOL = 1e-9
 ATOL = 1e-12
 
-TORCH_ACT = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu}
+TORCH_ACT = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu, "identity": lambda net: net}
 
 
 def _params(model):

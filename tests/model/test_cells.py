@@ -52,7 +52,7 @@ def test_model_parameters_are_the_arrays_by_name():
 def test_kernel_codes_are_the_cells_codes():
     from gradlab.kernels import _common
     assert {name: a.code for name, a in CELL_ACTIVATIONS.items()} == {
-        "sigmoid": _common.SIGMOID, "tanh": _common.TANH, "relu": _common.RELU}
+        "sigmoid": _common.SIGMOID, "tanh": _common.TANH, "relu": _common.RELU, "identity": _common.IDENTITY}
 
 
 @pytest.mark.parametrize("name", ACTIVATIONS)
