@@ -604,11 +604,17 @@ def tolerance(name: str) -> float:
 
 def cross_check(results: dict, lags: dict | None) -> dict:
     """Every implementation against the numpy student (float64): float64 ones with floor AGREE_FLOOR,
-    float32 ones with F32_FLOOR; 'torch +G_V,G_W' against gradlab on G_V and G_W as well."""
+    float32 ones with F32_FLOOR (and their arrays must be float32); 'torch +G_V,G_W' against gradlab on
+    G_V and G_W as well. Returns ``compare``'s report, in the order of ``results``."""
     f64 = {k: v for k, v in results.items() if not k.endswith(F32)}
     f32 = {k: v for k, v in results.items() if k.endswith(F32) or k == "numpy student"}
     cmp = compare(f64, "numpy student", lags)
-    cmp.update(compare(f32, "numpy student", lags, floor=F32_FLOOR))
+    for name, res in compare(f32, "numpy student", lags, floor=F32_FLOOR).items():
+        wrong = {k: str(np.asarray(v).dtype) for k, v in results[name].items()
+                 if k != "loss" and np.asarray(v).dtype != np.float32}
+        if wrong:   # a float32 row that computed in float64 would time the wrong thing
+            res = (float("inf"), "dtype", dict(res[2], **{k: f"dtype {d}, not float32" for k, d in wrong.items()}))
+        cmp[name] = res
     if "torch +G_V,G_W" in results and "G_V" in results.get("gradlab", {}):
         extra = compare({k: results[k] for k in ("gradlab", "torch +G_V,G_W")}, "gradlab", lags)
         cmp["torch +G_V,G_W"] = extra["torch +G_V,G_W"]
@@ -786,8 +792,14 @@ def main(argv=None) -> int:
     out_rates = {}   # (dtype name, H) -> rates
     for H in sorted({w.H for w in workloads}):
         for dtype in (np.float64, np.float32) if args.float32 else (np.float64,):
-            wait_quiet(quiet_wait / 4)
-            rates = output_gemm_rates(H, vocab, tiles, (1, 2), gemm_tokens, 1 if args.quick else 3, dtype)
+            rates = {}
+            for _ in range(1 if args.quick else 3):  # as for the peak: the best of a few quiet attempts
+                wait_quiet(quiet_wait / 4)
+                with OtherLoad() as load:
+                    r = output_gemm_rates(H, vocab, tiles, (1, 2), gemm_tokens, 1 if args.quick else 3, dtype)
+                rates = {k: {n: max(v, rates.get(k, {}).get(n, 0.0)) for n, v in rv.items()} for k, rv in r.items()}
+                if load.value <= args.max_other_load:
+                    break
             out_rates[(np.dtype(dtype).name, H)] = rates
             print_output_rates(rates, H, vocab, np.dtype(dtype).name)
     if peers.torch_available():

@@ -72,8 +72,8 @@ def _softmax(x):
 def numpy_predict(U, V, W, x):
     """Forward pass of one sentence: y (T, |O|) and s (T + 1, H) with s[-1] = 0."""
     T, H = len(x), U.shape[0]
-    s = np.zeros((T + 1, H))
-    y = np.zeros((T, W.shape[0]))
+    s = np.zeros((T + 1, H), dtype=U.dtype)   # float32 weights: float32 throughout
+    y = np.zeros((T, W.shape[0]), dtype=U.dtype)
     for t in range(T):
         net_in = V[:, x[t]] + U.dot(s[t - 1])
         s[t] = _sigmoid(net_in)
@@ -83,7 +83,7 @@ def numpy_predict(U, V, W, x):
 
 def numpy_acc_deltas(U, V, W, x, d, y, s, dU, dV, dW):
     """Full BPTT for one sentence, accumulating into dU, dV, dW (linear in T)."""
-    carry = np.zeros(U.shape[0])  # U^T delta(., t + 1): what later losses send to step t
+    carry = np.zeros(U.shape[0], dtype=U.dtype)  # U^T delta(., t + 1): what later losses send to step t
     for t in reversed(range(len(x))):
         delta_out = y[t].copy()
         delta_out[d[t]] -= 1.0
