@@ -40,7 +40,6 @@ Run:  python benchmarks/bench_train.py [--sentences 200] [--repeats 3] [--quick]
 from __future__ import annotations
 
 import argparse
-import inspect
 import os
 import subprocess
 import sys
@@ -54,6 +53,7 @@ import gradlab as gl
 from gradlab.train import Trainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_engine import float32_api  # noqa: E402
 from peers import numpy_acc_deltas, numpy_acc_deltas_bptt, numpy_predict  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,19 +102,6 @@ def median_time(fn, repeats: int, clock=time.perf_counter):
         out = fn()
         times.append(clock() - t0)
     return float(np.median(times)), times, out
-
-
-def float32_api() -> tuple[bool, str]:
-    """Whether this gradlab has the float32 API (``RNN.init(..., dtype=)`` and ``RNN.astype``); else why not."""
-    try:
-        params = inspect.signature(gl.RNN.init).parameters
-    except (TypeError, ValueError):
-        return False, "gradlab.RNN.init cannot be inspected"
-    if "dtype" not in params:
-        return False, "gradlab.RNN.init has no dtype parameter (this gradlab predates float32)"
-    if not callable(getattr(gl.RNN, "astype", None)):
-        return False, "gradlab.RNN has no astype()"
-    return True, ""
 
 
 def _missing_file(exc: BaseException | None) -> bool:
@@ -243,7 +230,7 @@ def main(argv=None) -> int:
           f"steps ({n_tok} tokens), one epoch of per-sentence SGD, lr {args.lr}, median of {args.repeats}\n")
     order = np.random.default_rng(args.seed).permutation(args.sentences)
 
-    has_f32, why = float32_api()
+    has_f32, why = float32_api(gl)
     model32 = model.astype("float32") if args.float32 and has_f32 else None
     if args.float32 and not has_f32:
         print(f"float32: {why}: the float32 rows are skipped\n")

@@ -99,3 +99,25 @@ def test_gated_cell_benchmark_runs():
                           text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "NOT OK" not in proc.stdout and proc.stdout.count(" OK |") == 6
+
+
+def test_train_float32_rows_run_with_the_api_and_catch_a_float64_model(monkeypatch, capsys):
+    """With an RNN that has the float32 API's signature but stays float64, the float32 rows run and fail."""
+    sys.path.insert(0, str(BENCH))
+    import bench_train
+
+    import gradlab
+
+    class RNN32(gradlab.RNN):
+        @classmethod
+        def init(cls, *args, dtype="float64", **kwargs):
+            return super().init(*args, **kwargs)
+
+        def astype(self, dtype):
+            return self
+
+    monkeypatch.setattr(bench_train.gl, "RNN", RNN32)
+    assert bench_train.main(["--quick"]) == 1
+    out = capsys.readouterr().out
+    assert out.count("gradlab fused float32") == 2
+    assert "MISMATCH: gradlab float32 (tbptt:3)" in out and "parameters of dtype float64" in out
