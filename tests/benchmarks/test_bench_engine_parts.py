@@ -154,11 +154,17 @@ def test_output_gemm_rates_cover_every_library_thread_count_and_tile():
 
 
 def test_best_output_rate_counts_single_threaded_calls_once_per_core():
-    rates = {("numpy", 1, 64): {"all": 40.0}, ("numpy", 2, 64): {"all": 70.0}, ("numpy", 1, 128): {"all": 30.0},
-             ("torch", 2, 64): {"all": 500.0}}
-    assert bench_engine.best_output_rate(rates, "numpy", 2) == (80.0, "64 rows, 2 x 1 thread")
-    assert bench_engine.best_output_rate(rates, "numpy", 1) == (70.0, "64 rows, 2 threads")
+    def same(x):
+        return {n: x for n in bench_engine.OUTPUT_GEMMS}
+    rates = {("numpy", 1, 64): same(40.0), ("numpy", 2, 64): same(70.0), ("numpy", 1, 128): same(30.0),
+             ("torch", 2, 64): same(500.0)}
+    assert bench_engine.best_output_rate(rates, "numpy", 2) == (pytest.approx(80.0), "64 rows, 2 x 1 thread")
+    assert bench_engine.best_output_rate(rates, "numpy", 1) == (pytest.approx(70.0), "64 rows, 2 threads")
     assert bench_engine.best_output_rate(rates, "nothing", 2) == (0.0, "")
+    # products of equal FLOPs together: the harmonic mean of their rates
+    mixed = {("numpy", 2, 64): dict(zip(bench_engine.OUTPUT_GEMMS, (20.0, 60.0, 1.0)))}
+    two = tuple(bench_engine.OUTPUT_GEMMS)[:2]
+    assert bench_engine.best_output_rate(mixed, "numpy", 2, two)[0] == pytest.approx(30.0)
 
 
 def test_targets_are_issue_11s_against_the_hand_written_peer(data):
@@ -170,7 +176,8 @@ def test_targets_are_issue_11s_against_the_hand_written_peer(data):
     assert parts["output"] == 3 * 2.0 * w.data.n_tokens * 60 * 50
     rows = [bench_engine.Row(w, name, times=[t]) for name, t in
             (("gradlab", 0.5), ("torch manual", 0.6), ("torch autograd", 2.0), ("torch autograd packed", 0.1))]
-    rates = {50: {("numpy", 1, 64): {"all": 40.0}, ("torch", 2, 128): {"all": 100.0}}}
+    rates = {50: {("numpy", 1, 64): {n: 40.0 for n in bench_engine.OUTPUT_GEMMS},
+                  ("torch", 2, 128): {n: 100.0 for n in bench_engine.OUTPUT_GEMMS}}}
     (t,) = bench_engine.target_rows([w], rows, peak_gflops=100.0, out_rates=rates, cores=2)
     assert t["target"] == 1.2 and t["hand_written"] == "torch manual"
     assert t["vs_hand_written"] == pytest.approx(1.2) and t["vs_autograd"] == pytest.approx(4.0)
