@@ -14,7 +14,8 @@ sentence; sigmoid hidden units; zero initial state; a loss at every step):
   The coursework accumulates the negative gradient; these functions return the
   gradient itself.
 
-* ``torch_*``  -- PyTorch eager on the CPU, float64, batched.  Sentences are sorted
+* ``torch_*``  -- PyTorch eager on the CPU, batched, in the weights' dtype (float64, or
+  float32 for float32 weights; the loss is summed in float64).  Sentences are sorted
   by length; the recurrence runs over a [B_t, H] state per time step, where B_t is
   the number of sentences longer than t (a "packed" layout: sentences of equal
   length are contiguous and each step is one batched matmul for all of them, so
@@ -22,7 +23,12 @@ sentence; sigmoid hidden units; zero initial state; a loss at every step):
   output layer of all tokens is one matmul + (log-)softmax, done in row chunks that
   stay in cache.
     - full BPTT: autograd (``method="autograd"``) or an explicit backward recursion
-      over the packed layout (``method="manual"``);
+      over the packed layout (``method="manual"``); or, as a PyTorch user writes it,
+      ``method="bucketed"``: padded (B, L) buckets of similar lengths, per bucket the
+      recurrence, one output matmul, masked cross-entropy and ``backward()``;
+    - sliding TBPTT(tau) and per-(t, k) contributions by autograd
+      (``torch_window_autograd``): every loss's own window of lags, all losses at once,
+      one ``backward()``;
     - sliding TBPTT(tau) and per-(t, k) contributions: an explicit recursion over the
       lag k for *all* losses at once.  Tokens are laid out time-major in a few dense
       length groups ([T_g, B_g, H]); with A_k[m] = delta(m + k, m) (the signal that
@@ -277,8 +283,7 @@ class TorchLayout:
             return self._windows[key]
         K = int(K)
         pos = np.concatenate([np.arange(L) for L in self.lengths])
-        flat_ids = np.empty(self.N, dtype=np.int64)
-        flat_ids[:] = self.ids_np[self.flat_to_packed]
+        flat_ids = self.ids_np[self.flat_to_packed]
         flat_tgt = self.targets.numpy()[self.flat_to_packed]
         start = np.minimum(pos, K)
         rows = np.argsort(-(2 * start + (pos > K)), kind="stable")
@@ -383,7 +388,9 @@ def torch_full_gradient(U, V, W, xs=None, ds=None, *, layout: TorchLayout | None
                         method: str = "autograd", chunk: int = 512) -> Gradient:
     """Full-BPTT gradient, batched over sentences (packed layout).
 
-    ``method="autograd"``: forward graph + ``loss.backward()``.
+    ``method="bucketed"``: per padded bucket (``TorchLayout.buckets``) forward, masked
+    ``cross_entropy`` and ``backward()``, the gradients accumulated over the buckets.
+    ``method="autograd"``: forward graph over the packed layout + ``loss.backward()``.
     ``method="manual"``: chunked output layer, then delta(t) = (E(t) + delta(t + 1) U) * f'(t)
     one packed step at a time, dU = delta^T s_prev and dV by index_add.
     """
