@@ -684,11 +684,13 @@ def print_targets(table: list[dict], quick: bool) -> None:
     print("  Floor: the output layer's GEMMs alone (2 or 3 products of 2 N |O| H FLOPs) at the best rate measured above")
     print("  on the workload's shapes, numpy's BLAS for gradlab, torch's for the peer; ms:")
     print(f"  {'workload':34s} {'out GFLOP':>9s} {'gradlab floor':>13s} {'at GFLOP/s':>10s} {'torch floor':>11s} "
-          f"{'at GFLOP/s':>10s} {'hand-written':>12s} {'gradlab':>8s} {'needed':>7s}")
+          f"{'at GFLOP/s':>10s} {'hand-written':>12s} {'gradlab':>8s} {'needed':>7s}  within the floor?")
     for t in table:
         if t["hand_written_s"] is None or t["blas_floor_s"] is None or t["gradlab_s"] is None:
             continue
         need = f"{1e3 * t['hand_written_s'] / t['target']:7.1f}" if t["target"] else "      -"
+        if t["target"]:   # the target asks gradlab to be faster than its output layer's GEMMs alone can be
+            need += ("  no: below the floor" if t["hand_written_s"] / t["target"] < t["blas_floor_s"] else "  yes")
         mkl = (f"{1e3 * t['mkl_floor_s']:11.1f} {t['mkl_gflops']:10.1f}" if t["mkl_floor_s"] else f"{'-':>11s} {'-':>10s}")
         print(f"  {t['workload']:34s} {t['output_flops'] / 1e9:9.2f} {1e3 * t['blas_floor_s']:13.1f} "
               f"{t['blas_gflops']:10.1f} {mkl} {1e3 * t['hand_written_s']:12.1f} {1e3 * t['gradlab_s']:8.1f} {need}")

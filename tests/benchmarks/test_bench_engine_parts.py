@@ -184,3 +184,20 @@ def test_targets_are_issue_11s_against_the_hand_written_peer(data):
     assert t["blas_floor_s"] == pytest.approx(parts["output"] / 80e9)
     assert t["mkl_floor_s"] == pytest.approx(parts["output"] / 100e9)
     assert t["flops_floor_s"] == pytest.approx(w.flops() / 100e9)
+
+
+def test_the_targets_table_says_when_a_target_is_below_the_floor(capsys):
+    base = dict(key="W1", H=50, hand_written="torch manual", autograd_s=2.0, flops_floor_s=0.05, output_flops=7e9,
+                blas_gflops=70.0, blas_where="", mkl_gflops=None, mkl_where="", mkl_floor_s=None)
+    table = [dict(base, workload="reachable", target=1.2, gradlab_s=0.5, hand_written_s=0.6, vs_hand_written=1.2,
+                  vs_autograd=4.0, blas_floor_s=0.1),
+             dict(base, workload="out of reach", target=1.5, gradlab_s=0.5, hand_written_s=0.3, vs_hand_written=0.6,
+                  vs_autograd=4.0, blas_floor_s=0.25)]
+    bench_engine.print_targets(table, quick=False)
+    lines = capsys.readouterr().out.splitlines()
+    status = {name: next(line for line in lines if line.startswith(f"  {name}") and "x" in line)
+              for name in ("reachable", "out of reach")}
+    assert " MET " in status["reachable"] and "NOT MET" in status["out of reach"]
+    floors = [line for line in lines if line.rstrip().endswith(("yes", "below the floor"))]
+    assert floors[0].startswith("  reachable") and floors[0].rstrip().endswith("yes")
+    assert floors[1].startswith("  out of reach") and floors[1].rstrip().endswith("no: below the floor")
