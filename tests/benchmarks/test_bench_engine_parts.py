@@ -20,6 +20,7 @@ import peers  # noqa: E402
 
 import gradlab  # noqa: E402
 from conftest import import_torch  # noqa: E402
+from float32_stub import RNNWithFloat32API  # noqa: E402
 
 #: The peers compute the NumPy student's sums in another order, in float64.
 PEER_RTOL = 1e-10
@@ -81,24 +82,13 @@ def test_float32_peers_agree_at_float32_tolerance_and_return_float32(data, layou
 
 
 # ---------------------------------------------------------------------- the float32 guard
-class _RNN32(gradlab.RNN):
-    """A stand-in for the float32 API (init takes dtype, astype exists) that still computes in float64."""
-
-    @classmethod
-    def init(cls, *args, dtype="float64", **kwargs):
-        return super().init(*args, **kwargs)
-
-    def astype(self, dtype):
-        return self
-
-
 def _gradlab_with(rnn):
     return types.SimpleNamespace(RNN=rnn, Batch=gradlab.Batch, gradient=gradlab.gradient,
                                  contributions=gradlab.contributions, Full=gradlab.Full, Sliding=gradlab.Sliding)
 
 
 def test_float32_api_is_detected_from_the_signature():
-    has, why = bench_engine.float32_api(_gradlab_with(_RNN32))
+    has, why = bench_engine.float32_api(_gradlab_with(RNNWithFloat32API))
     assert has and why == ""
 
     class NoAstype(gradlab.RNN):
@@ -118,7 +108,7 @@ def test_float32_rows_are_added_and_a_float64_result_is_a_mismatch(data):
     w = bench_engine.Workload("W1", 7, 30, data=data)
     without = bench_engine.impls_for(w, _gradlab_with(gradlab.RNN), None, float32=True)
     assert "gradlab" in without and "gradlab" + bench_engine.F32 not in without
-    impls = bench_engine.impls_for(w, _gradlab_with(_RNN32), None, float32=True)
+    impls = bench_engine.impls_for(w, _gradlab_with(RNNWithFloat32API), None, float32=True)
     assert set(impls) == {"numpy student", "gradlab", "gradlab" + bench_engine.F32}
     results = {name: f() for name, f in impls.items()}
     report = bench_engine.cross_check(results, None)

@@ -105,18 +105,8 @@ def test_train_float32_rows_run_with_the_api_and_catch_a_float64_model(monkeypat
     """With an RNN that has the float32 API's signature but stays float64, the float32 rows run and fail."""
     sys.path.insert(0, str(BENCH))
     import bench_train
-
-    import gradlab
-
-    class RNN32(gradlab.RNN):
-        @classmethod
-        def init(cls, *args, dtype="float64", **kwargs):
-            return super().init(*args, **kwargs)
-
-        def astype(self, dtype):
-            return self
-
-    monkeypatch.setattr(bench_train.gl, "RNN", RNN32)
+    from float32_stub import RNNWithFloat32API
+    monkeypatch.setattr(bench_train.gl, "RNN", RNNWithFloat32API)
     assert bench_train.main(["--quick"]) == 1
     out = capsys.readouterr().out
     assert out.count("gradlab fused float32") == 2
