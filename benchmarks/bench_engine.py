@@ -1,9 +1,10 @@
 #!/usr/bin/env python
-"""Engine benchmark: gradlab against a NumPy student implementation and a batched PyTorch peer.
+"""Engine benchmark: gradlab against a NumPy student implementation and batched PyTorch peers.
 
-    python benchmarks/bench_engine.py                  # full run (a few minutes)
+    python benchmarks/bench_engine.py                  # full run (several minutes)
     python benchmarks/bench_engine.py --quick          # tiny sizes, a few seconds (CI)
     python benchmarks/bench_engine.py --only W1,W3     # a subset of the workloads
+    python benchmarks/bench_engine.py --no-float32     # float64 only
 
 Workloads (|V| = |O| = 2000, sentence lengths uniform in 10..40, random LM targets):
 
@@ -13,11 +14,15 @@ Workloads (|V| = |O| = 2000, sentence lengths uniform in 10..40, random LM targe
         H = 50 and H = 200
 
 Every implementation is cross-checked against the others on the workload itself before
-it is timed; times are medians of warm runs. See benchmarks/README.md.
+it is timed; times are medians of warm runs. The targets (issue 11) are speed-ups of
+gradlab over the hand-written torch peer; each is printed beside two bounds: all useful
+FLOPs at the matmul peak, and the output layer's GEMMs alone at the rate OpenBLAS (what
+gradlab calls) reaches on the workload's own shapes. See benchmarks/README.md.
 """
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import statistics
@@ -49,8 +54,22 @@ import peers  # noqa: E402
 AGREE_RTOL = 1e-10
 AGREE_FLOOR = 1e-3
 
-#: Speed-up targets of gradlab over the best torch peer (workload key -> factor).
-TARGETS = {("W1", 50): 3.0, ("W2", 50): 3.0, ("W1", 200): 1.3, ("W3", 50): 3.0, ("W3", 200): 3.0}
+#: float32 results against the float64 reference, entry by entry as above (per lag or array), with a
+#: higher floor: float32 rounds to 6e-8, and a sum over ~10^4 tokens (and 40 lags of recurrence) of
+#: terms as large as the lag's largest entry is off by ~1e-6 of it, i.e. ~1e-3 relative at a floor
+#: of 1e-3 (measured, torch float32 at the full sizes: 2.6e-4 W1 H=50, 8.8e-4 W3 H=200). With the
+#: floor at 3e-2 the same runs measure 1.8e-5 (W1 H=200) and 4.5e-5 (W3 H=200). A dropped lag still
+#: scores 1.
+F32_RTOL = 2e-4
+F32_FLOOR = 3e-2
+
+#: Issue 11's targets: gradlab's speed-up over the hand-written torch peer (workload key -> factor).
+TARGETS = {("W1", 50): 1.2, ("W2", 50): 1.2, ("W3", 50): 1.5, ("W1", 200): 1.1, ("W3", 200): 1.2}
+#: The hand-written peer of each workload (peers.py: explicit batched backward), and the autograd one.
+HAND_WRITTEN = {"W1": "torch manual", "W2": "torch batched", "W3": "torch batched"}
+AUTOGRAD = "torch autograd"
+#: Suffix of the float32 implementations' names.
+F32 = " f32"
 
 
 # ---------------------------------------------------------------------- machine state
@@ -156,10 +175,10 @@ def print_environment(env: dict) -> None:
               f"{p['threading_layer'] or '-'}, {p['num_threads']} threads): {Path(p['filepath']).name}")
 
 
-def matmul_peak(n: int, repeats: int) -> dict:
-    """Best float64 GEMM rate (GFLOP/s) of numpy (and torch, for information) on n x n."""
+def matmul_peak(n: int, repeats: int, dtype=np.float64) -> dict:
+    """Best GEMM rate (GFLOP/s) of numpy (and torch, for information) on n x n in ``dtype``."""
     rng = np.random.default_rng(0)
-    a, b = rng.standard_normal((n, n)), rng.standard_normal((n, n))
+    a, b = rng.standard_normal((n, n)).astype(dtype), rng.standard_normal((n, n)).astype(dtype)
     out = {}
     best = min(_time_once(lambda: a @ b) for _ in range(repeats + 1))
     out["numpy"] = 2.0 * n ** 3 / best / 1e9
@@ -168,6 +187,86 @@ def matmul_peak(n: int, repeats: int) -> dict:
         best = min(_time_once(lambda: ta @ tb) for _ in range(repeats + 1))
         out["torch"] = 2.0 * n ** 3 / best / 1e9
     return out
+
+
+#: The output layer's products on a tile of r losses (S: r x H states, P: r x |O| softmax - onehot,
+#: W: |O| x H as the model stores it): the logits, the signal back to the states, and dW.
+OUTPUT_GEMMS = {"logits S W^T": lambda S, P, W: S @ W.T,
+                "back P W": lambda S, P, W: P @ W,
+                "dW P^T S": lambda S, P, W: P.T @ S}
+
+
+def output_gemm_rates(H: int, O: int, tiles, threads, tokens: int, repeats: int, dtype=np.float64) -> dict:
+    """GFLOP/s that numpy (OpenBLAS, what gradlab's kernels call) and torch (MKL) reach on the output layer.
+
+    For every tile height r, ceil(tokens / r) tiles of each product of ``OUTPUT_GEMMS`` are
+    timed (best of ``repeats``), on 1 and 2 BLAS threads (``threadpoolctl`` for numpy,
+    ``torch.set_num_threads`` for torch).
+
+    Returns
+    -------
+    dict
+        ``{(library, threads, r): {"product name": GFLOP/s, ..., "all": GFLOP/s}}`` with "all" the rate of
+        the three products together.
+    """
+    from threadpoolctl import threadpool_limits
+    rng = np.random.default_rng(1)
+    W = rng.standard_normal((O, H)).astype(dtype)
+    libs = {"numpy": np} if not peers.torch_available() else {"numpy": np, "torch": peers.torch}
+    out = {}
+    for lib in libs:
+        for n_threads in threads:
+            if lib == "torch":
+                saved = peers.torch.get_num_threads()
+                peers.torch.set_num_threads(n_threads)
+                limit = None
+            else:
+                limit = threadpool_limits(limits=n_threads, user_api="blas")
+            try:
+                for r in tiles:
+                    S = rng.standard_normal((r, H)).astype(dtype)
+                    P = rng.standard_normal((r, O)).astype(dtype)
+                    args = (S, P, W) if lib == "numpy" else tuple(peers.torch.from_numpy(a) for a in (S, P, W))
+                    n_tiles = -(-tokens // r)
+                    rates, total = {}, 0.0
+                    for name, f in OUTPUT_GEMMS.items():
+                        def run():
+                            for _ in range(n_tiles):
+                                f(*args)
+                        best = min(_time_once(run) for _ in range(repeats + 1))  # the first warms up
+                        rates[name] = 2.0 * n_tiles * r * H * O / best / 1e9
+                        total += best
+                    rates["all"] = 3 * 2.0 * n_tiles * r * H * O / total / 1e9
+                    out[(lib, n_threads, r)] = rates
+            finally:
+                if lib == "torch":
+                    peers.torch.set_num_threads(saved)
+                else:
+                    limit.unregister()
+    return out
+
+
+def best_output_rate(rates: dict, lib: str, cores: int, products=tuple(OUTPUT_GEMMS)) -> tuple[float, str]:
+    """The best rate of ``lib`` over tiles for ``products`` together (equal FLOPs each: n / sum of 1 / rate),
+    on 2 threads or as ``cores`` single-threaded workers (1-thread rate x cores: kernels that run one
+    BLAS call per thread); and where it is."""
+    best, where = 0.0, ""
+    for (l, n, r), v in rates.items():
+        if l != lib:
+            continue
+        rate = len(products) / sum(1.0 / v[p] for p in products)
+        scaled = rate * (min(cores, 2) if n == 1 else 1)
+        if scaled > best:
+            best, where = scaled, (f"{r} rows, {n} threads" if n > 1 else f"{r} rows, {min(cores, 2)} x 1 thread")
+    return best, where
+
+
+def print_output_rates(rates: dict, H: int, O: int, label: str) -> None:
+    print(f"output-layer GEMM rates, {label}, H = {H}, |O| = {O} (GFLOP/s; tile = rows of losses):")
+    names = list(OUTPUT_GEMMS) + ["all"]
+    print(f"  {'library':8s} {'thr':>3s} {'tile':>5s} " + " ".join(f"{n:>14s}" for n in names))
+    for (lib, n, r), v in sorted(rates.items()):
+        print(f"  {lib:8s} {n:3d} {r:5d} " + " ".join(f"{v[k]:14.1f}" for k in names))
 
 
 def _time_once(f) -> float:
@@ -219,7 +318,11 @@ class Workload:
         return f"{self.key} {what} H={self.H} n={self.n_sentences}"
 
     def flops(self) -> float:
-        """Useful float64 FLOPs, counted analytically (see README)."""
+        """Useful FLOPs, counted analytically (see README)."""
+        return sum(self.flops_parts().values())
+
+    def flops_parts(self) -> dict:
+        """Useful FLOPs in the output layer ("output": its GEMMs) and in the rest ("recurrence")."""
         d, H = self.data, self.H
         O = d.W.shape[0]
         Ls = np.array([len(x) for x in d.xs])
@@ -241,7 +344,7 @@ class Workload:
             out = 2 * 2.0 * N * O * H              # logits, dS
             back = (pairs - N) * 2.0 * H * H       # U^T delta for every pair with k >= 1
             back += pairs * (2.0 * H * H + 2.0 * H)  # G_U[k] += delta (x) s per pair, plus ||delta||
-        return fwd + out + back
+        return {"output": out, "recurrence": fwd + back}
 
 
 def build_workloads(args) -> list[Workload]:
@@ -275,8 +378,28 @@ def _import_gradlab():
         return None, f"{type(exc).__name__}: {exc}"
 
 
-def impls_for(w: Workload, gradlab, layouts) -> dict:
-    """name -> zero-argument callable returning a comparable dict of arrays."""
+def float32_api(gradlab) -> tuple[bool, str]:
+    """Whether this gradlab has the float32 API (``RNN.init(..., dtype=)``, ``RNN.astype``); else why not."""
+    if gradlab is None:
+        return False, "gradlab is not importable"
+    try:
+        params = inspect.signature(gradlab.RNN.init).parameters
+    except (TypeError, ValueError, AttributeError):
+        return False, "gradlab.RNN.init cannot be inspected"
+    if "dtype" not in params:
+        return False, "gradlab.RNN.init has no dtype parameter (this gradlab predates float32)"
+    if not callable(getattr(gradlab.RNN, "astype", None)):
+        return False, "gradlab.RNN has no astype()"
+    return True, ""
+
+
+def impls_for(w: Workload, gradlab, layouts, float32: bool = False) -> dict:
+    """name -> zero-argument callable returning a comparable dict of arrays.
+
+    With ``float32`` it adds the float32 implementations (names ending in ``F32``): the
+    hand-written torch peer in float32 and, where this gradlab has the float32 API
+    (:func:`float32_api`), gradlab on ``model.astype("float32")``.
+    """
     d = w.data
     U, V, W, xs, ds = d.U, d.V, d.W, d.xs, d.ds
     out = {}
@@ -291,33 +414,58 @@ def impls_for(w: Workload, gradlab, layouts) -> dict:
     else:
         out["numpy student"] = lambda: dict(zip(("norms", "G_U"), peers.numpy_contributions(U, V, W, xs, ds, w.K)))
 
-    if layouts is not None:
+    def torch_impls(U, V, W, suffix, hand_written_only):
         lay = layouts[(w.H, w.n_sentences)]
         if w.key == "W1":
-            out["torch autograd"] = lambda: grad_dict(peers.torch_full_gradient(U, V, W, layout=lay, method="autograd"))
-            out["torch manual"] = lambda: grad_dict(peers.torch_full_gradient(U, V, W, layout=lay, method="manual"))
+            if not hand_written_only:
+                out[AUTOGRAD] = lambda: grad_dict(peers.torch_full_gradient(U, V, W, layout=lay, method="bucketed"))
+                out["torch autograd packed"] = lambda: grad_dict(
+                    peers.torch_full_gradient(U, V, W, layout=lay, method="autograd"))
+            out["torch manual" + suffix] = lambda: grad_dict(
+                peers.torch_full_gradient(U, V, W, layout=lay, method="manual"))
         elif w.key == "W2":
-            out["torch batched"] = lambda: grad_dict(peers.torch_tbptt_gradient(U, V, W, tau=w.tau, layout=lay))
+            if not hand_written_only:
+                out[AUTOGRAD] = lambda: grad_dict(peers.torch_window_autograd(U, V, W, w.tau, layout=lay,
+                                                                              per_lag=False))
+            out["torch batched" + suffix] = lambda: grad_dict(peers.torch_tbptt_gradient(U, V, W, tau=w.tau,
+                                                                                          layout=lay))
         else:
-            out["torch batched"] = lambda: dict(zip(("norms", "G_U"),
-                                                    peers.torch_contributions(U, V, W, K=w.K, layout=lay)))
-            # not part of W3 (norms + G_U), shown because gradlab's contributions also builds G_V and G_W
-            out["torch +G_V,G_W"] = lambda: dict(zip(("norms", "G_U", "G_V", "G_W"), peers.torch_contributions(
-                U, V, W, K=w.K, layout=lay, with_GV_GW=True)))
+            if not hand_written_only:
+                out[AUTOGRAD] = lambda: dict(zip(("norms", "G_U"), peers.torch_window_autograd(
+                    U, V, W, w.K, layout=lay, per_lag=True)))
+            out["torch batched" + suffix] = lambda: dict(zip(("norms", "G_U"),
+                                                             peers.torch_contributions(U, V, W, K=w.K, layout=lay)))
+            if not hand_written_only:
+                # not part of W3 (norms + G_U), shown because gradlab's contributions also builds G_V and G_W
+                out["torch +G_V,G_W"] = lambda: dict(zip(("norms", "G_U", "G_V", "G_W"), peers.torch_contributions(
+                    U, V, W, K=w.K, layout=lay, with_GV_GW=True)))
 
-    if gradlab is not None:
-        model = gradlab.RNN(U, V, W)
+    def gradlab_impl(model, name):
         batch = gradlab.Batch.for_language_model(xs, ds)
         if w.key == "W1":
-            out["gradlab"] = lambda: grad_dict(gradlab.gradient(model, batch, gradlab.Full()))
+            out[name] = lambda: grad_dict(gradlab.gradient(model, batch, gradlab.Full()))
         elif w.key == "W2":
-            out["gradlab"] = lambda: grad_dict(gradlab.gradient(model, batch, gradlab.Sliding(w.tau)))
+            out[name] = lambda: grad_dict(gradlab.gradient(model, batch, gradlab.Sliding(w.tau)))
         else:
             def run():
                 c = gradlab.contributions(model, batch, max_lag=w.K)
-                return {"norms": np.asarray(c.delta_norm), "G_U": np.asarray(c.G_U),
-                        "G_V": np.asarray(c.G_V), "G_W": np.asarray(c.G_W)}
-            out["gradlab"] = run
+                res = {"norms": np.asarray(c.delta_norm), "G_U": np.asarray(c.G_U)}
+                if getattr(c, "G_V", None) is not None:
+                    res["G_V"] = np.asarray(c.G_V)
+                if getattr(c, "G_W", None) is not None:
+                    res["G_W"] = np.asarray(c.G_W)
+                return res
+            out[name] = run
+
+    if layouts is not None:
+        torch_impls(U, V, W, "", False)
+    if gradlab is not None:
+        gradlab_impl(gradlab.RNN(U, V, W), "gradlab")
+    if float32:
+        if layouts is not None:
+            torch_impls(*(M.astype(np.float32) for M in (U, V, W)), F32, True)
+        if float32_api(gradlab)[0]:
+            gradlab_impl(gradlab.RNN(U, V, W).astype("float32"), "gradlab" + F32)
     return out
 
 
@@ -451,6 +599,120 @@ def time_impl(f, repeats: int) -> list[float]:
     return [_time_once(f) for _ in range(repeats)]
 
 
+def tolerance(name: str) -> float:
+    """Cross-check tolerance of an implementation: float32 ones against the float64 reference get F32_RTOL."""
+    return F32_RTOL if name.endswith(F32) else AGREE_RTOL
+
+
+def cross_check(results: dict, lags: dict | None) -> dict:
+    """Every implementation against the numpy student (float64): float64 ones with floor AGREE_FLOOR,
+    float32 ones with F32_FLOOR (and their arrays must be float32); 'torch +G_V,G_W' against gradlab on
+    G_V and G_W as well. Returns ``compare``'s report, in the order of ``results``."""
+    f64 = {k: v for k, v in results.items() if not k.endswith(F32)}
+    f32 = {k: v for k, v in results.items() if k.endswith(F32) or k == "numpy student"}
+    cmp = compare(f64, "numpy student", lags)
+    for name, res in compare(f32, "numpy student", lags, floor=F32_FLOOR).items():
+        wrong = {k: str(np.asarray(v).dtype) for k, v in results[name].items()
+                 if k != "loss" and np.asarray(v).dtype != np.float32}
+        if wrong:   # a float32 row that computed in float64 would time the wrong thing
+            res = (float("inf"), "dtype", dict(res[2], **{k: f"dtype {d}, not float32" for k, d in wrong.items()}))
+        cmp[name] = res
+    if "torch +G_V,G_W" in results and "G_V" in results.get("gradlab", {}):
+        extra = compare({k: results[k] for k in ("gradlab", "torch +G_V,G_W")}, "gradlab", lags)
+        cmp["torch +G_V,G_W"] = extra["torch +G_V,G_W"]
+    return {name: cmp[name] for name in results if name in cmp}
+
+
+def target_rows(workloads, rows, peak_gflops: float, out_rates: dict, cores: int) -> list[dict]:
+    """Issue 11's table: per float64 workload, gradlab's speed-up over the autograd and the hand-written
+    peer, the target, and two bounds on what gradlab could reach against the hand-written peer.
+
+    ``out_rates`` maps H to the output-layer GEMM rates of :func:`output_gemm_rates` (float64).
+    The bounds: every useful FLOP at the float64 matmul peak; the output layer's GEMMs alone at
+    the best rate numpy's BLAS (OpenBLAS, gradlab's) reaches on the workload's shapes (the
+    *floor* of gradlab's time), and, for comparison, at torch's BLAS rate.
+    """
+    out = []
+    for w in workloads:
+        times = {r.impl: r.median for r in rows if r.workload is w}
+        g = times.get("gradlab")
+        hw = times.get(HAND_WRITTEN[w.key])
+        ag = times.get(AUTOGRAD)
+        parts = w.flops_parts()
+        rates = out_rates.get(w.H, {})
+        products = tuple(OUTPUT_GEMMS)[:2] if w.key == "W3" else tuple(OUTPUT_GEMMS)   # W3 needs no dW
+        blas, blas_where = best_output_rate(rates, "numpy", cores, products)
+        mkl, mkl_where = best_output_rate(rates, "torch", cores, products)
+        out.append(dict(
+            workload=w.name, key=w.key, H=w.H, target=TARGETS.get((w.key, w.H)), hand_written=HAND_WRITTEN[w.key],
+            gradlab_s=g, hand_written_s=hw, autograd_s=ag,
+            vs_hand_written=(hw / g if g and hw else None), vs_autograd=(ag / g if g and ag else None),
+            flops_floor_s=w.flops() / (peak_gflops * 1e9),
+            output_flops=parts["output"], blas_gflops=blas or None, blas_where=blas_where,
+            blas_floor_s=(parts["output"] / (blas * 1e9) if blas else None),
+            mkl_gflops=mkl or None, mkl_where=mkl_where,
+            mkl_floor_s=(parts["output"] / (mkl * 1e9) if mkl else None)))
+    return out
+
+
+def print_targets(table: list[dict], quick: bool) -> None:
+    print("Targets (issue 11): speed-up = peer seconds / gradlab seconds, float64")
+
+    def x(v):
+        return f"{v:5.2f}x" if v is not None else "   n/a"
+    hdr = (f"  {'workload':34s} {'vs autograd':>11s} {'vs hand-written':>15s} {'target':>7s}  {'status':8s} "
+           f"{'FLOP bound':>10s} {'BLAS bound':>10s}")
+    print(hdr)
+    for t in table:
+        if t["target"] is None:
+            status = "-"
+        elif t["vs_hand_written"] is None:
+            status = "n/a"
+        elif quick:
+            status = "(quick)"
+        else:
+            status = "MET" if t["vs_hand_written"] >= t["target"] else "NOT MET"
+        hw = t["hand_written_s"]
+        fb = hw / t["flops_floor_s"] if hw else None
+        bb = hw / t["blas_floor_s"] if hw and t["blas_floor_s"] else None
+        target = f">={t['target']}x" if t["target"] else "-"
+        print(f"  {t['workload']:34s} {x(t['vs_autograd']):>11s} {x(t['vs_hand_written']):>15s} {target:>7s}  "
+              f"{status:8s} {x(fb):>10s} {x(bb):>10s}")
+    print("  FLOP bound: the speed-up over the hand-written peer if gradlab ran every useful FLOP at the float64")
+    print("  matmul peak; BLAS bound: if gradlab's time were only its output-layer GEMMs at the best rate numpy's")
+    print("  BLAS (what gradlab calls) reaches on this workload's shapes (the floor below).")
+    print("  Floor: the output layer's GEMMs alone (2 or 3 products of 2 N |O| H FLOPs) at the best rate measured above")
+    print("  on the workload's shapes, numpy's BLAS for gradlab, torch's for the peer; ms:")
+    print(f"  {'workload':34s} {'out GFLOP':>9s} {'gradlab floor':>13s} {'at GFLOP/s':>10s} {'torch floor':>11s} "
+          f"{'at GFLOP/s':>10s} {'hand-written':>12s} {'gradlab':>8s} {'needed':>7s}  within the floor?")
+    for t in table:
+        if t["hand_written_s"] is None or t["blas_floor_s"] is None or t["gradlab_s"] is None:
+            continue
+        need = f"{1e3 * t['hand_written_s'] / t['target']:7.1f}" if t["target"] else "      -"
+        if t["target"]:   # the target asks gradlab to be faster than its output layer's GEMMs alone can be
+            need += ("  no: below the floor" if t["hand_written_s"] / t["target"] < t["blas_floor_s"] else "  yes")
+        mkl = (f"{1e3 * t['mkl_floor_s']:11.1f} {t['mkl_gflops']:10.1f}" if t["mkl_floor_s"] else f"{'-':>11s} {'-':>10s}")
+        print(f"  {t['workload']:34s} {t['output_flops'] / 1e9:9.2f} {1e3 * t['blas_floor_s']:13.1f} "
+              f"{t['blas_gflops']:10.1f} {mkl} {1e3 * t['hand_written_s']:12.1f} {1e3 * t['gradlab_s']:8.1f} {need}")
+    print("  (needed: the gradlab time that meets the target; rates are 2 threads or 2 x 1 thread, whichever is "
+          "higher, best tile)")
+    if quick:
+        print("  (--quick: sizes too small for the targets to mean anything; not evaluated)")
+    print()
+
+
+def float32_rows(workloads, rows) -> list[dict]:
+    """float64 seconds / float32 seconds of every implementation timed in both."""
+    out = []
+    for w in workloads:
+        times = {r.impl: r.median for r in rows if r.workload is w}
+        for name, t32 in times.items():
+            if name.endswith(F32) and name[: -len(F32)] in times:
+                t64 = times[name[: -len(F32)]]
+                out.append(dict(workload=w.name, impl=name[: -len(F32)], f64_s=t64, f32_s=t32, speedup=t64 / t32))
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="tiny sizes (CI smoke run, a few seconds)")
@@ -460,6 +722,10 @@ def main(argv=None) -> int:
                     help="seconds: a NumPy student run slower than this is timed once more only (default 3)")
     ap.add_argument("--cold", dest="cold", action="store_true", default=None, help="measure cold starts (default: on unless --quick)")
     ap.add_argument("--no-cold", dest="cold", action="store_false")
+    ap.add_argument("--float32", dest="float32", action="store_true", default=True,
+                    help="also time float32: the hand-written torch peers and, with the float32 API, gradlab "
+                         "(default on)")
+    ap.add_argument("--no-float32", dest="float32", action="store_false")
     ap.add_argument("--wait-quiet", type=float, default=None,
                     help="before each workload wait up to this many seconds for other processes to go idle "
                          "(default 180, quick 0)")
@@ -500,24 +766,47 @@ def main(argv=None) -> int:
     else:
         t = gradlab.warmup()
         print(f"gradlab {getattr(gradlab, '__version__', '?')} from {Path(gradlab.__file__).parent}; warmup() {t:.2f} s")
+    if args.float32:
+        has_f32, why = float32_api(gradlab)
+        print("float32: gradlab float32 rows on (model.astype('float32'))" if has_f32 else
+              f"float32: {why}: gradlab float32 rows skipped; the torch float32 peers still run")
     machine = environment()
     print_environment(machine)
 
     n_peak = 500 if args.quick else 2000
     wait_quiet(quiet_wait)
-    peak = {}
-    for _ in range(1 if args.quick else 3):  # best over a few quiet attempts: load only ever lowers it
-        with OtherLoad() as load:
-            p = matmul_peak(n_peak, 2 if args.quick else 4)
-        peak = {k: max(v, peak.get(k, 0.0)) for k, v in p.items()}
-        if load.value <= args.max_other_load:
-            break
-        wait_quiet(quiet_wait / 4)
+    peaks = {}
+    for dtype in (np.float64, np.float32) if args.float32 else (np.float64,):
+        peak = {}
+        for _ in range(1 if args.quick else 3):  # best over a few quiet attempts: load only ever lowers it
+            with OtherLoad() as load:
+                p = matmul_peak(n_peak, 2 if args.quick else 4, dtype)
+            peak = {k: max(v, peak.get(k, 0.0)) for k, v in p.items()}
+            if load.value <= args.max_other_load:
+                break
+            wait_quiet(quiet_wait / 4)
+        peaks[np.dtype(dtype).name] = peak
+        print(f"{np.dtype(dtype).name} matmul peak ({n_peak}x{n_peak}, best of runs): numpy {peak['numpy']:.1f} GFLOP/s"
+              + (f", torch {peak['torch']:.1f} GFLOP/s" if "torch" in peak else ""))
+    peak = peaks["float64"]
     peak_gflops = peak["numpy"]
-    print(f"float64 matmul peak ({n_peak}x{n_peak}, best of runs): numpy {peak['numpy']:.1f} GFLOP/s"
-          + (f", torch {peak['torch']:.1f} GFLOP/s" if "torch" in peak else ""))
 
     workloads = build_workloads(args)
+    vocab = workloads[0].data.W.shape[0] if workloads else 0
+    tiles, gemm_tokens = ((64, 128), 256) if args.quick else ((64, 128, 256, 512), 2048)
+    out_rates = {}   # (dtype name, H) -> rates
+    for H in sorted({w.H for w in workloads}):
+        for dtype in (np.float64, np.float32) if args.float32 else (np.float64,):
+            rates = {}
+            for _ in range(1 if args.quick else 3):  # as for the peak: the best of a few quiet attempts
+                wait_quiet(quiet_wait / 4)
+                with OtherLoad() as load:
+                    r = output_gemm_rates(H, vocab, tiles, (1, 2), gemm_tokens, 1 if args.quick else 3, dtype)
+                rates = {k: {n: max(v, rates.get(k, {}).get(n, 0.0)) for n, v in rv.items()} for k, rv in r.items()}
+                if load.value <= args.max_other_load:
+                    break
+            out_rates[(np.dtype(dtype).name, H)] = rates
+            print_output_rates(rates, H, vocab, np.dtype(dtype).name)
     if peers.torch_available():
         layouts = {}
         for w in workloads:
@@ -527,6 +816,9 @@ def main(argv=None) -> int:
                 layouts[k] = peers.TorchLayout(w.data.xs, w.data.ds)
                 if w.K is not None:
                     layouts[k].pair_index(w.K)
+                    layouts[k].windows(w.K, True)
+                else:
+                    layouts[k].buckets()
                 print(f"torch layout for H={w.H}, n={w.n_sentences} built in {1e3 * (time.perf_counter() - t0):.0f} ms "
                       "(once per batch, not timed)")
 
@@ -534,7 +826,7 @@ def main(argv=None) -> int:
     checks = []
     for w in workloads:
         busy = wait_quiet(quiet_wait)
-        impls = impls_for(w, gradlab, layouts)
+        impls = impls_for(w, gradlab, layouts, args.float32)
         # cross-check on the workload itself; for torch and gradlab this is also the warm-up run
         results, first = {}, {}
         for name, f in impls.items():
@@ -542,11 +834,8 @@ def main(argv=None) -> int:
             results[name] = f()
             first[name] = time.perf_counter() - t0
         lags = {"norms": pair_lags(w.data.xs, w.K)} if w.K is not None else None
-        cmp = compare(results, "numpy student", lags)
-        if "torch +G_V,G_W" in results and "gradlab" in results:  # the extra outputs: torch against gradlab
-            extra = compare({k: results[k] for k in ("gradlab", "torch +G_V,G_W")}, "gradlab", lags)
-            cmp["torch +G_V,G_W"] = extra["torch +G_V,G_W"]
-        checks.append((w, cmp))
+        checks.append((w, cross_check(results, lags)))
+        del results
         # The fast implementations are timed round-robin, so that a change in background
         # load hits all of them alike. A round during which other processes used more than
         # --max-other-load of the cores is discarded and repeated (up to 4x the repeats).
@@ -592,20 +881,22 @@ def main(argv=None) -> int:
     # ------------------------------------------------------------------ report
     print()
     print(f"Cross-check, entry by entry: |a - b| / max(|b|, {AGREE_FLOOR:.0e} x max |b| of the entry's lag (G_U, G_V,")
-    print(f"             norms) or array (U, V, W, G_W, loss)), b = numpy student; must be <= {AGREE_RTOL:.0e};")
-    print("             'torch +G_V,G_W' is checked against gradlab, which also returns G_V and G_W):")
+    print(f"             norms) or array (U, V, W, G_W, loss)), b = numpy student (float64); must be <= {AGREE_RTOL:.0e}")
+    print(f"             (float32 implementations, '{F32.strip()}': floor {F32_FLOOR:.0e}, <= {F32_RTOL:.0e}); "
+          "'torch +G_V,G_W' is checked against gradlab, which also returns G_V and G_W):")
     all_ok = True
     for w, cmp in checks:
         for name, (worst, where, detail) in cmp.items():
-            ok = worst <= AGREE_RTOL
+            ok = worst <= tolerance(name)
             all_ok &= ok
             det = ", ".join(f"{k}={v:.1e}" if isinstance(v, float) else f"{k}: {v}" for k, v in detail.items())
-            print(f"  {w.name:34s} {name:15s} {'OK ' if ok else 'MISMATCH'} worst {worst:.1e} ({where}); {det}")
+            print(f"  {w.name:34s} {name:21s} {'OK ' if ok else 'MISMATCH'} worst {worst:.1e} ({where}); {det}")
 
     print()
-    hdr = f"{'workload':34s} {'impl':15s} {'time ms':>10s} {'vs gradlab':>10s} {'GFLOP/s':>8s} {'% peak':>7s}  note"
+    hdr = f"{'workload':34s} {'impl':21s} {'time ms':>10s} {'vs gradlab':>10s} {'GFLOP/s':>8s} {'% peak':>7s}  note"
     print(hdr)
     print("-" * len(hdr))
+    print("(vs gradlab: this row's time / gradlab's float64 time; % peak: of the numpy matmul peak of the row's dtype)")
     summary = []
     for w in workloads:
         wrows = [r for r in rows if r.workload is w]
@@ -614,28 +905,28 @@ def main(argv=None) -> int:
         for r in wrows:
             ratio = f"{r.median / g:9.2f}x" if g else "      n/a"
             gf = fl / r.median / 1e9
-            print(f"{w.name:34s} {r.impl:15s} {1e3 * r.median:10.1f} {ratio:>10s} {gf:8.2f} {100 * gf / peak_gflops:6.1f}%  {r.note}")
+            pk = peaks["float32" if r.impl.endswith(F32) else "float64"]["numpy"]
+            print(f"{w.name:34s} {r.impl:21s} {1e3 * r.median:10.1f} {ratio:>10s} {gf:8.2f} {100 * gf / pk:6.1f}%  {r.note}")
             summary.append(dict(workload=w.name, key=w.key, H=w.H, impl=r.impl, median_s=r.median, times_s=r.times,
                                 gflops=gf, flops=fl, ratio_vs_gradlab=(r.median / g if g else None)))
         print()
 
+    table = []
     if layouts is not None and gradlab is not None:
-        print("Targets (gradlab speed-up over the fastest torch peer):")
-        for w in workloads:
-            target = TARGETS.get((w.key, w.H))
-            if target is None or args.quick:
-                continue
-            wrows = [r for r in rows if r.workload is w]
-            g = next(r.median for r in wrows if r.impl == "gradlab")
-            best = min((r for r in wrows if r.impl.startswith("torch") and "+" not in r.impl), key=lambda r: r.median)
-            s = best.median / g
-            # what the target asks for, against the time the useful FLOPs take at the measured matmul peak
-            bound = w.flops() / (peak_gflops * 1e9)
-            print(f"  {w.name:34s} {s:6.2f}x vs {best.impl:14s} (target >= {target}x): {'MET' if s >= target else 'NOT MET'}"
-                  f"  [needs gradlab <= {1e3 * best.median / target:.0f} ms; all useful FLOPs at matmul peak take "
-                  f"{1e3 * bound:.0f} ms, i.e. at most {best.median / bound:.1f}x]")
-        if args.quick:
-            print("  (not evaluated with --quick: sizes are too small to mean anything)")
+        rates64 = {H: r for (dt, H), r in out_rates.items() if dt == "float64"}
+        table = target_rows(workloads, rows, peak_gflops, rates64, os.cpu_count() or 1)
+        print_targets(table, args.quick)
+
+    f32 = float32_rows(workloads, rows) if args.float32 else []
+    if args.float32:
+        print("float32 speed-up (float64 seconds / float32 seconds, same implementation):")
+        for r in f32:
+            print(f"  {r['workload']:34s} {r['impl']:21s} {1e3 * r['f64_s']:9.1f} ms -> {1e3 * r['f32_s']:9.1f} ms: "
+                  f"{r['speedup']:5.2f}x")
+        if not float32_api(gradlab)[0]:
+            print(f"  gradlab: not timed in float32 ({float32_api(gradlab)[1]})")
+        print(f"  matmul peak float32 / float64: numpy {peaks['float32']['numpy'] / peaks['float64']['numpy']:.2f}x"
+              + (f", torch {peaks['float32']['torch'] / peaks['float64']['torch']:.2f}x" if "torch" in peak else ""))
         print()
 
     cold_rows = []
@@ -658,8 +949,11 @@ def main(argv=None) -> int:
         profile_torch(workloads, layouts)
 
     if args.json:
-        Path(args.json).write_text(json.dumps(dict(machine=machine, peak=peak, rows=summary, cold=cold_rows,
-                                                   agree_ok=bool(all_ok)), indent=1, default=float))
+        rates_json = [dict(dtype=dt, H=H, library=lib, threads=n, tile=r, **v)
+                      for (dt, H), rates in out_rates.items() for (lib, n, r), v in rates.items()]
+        Path(args.json).write_text(json.dumps(dict(machine=machine, peak=peak, peaks=peaks, rows=summary,
+                                                   targets=table, float32=f32, output_gemm_rates=rates_json,
+                                                   cold=cold_rows, agree_ok=bool(all_ok)), indent=1, default=float))
     if not all_ok:
         print("WARNING: implementations disagree (see cross-check above)")
     return 0 if all_ok else 1

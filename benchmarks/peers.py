@@ -14,7 +14,8 @@ sentence; sigmoid hidden units; zero initial state; a loss at every step):
   The coursework accumulates the negative gradient; these functions return the
   gradient itself.
 
-* ``torch_*``  -- PyTorch eager on the CPU, float64, batched.  Sentences are sorted
+* ``torch_*``  -- PyTorch eager on the CPU, batched, in the weights' dtype (float64, or
+  float32 for float32 weights; the loss is summed in float64).  Sentences are sorted
   by length; the recurrence runs over a [B_t, H] state per time step, where B_t is
   the number of sentences longer than t (a "packed" layout: sentences of equal
   length are contiguous and each step is one batched matmul for all of them, so
@@ -22,7 +23,12 @@ sentence; sigmoid hidden units; zero initial state; a loss at every step):
   output layer of all tokens is one matmul + (log-)softmax, done in row chunks that
   stay in cache.
     - full BPTT: autograd (``method="autograd"``) or an explicit backward recursion
-      over the packed layout (``method="manual"``);
+      over the packed layout (``method="manual"``); or, as a PyTorch user writes it,
+      ``method="bucketed"``: padded (B, L) buckets of similar lengths, per bucket the
+      recurrence, one output matmul, masked cross-entropy and ``backward()``;
+    - sliding TBPTT(tau) and per-(t, k) contributions by autograd
+      (``torch_window_autograd``): every loss's own window of lags, all losses at once,
+      one ``backward()``;
     - sliding TBPTT(tau) and per-(t, k) contributions: an explicit recursion over the
       lag k for *all* losses at once.  Tokens are laid out time-major in a few dense
       length groups ([T_g, B_g, H]); with A_k[m] = delta(m + k, m) (the signal that
@@ -72,8 +78,8 @@ def _softmax(x):
 def numpy_predict(U, V, W, x):
     """Forward pass of one sentence: y (T, |O|) and s (T + 1, H) with s[-1] = 0."""
     T, H = len(x), U.shape[0]
-    s = np.zeros((T + 1, H))
-    y = np.zeros((T, W.shape[0]))
+    s = np.zeros((T + 1, H), dtype=U.dtype)   # float32 weights: float32 throughout
+    y = np.zeros((T, W.shape[0]), dtype=U.dtype)
     for t in range(T):
         net_in = V[:, x[t]] + U.dot(s[t - 1])
         s[t] = _sigmoid(net_in)
@@ -83,7 +89,7 @@ def numpy_predict(U, V, W, x):
 
 def numpy_acc_deltas(U, V, W, x, d, y, s, dU, dV, dW):
     """Full BPTT for one sentence, accumulating into dU, dV, dW (linear in T)."""
-    carry = np.zeros(U.shape[0])  # U^T delta(., t + 1): what later losses send to step t
+    carry = np.zeros(U.shape[0], dtype=U.dtype)  # U^T delta(., t + 1): what later losses send to step t
     for t in reversed(range(len(x))):
         delta_out = y[t].copy()
         delta_out[d[t]] -= 1.0
@@ -243,8 +249,57 @@ class TorchLayout:
         self._dense_pos_of = dense_pos_of
         self._inverse_order = np.argsort(order, kind="stable")
         self._pair_cache: dict[int, torch.Tensor] = {}
+        # packed row of every token in the batch's own (flat, sentence-major) order
+        self.flat_to_packed = np.concatenate([row[self._inverse_order[i]] for i in range(n)])
+        self._buckets = None
+        self._windows: dict[tuple[int, bool], dict] = {}
         if max_lag is not None:
             self.pair_index(max_lag)
+
+    def buckets(self) -> list[tuple["torch.Tensor", "torch.Tensor"]]:
+        """The dense length groups as padded batch-first buckets: (ids (B_g, T_g), targets (B_g T_g,)).
+
+        Padding has input 0 and target -100 (``cross_entropy``'s ``ignore_index``: the mask).
+        """
+        if self._buckets is None:
+            tgt = torch.cat([self.targets, torch.tensor([-100])])
+            out = []
+            for base, Tg, Bg in self.groups:
+                sl = slice(base, base + Tg * Bg)
+                ids = self.dense_ids[sl].view(Tg, Bg).t().contiguous()
+                out.append((ids, tgt[self.dense_idx[sl]].view(Tg, Bg).t().reshape(-1).contiguous()))
+            self._buckets = out
+        return self._buckets
+
+    def windows(self, K: int, per_lag: bool) -> dict:
+        """Index arrays of the per-loss windows of ``torch_window_autograd`` (lags 0..K), built once.
+
+        Rows are the losses (tokens) sorted by their first lag min(t, K), descending, those
+        whose window starts from the state s(t - K - 1) first; at lag k the rows with
+        min(t, K) >= k are a prefix of ``counts[k]`` rows.
+        """
+        key = (int(K), bool(per_lag))
+        if key in self._windows:
+            return self._windows[key]
+        K = int(K)
+        pos = np.concatenate([np.arange(L) for L in self.lengths])
+        flat_ids = self.ids_np[self.flat_to_packed]
+        flat_tgt = self.targets.numpy()[self.flat_to_packed]
+        start = np.minimum(pos, K)
+        rows = np.argsort(-(2 * start + (pos > K)), kind="stable")
+        counts = [int((start >= k).sum()) for k in range(K + 1)]
+        carry = rows[: counts[K]][pos[rows[: counts[K]]] > K]
+        out = dict(counts=counts, n_carry=int(carry.size),
+                   carry_src=torch.from_numpy(self.flat_to_packed[carry - K - 1]),
+                   x_at=[torch.from_numpy(flat_ids[rows[: counts[k]] - k]) for k in range(K + 1)],
+                   targets=torch.from_numpy(flat_tgt[rows]))
+        if per_lag:  # where row j's pair (t, k) goes in gradlab's order (sentence, t, k ascending)
+            n_pairs = start + 1
+            first = np.concatenate([[0], np.cumsum(n_pairs)[:-1]])
+            out["pair_at"] = [torch.from_numpy(first[rows[: counts[k]]] + k) for k in range(K + 1)]
+            out["n_pairs"] = int(n_pairs.sum())
+        self._windows[key] = out
+        return out
 
     def pair_index(self, K: int) -> "torch.Tensor":
         """Flat index into norms[K + 1, D] of every (sentence, t, k <= K), in gradlab order."""
@@ -262,15 +317,21 @@ class TorchLayout:
         return out
 
 
-def _as_t(a: np.ndarray) -> "torch.Tensor":
-    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))
+def _dtype_of(U: np.ndarray):
+    """The torch dtype the peers compute in: float32 for float32 weights, float64 otherwise."""
+    return torch.float32 if np.asarray(U).dtype == np.float32 else torch.float64
+
+
+def _as_t(a: np.ndarray, dt=None) -> "torch.Tensor":
+    dt = torch.float64 if dt is None else dt
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32 if dt == torch.float32 else np.float64))
 
 
 def _forward_packed(U, Vt, lay: TorchLayout):
     """s(t) of every token in packed order, shape (N + 1, H) with a zero last row."""
     N, H = lay.N, U.shape[0]
     X = Vt.index_select(0, lay.ids)
-    S = torch.empty(N + 1, H, dtype=torch.float64)
+    S = torch.empty(N + 1, H, dtype=U.dtype)
     S[N].zero_()
     UT = U.t()
     offs, b = lay.offs, lay.b
@@ -294,14 +355,15 @@ def _output_layer(S, W, targets, N, chunk, want_dW=True):
     """
     H, O = W.shape[1], W.shape[0]
     WT = W.t().contiguous()
-    E = torch.empty(N, H, dtype=torch.float64)
-    dWT = torch.zeros(H, O, dtype=torch.float64) if want_dW else None
+    dt = W.dtype
+    E = torch.empty(N, H, dtype=dt)
+    dWT = torch.zeros(H, O, dtype=dt) if want_dW else None
     chunk = min(chunk, N)
-    logits = torch.empty(chunk, O, dtype=torch.float64)
-    probs = torch.empty(chunk, O, dtype=torch.float64)
+    logits = torch.empty(chunk, O, dtype=dt)
+    probs = torch.empty(chunk, O, dtype=dt)
     rows = torch.arange(chunk)
-    minus_one = torch.tensor(-1.0, dtype=torch.float64)
-    loss = torch.zeros((), dtype=torch.float64)
+    minus_one = torch.tensor(-1.0, dtype=dt)
+    loss = torch.zeros((), dtype=torch.float64)  # summed in float64 whatever the compute dtype
     softmax_out = torch.ops.aten._softmax.out
     for c0 in range(0, N, chunk):
         c1 = min(N, c0 + chunk)
@@ -310,7 +372,7 @@ def _output_layer(S, W, targets, N, chunk, want_dW=True):
         a, p = logits[:n], probs[:n]
         torch.mm(Sc, WT, out=a)
         softmax_out(a, 1, False, out=p)
-        loss -= p[r, tg].log().sum()
+        loss -= p[r, tg].log().sum(dtype=torch.float64)
         p.index_put_((r, tg), minus_one, accumulate=True)
         torch.mm(p, WT.t(), out=E[c0:c1])
         if want_dW:
@@ -326,13 +388,18 @@ def torch_full_gradient(U, V, W, xs=None, ds=None, *, layout: TorchLayout | None
                         method: str = "autograd", chunk: int = 512) -> Gradient:
     """Full-BPTT gradient, batched over sentences (packed layout).
 
-    ``method="autograd"``: forward graph + ``loss.backward()``.
+    ``method="bucketed"``: per padded bucket (``TorchLayout.buckets``) forward, masked
+    ``cross_entropy`` and ``backward()``, the gradients accumulated over the buckets.
+    ``method="autograd"``: forward graph over the packed layout + ``loss.backward()``.
     ``method="manual"``: chunked output layer, then delta(t) = (E(t) + delta(t + 1) U) * f'(t)
     one packed step at a time, dU = delta^T s_prev and dV by index_add.
     """
     lay = layout if layout is not None else TorchLayout(xs, ds)
+    dt = _dtype_of(U)
+    if method == "bucketed":
+        return _torch_bucketed_autograd(U, V, W, lay, dt)
     if method == "autograd":
-        Ut, Vt_, Wt = (_as_t(M).requires_grad_() for M in (U, V, W))
+        Ut, Vt_, Wt = (_as_t(M, dt).requires_grad_() for M in (U, V, W))
         X = F.embedding(lay.ids, Vt_.t())
         offs, b = lay.offs, lay.b
         s = torch.sigmoid(X[: b[0]])
@@ -347,10 +414,10 @@ def torch_full_gradient(U, V, W, xs=None, ds=None, *, layout: TorchLayout | None
         loss.backward()
         return Gradient(Ut.grad.numpy(), Vt_.grad.numpy(), Wt.grad.numpy(), float(loss.detach()))
     if method != "manual":
-        raise ValueError(f"method must be 'autograd' or 'manual'; received {method!r}")
+        raise ValueError(f"method must be 'bucketed', 'autograd' or 'manual'; received {method!r}")
     with torch.no_grad():
-        Ut, Wt = _as_t(U), _as_t(W)
-        Vt = _as_t(V).t().contiguous()
+        Ut, Wt = _as_t(U, dt), _as_t(W, dt)
+        Vt = _as_t(V, dt).t().contiguous()
         N = lay.N
         S = _forward_packed(Ut, Vt, lay)
         E, dW, loss = _output_layer(S, Wt, lay.targets, N, chunk)
@@ -368,10 +435,76 @@ def torch_full_gradient(U, V, W, xs=None, ds=None, *, layout: TorchLayout | None
         return _to_grad(dU, dVt, dW, loss)
 
 
+def _torch_bucketed_autograd(U, V, W, lay: TorchLayout, dt) -> Gradient:
+    """What a PyTorch user writes: per padded (B, L) bucket, the recurrence, one output matmul,
+    masked cross-entropy and ``backward()``; the gradients accumulate over the buckets."""
+    Ut, Vt_, Wt = (_as_t(M, dt).requires_grad_() for M in (U, V, W))
+    H = Ut.shape[0]
+    loss = 0.0
+    for ids, tgt in lay.buckets():
+        B, L = ids.shape
+        X = F.embedding(ids, Vt_.t())                   # (B, L, H)
+        s = torch.zeros(B, H, dtype=dt)
+        states = []
+        for t in range(L):
+            s = torch.sigmoid(torch.addmm(X[:, t], s, Ut.t()))
+            states.append(s)
+        S = torch.stack(states, 1).reshape(B * L, H)
+        bucket_loss = F.cross_entropy(torch.mm(S, Wt.t()), tgt, reduction="sum", ignore_index=-100)
+        bucket_loss.backward()
+        loss += float(bucket_loss.detach())
+    return Gradient(Ut.grad.numpy(), Vt_.grad.numpy(), Wt.grad.numpy(), loss)
+
+
+def torch_window_autograd(U, V, W, K: int, *, layout: TorchLayout, per_lag: bool):
+    """Autograd over every loss's own window of lags 0..min(t, K), all losses at once, by lag.
+
+    A no-grad packed forward gives s(t - K - 1), the *detached* state a window of K + 1 steps
+    starts from (zero at the sentence start, where the window is shorter). From lag K down to
+    0 one step net = V x + s U^T, s = sigmoid(net) runs over the rows of every loss whose
+    window reaches that lag (a prefix of the rows); then the output layer on the lag-0 rows,
+    ``cross_entropy(reduction="sum")`` and one ``backward()``.
+
+    ``per_lag=False``: the gradient of sliding TBPTT(K) (every loss reaches back K steps), a
+    :class:`Gradient`. ``per_lag=True``: every lag uses its own copy of U, whose ``.grad`` is
+    G_U[k], and the pre-activations keep their gradients (``retain_grad``): a row belongs to
+    one loss, so row j's gradient at lag k is delta(t, t - k). Returns (norms in gradlab's
+    order, G_U (K + 1, H, H)), as :func:`torch_contributions`.
+    """
+    lay, K, dt = layout, int(K), _dtype_of(U)
+    L = lay.windows(K, per_lag)
+    Ut, Vt_, Wt = (_as_t(M, dt).requires_grad_() for M in (U, V, W))
+    H, counts, nc = Ut.shape[0], L["counts"], L["n_carry"]
+    with torch.no_grad():
+        S = _forward_packed(Ut.detach(), Vt_.detach().t().contiguous(), lay)
+    Uk = [Ut.detach().clone().requires_grad_() for _ in range(K + 1)] if per_lag else None
+    s = torch.zeros(counts[K], H, dtype=dt)
+    s[:nc] = S[L["carry_src"]]
+    nets = [None] * (K + 1)
+    for k in range(K, -1, -1):
+        m = counts[k]
+        if s.shape[0] < m:     # windows that start at the sentence start, from the zero state
+            s = torch.cat([s, torch.zeros(m - s.shape[0], H, dtype=dt)])
+        net = torch.addmm(F.embedding(L["x_at"][k], Vt_.t()), s, (Uk[k] if per_lag else Ut).t())
+        if per_lag:
+            net.retain_grad()
+            nets[k] = net
+        s = torch.sigmoid(net)
+    loss = F.cross_entropy(torch.mm(s, Wt.t()), L["targets"], reduction="sum")
+    loss.backward()
+    if not per_lag:
+        return Gradient(Ut.grad.numpy(), Vt_.grad.numpy(), Wt.grad.numpy(), float(loss.detach()))
+    norms = torch.empty(L["n_pairs"], dtype=dt)
+    for k in range(K + 1):
+        norms[L["pair_at"][k]] = torch.linalg.vector_norm(nets[k].grad, dim=1)
+    return norms.numpy(), torch.stack([u.grad for u in Uk]).numpy()
+
+
 def _dense_start(U, V, W, lay: TorchLayout, chunk: int, want_dW: bool):
     """Forward + output layer, then A_0 = delta(t, t), f'(t) and s(t - 1) in the dense layout."""
-    Ut, Wt = _as_t(U), _as_t(W)
-    Vt = _as_t(V).t().contiguous()
+    dt = _dtype_of(U)
+    Ut, Wt = _as_t(U, dt), _as_t(W, dt)
+    Vt = _as_t(V, dt).t().contiguous()
     N = lay.N
     S = _forward_packed(Ut, Vt, lay)
     E, dW, loss = _output_layer(S, Wt, lay.targets, N, chunk, want_dW)
@@ -417,9 +550,10 @@ def torch_contributions(U, V, W, xs=None, ds=None, K: int = 40, *, layout: Torch
     with torch.no_grad():
         Ut, Vt, dW, loss, Ad, Fpd, Spd = _dense_start(U, V, W, lay, chunk, with_GV_GW)
         H = Ut.shape[0]
-        norms = torch.zeros(K + 1, lay.D, dtype=torch.float64)
-        G_U = torch.zeros(K + 1, H, H, dtype=torch.float64)
-        G_Vt = torch.zeros(K + 1, Vt.shape[0], H, dtype=torch.float64) if with_GV_GW else None
+        dt = Ut.dtype
+        norms = torch.zeros(K + 1, lay.D, dtype=dt)
+        G_U = torch.zeros(K + 1, H, H, dtype=dt)
+        G_Vt = torch.zeros(K + 1, Vt.shape[0], H, dtype=dt) if with_GV_GW else None
         for base, Tg, Bg in lay.groups:
             A = Ad[base: base + Tg * Bg]
             for k in range(min(K, Tg - 1) + 1):

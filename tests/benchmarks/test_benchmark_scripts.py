@@ -25,14 +25,68 @@ RUNS = [
 ]
 
 
+def _run(script, args, cwd=None):
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True,
+                          timeout=600, env=env, cwd=cwd)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "NOT OK" not in proc.stdout and "MISMATCH" not in proc.stdout.upper()
+    return proc.stdout
+
+
+def _has_float32_api() -> bool:
+    import inspect
+
+    import gradlab
+    return "dtype" in inspect.signature(gradlab.RNN.init).parameters and hasattr(gradlab.RNN, "astype")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("script, args", RUNS, ids=[r[0] for r in RUNS])
 def test_benchmark_script_runs(script, args):
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True,
-                          timeout=600, env=env)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "NOT OK" not in proc.stdout and "MISMATCH" not in proc.stdout.upper()
+    out = _run(script, args)
+    if script == "bench_engine.py":
+        # issue 11's table, the output-layer GEMM rates (float64 and float32) and the float32 rows
+        assert "Targets (issue 11)" in out and out.count("output-layer GEMM rates") == 4
+        assert "float32 matmul peak" in out and "torch manual f32" in out
+        if _has_float32_api():
+            assert "gradlab f32" in out
+        else:
+            assert "gradlab float32 rows skipped" in out and "gradlab f32" not in out
+    if script == "bench_train.py":
+        assert ("gradlab fused float32" in out) == _has_float32_api()
+
+
+#: A tiny training study on built-in data: what --grid-run runs, without ../shared/data.
+TINY_GRID = """title = "Tiny grid"
+train = "markov:n_symbols=50,order=1,n=40"
+hidden_sizes = [4]
+schemes = ["tbptt:2"]
+learning_rates = [0.1, 0.05]
+epochs = 1
+batch_size = 1
+n_dev = 8
+"""
+
+
+@pytest.mark.slow
+def test_grid_run_runs_a_study_with_two_workers(tmp_path):
+    spec = tmp_path / "tiny-grid.toml"
+    spec.write_text(TINY_GRID)
+    out = _run("bench_train.py", ["--quick", "--grid-run", "--grid-spec", str(spec), "--no-float32"])
+    assert "tuning grid run: tiny-grid.toml --quick, 2 runs" in out and "--workers 2" in out
+    assert "2 runs took" in out and "(--quick: not evaluated)" in out
+
+
+def test_grid_run_skips_a_spec_whose_data_is_missing(tmp_path, capsys):
+    sys.path.insert(0, str(BENCH))
+    import bench_train
+    spec = tmp_path / "grid.toml"
+    spec.write_text(TINY_GRID.replace('"markov:n_symbols=50,order=1,n=40"',
+                                      f'"linzen:path={tmp_path}/absent.txt,vocab={tmp_path}/vocab.txt"'))
+    assert bench_train.grid_run(spec) is None
+    out = capsys.readouterr().out
+    assert "data not found" in out and "absent.txt" in out and "skipped" in out
 
 
 @pytest.mark.slow
@@ -45,3 +99,15 @@ def test_gated_cell_benchmark_runs():
                           text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "NOT OK" not in proc.stdout and proc.stdout.count(" OK |") == 6
+
+
+def test_train_float32_rows_run_with_the_api_and_catch_a_float64_model(monkeypatch, capsys):
+    """With an RNN that has the float32 API's signature but stays float64, the float32 rows run and fail."""
+    sys.path.insert(0, str(BENCH))
+    import bench_train
+    from float32_stub import RNNWithFloat32API
+    monkeypatch.setattr(bench_train.gl, "RNN", RNNWithFloat32API)
+    assert bench_train.main(["--quick"]) == 1
+    out = capsys.readouterr().out
+    assert out.count("gradlab fused float32") == 2
+    assert "MISMATCH: gradlab float32 (tbptt:3)" in out and "parameters of dtype float64" in out
