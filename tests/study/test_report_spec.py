@@ -44,7 +44,7 @@ BUILTIN = sorted(p.stem for p in ANALYSES_DIR.glob("*.toml"))
     ({"states": ["file:path=m.npz,scale=1"]}, r"states: .*unknown key\(s\) \['scale'\]; allowed: \['label', "
                                               r"'path'\]"),
     ({"states": ["init:scale=-1"]}, r"states: .*scale must be a finite number >= 0"),
-    ({"states": ["init:activation=gelu"]}, r"states: .*activation must be one of \['relu', 'sigmoid', 'tanh'\]"),
+    ({"states": ["init:activation=gelu"]}, r"states: .*activation must be one of \['identity', 'relu', 'sigmoid', 'tanh'\]"),
     ({"states": ["init:scale"]}, r"states: .*'scale' is not key=value"),
     ({"states": []}, r"states: needs at least one model state"),
     ({"hidden_size": "50"}, r"key 'hidden_size' must be of type int; received '50'"),
