@@ -64,7 +64,7 @@ def _sigmoid(net):
 ACTIVATIONS: dict[str, Activation] = {a.name: a for a in (
     Activation("sigmoid", 0, _sigmoid, lambda s: s * (1.0 - s), 0.25),
     Activation("tanh", 1, np.tanh, lambda s: 1.0 - s * s, 1.0),
-    Activation("relu", 2, lambda net: np.maximum(net, 0.0), lambda s: (s > 0.0).astype(np.float64), 1.0),
+    Activation("relu", 2, lambda net: np.maximum(net, 0.0), lambda s: (s > 0.0).astype(s.dtype), 1.0),
 )}
 
 

@@ -2,7 +2,8 @@
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
 from .._config import JIT, JIT_CONTRACT
 
@@ -14,6 +15,19 @@ _LN2_LO = 1.90821492927058770002e-10
 # Taylor coefficients 1/k!, k = 2..13: on |r| <= ln2/2 the truncation error is below 1e-17.
 _C = [1.0 / math.factorial(k) for k in range(14)]
 _C2, _C3, _C4, _C5, _C6, _C7, _C8, _C9, _C10, _C11, _C12, _C13 = _C[2:]
+
+# float32 exp (Cephes expf): ln 2 split so that n * _LN2_HI32 is exact for |n| <= 127, and a degree-5
+# minimax polynomial of (exp(r) - 1 - r) / r^2 on |r| <= ln2/2, about 1 ulp. np.float32 constants keep
+# every operation in float32 (a Python float would promote it to float64).
+_F32 = np.float32
+_LOG2E32 = _F32(1.44269504088896341)
+_LN2_HI32 = _F32(0.693359375)
+_LN2_LO32 = _F32(-2.12194440e-4)
+_X_MIN32 = _F32(-87.0)          # exp(-87) ~ 1.6e-38, the smallest power 2^-125 stays a normal float32
+_HALF32 = _F32(0.5)
+_ONE32 = _F32(1.0)
+_P0, _P1, _P2, _P3, _P4, _P5 = (_F32(1.9875691500e-4), _F32(1.3981999507e-3), _F32(8.3334519073e-3),
+                                _F32(4.1665795894e-2), _F32(1.6666665459e-1), _F32(5.0000001201e-1))
 
 
 @njit(inline="always", **JIT)
@@ -36,23 +50,48 @@ def derivative_from_state(s, code):
     return 1.0 if s > 0.0 else 0.0
 
 
-@njit(**JIT_CONTRACT)
+def _softmax_row(row, nbuf, pbuf, normalise):
+    """Typed dispatch to :func:`_softmax64` or :func:`_softmax32` (compiled code only; see the overload)."""
+    raise NotImplementedError("_softmax_row is called from compiled kernels; use softmax_inplace")
+
+
+@overload(_softmax_row)
+def _softmax_row_typed(row, nbuf, pbuf, normalise):
+    if isinstance(row, types.Array) and row.dtype == types.float32:
+        return lambda row, nbuf, pbuf, normalise: _softmax32(row, nbuf, pbuf, normalise)
+    return lambda row, nbuf, pbuf, normalise: _softmax64(row, nbuf, pbuf, normalise)
+
+
+@njit(**JIT)
 def softmax_inplace(row, nbuf, pbuf, normalise=True):
     """Replace ``row`` (logits) by softmax(row); return log of the normaliser, max subtracted.
 
     With ``normalise=False`` ``row`` is left unnormalised (exp(logit - max)) and only the
     normaliser, the same bits, is returned: all a loss without its gradient needs.
 
-    exp is evaluated as 2^n * p(r) with a degree-13 polynomial and the power of two
-    built from its bits, so that every loop vectorises (Numba's scalar exp does not);
-    the result is within a few ulp of ``numpy.exp``. NaN logits propagate. Compiled with
-    FMA contraction only (``JIT_CONTRACT``).
+    exp is evaluated as 2^n * p(r) with a polynomial and the power of two built from
+    its bits, so that every loop vectorises (Numba's scalar exp does not); the result
+    is within a few ulp of ``numpy.exp`` in the row's type. float64 rows use a degree-13
+    polynomial (:func:`_softmax64`), float32 rows a float32 one (:func:`_softmax32`),
+    chosen when the kernel is compiled. NaN logits propagate.
+
+    Parameters
+    ----------
+    row : float64 or float32 (n_out,)
+    nbuf : int64 (n_out,), pbuf : float64 (n_out,)
+        Scratch (a float32 row uses them as int32 / float32 buffers).
 
     Returns
     -------
     log_z : float
         log(sum(exp(row - max))) + max, so that -log y[d] = log_z - logit[d].
     """
+    return _softmax_row(row, nbuf, pbuf, normalise)
+
+
+@njit(**JIT_CONTRACT)
+def _softmax64(row, nbuf, pbuf, normalise):
+    """:func:`softmax_inplace` of a float64 row. Compiled with FMA contraction only (``JIT_CONTRACT``)."""
     n_out = row.size
     m0 = row[0]
     m1 = m0
@@ -135,6 +174,96 @@ def softmax_inplace(row, nbuf, pbuf, normalise=True):
     total = ((t0 + t1) + (t2 + t3)) + ((t4 + t5) + (t6 + t7))
     if normalise:
         inv = 1.0 / total
+        for o in range(n_out):
+            row[o] *= inv
+    return math.log(total) + mx
+
+
+@njit(**JIT_CONTRACT)
+def _softmax32(row, nbuf, pbuf, normalise):
+    """:func:`softmax_inplace` of a float32 row, in float32 (16 lanes of AVX-512, not 8).
+
+    exp(x) = 2^n * p(r), x = n ln2 + r (Cephes ``expf``: within about 1 ulp of
+    ``numpy.exp`` in float32, x clamped at -87 as float64's is at -708). The exponentials
+    are summed in float64 (eight partial sums, fixed order), so the normaliser and the
+    loss carry no float32 summation error. Compiled with FMA contraction only.
+    """
+    n_out = row.size
+    nb = nbuf.view(np.int32)
+    pb = pbuf.view(np.float32)
+    m0 = row[0]
+    m1 = m0
+    m2 = m0
+    m3 = m0
+    o = 0
+    while o + 4 <= n_out:
+        m0 = max(m0, row[o])
+        m1 = max(m1, row[o + 1])
+        m2 = max(m2, row[o + 2])
+        m3 = max(m3, row[o + 3])
+        o += 4
+    while o < n_out:
+        m0 = max(m0, row[o])
+        o += 1
+    mx = max(max(m0, m1), max(m2, m3))
+    if not np.isfinite(mx):
+        for o in range(n_out):
+            row[o] = math.exp(row[o] - mx)
+        total = 0.0
+        for o in range(n_out):
+            total += row[o]
+        for o in range(n_out):
+            row[o] /= total
+        return math.log(total) + mx
+    for o in range(n_out):
+        x = max(row[o] - mx, _X_MIN32)
+        n = np.floor(x * _LOG2E32 + _HALF32)
+        r = (x - n * _LN2_HI32) - n * _LN2_LO32
+        p = _P0
+        p = p * r + _P1
+        p = p * r + _P2
+        p = p * r + _P3
+        p = p * r + _P4
+        p = p * r + _P5
+        pb[o] = (p * (r * r) + r) + _ONE32
+        nb[o] = (np.int32(n) + 127) << 23
+    scale = nb.view(np.float32)
+    t0 = t1 = t2 = t3 = t4 = t5 = t6 = t7 = 0.0
+    o = 0
+    while o + 8 <= n_out:
+        v0 = pb[o] * scale[o]
+        v1 = pb[o + 1] * scale[o + 1]
+        v2 = pb[o + 2] * scale[o + 2]
+        v3 = pb[o + 3] * scale[o + 3]
+        v4 = pb[o + 4] * scale[o + 4]
+        v5 = pb[o + 5] * scale[o + 5]
+        v6 = pb[o + 6] * scale[o + 6]
+        v7 = pb[o + 7] * scale[o + 7]
+        row[o] = v0
+        row[o + 1] = v1
+        row[o + 2] = v2
+        row[o + 3] = v3
+        row[o + 4] = v4
+        row[o + 5] = v5
+        row[o + 6] = v6
+        row[o + 7] = v7
+        t0 += v0
+        t1 += v1
+        t2 += v2
+        t3 += v3
+        t4 += v4
+        t5 += v5
+        t6 += v6
+        t7 += v7
+        o += 8
+    while o < n_out:
+        v0 = pb[o] * scale[o]
+        row[o] = v0
+        t0 += v0
+        o += 1
+    total = ((t0 + t1) + (t2 + t3)) + ((t4 + t5) + (t6 + t7))
+    if normalise:
+        inv = np.float32(1.0 / total)
         for o in range(n_out):
             row[o] *= inv
     return math.log(total) + mx
