@@ -105,3 +105,36 @@ def test_float32_training_study_trains_and_stores_float32(tmp_path):
     history = pd.read_csv(root / "history.csv")
     ref = run_study(train_spec_from_dict(TRAIN), tmp_path / "f64", progress=False, render=False)
     np.testing.assert_allclose(history["train_loss"], pd.read_csv(ref / "history.csv")["train_loss"], rtol=1e-4)
+
+
+# --------------------------------------------------------------------------- the command line
+def _toml(table: dict) -> str:
+    from gradlab.study.spec import toml_value
+    return "".join(f"{k} = {toml_value(v)}\n" for k, v in table.items())
+
+
+def test_cli_dtype_sets_every_spec(tmp_path):
+    from gradlab.cli import _load_specs
+    report = tmp_path / "r.toml"
+    report.write_text(_toml(REPORT))
+    train = tmp_path / "t.toml"
+    train.write_text(_toml(TRAIN))
+    suite = tmp_path / "s.toml"
+    suite.write_text(_toml({k: v for k, v in TRAIN.items() if k not in ("name", "train", "dev", "task")}
+                           | {"distributions": ["longest"]})
+                     + '[[tasks]]\nname = "a"\ntrain = "agreement:distance=3,n=16"\ntask = "lm"\n')
+    jobs = _load_specs([report, train, suite], quick=False, dtype="float32")
+    assert jobs[0][0].dtype == jobs[1][0].dtype == "float32"
+    assert [s.dtype for s in jobs[2][0].studies] == ["float32"]
+    assert _load_specs([report], quick=True)[0][0].dtype == "float64"
+
+
+def test_cli_bad_dtype_exits_2_naming_it(tmp_path):
+    from typer.testing import CliRunner
+    from gradlab.cli import app
+    report = tmp_path / "r.toml"
+    report.write_text(_toml(REPORT))
+    result = CliRunner().invoke(app, ["run", str(report), "--dtype", "float16", "--dry-run",
+                                      "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert "dtype: must be one of ('float64', 'float32'); received 'float16'" in result.output
