@@ -51,8 +51,11 @@ def derivative_from_state(s, code):
 
 
 def _softmax_row(row, nbuf, pbuf, normalise):
-    """Typed dispatch to :func:`_softmax64` or :func:`_softmax32` (compiled code only; see the overload)."""
-    raise NotImplementedError("_softmax_row is called from compiled kernels; use softmax_inplace")
+    """:func:`_softmax32` for a float32 row, else :func:`_softmax64`: chosen when compiled code is typed
+    (the overload below), or here when the kernels run as plain Python (``NUMBA_DISABLE_JIT=1``)."""
+    if row.dtype == np.float32:
+        return _softmax32(row, nbuf, pbuf, normalise)
+    return _softmax64(row, nbuf, pbuf, normalise)
 
 
 @overload(_softmax_row)
@@ -89,9 +92,9 @@ def softmax_inplace(row, nbuf, pbuf, normalise=True):
     return _softmax_row(row, nbuf, pbuf, normalise)
 
 
-@njit(**JIT_CONTRACT)
-def _softmax64(row, nbuf, pbuf, normalise):
-    """:func:`softmax_inplace` of a float64 row. Compiled with FMA contraction only (``JIT_CONTRACT``)."""
+@njit(inline="always", **JIT)
+def _row_max(row):
+    """max(row) with four running maxima (NaN-safe as Python's max; a NaN logit shows up downstream)."""
     n_out = row.size
     m0 = row[0]
     m1 = m0
@@ -107,127 +110,25 @@ def _softmax64(row, nbuf, pbuf, normalise):
     while o < n_out:
         m0 = max(m0, row[o])
         o += 1
-    mx = max(max(m0, m1), max(m2, m3))
-    if not np.isfinite(mx):
-        # A non-finite logit: fall back to plain exp so NaN/inf show up as they are.
-        for o in range(n_out):
-            row[o] = math.exp(row[o] - mx)
-        total = row.sum()
-        for o in range(n_out):
-            row[o] /= total
-        return math.log(total) + mx
-    for o in range(n_out):
-        x = max(row[o] - mx, -708.0)
-        n = math.floor(x * _LOG2E + 0.5)
-        r = (x - n * _LN2_HI) - n * _LN2_LO
-        p = _C13
-        p = p * r + _C12
-        p = p * r + _C11
-        p = p * r + _C10
-        p = p * r + _C9
-        p = p * r + _C8
-        p = p * r + _C7
-        p = p * r + _C6
-        p = p * r + _C5
-        p = p * r + _C4
-        p = p * r + _C3
-        p = p * r + _C2
-        p = p * r + 1.0
-        p = p * r + 1.0
-        pbuf[o] = p
-        nbuf[o] = (np.int64(n) + 1023) << 52
-    scale = nbuf.view(np.float64)
-    # y = p * 2^n, summed in eight partial sums in a fixed order (vectorisable, deterministic)
-    t0 = t1 = t2 = t3 = t4 = t5 = t6 = t7 = 0.0
-    o = 0
-    while o + 8 <= n_out:
-        v0 = pbuf[o] * scale[o]
-        v1 = pbuf[o + 1] * scale[o + 1]
-        v2 = pbuf[o + 2] * scale[o + 2]
-        v3 = pbuf[o + 3] * scale[o + 3]
-        v4 = pbuf[o + 4] * scale[o + 4]
-        v5 = pbuf[o + 5] * scale[o + 5]
-        v6 = pbuf[o + 6] * scale[o + 6]
-        v7 = pbuf[o + 7] * scale[o + 7]
-        row[o] = v0
-        row[o + 1] = v1
-        row[o + 2] = v2
-        row[o + 3] = v3
-        row[o + 4] = v4
-        row[o + 5] = v5
-        row[o + 6] = v6
-        row[o + 7] = v7
-        t0 += v0
-        t1 += v1
-        t2 += v2
-        t3 += v3
-        t4 += v4
-        t5 += v5
-        t6 += v6
-        t7 += v7
-        o += 8
-    while o < n_out:
-        v0 = pbuf[o] * scale[o]
-        row[o] = v0
-        t0 += v0
-        o += 1
-    total = ((t0 + t1) + (t2 + t3)) + ((t4 + t5) + (t6 + t7))
-    if normalise:
-        inv = 1.0 / total
-        for o in range(n_out):
-            row[o] *= inv
+    return max(max(m0, m1), max(m2, m3))
+
+
+@njit(inline="always", **JIT)
+def _plain_softmax(row, mx):
+    """A non-finite maximum: softmax with plain exp, so that NaN/inf show up as they are."""
+    for o in range(row.size):
+        row[o] = math.exp(row[o] - mx)
+    total = row.sum()
+    for o in range(row.size):
+        row[o] /= total
     return math.log(total) + mx
 
 
-@njit(**JIT_CONTRACT)
-def _softmax32(row, nbuf, pbuf, normalise):
-    """:func:`softmax_inplace` of a float32 row, in float32 (16 lanes of AVX-512, not 8).
-
-    exp(x) = 2^n * p(r), x = n ln2 + r (Cephes ``expf``: within about 1 ulp of
-    ``numpy.exp`` in float32, x clamped at -87 as float64's is at -708). The exponentials
-    are summed in float64 (eight partial sums, fixed order), so the normaliser and the
-    loss carry no float32 summation error. Compiled with FMA contraction only.
-    """
+@njit(inline="always", **JIT)
+def _scale_and_normalise(row, pb, scale, normalise, mx):
+    """row = p * 2^n, summed in float64 in eight partial sums in a fixed order (vectorisable,
+    deterministic); normalised when asked. Returns log of the sum plus ``mx``."""
     n_out = row.size
-    nb = nbuf.view(np.int32)
-    pb = pbuf.view(np.float32)
-    m0 = row[0]
-    m1 = m0
-    m2 = m0
-    m3 = m0
-    o = 0
-    while o + 4 <= n_out:
-        m0 = max(m0, row[o])
-        m1 = max(m1, row[o + 1])
-        m2 = max(m2, row[o + 2])
-        m3 = max(m3, row[o + 3])
-        o += 4
-    while o < n_out:
-        m0 = max(m0, row[o])
-        o += 1
-    mx = max(max(m0, m1), max(m2, m3))
-    if not np.isfinite(mx):
-        for o in range(n_out):
-            row[o] = math.exp(row[o] - mx)
-        total = 0.0
-        for o in range(n_out):
-            total += row[o]
-        for o in range(n_out):
-            row[o] /= total
-        return math.log(total) + mx
-    for o in range(n_out):
-        x = max(row[o] - mx, _X_MIN32)
-        n = np.floor(x * _LOG2E32 + _HALF32)
-        r = (x - n * _LN2_HI32) - n * _LN2_LO32
-        p = _P0
-        p = p * r + _P1
-        p = p * r + _P2
-        p = p * r + _P3
-        p = p * r + _P4
-        p = p * r + _P5
-        pb[o] = (p * (r * r) + r) + _ONE32
-        nb[o] = (np.int32(n) + 127) << 23
-    scale = nb.view(np.float32)
     t0 = t1 = t2 = t3 = t4 = t5 = t6 = t7 = 0.0
     o = 0
     while o + 8 <= n_out:
@@ -263,7 +164,66 @@ def _softmax32(row, nbuf, pbuf, normalise):
         o += 1
     total = ((t0 + t1) + (t2 + t3)) + ((t4 + t5) + (t6 + t7))
     if normalise:
-        inv = np.float32(1.0 / total)
+        inv = row.dtype.type(1.0 / total)
         for o in range(n_out):
             row[o] *= inv
     return math.log(total) + mx
+
+
+@njit(**JIT_CONTRACT)
+def _softmax64(row, nbuf, pbuf, normalise):
+    """:func:`softmax_inplace` of a float64 row: exp with a degree-13 polynomial, within a few ulp.
+    Compiled with FMA contraction only (``JIT_CONTRACT``), helpers inlined."""
+    mx = _row_max(row)
+    if not np.isfinite(mx):
+        return _plain_softmax(row, mx)
+    for o in range(row.size):
+        x = max(row[o] - mx, -708.0)
+        n = math.floor(x * _LOG2E + 0.5)
+        r = (x - n * _LN2_HI) - n * _LN2_LO
+        p = _C13
+        p = p * r + _C12
+        p = p * r + _C11
+        p = p * r + _C10
+        p = p * r + _C9
+        p = p * r + _C8
+        p = p * r + _C7
+        p = p * r + _C6
+        p = p * r + _C5
+        p = p * r + _C4
+        p = p * r + _C3
+        p = p * r + _C2
+        p = p * r + 1.0
+        p = p * r + 1.0
+        pbuf[o] = p
+        nbuf[o] = (np.int64(n) + 1023) << 52
+    return _scale_and_normalise(row, pbuf, nbuf.view(np.float64), normalise, mx)
+
+
+@njit(**JIT_CONTRACT)
+def _softmax32(row, nbuf, pbuf, normalise):
+    """:func:`softmax_inplace` of a float32 row, in float32 (twice the lanes of float64).
+
+    exp(x) = 2^n * p(r), x = n ln2 + r (Cephes ``expf``: within about 1 ulp of the exact
+    value, 2 of ``numpy.exp`` in float32; x clamped at -87 as float64's is at -708). The
+    exponentials are summed in float64, so the normaliser and the loss carry no float32
+    summation error. Compiled with FMA contraction only, helpers inlined.
+    """
+    nb = nbuf.view(np.int32)
+    pb = pbuf.view(np.float32)
+    mx = _row_max(row)
+    if not np.isfinite(mx):
+        return _plain_softmax(row, mx)
+    for o in range(row.size):
+        x = max(row[o] - mx, _X_MIN32)
+        n = np.floor(x * _LOG2E32 + _HALF32)
+        r = (x - n * _LN2_HI32) - n * _LN2_LO32
+        p = _P0
+        p = p * r + _P1
+        p = p * r + _P2
+        p = p * r + _P3
+        p = p * r + _P4
+        p = p * r + _P5
+        pb[o] = (p * (r * r) + r) + _ONE32
+        nb[o] = (np.int32(n) + 127) << 23
+    return _scale_and_normalise(row, pb, nb.view(np.float32), normalise, mx)

@@ -283,3 +283,37 @@ def test_softmax_float32_keeps_non_finite_visible_as_float64_does(bad):
     np.testing.assert_array_equal(np.isnan(l32), np.isnan(l64))
     np.testing.assert_array_equal(np.isinf(l32), np.isinf(l64))
     assert np.all(np.isfinite(L32[1])) and np.isfinite(l32[1])
+
+
+_PURE_PYTHON_SCRIPT = """
+import numpy as np
+from gradlab import RNN, Batch, forward, gradient, contributions
+m = RNN.init(5, 3, rng=0, activation="tanh", dtype="float32")
+b = Batch.for_language_model([[0, 1, 2, 4], [3]], [[1, 2, 3, 0], [0]])
+fw = forward(m, b, return_probs=True)
+g = gradient(m, b, "tbptt:1")
+c = contributions(m, b, max_lag=2)
+np.savez(OUT, s=fw.s, probs=fw.probs, losses=fw.losses, U=g.U, V=g.V, W=g.W, G_U=c.G_U)
+"""
+
+
+def test_float32_kernels_run_as_plain_python(tmp_path):
+    """NUMBA_DISABLE_JIT=1 (the coverage run) takes the float32 paths too, softmax dispatch included."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "out.npz"
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1", PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-c", f"OUT = {str(out)!r}\n" + _PURE_PYTHON_SCRIPT], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = np.load(out)
+    m = RNN.init(5, 3, rng=0, activation="tanh", dtype="float32")
+    b = Batch.for_language_model([[0, 1, 2, 4], [3]], [[1, 2, 3, 0], [0]])
+    fw = forward(m, b, return_probs=True)
+    g = gradient(m, b, "tbptt:1")
+    for name, want in (("s", fw.s), ("probs", fw.probs), ("losses", fw.losses), ("U", g.U), ("V", g.V),
+                       ("W", g.W), ("G_U", contributions(m, b, max_lag=2).G_U)):
+        assert_close32(got[name], want.astype(np.float64), name)
