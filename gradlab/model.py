@@ -77,7 +77,7 @@ class RNN:
     @property
     def dtype(self) -> np.dtype:
         """The floating-point type of the parameters (float64 or float32)."""
-        return getattr(self, self.cell.names[0]).dtype
+        return np.asarray(getattr(self, self.cell.names[0])).dtype
 
     def astype(self, dtype) -> "RNN":
         """A copy of the model with every parameter converted to ``dtype`` ("float32" or "float64")."""
