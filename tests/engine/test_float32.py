@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import naive
-from conftest import ACTIVATIONS, OBJECTIVES, random_problem
+from conftest import ACTIVATIONS, OBJECTIVES, random_problem, run_without_jit
 
 from gradlab import RNN, Batch, contributions, forward, gradient, sentence_gaps
 from gradlab.engine import backpropagate, dependency_deltas
@@ -299,16 +299,8 @@ np.savez(OUT, s=fw.s, probs=fw.probs, losses=fw.losses, U=g.U, V=g.V, W=g.W, G_U
 
 def test_float32_kernels_run_as_plain_python(tmp_path):
     """NUMBA_DISABLE_JIT=1 (the coverage run) takes the float32 paths too, softmax dispatch included."""
-    import os
-    import subprocess
-    import sys
-
     out = tmp_path / "out.npz"
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env = dict(os.environ, NUMBA_DISABLE_JIT="1", PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.run([sys.executable, "-c", f"OUT = {str(out)!r}\n" + _PURE_PYTHON_SCRIPT], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_without_jit(_PURE_PYTHON_SCRIPT, out)
     got = np.load(out)
     m = RNN.init(5, 3, rng=0, activation="tanh", dtype="float32")
     b = Batch.for_language_model([[0, 1, 2, 4], [3]], [[1, 2, 3, 0], [0]])

@@ -13,7 +13,7 @@ import pytest
 from gradlab import RNN
 from gradlab.study import training as study
 from gradlab.study.report import run_spec, unit_inputs, units
-from gradlab.study.spec import ReportSpec, from_dict, spec_from_dict
+from gradlab.study.spec import from_dict, spec_from_dict
 from gradlab.study.training import run_study, train_spec_from_dict
 
 if sys.version_info >= (3, 11):
