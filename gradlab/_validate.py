@@ -11,8 +11,24 @@ import numbers
 import numpy as np
 
 
-def as_float_matrix(value, name: str, shape: tuple[int | None, int | None] | None = None) -> np.ndarray:
-    """Return ``value`` as a C-contiguous float64 matrix, checking shape and finiteness."""
+#: The floating-point types a model computes in (``RNN(..., dtype=)``); float64 is the default.
+DTYPES = ("float64", "float32")
+
+
+def check_dtype(value, name: str = "dtype") -> np.dtype:
+    """Return ``value`` ("float32", np.float32, "float64", ...) as a numpy dtype, float32 or float64 only."""
+    try:
+        dt = np.dtype(value)
+    except TypeError:
+        dt = None
+    if value is None or dt is None or dt.name not in DTYPES:
+        raise TypeError(f"{name} must be one of {DTYPES} (or np.float32 / np.float64); received {value!r}")
+    return dt
+
+
+def as_float_matrix(value, name: str, shape: tuple[int | None, int | None] | None = None,
+                    dtype=np.float64) -> np.ndarray:
+    """Return ``value`` as a C-contiguous ``dtype`` matrix (float64 by default), checking shape and finiteness."""
     arr = np.asarray(value)
     if arr.dtype.kind not in "fiu" or arr.dtype == np.bool_:
         raise TypeError(f"{name} must be a real-valued array; received dtype {arr.dtype}")
@@ -23,7 +39,7 @@ def as_float_matrix(value, name: str, shape: tuple[int | None, int | None] | Non
             if want is not None and want != got:
                 raise ValueError(f"{name} must have shape {_fmt_shape(shape)}; received {arr.shape} "
                                  f"(axis {axis} is {got}, expected {want})")
-    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    arr = np.ascontiguousarray(arr, dtype=dtype)
     if not np.isfinite(arr).all():
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise ValueError(f"{name} contains a non-finite value ({float(arr[tuple(bad)])!r} at index {tuple(int(i) for i in bad)}); "

@@ -79,6 +79,9 @@ FAILURES_LOG = "failures.log"
 WORKERS = typer.Option(None, "--workers", min=1, help=WORKERS_HELP)
 SCHEDULER = typer.Option(None, "--scheduler", envvar="DASK_SCHEDULER_ADDRESS", help=SCHEDULER_HELP)
 THREADS = typer.Option(None, "--threads-per-worker", min=1, help=THREADS_HELP)
+DTYPE_HELP = ("Set every spec's dtype key: float64 (the default) or float32 (faster training, about 7 "
+              "significant digits).")
+DTYPE = typer.Option(None, "--dtype", help=DTYPE_HELP)
 
 
 def _cluster(workers: Optional[int], scheduler: Optional[str], threads_per_worker: Optional[int]) -> dict:
@@ -165,18 +168,24 @@ def run(spec: str = typer.Argument(..., help="A .toml spec (report or training s
         dry_run: bool = typer.Option(False, "--dry-run", help=DRY_HELP),
         wait: bool = typer.Option(False, "--wait", help=WAIT_HELP),
         workers: Optional[int] = WORKERS, scheduler: Optional[str] = SCHEDULER,
-        threads_per_worker: Optional[int] = THREADS):
+        threads_per_worker: Optional[int] = THREADS, dtype: Optional[str] = DTYPE):
     """Run one spec; an interrupted run resumes where it stopped, and only units whose inputs changed are redone."""
-    _run_jobs(_load_specs([spec], quick), out, dry_run=dry_run, wait=wait,
+    _run_jobs(_load_specs([spec], quick, dtype), out, dry_run=dry_run, wait=wait,
               cluster=_cluster(workers, scheduler, threads_per_worker))
 
 
-def _load_specs(names, quick: bool) -> list:
-    """(spec, source) of each name: a report spec, a training study or a suite of studies."""
+def _load_specs(names, quick: bool, dtype: Optional[str] = None) -> list:
+    """(spec, source) of each name: a report spec, a training study or a suite of studies; ``dtype`` (--dtype)
+    replaces the specs' dtype key (every study's, in a suite)."""
     from .study.spec import load
     jobs = []
     for name in names:
         spec, source = load(name)
+        if dtype is not None:
+            studies = getattr(spec, "studies", None)
+            spec = replace(spec, studies=tuple(replace(s, dtype=dtype) for s in studies)) if studies is not None \
+                else replace(spec, dtype=dtype)
+            spec.validate(f"{source} (--dtype)")
         jobs.append((_quick_name(spec.quick()) if quick else spec, source))
     return jobs
 
@@ -189,9 +198,9 @@ def run_batch(specs: List[str] = typer.Argument(..., help="Specs (.toml paths or
               dry_run: bool = typer.Option(False, "--dry-run", help=DRY_HELP),
               wait: bool = typer.Option(False, "--wait", help=WAIT_HELP),
               workers: Optional[int] = WORKERS, scheduler: Optional[str] = SCHEDULER,
-        threads_per_worker: Optional[int] = THREADS):
+        threads_per_worker: Optional[int] = THREADS, dtype: Optional[str] = DTYPE):
     """Run several specs (reports and training studies); every spec is checked before any work starts."""
-    _run_jobs(_load_specs(specs, quick), out, dry_run=dry_run, wait=wait,
+    _run_jobs(_load_specs(specs, quick, dtype), out, dry_run=dry_run, wait=wait,
               cluster=_cluster(workers, scheduler, threads_per_worker))
 
 
@@ -204,10 +213,10 @@ def train_study(spec: str = typer.Argument(..., help="A training .toml spec, or 
                 dry_run: bool = typer.Option(False, "--dry-run", help=DRY_HELP),
                 wait: bool = typer.Option(False, "--wait", help=WAIT_HELP),
                 workers: Optional[int] = WORKERS, scheduler: Optional[str] = SCHEDULER,
-                threads_per_worker: Optional[int] = THREADS):
+                threads_per_worker: Optional[int] = THREADS, dtype: Optional[str] = DTYPE):
     """Run a training study or suite (grid of runs, evaluation, figures); an interrupted one resumes where it
     stopped."""
-    jobs = _load_specs([spec], quick)
+    jobs = _load_specs([spec], quick, dtype)
     if jobs[0][0].KIND == "report":
         raise ValueError(f"{jobs[0][1]} is a report spec, not a training study (it has no 'train' key); run it "
                          f"with `gradlab run {spec}`")

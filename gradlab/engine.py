@@ -5,6 +5,10 @@ the kernels expect, calls the kernels and wraps the result. The maths is in
 docs/maths.md; the gradients are dJ/dU, dJ/dV, dJ/dW of the batch's total loss
 J = sum of J(t) (not averaged, and with the gradient's sign — the coursework's
 update directions are their negatives, see ``gradlab.compat.coursework``).
+
+Arrays are documented as float64, the default; a float32 model (``RNN(..., dtype="float32")``)
+is computed in float32 and every returned array is float32 (totals such as ``loss`` are
+Python floats either way).
 """
 from __future__ import annotations
 
@@ -267,14 +271,15 @@ def _prepare(model, batch, initial_states=None) -> _Prepared:
     loss_pos = np.flatnonzero(batch.targets != NO_LOSS).astype(np.int64)
     check_ids_in_range(batch.targets[loss_pos], model.output_size, "batch targets",
                        lambda i: batch.where(int(loss_pos[i])))
-    U = np.ascontiguousarray(model.U, dtype=np.float64)
-    W = np.ascontiguousarray(model.W, dtype=np.float64)
+    dt = model.dtype  # every array of the computation has the model's type (float64 or float32)
+    U = np.ascontiguousarray(model.U, dtype=dt)
+    W = np.ascontiguousarray(model.W, dtype=dt)
     H = U.shape[0]
     if initial_states is None:
-        S0 = np.zeros((batch.n_sentences, H))
+        S0 = np.zeros((batch.n_sentences, H), dtype=dt)
     else:
-        S0 = as_float_matrix(initial_states, "initial_states", (batch.n_sentences, H))
-    return _Prepared(U, W, np.ascontiguousarray(U.T), np.ascontiguousarray(model.V.T, dtype=np.float64),
+        S0 = as_float_matrix(initial_states, "initial_states", (batch.n_sentences, H), dtype=dt)
+    return _Prepared(U, W, np.ascontiguousarray(U.T), np.ascontiguousarray(model.V.T, dtype=dt),
                      np.ascontiguousarray(W.T), code, batch, loss_pos, S0)
 
 
@@ -282,7 +287,7 @@ def _prepare(model, batch, initial_states=None) -> _Prepared:
 def _states(prep: _Prepared) -> np.ndarray:
     from .kernels.forward import forward_states
     b = prep.batch
-    S = np.empty((b.n_tokens, prep.U.shape[0]))
+    S = np.empty((b.n_tokens, prep.U.shape[0]), dtype=prep.U.dtype)
     chunks = _config.ranges(b.n_sentences, _config.N_LOCKSTEP_CHUNKS)
     _config.run_parallel(
         lambda i: forward_states(prep.UT, prep.VT, b.ids, b.offsets, prep.code, prep.S0, S, *chunks[i]), len(chunks))
@@ -311,8 +316,9 @@ def _output(prep: _Prepared, S: np.ndarray, want_grad: bool):
     W, WT = prep.W, prep.WT
     n_out = W.shape[0]
     d = np.ascontiguousarray(prep.batch.targets[pos])
-    losses = np.empty(n_loss)
-    dS = np.empty((n_loss, H)) if want_grad else None
+    dt = W.dtype
+    losses = np.empty(n_loss, dtype=dt)
+    dS = np.empty((n_loss, H), dtype=dt) if want_grad else None
     tile = _config.OUTPUT_TILE
     # No more groups than tiles: a one-sentence batch is one group, not 16 dW buffers to zero and add.
     groups = _config.ranges(n_loss, min(_config.N_GROUPS, -(-n_loss // tile)))
@@ -321,8 +327,8 @@ def _output(prep: _Prepared, S: np.ndarray, want_grad: bool):
 
     def work(g):
         r0, r1 = groups[g]
-        dW = np.zeros((n_out, H)) if want_grad else None
-        logits = np.empty((tile, n_out))
+        dW = np.zeros((n_out, H), dtype=dt) if want_grad else None
+        logits = np.empty((tile, n_out), dtype=dt)
         for a in range(r0, r1, tile):
             b = min(a + tile, r1)
             St = _rows(S, pos[a:b])
@@ -336,7 +342,7 @@ def _output(prep: _Prepared, S: np.ndarray, want_grad: bool):
         return dW
 
     parts = _config.run_parallel(work, len(groups))
-    dW = np.zeros((n_out, H))
+    dW = np.zeros((n_out, H), dtype=dt)
     if want_grad:
         for part in parts:
             dW += part
@@ -386,7 +392,8 @@ def forward(model: RNN, batch: Batch, *, return_probs: bool = False, initial_sta
         if return_probs:
             from .kernels.output import softmax_rows
             probs = S @ prep.WT
-            softmax_rows(probs, np.full(batch.n_tokens, NO_LOSS, dtype=np.int64), np.empty(batch.n_tokens))
+            softmax_rows(probs, np.full(batch.n_tokens, NO_LOSS, dtype=np.int64),
+                         np.empty(batch.n_tokens, dtype=probs.dtype))
     return ForwardResult(S, losses, prep.loss_pos, probs)
 
 
@@ -472,10 +479,11 @@ def backpropagate(model: RNN, batch: Batch, states, state_grads, scheme: Scheme 
     check_ids_in_range(batch.ids, model.vocab_size, "batch ids", batch.where)
     H = model.hidden_size
     loss_pos = np.flatnonzero(batch.targets != NO_LOSS).astype(np.int64)
-    S = as_float_matrix(states, "states", (batch.n_tokens, H))
-    dS = as_float_matrix(state_grads, "state_grads", (loss_pos.size, H))
+    dt = model.dtype
+    S = as_float_matrix(states, "states", (batch.n_tokens, H), dtype=dt)
+    dS = as_float_matrix(state_grads, "state_grads", (loss_pos.size, H), dtype=dt)
     if initial_states is not None:
-        initial_states = as_float_matrix(np.atleast_2d(initial_states), "initial_states", (None, H))
+        initial_states = as_float_matrix(np.atleast_2d(initial_states), "initial_states", (None, H), dtype=dt)
         if initial_states.shape[0] not in (1, batch.n_sentences):
             raise ValueError(f"initial_states must hold one row or one per sentence ({batch.n_sentences}); "
                              f"received {initial_states.shape[0]}")
@@ -503,10 +511,10 @@ def _backward(U, S, batch: Batch, loss_pos, dS, lo, code, vocab_size, initial_st
     S_prev[batch.offsets[:-1]] = 0.0 if initial_state is None else initial_state
     chunks = _config.ranges(batch.n_tokens, _N_DU_CHUNKS)
     parts = _config.run_parallel(lambda i: D[slice(*chunks[i])].T @ S_prev[slice(*chunks[i])], len(chunks))
-    dU = np.zeros((H, H))
+    dU = np.zeros((H, H), dtype=S.dtype)
     for part in parts:
         dU += part
-    dVT = np.zeros((vocab_size, H))
+    dVT = np.zeros((vocab_size, H), dtype=S.dtype)
     scatter_rows(batch.ids, D, dVT, 0, batch.n_tokens)
     return dU, np.ascontiguousarray(dVT.T)
 
@@ -575,10 +583,11 @@ def contributions(model: RNN, batch: Batch, max_lag: int, *, G_V: bool | int = T
     lag = np.arange(n_pairs, dtype=np.int64) - pair_start[pair_loss]
     sentence_of_loss = batch.sentence_index()[loss_pos]
 
-    GU = np.zeros((K + 1, H, H))
-    GVT = np.zeros((v_lags + 1, model.vocab_size, H)) if v_lags >= 0 else None
-    delta_norm = np.empty(n_pairs)
-    prev_norm = np.empty(n_pairs)
+    dt = prep.U.dtype
+    GU = np.zeros((K + 1, H, H), dtype=dt)
+    GVT = np.zeros((v_lags + 1, model.vocab_size, H), dtype=dt) if v_lags >= 0 else None
+    delta_norm = np.empty(n_pairs, dtype=dt)
+    prev_norm = np.empty(n_pairs, dtype=dt)
     # latest losses first: the losses whose signal reaches lag k are a prefix, of length n_reach[k]
     order = np.argsort(-loss_t, kind="stable")
     pos = np.ascontiguousarray(loss_pos[order])
@@ -587,8 +596,9 @@ def contributions(model: RNN, batch: Batch, max_lag: int, *, G_V: bool | int = T
     n_reach = np.searchsorted(-t_desc, -np.arange(K + 2), side="right")  # count of t >= k
     U = prep.U
     n_chunks = _N_ROW_CHUNKS
-    scratch = [(np.empty((-(-pos.size // n_chunks) + 1, H)), np.empty((-(-pos.size // n_chunks) + 1, H)),
-                np.empty((H, H))) for _ in range(n_chunks)]
+    rows = -(-pos.size // n_chunks) + 1
+    scratch = [(np.empty((rows, H), dtype=dt), np.empty((rows, H), dtype=dt), np.empty((H, H), dtype=dt))
+               for _ in range(n_chunks)]
     with _single_threaded_blas():
         S = _states(prep)
         losses, dS, dW = _output(prep, S, want_grad=True)
@@ -652,8 +662,8 @@ def dependency_deltas(model: RNN, batch: Batch, sentence, source, dependent) -> 
         i = int(bad[0])
         raise ValueError(f"dependency {i}: need 0 <= source <= dependent < sentence length; received "
                          f"source={int(source[i])}, dependent={int(dependent[i])}, length {int(lengths[i])}")
-    signal = np.full(sentence.size, np.nan)
-    own = np.full(sentence.size, np.nan)
+    signal = np.full(sentence.size, np.nan, dtype=prep.U.dtype)
+    own = np.full(sentence.size, np.nan, dtype=prep.U.dtype)
     dependent_pos = batch.offsets[sentence] + dependent
     has_loss = batch.targets[dependent_pos] != NO_LOSS
     idx = np.flatnonzero(has_loss)
@@ -726,7 +736,7 @@ def _sentence_w_norms(prep: _Prepared, S: np.ndarray, loss_offsets: np.ndarray) 
             if l1 > l0:
                 St = S[pos[l0:l1]]
                 L = St @ prep.WT
-                softmax_rows(L, np.ascontiguousarray(d[l0:l1]), np.empty(l1 - l0))
+                softmax_rows(L, np.ascontiguousarray(d[l0:l1]), np.empty(l1 - l0, dtype=L.dtype))
                 G = L.T @ St
                 out[i] = np.sum(G * G)
 
@@ -773,7 +783,8 @@ def sentence_gaps(model: RNN, batch: Batch, max_lag: int) -> SentenceGaps:
         # two square roots, not one of the product: prefix2 * full2 underflows to 0 for the
         # tiny gradients of a saturated softmax (a well-predicted loss sends back ~1e-300)
         cos = dot / (np.sqrt(prefix2) * np.sqrt(full2))
-    return SentenceGaps(K, rel, cos)
+    # the kernel sums in float64 whatever the model's type; the result has the model's type
+    return SentenceGaps(K, rel.astype(prep.U.dtype, copy=False), cos.astype(prep.U.dtype, copy=False))
 
 
 def warmup() -> float:

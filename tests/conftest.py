@@ -53,6 +53,16 @@ def import_torch():
     return pytest.importorskip("torch")
 
 
+def run_without_jit(script: str, out) -> None:
+    """Run ``script`` (which writes its results to ``OUT``) in a fresh process with NUMBA_DISABLE_JIT=1:
+    the kernels as plain Python, with bounds checks (the coverage run); fails with its stderr."""
+    import subprocess
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1", PYTHONPATH=_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-c", f"OUT = {str(out)!r}\n" + script], cwd=_ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     """A fresh generator with a fixed seed for every test."""

@@ -88,17 +88,19 @@ class ModelState:
         """Epochs trained before the analysed snapshot ("train" states): 0, epochs // 2 or epochs."""
         return {"init": 0, "mid": (self.epochs or 0) // 2, "end": self.epochs or 0}[self.at]
 
-    def build(self, vocab_size: int, hidden_size: int, output_size: int, key: str = "", default_seed: int = 0
-              ) -> RNN:
-        """The model of this state for a dataset (``key`` is its spec text).
+    def build(self, vocab_size: int, hidden_size: int, output_size: int, key: str = "", default_seed: int = 0,
+              dtype="float64") -> RNN:
+        """The model of this state for a dataset (``key`` is its spec text), in ``dtype``.
 
         "init" states (and "train" states analysed at ``at=init``) are drawn from the seed and
         ``key``; "file" states are loaded and their sizes checked. A "train" state trained for
         some epochs is built by :func:`gradlab.study.states.build_state`, which trains the
-        draw of :meth:`initial`.
+        draw of :meth:`initial`. A "file" model of another type is converted to ``dtype``.
         """
         if self.kind == "file":
             model = RNN.load(self.path)
+            if model.dtype != np.dtype(dtype):
+                model = model.astype(dtype)
             want = (hidden_size, vocab_size, output_size)
             got = (model.hidden_size, model.vocab_size, model.output_size)
             if got[1:] != want[1:]:
@@ -108,15 +110,15 @@ class ModelState:
         if self.kind == "train" and self.snapshot_epochs > 0:
             raise ValueError(f"model state {self.label!r} trains on the unit's dataset; build it with "
                              "gradlab.study.states.build_state(state, ..., dataset=ds, task=...)")
-        return self.initial(vocab_size, hidden_size, output_size, key, default_seed)
+        return self.initial(vocab_size, hidden_size, output_size, key, default_seed, dtype)
 
-    def initial(self, vocab_size: int, hidden_size: int, output_size: int, key: str = "", default_seed: int = 0
-                ) -> RNN:
+    def initial(self, vocab_size: int, hidden_size: int, output_size: int, key: str = "", default_seed: int = 0,
+                dtype="float64") -> RNN:
         """The random draw of an "init" state, or the untrained start of a "train" state (the same draw as
-        the "init" state with its scale and seed)."""
+        the "init" state with its scale and seed), in ``dtype`` (drawn in float64, then rounded)."""
         seed = [default_seed if self.seed is None else self.seed, zlib.crc32(key.encode())]
         return RNN.init(vocab_size, hidden_size, output_size, rng=np.random.default_rng(seed), scale=self.scale,
-                        activation=self.activation, recurrent=self.recurrent, gain=self.gain)
+                        activation=self.activation, recurrent=self.recurrent, gain=self.gain, dtype=dtype)
 
 
 def parse_state(text) -> ModelState:

@@ -35,7 +35,7 @@ _PW_BLOCK = 128
 def _block_sum(a, lo, n):
     """NumPy's pairwise sum of at most ``_PW_BLOCK`` elements: eight running sums, then the rest."""
     if n < 8:
-        res = 0.0
+        res = a.dtype.type(0.0)  # accumulate in a's type, as NumPy does
         for i in range(n):
             res += a[lo + i]
         return res
@@ -81,7 +81,7 @@ def pairwise_sum(a, lo, n):
     s_lo = np.empty(64, dtype=np.int64)
     s_n = np.empty(64, dtype=np.int64)
     s_stage = np.empty(64, dtype=np.int64)  # 0: not split yet, 1: left half pending, 2: right half pending
-    s_left = np.empty(64)
+    s_left = np.empty(64, dtype=a.dtype)
     sp = 0
     s_lo[0] = lo
     s_n[0] = n
@@ -182,7 +182,8 @@ def sgd_minibatches(U, VT, W, ids, targets, offsets, order, mb_start, m0, m1, k1
     ----------
     U : float64 (H, H); VT : float64 (n_vocab, H) (V transposed); W : float64 (n_out, H)
         Parameters, updated in place. Only the rows of VT of words in an update's
-        window change.
+        window change. All three may be float32 instead: every workspace and product
+        then is float32 too.
     ids, targets, offsets : int64
         The training data (targets -1: no loss).
     order : int64 (n,)
@@ -196,7 +197,7 @@ def sgd_minibatches(U, VT, W, ids, targets, offsets, order, mb_start, m0, m1, k1
         k2 - k1: how far before its block a block's losses are carried back.
     tau : int
         Lag limit of every loss inside its window (huge for full BPTT and block schemes).
-    lr : float
+    lr : float (a scalar of the parameters' type)
         Learning rate; the update is theta -= lr * g / B, g the window's summed gradient.
     clip : float
         Rescale g / B to this global norm when it is larger; <= 0: no clipping.
@@ -235,45 +236,46 @@ def sgd_minibatches(U, VT, W, ids, targets, offsets, order, mb_start, m0, m1, k1
     B_max = 0
     for m in range(m0, m1):
         B_max = max(B_max, mb_start[m + 1] - mb_start[m])
-    # workspaces, sized for the largest minibatch of the call
-    Sw = np.empty((max(big, 1), H))
-    Sp = np.empty((max(big, 1), H))
-    E = np.empty((max(big, 1), H))
-    D = np.empty((max(big, 1), H))
-    stored = np.empty((max(big, 1), H))
-    Sblock = np.empty((max(big, 1), H))
+    # workspaces, sized for the largest minibatch of the call, in the parameters' type
+    dt = U.dtype
+    Sw = np.empty((max(big, 1), H), dtype=dt)
+    Sp = np.empty((max(big, 1), H), dtype=dt)
+    E = np.empty((max(big, 1), H), dtype=dt)
+    D = np.empty((max(big, 1), H), dtype=dt)
+    stored = np.empty((max(big, 1), H), dtype=dt)
+    Sblock = np.empty((max(big, 1), H), dtype=dt)
     ids_w = np.empty(max(big, 1), dtype=np.int64)
     ids_b = np.empty(max(big, 1), dtype=np.int64)
     lo_w = np.empty(max(big, 1), dtype=np.int64)
     t_w = np.empty(max(big, 1), dtype=np.int64)
     loss_pos = np.empty(max(big, 1), dtype=np.int64)
     d_loss = np.empty(max(big, 1), dtype=np.int64)
-    losses = np.empty(max(big, 1))
-    dS = np.empty((max(big, 1), H))
+    losses = np.empty(max(big, 1), dtype=dt)
+    dS = np.empty((max(big, 1), H), dtype=dt)
     off_w = np.empty(B_max + 1, dtype=np.int64)
     off_b = np.empty(B_max + 1, dtype=np.int64)
-    S0w = np.zeros((B_max, H))
-    S0b = np.zeros((B_max, H))
+    S0w = np.zeros((B_max, H), dtype=dt)
+    S0b = np.zeros((B_max, H), dtype=dt)
     first = np.empty(B_max, dtype=np.int64)  # row of each minibatch sentence in ``stored``
     active = np.empty(B_max, dtype=np.int64)
-    St = np.empty((tile, H))
-    L = np.empty((tile, n_out))
-    dW = np.empty((n_out, H))
-    dWg = np.empty((n_out, H))
-    tmpW = np.empty((n_out, H))
-    dU = np.empty((H, H))
-    tmpU = np.empty((H, H))
-    UT = np.empty((H, H))
+    St = np.empty((tile, H), dtype=dt)
+    L = np.empty((tile, n_out), dtype=dt)
+    dW = np.empty((n_out, H), dtype=dt)
+    dWg = np.empty((n_out, H), dtype=dt)
+    tmpW = np.empty((n_out, H), dtype=dt)
+    dU = np.empty((H, H), dtype=dt)
+    tmpU = np.empty((H, H), dtype=dt)
+    UT = np.empty((H, H), dtype=dt)
     for h in range(H):
         for c in range(H):
             UT[c, h] = U[h, c]
-    dVT = np.zeros((n_vocab, H))
+    dVT = np.zeros((n_vocab, H), dtype=dt)
     mark = np.empty(n_vocab, dtype=np.int64)
     for x in range(n_vocab):
         mark[x] = -1
     cols = np.empty(max(big, 1), dtype=np.int64)
     cs = np.empty(max(big, 1), dtype=np.int64)
-    sq = np.empty(max(n_out * H, H * max(big, 1), H * H))
+    sq = np.empty(max(n_out * H, H * max(big, 1), H * H), dtype=dt)
     updates = 0
     fail[0] = OK
     for m in range(m0, m1):
@@ -437,10 +439,11 @@ def sgd_minibatches(U, VT, W, ids, targets, offsets, order, mb_start, m0, m1, k1
                     if norm > clip:
                         factor = clip / norm
                         clipped = True
-                n_bad = _apply(U.reshape(H * H), dU.reshape(H * H), clipped, factor, lr)
+                f = dt.type(factor)  # rounded to the parameters' type, as NumPy rounds a Python float
+                n_bad = _apply(U.reshape(H * H), dU.reshape(H * H), clipped, f, lr)
                 for c in range(n_cols):
-                    n_bad += _apply(VT[cs[c]], dVT[cs[c]], clipped, factor, lr)
-                n_bad += _apply(W.reshape(n_out * H), dW.reshape(n_out * H), clipped, factor, lr)
+                    n_bad += _apply(VT[cs[c]], dVT[cs[c]], clipped, f, lr)
+                n_bad += _apply(W.reshape(n_out * H), dW.reshape(n_out * H), clipped, f, lr)
                 bad = n_bad > 0
                 for h in range(H):
                     for c in range(H):

@@ -95,7 +95,7 @@ def units(spec: Spec) -> list[Unit]:
     Reads (hashes) every file the units depend on, and nothing else.
     """
     from ..data import canonical_spec
-    options = {k: v for k, v in asdict(spec).items() if k not in _NOT_IN_KEY}
+    options = {k: v for k, v in spec.recorded().items() if k not in _NOT_IN_KEY}
     out = []
     for text in spec.datasets:
         dataset = canonical_spec(text)
@@ -293,7 +293,7 @@ def unit_inputs(spec: Spec, unit: Unit):
         if spec.n_sentences is not None and spec.n_sentences < ds.n_sentences:
             ds = ds.select(np.arange(spec.n_sentences))
     model = build_state(unit.state, len(ds.vocab), spec.hidden_size, ds.n_outputs(spec.task), key=unit.dataset,
-                        default_seed=spec.seed, dataset=ds, task=spec.task)
+                        default_seed=spec.seed, dataset=ds, task=spec.task, dtype=spec.dtype)
     return ds, unit.dataset, model, ds.batch(spec.task)
 
 
@@ -409,7 +409,7 @@ def _finish(p: Plan) -> None:
                for u in p.units]
     tables = combine(root, p.units)
     write_atomic(root / "manifest.json", json.dumps(
-        {"gradlab_version": __version__, "seed": spec.seed, "spec": asdict(spec), "tables": sorted(tables),
+        {"gradlab_version": __version__, "seed": spec.seed, "spec": spec.recorded(), "tables": sorted(tables),
          "units": [{"dataset": u.dataset, "state": u.state.label, "key": u.key, "slug": u.slug,
                     "inputs": u.params["inputs"]} for u in p.units]},
         indent=1, default=str))

@@ -221,6 +221,14 @@ def parse_agreement_set(text: str) -> dict:
     return out
 
 
+def check_dtype(dtype, fail) -> None:
+    """The ``dtype`` key: "float64" (the default) or "float32" (:class:`gradlab.RNN`'s dtype)."""
+    from .._validate import DTYPES
+    if dtype not in DTYPES:
+        fail("dtype", f"must be one of {DTYPES}; received {dtype!r} (float32 trains and analyses at about "
+                      "7 significant digits, float64 at 16)")
+
+
 def check_agreement_sets(values: list, task: str, fail) -> None:
     """A training spec's ``agreement_sets``: task lm, each entry parses, names existing files, and is listed once."""
     key = "agreement_sets"
@@ -255,6 +263,9 @@ class StudySpec:
     #: Key -> type of every key of the TOML file, and the item type of each list key.
     TYPES: dict = {}
     ITEM_TYPES: dict = {}
+    #: Keys left out of every record of the spec (TOML, manifest, unit and run keys) while they hold this
+    #: value, so that specs written before the key existed keep their records and keys byte for byte.
+    UNRECORDED_DEFAULTS: dict = {"dtype": "float64"}
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "spec"):
@@ -267,9 +278,14 @@ class StudySpec:
     def validate(self, source: str = "spec") -> None:  # pragma: no cover - every kind overrides it
         raise NotImplementedError
 
+    def recorded(self) -> dict:
+        """The spec's keys and values as its records hold them (``asdict`` less :attr:`UNRECORDED_DEFAULTS`)."""
+        return {k: v for k, v in asdict(self).items()
+                if not (k in self.UNRECORDED_DEFAULTS and v == self.UNRECORDED_DEFAULTS[k])}
+
     def to_toml(self) -> str:
         """The spec as TOML text (written beside its outputs, so it can be re-run)."""
-        return "".join(f"{k} = {toml_value(v)}\n" for k, v in asdict(self).items() if v is not None)
+        return "".join(f"{k} = {toml_value(v)}\n" for k, v in self.recorded().items() if v is not None)
 
     def quick(self):  # pragma: no cover - every kind overrides it
         """A reduced version for smoke runs (same name)."""
@@ -314,6 +330,10 @@ class ReportSpec(StudySpec):
     max_memory : float or None
         GiB a unit may use (its estimated peak); None: half of this machine's RAM. A unit
         above it is refused before any work, with the estimate and the option to lower.
+    dtype : {"float64", "float32"}
+        The type the models are drawn, trained and analysed in (``gradlab.RNN``'s dtype;
+        "file" models are converted). float64 by default: the report shows relative
+        errors down to 1e-14, which float32 (about 1e-7) cannot.
     """
 
     name: str = "default"
@@ -330,11 +350,12 @@ class ReportSpec(StudySpec):
     seed: int = 0
     partition_size: int | None = None
     max_memory: float | None = None
+    dtype: str = "float64"
 
     KIND = "report"
     TYPES = {"name": str, "title": str, "datasets": list, "states": list, "task": str, "hidden_size": int,
              "max_lag": int, "n_sentences": int, "block_schemes": list, "floor": float, "per_sentence": bool,
-             "seed": int, "partition_size": int, "max_memory": float}
+             "seed": int, "partition_size": int, "max_memory": float, "dtype": str}
     ITEM_TYPES = {"datasets": str, "states": str, "block_schemes": str}
 
     def __post_init__(self):
@@ -422,6 +443,7 @@ class ReportSpec(StudySpec):
         if not 0 < spec.floor < 1:
             fail("floor", f"must be between 0 and 1; received {spec.floor}")
         check_max_memory(spec.max_memory, fail)
+        check_dtype(spec.dtype, fail)
 
 
 #: The report spec's old name.
@@ -521,6 +543,9 @@ class TrainSpec(StudySpec):
         ``"linzen_testset:path=subj_agr_filtered.text[,gold=FILE.gold][,lowercase=true]"`` and
         ``"gulordava:path=generated.tab[,lowercase=true]"`` (:func:`parse_agreement_set`).
         None: none.
+    dtype : {"float64", "float32"}
+        The type the models are drawn, trained, evaluated and analysed in
+        (``gradlab.RNN``'s dtype); float64 by default.
     """
 
     name: str = "training"
@@ -552,6 +577,7 @@ class TrainSpec(StudySpec):
     min_distance: int | None = None
     curriculum_stages: int = 4
     agreement_sets: list | None = None
+    dtype: str = "float64"
 
     KIND = "train"
     TYPES = {"name": str, "title": str, "train": str, "dev": str, "dev_fraction": float, "task": str,
@@ -559,7 +585,8 @@ class TrainSpec(StudySpec):
              "batch_size": int, "anneal": float, "n_sentences": int, "n_dev": int, "eval_tasks": list,
              "snapshots": bool, "max_lag": int, "snapshot_sentences": int, "scale": float, "activation": str,
              "recurrent_init": str, "recurrent_gain": float, "clip": float, "distribution": str,
-             "min_distance": int, "curriculum_stages": int, "max_memory": float, "agreement_sets": list}
+             "min_distance": int, "curriculum_stages": int, "max_memory": float, "agreement_sets": list,
+             "dtype": str}
     ITEM_TYPES = {"hidden_sizes": int, "schemes": str, "learning_rates": float, "seeds": int, "eval_tasks": str,
                   "agreement_sets": str}
 
@@ -619,6 +646,7 @@ class TrainSpec(StudySpec):
         check_finite("anneal", spec.anneal, fail, what=" (0: constant learning rate)")
         check_finite("scale", spec.scale, fail)
         check_max_memory(spec.max_memory, fail)
+        check_dtype(spec.dtype, fail)
         self._validate_model_and_distribution(fail)
         if spec.agreement_sets is not None:
             check_agreement_sets(spec.agreement_sets, spec.task, fail)

@@ -8,8 +8,8 @@ from ..train.tasks import TRAIN_TASKS
 
 
 def build_state(state: ModelState, vocab_size: int, hidden_size: int, output_size: int, key: str = "",
-                default_seed: int = 0, *, dataset=None, task: str = "lm") -> RNN:
-    """The model of ``state`` for a dataset (``key`` is its spec text).
+                default_seed: int = 0, *, dataset=None, task: str = "lm", dtype="float64") -> RNN:
+    """The model of ``state`` for a dataset (``key`` is its spec text), in ``dtype`` (drawn and trained in it).
 
     "train" states need ``dataset`` (the unit's Dataset) and ``task`` (one of
     :data:`gradlab.train.tasks.TRAIN_TASKS`): the model is drawn exactly as the "init" state
@@ -19,8 +19,8 @@ def build_state(state: ModelState, vocab_size: int, hidden_size: int, output_siz
     whether the run stops there or not. Other states: :meth:`ModelState.build`.
     """
     if state.kind != "train" or state.snapshot_epochs == 0:
-        return state.build(vocab_size, hidden_size, output_size, key, default_seed)
-    model = state.initial(vocab_size, hidden_size, output_size, key, default_seed)
+        return state.build(vocab_size, hidden_size, output_size, key, default_seed, dtype)
+    model = state.initial(vocab_size, hidden_size, output_size, key, default_seed, dtype)
     if dataset is None:
         raise ValueError(f"model state {state.label!r} trains on the unit's dataset; build_state(..., dataset=ds)")
     if task not in TRAIN_TASKS:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -102,7 +102,7 @@ class SuitePlan(RunPlan):
         write_atomic(root / "manifest.json", json.dumps(
             {"suite": suite.name, "title": suite.title, "parts": list(suite.parts),
              "distributions": list(suite.distributions),
-             "studies": [{"name": s.name, "spec": asdict(s)} for s in suite.studies]}, indent=1, default=str))
+             "studies": [{"name": s.name, "spec": s.recorded()} for s in suite.studies]}, indent=1, default=str))
 
     def render(self) -> None:
         render_suite(self.root)

@@ -32,7 +32,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +62,7 @@ def runs(spec: TrainSpec) -> list[dict]:
     they read, so a changed data file retrains the runs that use it.
     """
     from ..data import canonical_spec
-    common = {k: v for k, v in asdict(spec).items()
+    common = {k: v for k, v in spec.recorded().items()
               if k not in ("name", "title", "hidden_sizes", "schemes", "learning_rates", "seeds", "max_memory")}
     if spec.agreement_sets is None:       # left out: the runs of specs without the key keep their keys
         del common["agreement_sets"]
@@ -176,7 +176,7 @@ def initial_model(spec: TrainSpec, run: dict, train) -> RNN:
                        recurrent=spec.recurrent_init, gain=spec.recurrent_gain)
     from ..data import canonical_spec
     return state.build(len(train.vocab), run["hidden_size"], train.n_outputs(spec.task),
-                       key=canonical_spec(spec.train))
+                       key=canonical_spec(spec.train), dtype=spec.dtype)
 
 
 def _make_trainer(**options):
@@ -542,7 +542,7 @@ def _finish(p: StudyPlan) -> None:
     timings.insert(len(RUN_COLUMNS), "status", ["reused" if r["status"] == "reuse" else "computed" for r in todo])
     write_csv(timings, root / "timings.csv")
     write_atomic(root / "manifest.json", json.dumps(
-        {"gradlab_version": __version__, "seeds": spec.seeds, "spec": asdict(spec),
+        {"gradlab_version": __version__, "seeds": spec.seeds, "spec": spec.recorded(),
          "train": train.label, "dev": dev.label, "n_train": train.n_sentences, "n_dev": dev.n_sentences,
          "runs": [{"run": r["run"], "digest": r["digest"], "inputs": r["params"]["inputs"]} for r in todo]},
         indent=1, default=str))

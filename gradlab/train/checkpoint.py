@@ -104,8 +104,11 @@ def model_digest(model: RNN) -> str:
 
 
 def model_shape(model: RNN) -> dict:
-    return {"hidden_size": model.hidden_size, "vocab_size": model.vocab_size, "output_size": model.output_size,
-            "activation": model.activation}
+    shape = {"hidden_size": model.hidden_size, "vocab_size": model.vocab_size, "output_size": model.output_size,
+             "activation": model.activation}
+    if model.dtype != np.float64:  # float64 left out: checkpoints written before dtype existed still match
+        shape["dtype"] = model.dtype.name
+    return shape
 
 
 def fingerprint(options: dict, batch: Batch, dev_batch: Batch | None, model: RNN) -> dict:
@@ -152,8 +155,10 @@ def load_checkpoint(path: Path, fingerprint: dict) -> tuple[RNN, RunState]:
                               f"{meta.get('version')!r}; expected {CHECKPOINT_FORMAT!r} version {CHECKPOINT_VERSION}")
     saved = meta["fingerprint"]
     if saved["model_shape"] != fingerprint["model_shape"]:
-        diffs = [f"{k}={saved['model_shape'][k]!r} (model given: {fingerprint['model_shape'][k]!r})"
-                 for k in fingerprint["model_shape"] if saved["model_shape"].get(k) != fingerprint["model_shape"][k]]
+        given, kept = fingerprint["model_shape"], saved["model_shape"]
+        default = {"dtype": "float64"}
+        diffs = [f"{k}={kept.get(k, default.get(k))!r} (model given: {given.get(k, default.get(k))!r})"
+                 for k in dict.fromkeys([*given, *kept]) if kept.get(k) != given.get(k)]
         raise CheckpointError(f"checkpoint {path} holds a model with " + ", ".join(diffs)
                               + "; pass the model that run started from, or another checkpoint path")
     diffs = [f"{k}: checkpoint {saved['options'].get(k)!r}, now {v!r}"

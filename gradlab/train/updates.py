@@ -181,7 +181,7 @@ def block_step(model: RNN, batch: Batch, idx: np.ndarray, scheme: Block, carry: 
     lengths = batch.lengths[idx]
     starts = np.zeros(idx.size + 1, dtype=np.int64)
     np.cumsum(lengths, out=starts[1:])
-    stored = np.empty((int(starts[-1]), H))  # s(t) of every step processed so far, per sentence
+    stored = np.empty((int(starts[-1]), H), dtype=model.dtype)  # s(t) of every step so far, per sentence
     B = idx.size
     loss_sum, n_loss, n_upd, n_clip = 0.0, 0, 0, 0
     for b0 in range(0, int(lengths.max()), k1):
@@ -232,7 +232,7 @@ def fused_minibatches(model: RNN, batch: Batch, order: np.ndarray, batch_size: i
     VT = np.ascontiguousarray(model.V.T)
     with _config.single_threaded_blas(), np.errstate(over="ignore", invalid="ignore"):
         done = sgd_minibatches(model.U, VT, model.W, batch.ids, batch.targets, batch.offsets, order, mb_start,
-                               0, n_mb, k1, back, tau, ctx.lr, -1.0 if ctx.clip is None else ctx.clip,
+                               0, n_mb, k1, back, tau, model.dtype.type(ctx.lr), -1.0 if ctx.clip is None else ctx.clip,
                                carry == "after_update", activation_code(model.activation), limit,
                                _config.OUTPUT_TILE, _config.N_GROUPS, _N_DU_CHUNKS, loss, n_loss, n_upd,
                                n_clip, fail)

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import naive
-from conftest import ACTIVATIONS, OBJECTIVES, Problem, n_sentences, random_problem
+from conftest import ACTIVATIONS, OBJECTIVES, Problem, n_sentences, random_problem, run_without_jit
 
 from gradlab import Batch, Block, Full, Sliding, chunked, contributions, forward, gradient, mikolov
 
@@ -731,16 +731,8 @@ def test_kernels_run_as_plain_python(tmp_path):
 
     Out-of-range indexing that compiled code silently tolerates fails here.
     """
-    import os
-    import subprocess
-    import sys
-
     out = tmp_path / "out.npz"
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env = dict(os.environ, NUMBA_DISABLE_JIT="1", PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.run([sys.executable, "-c", f"OUT = {str(out)!r}\n" + _PURE_PYTHON_SCRIPT], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_without_jit(_PURE_PYTHON_SCRIPT, out)
     from gradlab import RNN, Batch
     m = RNN.init(4, 3, rng=0, activation="tanh")
     b = Batch.for_language_model([[0, 1, 2], [3]], [[1, 2, 3], [0]])
