@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from scipy.linalg.blas import get_blas_funcs
 
 from . import _config
 from ._validate import as_float_matrix, as_id_array, check_ids_in_range, check_int
@@ -309,11 +308,11 @@ def _output(prep: _Prepared, S: np.ndarray, want_grad: bool):
     tile's logits are still in cache. The tiles form N_GROUPS fixed groups, run in
     parallel, each with its own dW; the groups are summed in order.
     """
-    from .kernels.output import softmax_rows
+    from .kernels.output import output_tiles
     pos = prep.loss_pos
     n_loss = pos.size
     H = S.shape[1]
-    W, WT = prep.W, prep.WT
+    W = prep.W
     n_out = W.shape[0]
     d = np.ascontiguousarray(prep.batch.targets[pos])
     dt = W.dtype
@@ -323,23 +322,13 @@ def _output(prep: _Prepared, S: np.ndarray, want_grad: bool):
     # No more groups than tiles: a one-sentence batch is one group, not 16 dW buffers to zero and add.
     groups = _config.ranges(n_loss, min(_config.N_GROUPS, -(-n_loss // tile)))
 
-    gemm = get_blas_funcs("gemm", dtype=S.dtype)
-
     def work(g):
         r0, r1 = groups[g]
-        dW = np.zeros((n_out, H), dtype=dt) if want_grad else None
-        logits = np.empty((tile, n_out), dtype=dt)
-        for a in range(r0, r1, tile):
-            b = min(a + tile, r1)
-            St = _rows(S, pos[a:b])
-            L = logits[: b - a]
-            np.dot(St, WT, out=L)
-            softmax_rows(L, d[a:b], losses[a:b], want_grad)
-            if want_grad:
-                np.dot(L, W, out=dS[a:b])
-                # dW^T += St^T L in place (Fortran views of C arrays: no copies, no temporary)
-                gemm(1.0, St.T, L.T, 1.0, dW.T, trans_b=1, overwrite_c=1)
-        return dW
+        dW = np.zeros((n_out, H), dtype=dt)
+        tmpW = np.empty((n_out, H), dtype=dt) if want_grad else dW
+        output_tiles(S, pos, W, d, losses, dS if want_grad else S[:0], dW, tmpW, np.empty((tile, n_out), dtype=dt),
+                     np.empty((tile, H), dtype=dt), r0, r1, want_grad)
+        return dW if want_grad else None
 
     parts = _config.run_parallel(work, len(groups))
     dW = np.zeros((n_out, H), dtype=dt)

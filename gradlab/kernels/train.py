@@ -4,7 +4,7 @@ The trainer (gradlab.train.trainer) used to make one engine call per minibatch (
 per block), with Python gathering batches, allocating gradients and applying the
 update in between. ``sgd_minibatches`` does the same work for a whole range of
 minibatches without returning to Python, reusing the engine's kernels
-(``forward_states``, ``softmax_rows``, ``injected_errors``, ``accumulate_deltas``)
+(``forward_states``, ``output_tiles``, ``injected_errors``, ``accumulate_deltas``)
 and the same BLAS products in the same order, so it follows the step-by-step
 trajectory to rounding (bitwise for minibatches of at most ``OUTPUT_TILE`` losses
 without clipping ... and in practice with it, see ``pairwise_sum``).
@@ -23,7 +23,7 @@ from numba import njit
 from .._config import JIT
 from .backward import accumulate_deltas, injected_errors
 from .forward import forward_states
-from .output import softmax_rows
+from .output import output_tiles
 
 #: status codes written to ``fail[0]``
 OK, LOSS_NOT_FINITE, PARAMS_NOT_FINITE = 0, 1, 2
@@ -346,24 +346,7 @@ def sgd_minibatches(U, VT, W, ids, targets, offsets, order, mb_start, m0, m1, k1
                 for g in range(n_g):
                     g_lo, g_hi, _ = _split(nl, n_g, g)
                     acc = dW if g == 0 else dWg  # the first group's sum is dW itself (0 + x = x)
-                    first_tile = True
-                    for t0 in range(g_lo, g_hi, tile):
-                        t1 = min(t0 + tile, g_hi)
-                        nt = t1 - t0
-                        Stt = St[:nt]
-                        for r in range(nt):
-                            for h in range(H):
-                                Stt[r, h] = Sw[loss_pos[t0 + r], h]
-                        Lt = L[:nt]
-                        np.dot(Stt, W.T, Lt)
-                        softmax_rows(Lt, d_loss[t0:t1], losses[t0:t1])
-                        np.dot(Lt, W, dS[t0:t1])
-                        if first_tile:
-                            np.dot(Lt.T, Stt, acc)
-                            first_tile = False
-                        else:
-                            np.dot(Lt.T, Stt, tmpW)
-                            _add_into(acc, tmpW)
+                    output_tiles(Sw, loss_pos, W, d_loss, losses, dS, acc, tmpW, L, St, g_lo, g_hi, True)
                     if g > 0:
                         _add_into(dW, dWg)
                 loss = pairwise_sum(losses, 0, nl)

@@ -655,7 +655,7 @@ def test_big_problem_matches_naive():
 
 
 #: The kernels the engine calls from Python (the others are inlined into them or called from them).
-ENGINE_KERNELS = ("forward.forward_states", "output.softmax_rows", "backward.injected_errors",
+ENGINE_KERNELS = ("forward.forward_states", "output.softmax_rows", "output.output_tiles", "backward.injected_errors",
                   "backward.accumulate_deltas", "backward.scatter_rows", "contrib.sentence_gaps",
                   "train.sgd_minibatches")
 
