@@ -34,10 +34,16 @@ N_GROUPS = 16
 #: Sentences are split into this many fixed chunks for the per-sentence kernels.
 N_CHUNKS = 32
 
-#: The lockstep recurrences (forward states, accumulated signals) run on this many fixed
-#: chunks of sentences: few enough that each step's matrix product has many rows,
-#: enough for the threads to share.
+#: The lockstep recurrences (forward states, accumulated signals) run on at most this many
+#: fixed chunks of sentences, of at least LOCKSTEP_MIN_SENTENCES each: few enough that each
+#: step's matrix product has many rows, enough for the threads to share.
 N_LOCKSTEP_CHUNKS = 8
+LOCKSTEP_MIN_SENTENCES = 32
+
+
+def lockstep_ranges(n_sentences: int) -> list[tuple[int, int]]:
+    """The fixed sentence chunks of the lockstep recurrences (they depend on the batch only)."""
+    return ranges(n_sentences, min(N_LOCKSTEP_CHUNKS, max(1, n_sentences // LOCKSTEP_MIN_SENTENCES)))
 
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0

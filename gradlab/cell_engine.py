@@ -197,7 +197,7 @@ def _states(P: _OneHot, batch: Batch):
     G = np.zeros((N, 4 * H))
     Cs = np.zeros((N, H)) if name == "lstm" else None
     w = [P[n] for n in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")]
-    chunks = _config.ranges(batch.n_sentences, _config.N_LOCKSTEP_CHUNKS)
+    chunks = _config.lockstep_ranges(batch.n_sentences)
 
     def run(c):
         s0, s1 = chunks[c]

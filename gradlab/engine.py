@@ -287,7 +287,7 @@ def _states(prep: _Prepared) -> np.ndarray:
     from .kernels.forward import forward_states
     b = prep.batch
     S = np.empty((b.n_tokens, prep.U.shape[0]), dtype=prep.U.dtype)
-    chunks = _config.ranges(b.n_sentences, _config.N_LOCKSTEP_CHUNKS)
+    chunks = _config.lockstep_ranges(b.n_sentences)
     _config.run_parallel(
         lambda i: forward_states(prep.UT, prep.VT, b.ids, b.offsets, prep.code, prep.S0, S, *chunks[i]), len(chunks))
     return S
@@ -350,7 +350,7 @@ def _accumulated(U, S, E, lo, batch: Batch, code) -> np.ndarray:
     """D[j] = sum of the kept delta(t, j) over losses t (``accumulate_deltas`` on sentence chunks)."""
     from .kernels.backward import accumulate_deltas
     D = np.zeros_like(S)
-    chunks = _config.ranges(batch.n_sentences, _config.N_LOCKSTEP_CHUNKS)
+    chunks = _config.lockstep_ranges(batch.n_sentences)
     _config.run_parallel(lambda i: accumulate_deltas(U, S, E, lo, batch.offsets, code, D, *chunks[i]),
                          len(chunks))
     return D

@@ -98,9 +98,10 @@ def test_accumulate_deltas_against_a_loop(n, lengths, scheme):
 @pytest.mark.parametrize("scheme", [("full",), ("sliding", 1), ("block", 2, 5), ("mikolov", 1, 3)])
 @pytest.mark.parametrize("objective", ["lm", "final"])
 def test_engine_on_chunks_that_take_the_blas_path(scheme, objective):
-    """Enough sentences that every lockstep chunk holds more than BLAS_MIN_ROWS of them."""
+    """Enough sentences for two lockstep chunks, each of far more than BLAS_MIN_ROWS sentences."""
     rng = np.random.default_rng(7)
-    n = _config.N_LOCKSTEP_CHUNKS * (BLAS_MIN_ROWS + 2)
+    n = 2 * _config.LOCKSTEP_MIN_SENTENCES + 3
+    assert len(_config.lockstep_ranges(n)) == 2 and _config.LOCKSTEP_MIN_SENTENCES > BLAS_MIN_ROWS
     p = random_problem(rng, objective=objective, hidden_size=6, vocab_size=9, lengths=rng.integers(1, 12, n),
                        activation="sigmoid", drop_targets=0.2)
     sch, limit = make_scheme(scheme)
