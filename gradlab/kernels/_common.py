@@ -54,6 +54,15 @@ def derivative_from_state(s, code):
     return 1.0
 
 
+@njit(inline="always", **JIT)
+def running(active, span, order, t):
+    """Lockstep rows are sorted longest first (``order``); of the first ``active``, how many have
+    ``span`` > t: the rows still running at step (or lag) t are always a prefix."""
+    while active > 0 and span[order[active - 1]] <= t:
+        active -= 1
+    return active
+
+
 #: Below this many rows ``rows_times`` multiplies in its own loops: a BLAS call costs more
 #: than a few matrix-vector products (per-sentence training runs one row at a time).
 BLAS_MIN_ROWS = 4

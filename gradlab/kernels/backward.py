@@ -3,7 +3,7 @@ import numpy as np
 from numba import njit
 
 from .._config import JIT
-from ._common import derivative_from_state, rows_times
+from ._common import derivative_from_state, rows_times, running
 
 
 @njit(inline="always", **JIT)
@@ -101,8 +101,7 @@ def accumulate_deltas(U, S, E, lo, offsets, code, D, s0, s1):
     active = n_groups
     k = 0
     while True:
-        while active > 0 and span[order[active - 1]] <= k:
-            active -= 1
+        active = running(active, span, order, k)
         if active == 0:
             break
         if k > 0:

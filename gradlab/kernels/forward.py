@@ -3,7 +3,7 @@ import numpy as np
 from numba import njit
 
 from .._config import JIT
-from ._common import activate, rows_times
+from ._common import activate, rows_times, running
 
 
 @njit(**JIT)
@@ -53,8 +53,7 @@ def forward_states(UT, VT, ids, offsets, code, S0, S, s0, s1):
     active = n
     t = 0
     while True:
-        while active > 0 and lengths[order[active - 1]] <= t:
-            active -= 1
+        active = running(active, lengths, order, t)
         if active == 0:
             break
         rows_times(P, active, UT, N)

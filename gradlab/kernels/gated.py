@@ -17,7 +17,7 @@ import numpy as np
 from numba import njit
 
 from .._config import JIT
-from ._common import rows_times
+from ._common import rows_times, running
 
 
 @njit(**JIT)
@@ -95,8 +95,7 @@ def gru_forward(Wih, Whh, bih, bhh, ids, offsets, Hs, G):
     active = n
     t = 0
     while True:
-        while active > 0 and lengths[order[active - 1]] <= t:
-            active -= 1
+        active = running(active, lengths, order, t)
         if active == 0:
             break
         rows_times(P, active, WhhT, GH)
@@ -128,8 +127,7 @@ def lstm_forward(Wih, Whh, bih, bhh, ids, offsets, Hs, Cs, G):
     active = n
     t = 0
     while True:
-        while active > 0 and lengths[order[active - 1]] <= t:
-            active -= 1
+        active = running(active, lengths, order, t)
         if active == 0:
             break
         rows_times(P, active, WhhT, GH)
@@ -263,6 +261,20 @@ def _add_product(A, B, n, out, tmp):
             out[a, v] += tmp[a, v]
 
 
+@njit(inline="always", **JIT)
+def _take_in(DH, r, g, k, last, first, loss_at, dH, row0, hnorm):
+    """Row r (group g) at lag k: add dJ(t)/dh(t) of a loss of the group at position j = last[g] - k,
+    record ||dJ/dh(j)|| for the contributions; return j."""
+    j = last[g] - k
+    l = loss_at[j]
+    if j >= first[g] and l >= 0:
+        for u in range(DH.shape[1]):
+            DH[r, u] += dH[l, u]
+    if row0.size:
+        hnorm[row0[g] + k] = _norm(DH[r])
+    return j
+
+
 @njit(**JIT)
 def gru_sweep(Whh, ids, starts, last, first, stop, loss_at, dH, Hs, G, per_lag, gWihT, gWhh, gbih, gbhh,
               row0, hnorm):
@@ -290,20 +302,13 @@ def gru_sweep(Whh, ids, starts, last, first, stop, loss_at, dH, Hs, G, per_lag, 
     active = ng
     k = 0
     while True:
-        while active > 0 and span[order[active - 1]] <= k:
-            active -= 1
+        active = running(active, span, order, k)
         if active == 0:
             break
         slot = k if per_lag else 0
         for r in range(active):
             g = order[r]
-            j = last[g] - k
-            l = loss_at[j]
-            if j >= first[g] and l >= 0:
-                for u in range(H):
-                    DH[r, u] += dH[l, u]
-            if row0.size:
-                hnorm[row0[g] + k] = _norm(DH[r])
+            j = _take_in(DH, r, g, k, last, first, loss_at, dH, row0, hnorm)
             fst = j == starts[j]
             x = ids[j]
             for u in range(H):
@@ -354,20 +359,13 @@ def lstm_sweep(Whh, ids, starts, last, first, stop, loss_at, dH, Hs, Cs, G, per_
     active = ng
     k = 0
     while True:
-        while active > 0 and span[order[active - 1]] <= k:
-            active -= 1
+        active = running(active, span, order, k)
         if active == 0:
             break
         slot = k if per_lag else 0
         for r in range(active):
             g = order[r]
-            j = last[g] - k
-            l = loss_at[j]
-            if j >= first[g] and l >= 0:
-                for u in range(H):
-                    DH[r, u] += dH[l, u]
-            if row0.size:
-                hnorm[row0[g] + k] = _norm(DH[r])
+            j = _take_in(DH, r, g, k, last, first, loss_at, dH, row0, hnorm)
             fst = j == starts[j]
             x = ids[j]
             for u in range(H):
