@@ -12,11 +12,13 @@ from ..schemes import Full, parse_scheme
 PARAMETERS = SentenceGaps.PARAMETERS
 
 
-def _compare(parts_tau: dict, parts_full: dict) -> list[tuple[str, float, float]]:
-    """rel_error and cosine of each parameter and of all together; W is exact so it is in both."""
+def _compare(parts_tau: dict, parts_full: dict, names=ELMAN.names, truncated=ELMAN.truncated
+             ) -> list[tuple[str, float, float]]:
+    """rel_error and cosine of each truncated parameter and of all together (``names``: every
+    parameter; those not in ``truncated``, the output weights, are exact and enter "all" only)."""
     rows = []
     err_all = dot_all = n_tau_all = n_full_all = 0.0
-    for name in ELMAN.names:
+    for name in names:
         a, b = parts_tau[name], parts_full[name]
         err = float(np.sum((a - b) ** 2))
         dot = float(np.sum(a * b))
@@ -26,7 +28,7 @@ def _compare(parts_tau: dict, parts_full: dict) -> list[tuple[str, float, float]
         dot_all += dot
         n_tau_all += na
         n_full_all += nb
-        if name in ELMAN.truncated:   # the output weights are exact under truncation
+        if name in truncated:
             rows.append((name, err, dot, na, nb))
     rows.append(("all", err_all, dot_all, n_tau_all, n_full_all))
     out = []
@@ -44,9 +46,10 @@ def truncation_gap(model, batch, contrib: Contributions, block_schemes=(), beta:
     ----------
     model, batch
         As for :func:`gradlab.gradient`.
-    contrib : Contributions
+    contrib : Contributions or gradlab.cell_engine.CellContributions
         Of the same model and batch, with G_V up to ``max_tau``; TBPTT(tau) for
-        tau = 0..K comes from its per-lag sums (prefix sums over lag).
+        tau = 0..K comes from its per-lag sums (prefix sums over lag). For a GRU, LSTM or
+        linear cell (``model`` a :class:`gradlab.CellModel`), the cell's own sums and gradients.
     block_schemes : iterable of Scheme or str
         Other schemes, computed directly with :func:`gradlab.gradient`.
     beta : float, optional
@@ -60,9 +63,16 @@ def truncation_gap(model, batch, contrib: Contributions, block_schemes=(), beta:
     -------
     DataFrame
         scheme, family ("tbptt"/"block"), tau (NaN for block schemes), parameter
-        ("U", "V", "all"), rel_error, cosine, estimate.
+        ("U", "V", "all"; another cell: its recurrent and input parameters' names and "all"),
+        rel_error, cosine, estimate.
     """
     max_tau = contrib.max_lag if max_tau is None else min(max_tau, contrib.max_lag)
+    if not isinstance(contrib, Contributions):   # another cell: its own per-lag sums and gradients
+        from ..cell_engine import gradient as cell_gradient
+        full = cell_gradient(model, batch, Full()).as_dict()
+        blocks = {s.label: cell_gradient(model, batch, s).as_dict() for s in map(parse_scheme, block_schemes)}
+        return gap_table(contrib.lag_sums(), contrib.G_out, full, blocks, model.cell.names, beta=beta,
+                         max_tau=max_tau)
     if contrib.v_max_lag < max_tau:
         raise ValueError(f"contrib has G_V up to lag {contrib.v_max_lag} but the gap needs it up to tau = {max_tau}; "
                          f"compute the contributions with G_V=True (or G_V >= {max_tau})")
@@ -76,7 +86,7 @@ def truncation_gap(model, batch, contrib: Contributions, block_schemes=(), beta:
 
 def gap_rows(G_U: np.ndarray, G_VT: np.ndarray, G_W: np.ndarray, full: dict, blocks: dict,
              beta: float | None = None, max_tau: int | None = None) -> pd.DataFrame:
-    """The rows of :func:`truncation_gap` from per-lag sums and the full and block gradients.
+    """The rows of :func:`truncation_gap` from the Elman per-lag sums and the full and block gradients.
 
     Parameters
     ----------
@@ -89,19 +99,30 @@ def gap_rows(G_U: np.ndarray, G_VT: np.ndarray, G_W: np.ndarray, full: dict, blo
     beta, max_tau
         As for :func:`truncation_gap`.
     """
+    return gap_table({"U": G_U, "V": np.swapaxes(G_VT, 1, 2)}, {"W": G_W}, full, blocks, ELMAN.names,
+                     beta=beta, max_tau=max_tau)
+
+
+def gap_table(lag_sums: dict, exact: dict, full: dict, blocks: dict, names, beta: float | None = None,
+              max_tau: int | None = None) -> pd.DataFrame:
+    """The rows of :func:`truncation_gap` for any cell.
+
+    ``lag_sums``: {name: (K+1, *shape)} per-lag sums of the parameters truncation acts on;
+    TBPTT(tau)'s gradient is their prefix sum over lags 0..tau. ``exact``: the others'
+    gradients (the output layer), the same under every scheme. ``names``: every parameter,
+    in the cell's order.
+    """
     rows = []
-    PU = np.zeros_like(G_U[0])
-    PVT = np.zeros_like(G_VT[0])
-    max_tau = G_U.shape[0] - 1 if max_tau is None else max_tau
+    prefix = {n: np.zeros_like(G[0]) for n, G in lag_sums.items()}
+    max_tau = next(iter(lag_sums.values())).shape[0] - 1 if max_tau is None else max_tau
     for tau in range(max_tau + 1):
-        PU += G_U[tau]
-        PVT += G_VT[tau]
-        parts = {"U": PU, "V": PVT.T, "W": G_W}
+        for n, G in lag_sums.items():
+            prefix[n] += G[tau]
         estimate = beta ** (tau + 1) if beta is not None and np.isfinite(beta) else np.nan
-        for name, rel, cos in _compare(parts, full):
+        for name, rel, cos in _compare({**prefix, **exact}, full, names, tuple(lag_sums)):
             rows.append((f"tbptt:{tau}", "tbptt", float(tau), name, rel, cos, estimate))
     for label, g in blocks.items():
-        for name, rel, cos in _compare(g, full):
+        for name, rel, cos in _compare(g, full, names, tuple(lag_sums)):
             rows.append((label, "block", np.nan, name, rel, cos, np.nan))
     return pd.DataFrame(rows, columns=["scheme", "family", "tau", "parameter", "rel_error", "cosine", "estimate"])
 

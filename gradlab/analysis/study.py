@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..cellmodel import CellModel
 from ..engine import contributions, sentence_gaps
 from .deps import dependency_kept, dependency_signal
 from .gap import smallest_tau, truncation_gap
@@ -15,7 +16,11 @@ def analyse(model, batch, *, max_lag: int, deps: pd.DataFrame | None = None, blo
 
     Parameters
     ----------
-    model : RNN
+    model : RNN or CellModel
+        A GRU, LSTM or linear :class:`~gradlab.CellModel` gives the profile and heatmap of
+        ||dJ(t)/dh(t-k)||, the decay fit and the gap of each of its parameters (summary
+        statistics of the Elman recurrence, the dependency signal and per-sentence gaps are
+        Elman only: NaN, and an error when asked for).
     batch : Batch
     max_lag : int
         K: lags and taus 0..K.
@@ -36,6 +41,8 @@ def analyse(model, batch, *, max_lag: int, deps: pd.DataFrame | None = None, blo
         dependency_kept, summary (one row) — the columns of the report's CSVs,
         without the dataset and state columns.
     """
+    if isinstance(model, CellModel):
+        return _analyse_cell(model, batch, max_lag, deps, block_schemes, floor, per_sentence)
     # the report uses G_V only for the gap (tau <= K) and never the per-pair V norms
     contrib = contributions(model, batch, max_lag, V_norm=False)
     profile = vanishing_profile(contrib)
@@ -55,6 +62,27 @@ def analyse(model, batch, *, max_lag: int, deps: pd.DataFrame | None = None, blo
         out["dependency_kept"] = dependency_kept(sig, max_lag)
     out["summary"] = summary
     return out
+
+
+#: The Elman recurrence's statistics (``recurrence_stats``), not defined for the other cells.
+_NO_STATS = {"spectral_radius": float("nan"), "sigma_max": float("nan"), "mean_fprime": float("nan"),
+             "growth_bound": float("nan")}
+
+
+def _analyse_cell(model: CellModel, batch, max_lag, deps, block_schemes, floor, per_sentence) -> dict:
+    """:func:`analyse` for a GRU, LSTM or linear cell: profile and heatmap of ||dJ(t)/dh(t-k)||, the
+    decay fit, and the truncation gap of every parameter from the cell's per-lag sums."""
+    from ..cell_engine import contributions as cell_contributions
+    if deps is not None or per_sentence:
+        raise ValueError(f"analyse: the dependency signal and per-sentence gaps are measured for the Elman "
+                         f"RNN only; for a {model.cell.name!r} model pass deps=None, per_sentence=False")
+    contrib = cell_contributions(model, batch, max_lag)
+    profile = vanishing_profile(contrib)
+    fit = fit_decay(profile)
+    gap = truncation_gap(model, batch, contrib, block_schemes, beta=fit["beta"], max_tau=max_lag)
+    decay, summary = decay_and_summary(fit, _NO_STATS, profile, gap, floor, n_sentences=batch.n_sentences,
+                                       n_losses=contrib.n_losses, loss=contrib.loss)
+    return {"profile": profile, "heatmap": lag_heatmap(contrib), "decay": decay, "gap": gap, "summary": summary}
 
 
 def decay_and_summary(fit: dict, stats: dict, profile: pd.DataFrame, gap: pd.DataFrame, floor: float, *,

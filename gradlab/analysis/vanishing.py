@@ -12,8 +12,15 @@ from ..model import RNN
 MAX_DERIVATIVE = {name: a.max_derivative for name, a in ACTIVATIONS.items()}
 
 
-def vanishing_profile(contrib: Contributions) -> pd.DataFrame:
-    """Distribution over losses of ||delta(t, t-k)|| at each lag k.
+def signal_norm(contrib) -> np.ndarray:
+    """The per-pair signal whose decay the profile measures: ||delta(t, t-k)|| of the Elman
+    :class:`~gradlab.Contributions`; ||dJ(t)/dh(t-k)|| of a gated or linear cell's
+    (:class:`gradlab.cell_engine.CellContributions`, top layer when stacked)."""
+    return contrib.delta_norm if isinstance(contrib, Contributions) else contrib.h_norm
+
+
+def vanishing_profile(contrib) -> pd.DataFrame:
+    """Distribution over losses of ||delta(t, t-k)|| (another cell: ||dJ(t)/dh(t-k)||) at each lag k.
 
     Returns
     -------
@@ -21,7 +28,7 @@ def vanishing_profile(contrib: Contributions) -> pd.DataFrame:
         lag, n (losses that reach lag k, i.e. t >= k), mean, median, q25, q75,
         rel_mean (mean / mean at lag 0).
     """
-    frame = pd.DataFrame({"lag": contrib.lag, "norm": contrib.delta_norm})
+    frame = pd.DataFrame({"lag": contrib.lag, "norm": signal_norm(contrib)})
     grouped = frame.groupby("lag")["norm"]
     out = pd.DataFrame({
         "n": grouped.size(),
@@ -35,9 +42,9 @@ def vanishing_profile(contrib: Contributions) -> pd.DataFrame:
     return out
 
 
-def lag_heatmap(contrib: Contributions) -> pd.DataFrame:
-    """Mean over sentences of ||delta(t, t-k)|| for every (t, k): columns t, lag, mean."""
-    frame = pd.DataFrame({"t": contrib.t, "lag": contrib.lag, "norm": contrib.delta_norm})
+def lag_heatmap(contrib) -> pd.DataFrame:
+    """Mean over sentences of ||delta(t, t-k)|| (:func:`signal_norm`) for every (t, k): columns t, lag, mean."""
+    frame = pd.DataFrame({"t": contrib.t, "lag": contrib.lag, "norm": signal_norm(contrib)})
     return frame.groupby(["t", "lag"], as_index=False)["norm"].mean().rename(columns={"norm": "mean"})
 
 
