@@ -697,6 +697,8 @@ class SentenceGaps:
     max_lag: int
     rel_error: np.ndarray
     cosine: np.ndarray
+    #: The third axis: the parameters truncation acts on, then "all" (another cell: its own names).
+    parameters: tuple = ELMAN.truncated + ("all",)
 
     PARAMETERS = ELMAN.truncated + ("all",)
 
@@ -706,7 +708,7 @@ class SentenceGaps:
         n, k1, n_par = self.rel_error.shape
         idx = np.indices((n, k1, n_par)).reshape(3, -1)
         return pd.DataFrame({"sentence": idx[0], "tau": idx[1],
-                             "parameter": np.asarray(self.PARAMETERS)[idx[2]],
+                             "parameter": np.asarray(self.parameters)[idx[2]],
                              "rel_error": self.rel_error.ravel(), "cosine": self.cosine.ravel()})
 
 

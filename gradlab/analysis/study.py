@@ -6,7 +6,7 @@ import pandas as pd
 from ..cellmodel import CellModel
 from ..engine import contributions, sentence_gaps
 from .deps import dependency_kept, dependency_signal
-from .gap import smallest_tau, truncation_gap
+from .gap import cell_sentence_gaps, smallest_tau, truncation_gap
 from .vanishing import fit_decay, lag_heatmap, reach, recurrence_stats, vanishing_profile
 
 
@@ -18,8 +18,8 @@ def analyse(model, batch, *, max_lag: int, deps: pd.DataFrame | None = None, blo
     ----------
     model : RNN or CellModel
         A GRU, LSTM or linear :class:`~gradlab.CellModel` gives the profile and heatmap of
-        ||dJ(t)/dh(t-k)||, the decay fit and the gap of each of its parameters (summary
-        statistics of the Elman recurrence, the dependency signal and per-sentence gaps are
+        ||dJ(t)/dh(t-k)||, the decay fit and the gap of each of its parameters, overall and
+        per sentence (the Elman recurrence's summary statistics and the dependency signal are
         Elman only: NaN, and an error when asked for).
     batch : Batch
     max_lag : int
@@ -73,16 +73,20 @@ def _analyse_cell(model: CellModel, batch, max_lag, deps, block_schemes, floor, 
     """:func:`analyse` for a GRU, LSTM or linear cell: profile and heatmap of ||dJ(t)/dh(t-k)||, the
     decay fit, and the truncation gap of every parameter from the cell's per-lag sums."""
     from ..cell_engine import contributions as cell_contributions
-    if deps is not None or per_sentence:
-        raise ValueError(f"analyse: the dependency signal and per-sentence gaps are measured for the Elman "
-                         f"RNN only; for a {model.cell.name!r} model pass deps=None, per_sentence=False")
+    if deps is not None:
+        raise ValueError(f"analyse: the dependency signal is measured for the Elman RNN only; for a "
+                         f"{model.cell.name!r} model pass deps=None")
     contrib = cell_contributions(model, batch, max_lag)
     profile = vanishing_profile(contrib)
     fit = fit_decay(profile)
     gap = truncation_gap(model, batch, contrib, block_schemes, beta=fit["beta"], max_tau=max_lag)
     decay, summary = decay_and_summary(fit, _NO_STATS, profile, gap, floor, n_sentences=batch.n_sentences,
                                        n_losses=contrib.n_losses, loss=contrib.loss)
-    return {"profile": profile, "heatmap": lag_heatmap(contrib), "decay": decay, "gap": gap, "summary": summary}
+    out = {"profile": profile, "heatmap": lag_heatmap(contrib), "decay": decay, "gap": gap}
+    if per_sentence:
+        out["gap_sentences"] = cell_sentence_gaps(model, batch, max_lag).to_frame()
+    out["summary"] = summary
+    return out
 
 
 def decay_and_summary(fit: dict, stats: dict, profile: pd.DataFrame, gap: pd.DataFrame, floor: float, *,

@@ -8,7 +8,7 @@ import pytest
 
 from gradlab import Batch, Block, Sliding
 from gradlab import cell_engine as ce
-from gradlab.analysis import analyse, lag_heatmap, truncation_gap, vanishing_profile
+from gradlab.analysis import analyse, cell_sentence_gaps, lag_heatmap, truncation_gap, vanishing_profile
 from gradlab.cellmodel import CellModel
 
 CELLS = ("gru", "lstm", "linear", "gru-embedding", "lstm-2layers")
@@ -29,7 +29,8 @@ def _rel_and_cos(a: dict, b: dict, names):
     dot = sum(float(np.sum(a[n] * b[n])) for n in names)
     na = sum(float(np.sum(a[n] ** 2)) for n in names)
     nb = sum(float(np.sum(b[n] ** 2)) for n in names)
-    return np.sqrt(err / nb), dot / np.sqrt(na * nb)
+    with np.errstate(invalid="ignore", divide="ignore"):   # NaN where the full gradient is 0
+        return np.sqrt(np.float64(err) / nb), np.float64(dot) / np.sqrt(na * nb)
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -84,8 +85,33 @@ def test_analyse_takes_a_cell_model(cell):
 
 def test_analyse_refuses_what_only_the_elman_rnn_measures():
     model, batch = _problem("gru")
-    with pytest.raises(ValueError, match="Elman RNN only.*'gru'"):
-        analyse(model, batch, max_lag=3)                                  # per_sentence defaults to True
     deps = pd.DataFrame({"sentence": [0], "source": [0], "dependent": [2], "lag": [2]})
-    with pytest.raises(ValueError, match="per_sentence=False"):
-        analyse(model, batch, max_lag=3, deps=deps, per_sentence=False)
+    with pytest.raises(ValueError, match="Elman RNN only.*'gru'.*deps=None"):
+        analyse(model, batch, max_lag=3, deps=deps)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_sentence_gaps_are_each_sentences_own_truncated_gradient(cell):
+    """Sentence by sentence, against cell_engine.gradient of that sentence alone under Sliding(tau) and Full()."""
+    model, batch = _problem(cell, seed=3)
+    K = 3
+    sg = cell_sentence_gaps(model, batch, K)
+    names = tuple(ce.contributions(model, batch, K).lag_sums())
+    assert sg.parameters == names + ("all",) and sg.rel_error.shape == (batch.n_sentences, K + 1, len(names) + 1)
+    for i in range(batch.n_sentences):
+        one = batch.select([i])
+        full = ce.gradient(model, one, "full").as_dict()
+        for tau in range(K + 1):
+            g = ce.gradient(model, one, Sliding(tau)).as_dict()
+            for p, group in enumerate([[n] for n in names] + [list(model.cell.names)]):
+                rel, cos = _rel_and_cos(g, full, group)
+                assert sg.rel_error[i, tau, p] == pytest.approx(rel, rel=1e-9, abs=1e-13, nan_ok=True), (i, tau)
+                assert sg.cosine[i, tau, p] == pytest.approx(cos, rel=1e-9, nan_ok=True), (i, tau, group)
+    frame = sg.to_frame()
+    assert set(frame["parameter"]) == set(names) | {"all"} and len(frame) == sg.rel_error.size
+
+
+def test_analyse_of_a_cell_has_per_sentence_gaps():
+    model, batch = _problem("lstm", seed=4)
+    out = analyse(model, batch, max_lag=2)
+    pd.testing.assert_frame_equal(out["gap_sentences"], cell_sentence_gaps(model, batch, 2).to_frame())
