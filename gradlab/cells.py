@@ -66,8 +66,7 @@ ACTIVATIONS: dict[str, Activation] = {a.name: a for a in (
     Activation("tanh", 1, np.tanh, lambda s: 1.0 - s * s, 1.0),
     Activation("relu", 2, lambda net: np.maximum(net, 0.0), lambda s: (s > 0.0).astype(s.dtype), 1.0),
     # a linear recurrence s(t) = U s(t-1) + V x(t): the signal decays exactly as powers of U^T
-    Activation("identity", 3, lambda net: np.array(net, dtype=np.result_type(net, np.float32)),
-               lambda s: np.ones_like(s), 1.0),
+    Activation("identity", 3, lambda net: np.asarray(net) + 0.0, lambda s: np.ones_like(s), 1.0),
 )}
 
 

@@ -4,14 +4,18 @@ PyTorch's equations (docs/maths.md, "Other cells"). Inputs are one-hot: the inpu
 product of a step is column x(t) of ``Wih`` (or ``B``). Every sentence starts from
 zero states.
 
-The backward kernels take, for every loss (flat position ``loss_pos[l]``), the error
-signal dJ(t)/dh(t) of its own output (``dH[l]``) and sweep it back alone through steps
-t, t-1, ..., ``lo[l]`` (its lag window), adding the parameter gradient of each step into
-slot 0 (a gradient) or slot t - j (per-lag sums G[k], contributions), and, when asked,
-writing the norms ||dJ(t)/dh(j)|| (and ||dJ(t)/dc(j)|| for the LSTM) in rows
-``row0[l] + (t - j)``. O(sum of window lengths x H^2). Under full BPTT every loss reaches its
-sentence's start, and the ``*_backward_full`` kernels sum the signals in one sweep per
-sentence (O(N H^2)).
+The GRU and LSTM kernels run in lockstep. Forward, the sentences run longest first and
+W_hh h(t-1) of every running sentence is one matrix product per step. Backward
+(``gru_sweep``, ``lstm_sweep``), groups of losses carry their error signals back together:
+a group starts at its latest loss, adds dJ(t)/dh(t) of its other losses as it passes them
+and stops at the window's start; all groups move back one step at a time, so that W_hh^T of
+their gate signals and the outer products with h(j-1) are matrix products. A gradient
+groups the consecutive losses of a sentence that share a window start (one group per
+sentence under full BPTT, O(N H^2)); contributions have one group per loss, add each step's
+parameter gradient into slot t - j (the per-lag sums G[k]) and write ||dJ(t)/dh(j)|| (and
+||dJ(t)/dc(j)|| for the LSTM) in rows ``row0[l] + (t - j)``: O(sum of window lengths x H^2).
+The linear cell (elementwise, no matrix product) sweeps each loss alone (``linear_backward``;
+``linear_backward_full`` one sweep per sentence).
 """
 import numpy as np
 from numba import njit

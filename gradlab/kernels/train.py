@@ -6,8 +6,10 @@ update in between. ``sgd_minibatches`` does the same work for a whole range of
 minibatches without returning to Python, reusing the engine's kernels
 (``forward_states``, ``output_tiles``, ``injected_errors``, ``accumulate_deltas``)
 and the same BLAS products in the same order, so it follows the step-by-step
-trajectory to rounding (bitwise for minibatches of at most ``OUTPUT_TILE`` losses
-without clipping ... and in practice with it, see ``pairwise_sum``).
+trajectory to rounding: bitwise for minibatches of at most ``OUTPUT_TILE`` losses and
+fewer than 2 x ``LOCKSTEP_MIN_SENTENCES`` sentences (the engine runs larger ones as
+several lockstep chunks, this kernel as one) without clipping ... and in practice with
+it, see ``pairwise_sum``.
 
 Every scheme is one loop: a minibatch's sentences go through blocks of ``k1``
 steps in lockstep; block [b0, b1) is one update with the gradient of its losses
