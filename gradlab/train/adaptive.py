@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ..batch import Batch
+from ..cellmodel import CellModel
 from ..engine import contributions
 from ..model import RNN
 from ..schemes import Adaptive
@@ -86,7 +87,8 @@ def estimate_truncation(model: RNN, batch: Batch, scheme: Adaptive) -> dict:
 
     Parameters
     ----------
-    model : RNN
+    model : RNN or CellModel
+        For a GRU, LSTM or linear cell the profile is that of ||dJ(t)/dh(t-k)||.
     batch : Batch
         Sentences laid out for the training objective (their losses define the profile).
     scheme : Adaptive
@@ -102,8 +104,11 @@ def estimate_truncation(model: RNN, batch: Batch, scheme: Adaptive) -> dict:
     if not isinstance(scheme, Adaptive):
         raise TypeError(f"scheme must be an Adaptive scheme; received {scheme!r}")
     K = scheme.max_tau + 1
-    # the profile reads only the per-pair delta norms: no G_V, no V norms
-    profile = vanishing_profile(contributions(model, batch, max_lag=K, G_V=False, V_norm=False))
+    if isinstance(model, CellModel):
+        from ..cell_engine import contributions as cell_contributions
+        profile = vanishing_profile(cell_contributions(model, batch, K))
+    else:   # the profile reads only the per-pair delta norms: no G_V, no V norms
+        profile = vanishing_profile(contributions(model, batch, max_lag=K, G_V=False, V_norm=False))
     phi = np.zeros(K + 1)
     phi[profile["lag"].to_numpy(np.int64)] = profile["mean"].to_numpy(np.float64)
     fit = fit_decay(profile[profile["lag"] >= scheme.start])

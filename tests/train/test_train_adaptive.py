@@ -171,3 +171,26 @@ def test_trainer_names_the_bad_scheme_and_the_engine_refuses_it():
         gradient(model, batch, "adaptive:delta=0.1")
     with pytest.raises(TypeError, match="scheme must be an Adaptive scheme"):
         estimate_truncation(model, batch, Sliding(3))
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm", "linear"])
+def test_estimate_truncation_of_a_cell_reads_its_h_norm_profile(cell):
+    """A GRU, LSTM or linear cell: the profile of ||dJ(t)/dh(t-k)||, then the same fit, bound and choice."""
+    from gradlab import cell_engine as ce
+    from gradlab.analysis import fit_decay, vanishing_profile
+    from gradlab.cellmodel import CellModel
+    rng = np.random.default_rng(5)
+    model = CellModel.init(cell, 6, 4, seed=1)
+    lengths = (12, 9, 15)
+    batch = Batch.for_language_model([rng.integers(0, 6, T) for T in lengths], [rng.integers(0, 6, T) for T in lengths])
+    scheme = Adaptive(delta=0.05, min_tau=1, max_tau=6, start=1)
+    est = estimate_truncation(model, batch, scheme)
+    profile = vanishing_profile(ce.contributions(model, batch, scheme.max_tau + 1))
+    assert est["profile"].equals(profile)
+    beta = fit_decay(profile[profile["lag"] >= scheme.start])["beta"]
+    phi = profile["mean"].to_numpy()
+    taus = np.arange(scheme.min_tau, scheme.max_tau + 1)
+    assert est["beta"] == pytest.approx(beta)
+    assert est["tau"] == choose_tau(bias_bound(phi, beta, taus, scheme.start), scheme.delta, scheme.min_tau,
+                                    scheme.max_tau)
+    assert est["n_losses"] == batch.n_losses
