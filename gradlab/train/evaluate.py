@@ -36,6 +36,8 @@ from ..batch import NO_LOSS, Batch, offsets_from_lengths
 from ..data.dataset import Dataset
 from ..data.readers import PUBLISHED_AGREEMENT
 from ..data.vocab import adjusted_loss
+from ..cell_engine import forward as cell_forward
+from ..cellmodel import CellModel
 from ..engine import forward
 from ..model import RNN
 
@@ -112,6 +114,12 @@ class Evaluation:
 
 
 # ---------------------------------------------------------------------- checks
+def _check_model(model) -> None:
+    if not isinstance(model, (RNN, CellModel)):
+        raise TypeError(f"model must be a gradlab.RNN or a gradlab.CellModel (GRU, LSTM, linear); "
+                        f"received {type(model).__name__}")
+
+
 def check_task(dataset: Dataset, task, name: str = "task") -> str:
     """``task`` (or the dataset's default) after checking that ``dataset`` offers it."""
     if task is None:
@@ -140,8 +148,9 @@ def evaluate(model: RNN, dataset: Dataset, task: str | None = None, *, unk_fract
 
     Parameters
     ----------
-    model : RNN
-        Its output size must be ``dataset.n_outputs(task)``.
+    model : RNN or CellModel
+        Its output size must be ``dataset.n_outputs(task)``; a GRU, LSTM or linear
+        :class:`~gradlab.CellModel` is evaluated through ``cell_engine.forward`` (logits W h + b).
     dataset : Dataset
     task : str, optional
         One of ``dataset.tasks`` (default: the first, "lm"). "number" and "agreement"
@@ -163,8 +172,7 @@ def evaluate(model: RNN, dataset: Dataset, task: str | None = None, *, unk_fract
     mean_loss = sum of J(t) / number of losses; perplexity = exp(mean_loss);
     adjusted loss = (mean_loss + q log q) / (1 - q), adjusted perplexity its exp.
     """
-    if not isinstance(model, RNN):
-        raise TypeError(f"model must be a gradlab.RNN; received {type(model).__name__}")
+    _check_model(model)
     if not isinstance(dataset, Dataset):
         raise TypeError(f"dataset must be a gradlab Dataset (gradlab.load_dataset); received {type(dataset).__name__}")
     task = check_task(dataset, task)
@@ -267,19 +275,23 @@ def _run(model: RNN, batch: Batch, pos: np.ndarray, target: np.ndarray, inflecte
     ``correct`` is argmax y(t) == target, or with ``inflected`` (agreement) the
     logit of the target above that of the inflected form, ``margin`` their difference.
     """
-    W = model.W
+    cell = isinstance(model, CellModel)
+    W = model.params["W"] if cell else model.W
     correct = np.zeros(pos.size, dtype=bool)
     margin = None if inflected is None else np.zeros(pos.size)
     losses, loss_pos = [], []
     for s0, s1 in _chunks(batch, max_tokens):
         o0, o1 = int(batch.offsets[s0]), int(batch.offsets[s1])
-        fr = forward(model, _slice(batch, s0, s1))
+        fr = (cell_forward if cell else forward)(model, _slice(batch, s0, s1))
+        states = fr.h if cell else fr.s
         losses.append(fr.losses)
         loss_pos.append(fr.loss_positions + o0)
         i0, i1 = np.searchsorted(pos, [o0, o1])
         for a in range(i0, i1, _LOGIT_ROWS):
             b = min(a + _LOGIT_ROWS, i1)
-            logits = fr.s[pos[a:b] - o0] @ W.T
+            logits = states[pos[a:b] - o0] @ W.T
+            if cell:
+                logits += model.params["b"]
             r = np.arange(b - a)
             if inflected is None:
                 correct[a:b] = np.argmax(logits, axis=1) == target[a:b]
@@ -382,8 +394,7 @@ def evaluate_agreement_set(model: RNN, test_set, vocab, *, lowercase: bool = Fal
     from ..data.readers import AgreementTestSet
     from ..data.vocab import Vocabulary
 
-    if not isinstance(model, RNN):
-        raise TypeError(f"model must be a gradlab.RNN; received {type(model).__name__}")
+    _check_model(model)
     if not isinstance(test_set, AgreementTestSet):
         raise TypeError("test_set must be an AgreementTestSet (read_linzen_testset, read_gulordava_set); "
                         f"received {type(test_set).__name__}")

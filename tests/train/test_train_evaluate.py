@@ -151,3 +151,36 @@ def test_real_agreement_data_uses_the_vocabulary_unk_fraction():
     ag = evaluate(m, ds, "agreement")
     items = ds.agreement_items()
     assert ag.n_items == int(items.comparable.sum()) < len(items) + 1
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm", "linear"])
+@pytest.mark.parametrize("task", ["lm", "number", "agreement"])
+def test_cell_models_are_evaluated_from_their_own_forward_pass(agreement, cell, task):
+    """A GRU, LSTM or linear CellModel: losses from cell_engine.forward, items scored by the
+    probabilities softmax(W h + b) (the bias changes which word wins)."""
+    from gradlab import cell_engine as ce
+    from gradlab.cellmodel import CellModel
+    ds = agreement
+    m = CellModel.init(cell, len(ds.vocab), 5, ds.n_outputs(task), seed=3)
+    m.params["b"][...] = np.random.default_rng(0).standard_normal(m.params["b"].shape)
+    b = ds.batch(task)
+    fr = ce.forward(m, b, return_probs=True)
+    ev = evaluate(m, ds, task, max_tokens=50)
+    np.testing.assert_allclose(ev.loss, fr.losses.sum(), rtol=RTOL)
+    assert ev.n_losses == fr.losses.size
+    items = ev.items
+    pos = b.offsets[items["sentence"].to_numpy()] + items["step"].to_numpy()
+    if task == "agreement":
+        full = ds.agreement_items()
+        full = full[full.comparable]
+        p_verb = fr.probs[pos, full.verb_id.to_numpy()]
+        p_infl = fr.probs[pos, full.inflected_id.to_numpy()]
+        np.testing.assert_allclose(items.margin, np.log(p_verb) - np.log(p_infl), rtol=1e-9, atol=1e-12)
+        np.testing.assert_array_equal(items.correct, p_verb > p_infl)
+    else:
+        np.testing.assert_array_equal(items.correct, fr.probs[pos].argmax(axis=1) == items["target"].to_numpy())
+
+
+def test_evaluate_names_the_model_types_it_takes(agreement):
+    with pytest.raises(TypeError, match="gradlab.RNN or a gradlab.CellModel"):
+        evaluate("not a model", agreement, "lm")
