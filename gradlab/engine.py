@@ -324,9 +324,10 @@ def _output(prep: _Prepared, S: np.ndarray, want_grad: bool):
 
     def work(g):
         r0, r1 = groups[g]
-        dW = np.zeros((n_out, H), dtype=dt)
+        # without the gradient, dS, dW and tmpW are never touched: empty placeholders, nothing to zero
+        dW = np.zeros((n_out, H), dtype=dt) if want_grad else S[:0]
         tmpW = np.empty((n_out, H), dtype=dt) if want_grad else dW
-        output_tiles(S, pos, W, d, losses, dS if want_grad else S[:0], dW, tmpW, np.empty((tile, n_out), dtype=dt),
+        output_tiles(S, pos, W, d, losses, dS if want_grad else dW, dW, tmpW, np.empty((tile, n_out), dtype=dt),
                      np.empty((tile, H), dtype=dt), r0, r1, want_grad)
         return dW if want_grad else None
 
