@@ -54,6 +54,19 @@ def derivative_from_state(s, code):
     return 1.0
 
 
+@njit(**JIT)
+def lockstep_order(offsets):
+    """Sentences longest first (``order``), their first flat positions and all lengths: the lockstep
+    kernels' layout, where the sentences still running at step t are a prefix (``running``)."""
+    n = offsets.size - 1
+    lengths = offsets[1:] - offsets[:-1]
+    order = np.argsort(-lengths, kind="mergesort")
+    start = np.empty(n, dtype=np.int64)
+    for r in range(n):
+        start[r] = offsets[order[r]]
+    return order, start, lengths
+
+
 @njit(inline="always", **JIT)
 def running(active, span, order, t):
     """Lockstep rows are sorted longest first (``order``); of the first ``active``, how many have

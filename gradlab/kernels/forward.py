@@ -3,7 +3,7 @@ import numpy as np
 from numba import njit
 
 from .._config import JIT
-from ._common import activate, rows_times, running
+from ._common import activate, lockstep_order, rows_times, running
 
 
 @njit(**JIT)
@@ -40,16 +40,12 @@ def forward_states(UT, VT, ids, offsets, code, S0, S, s0, s1):
     n = s1 - s0
     if n <= 0:
         return
-    lengths = offsets[s0 + 1:s1 + 1] - offsets[s0:s1]
-    order = np.argsort(-lengths, kind="mergesort")
+    order, start, lengths = lockstep_order(offsets[s0:s1 + 1])
     P = np.empty((n, H), dtype=S.dtype)   # s(t-1) of the running sentences, longest first
     N = np.empty((n, H), dtype=S.dtype)
-    start = np.empty(n, dtype=np.int64)
     for r in range(n):
-        i = s0 + order[r]
-        start[r] = offsets[i]
         for h in range(H):
-            P[r, h] = S0[i, h]
+            P[r, h] = S0[s0 + order[r], h]
     active = n
     t = 0
     while True:

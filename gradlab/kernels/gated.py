@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit
 
 from .._config import JIT
-from ._common import rows_times, running
+from ._common import lockstep_order, rows_times, running
 
 
 @njit(**JIT)
@@ -68,18 +68,6 @@ def _lstm_gates(pre, Hs, Cs, G, p, first):
 
 # ---------------------------------------------------------------------- forward
 @njit(**JIT)
-def _lockstep_order(offsets):
-    """Sentences longest first, their first positions and lengths (the running ones at step t are a prefix)."""
-    n = offsets.size - 1
-    lengths = offsets[1:] - offsets[:-1]
-    order = np.argsort(-lengths, kind="mergesort")
-    start = np.empty(n, dtype=np.int64)
-    for r in range(n):
-        start[r] = offsets[order[r]]
-    return order, start, lengths
-
-
-@njit(**JIT)
 def gru_forward(Wih, Whh, bih, bhh, ids, offsets, Hs, G):
     """Hs[p] = h(t); G[p] = (r, z, n, W_hn h(t-1) + b_hn) of every step, each H wide.
 
@@ -89,7 +77,7 @@ def gru_forward(Wih, Whh, bih, bhh, ids, offsets, Hs, G):
     n = offsets.size - 1
     if n == 0:
         return
-    order, start, lengths = _lockstep_order(offsets)
+    order, start, lengths = lockstep_order(offsets)
     WhhT = np.ascontiguousarray(Whh.T)
     WihT = np.ascontiguousarray(Wih.T)  # row x is the input column of word x
     P = np.zeros((n, H))
@@ -122,7 +110,7 @@ def lstm_forward(Wih, Whh, bih, bhh, ids, offsets, Hs, Cs, G):
     n = offsets.size - 1
     if n == 0:
         return
-    order, start, lengths = _lockstep_order(offsets)
+    order, start, lengths = lockstep_order(offsets)
     WhhT = np.ascontiguousarray(Whh.T)
     WihT = np.ascontiguousarray(Wih.T)
     P = np.zeros((n, H))
