@@ -12,8 +12,7 @@ from ..schemes import Full, parse_scheme
 PARAMETERS = SentenceGaps.PARAMETERS
 
 
-def _compare(parts_tau: dict, parts_full: dict, names=ELMAN.names, truncated=ELMAN.truncated
-             ) -> list[tuple[str, float, float]]:
+def _compare(parts_tau: dict, parts_full: dict, names, truncated) -> list[tuple[str, float, float]]:
     """rel_error and cosine of each truncated parameter and of all together (``names``: every
     parameter; those not in ``truncated``, the output weights, are exact and enter "all" only)."""
     rows = []
@@ -67,21 +66,17 @@ def truncation_gap(model, batch, contrib: Contributions, block_schemes=(), beta:
         rel_error, cosine, estimate.
     """
     max_tau = contrib.max_lag if max_tau is None else min(max_tau, contrib.max_lag)
-    if not isinstance(contrib, Contributions):   # another cell: its own per-lag sums and gradients
-        from ..cell_engine import gradient as cell_gradient
-        full = cell_gradient(model, batch, Full()).as_dict()
-        blocks = {s.label: cell_gradient(model, batch, s).as_dict() for s in map(parse_scheme, block_schemes)}
-        return gap_table(contrib.lag_sums(), contrib.G_out, full, blocks, model.cell.names, beta=beta,
-                         max_tau=max_tau)
-    if contrib.v_max_lag < max_tau:
-        raise ValueError(f"contrib has G_V up to lag {contrib.v_max_lag} but the gap needs it up to tau = {max_tau}; "
-                         f"compute the contributions with G_V=True (or G_V >= {max_tau})")
-    full = gradient(model, batch, Full()).as_dict()
-    blocks = {}
-    for scheme in block_schemes:
-        scheme = parse_scheme(scheme)
-        blocks[scheme.label] = gradient(model, batch, scheme).as_dict()
-    return gap_rows(contrib.G_U, contrib.G_VT, contrib.G_W, full, blocks, beta=beta, max_tau=max_tau)
+    if isinstance(contrib, Contributions):
+        if contrib.v_max_lag < max_tau:
+            raise ValueError(f"contrib has G_V up to lag {contrib.v_max_lag} but the gap needs it up to tau = "
+                             f"{max_tau}; compute the contributions with G_V=True (or G_V >= {max_tau})")
+        grad, exact = gradient, {"W": contrib.G_W}
+    else:   # another cell: its own gradients; the output layer's are in G_out
+        from ..cell_engine import gradient as grad
+        exact = contrib.G_out
+    full = grad(model, batch, Full()).as_dict()
+    blocks = {s.label: grad(model, batch, s).as_dict() for s in map(parse_scheme, block_schemes)}
+    return gap_table(contrib.lag_sums(), exact, full, blocks, model.cell.names, beta=beta, max_tau=max_tau)
 
 
 def gap_rows(G_U: np.ndarray, G_VT: np.ndarray, G_W: np.ndarray, full: dict, blocks: dict,

@@ -41,21 +41,25 @@ def analyse(model, batch, *, max_lag: int, deps: pd.DataFrame | None = None, blo
         dependency_kept, summary (one row) — the columns of the report's CSVs,
         without the dataset and state columns.
     """
-    if isinstance(model, CellModel):
-        return _analyse_cell(model, batch, max_lag, deps, block_schemes, floor, per_sentence)
-    # the report uses G_V only for the gap (tau <= K) and never the per-pair V norms
-    contrib = contributions(model, batch, max_lag, V_norm=False)
+    cell = isinstance(model, CellModel)
+    if cell and deps is not None:
+        raise ValueError(f"analyse: the dependency signal is measured for the Elman RNN only; for a "
+                         f"{model.cell.name!r} model pass deps=None")
+    if cell:
+        from ..cell_engine import contributions as cell_contributions
+        contrib = cell_contributions(model, batch, max_lag)
+    else:   # the report uses G_V only for the gap (tau <= K) and never the per-pair V norms
+        contrib = contributions(model, batch, max_lag, V_norm=False)
     profile = vanishing_profile(contrib)
     heat = lag_heatmap(contrib)
     fit = fit_decay(profile)
-    stats = recurrence_stats(model, batch)
+    stats = _NO_STATS if cell else recurrence_stats(model, batch)
     gap = truncation_gap(model, batch, contrib, block_schemes, beta=fit["beta"], max_tau=max_lag)
     decay, summary = decay_and_summary(fit, stats, profile, gap, floor, n_sentences=batch.n_sentences,
                                        n_losses=contrib.n_losses, loss=contrib.loss)
     out = {"profile": profile, "heatmap": heat, "decay": decay, "gap": gap}
     if per_sentence:
-        sg = sentence_gaps(model, batch, max_lag).to_frame()
-        out["gap_sentences"] = sg
+        out["gap_sentences"] = (cell_sentence_gaps if cell else sentence_gaps)(model, batch, max_lag).to_frame()
     if deps is not None:
         sig = dependency_signal(model, batch, deps)
         out["dependencies"] = sig
@@ -67,26 +71,6 @@ def analyse(model, batch, *, max_lag: int, deps: pd.DataFrame | None = None, blo
 #: The Elman recurrence's statistics (``recurrence_stats``), not defined for the other cells.
 _NO_STATS = {"spectral_radius": float("nan"), "sigma_max": float("nan"), "mean_fprime": float("nan"),
              "growth_bound": float("nan")}
-
-
-def _analyse_cell(model: CellModel, batch, max_lag, deps, block_schemes, floor, per_sentence) -> dict:
-    """:func:`analyse` for a GRU, LSTM or linear cell: profile and heatmap of ||dJ(t)/dh(t-k)||, the
-    decay fit, and the truncation gap of every parameter from the cell's per-lag sums."""
-    from ..cell_engine import contributions as cell_contributions
-    if deps is not None:
-        raise ValueError(f"analyse: the dependency signal is measured for the Elman RNN only; for a "
-                         f"{model.cell.name!r} model pass deps=None")
-    contrib = cell_contributions(model, batch, max_lag)
-    profile = vanishing_profile(contrib)
-    fit = fit_decay(profile)
-    gap = truncation_gap(model, batch, contrib, block_schemes, beta=fit["beta"], max_tau=max_lag)
-    decay, summary = decay_and_summary(fit, _NO_STATS, profile, gap, floor, n_sentences=batch.n_sentences,
-                                       n_losses=contrib.n_losses, loss=contrib.loss)
-    out = {"profile": profile, "heatmap": lag_heatmap(contrib), "decay": decay, "gap": gap}
-    if per_sentence:
-        out["gap_sentences"] = cell_sentence_gaps(model, batch, max_lag).to_frame()
-    out["summary"] = summary
-    return out
 
 
 def decay_and_summary(fit: dict, stats: dict, profile: pd.DataFrame, gap: pd.DataFrame, floor: float, *,
