@@ -12,14 +12,14 @@ ALL_CELLS = CELLS + tuple(f"{c}-embedding" for c in CELLS)
 
 
 def random_cell_problem(rng, cell, *, objective="lm", hidden=3, vocab=4, lengths=(5, 1, 3), n_classes=2,
-                        scale=0.6, drop=0.0, embed=2):
-    """(model, batch, xs, ds): parameters N(0, scale^2) (lambda uniform in (-1, 1)); cells "...-embedding"
-    read an embedding of size ``embed``."""
+                        scale=0.6, drop=0.0, embed=2, num_layers=1):
+    """(model, batch, xs, ds): parameters N(0, scale^2) (every layer's lambda uniform in (-1, 1)); cells
+    "...-embedding" read an embedding of size ``embed``; ``num_layers`` stacked layers."""
     out = vocab if objective == "lm" else n_classes
     model = CellModel.init(cell.split("-")[0], vocab, hidden, out, seed=int(rng.integers(2 ** 31)),
-                           embedding_size=embed if cell.endswith("-embedding") else None)
+                           embedding_size=embed if cell.endswith("-embedding") else None, num_layers=num_layers)
     for n, a in model.params.items():
-        a[...] = rng.uniform(-1, 1, a.shape) if n == "lambda" else rng.standard_normal(a.shape) * scale
+        a[...] = rng.uniform(-1, 1, a.shape) if n.startswith("lambda") else rng.standard_normal(a.shape) * scale
     xs = [rng.integers(0, vocab, int(T)).astype(np.int64) for T in lengths]
     if objective == "lm":
         ds = [rng.integers(0, vocab, int(T)).astype(np.int64) for T in lengths]

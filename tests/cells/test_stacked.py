@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from helpers import ALL_CELLS, CELLS
+from helpers import ALL_CELLS, CELLS, random_cell_problem
 import naive_cells as nc
 
-from gradlab import Batch, Block, Full, Sliding
+from gradlab import Block, Full, Sliding
 from gradlab import cell_engine as ce
 from gradlab.cellmodel import CellModel
 from gradlab.cells import GRU, stacked
@@ -19,23 +19,8 @@ RTOL, ATOL = 1e-10, 1e-12
 
 
 def stacked_problem(rng, cell, L, *, objective="lm", hidden=3, vocab=4, lengths=(6, 1, 4), drop=0.2, scale=0.6):
-    base = cell.split("-")[0]
-    out = vocab if objective == "lm" else 2
-    m = CellModel.init(base, vocab, hidden, out, num_layers=L, seed=int(rng.integers(2 ** 31)),
-                       embedding_size=2 if cell.endswith("-embedding") else None)
-    for n, a in m.params.items():
-        a[...] = rng.uniform(-1, 1, a.shape) if n.startswith("lambda") else rng.standard_normal(a.shape) * scale
-    xs = [rng.integers(0, vocab, int(T)).astype(np.int64) for T in lengths]
-    if objective == "lm":
-        ds = [rng.integers(0, vocab, int(T)).astype(np.int64) for T in lengths]
-        for d in ds:
-            d[rng.random(d.size) < drop] = -1
-        b = Batch.for_language_model(xs, ds)
-    else:
-        labels = rng.integers(0, 2, len(xs))
-        b = Batch.for_classification(xs, labels)
-        ds = [np.where(np.arange(x.size) == x.size - 1, lab, -1) for x, lab in zip(xs, labels)]
-    return m, b, xs, ds
+    return random_cell_problem(rng, cell, objective=objective, hidden=hidden, vocab=vocab, lengths=lengths,
+                               scale=scale, drop=drop, num_layers=L)
 
 
 def _close(got, want):
