@@ -115,3 +115,9 @@ def test_analyse_of_a_cell_has_per_sentence_gaps():
     model, batch = _problem("lstm", seed=4)
     out = analyse(model, batch, max_lag=2)
     pd.testing.assert_frame_equal(out["gap_sentences"], cell_sentence_gaps(model, batch, 2).to_frame())
+
+
+def test_cell_sentence_gaps_name_a_bad_max_lag():
+    model, batch = _problem("gru")
+    with pytest.raises(ValueError, match="max_lag"):
+        cell_sentence_gaps(model, batch, -1)
