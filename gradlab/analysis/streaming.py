@@ -4,8 +4,10 @@ The in-memory path (:func:`gradlab.analysis.analyse`) keeps one row per (sentenc
 which caps a corpus at what fits in memory. Here every partition of sentences gives a
 :class:`PartitionStats` — per-lag counts, sums, sums of squares and fixed log-spaced
 histograms of ||delta(t, t-k)||, per-(t, k) sums for the heatmap, the per-lag summed
-gradients G_U[k] (and G_V[k]), the full and block-scheme gradients, the dependency signal
-summed by lag — and partitions merge by addition. Memory follows the partition size, K, H
+gradients of the parameters truncation acts on (G_U[k] and G_V[k] of the Elman RNN; every
+recurrent and input parameter of a GRU, LSTM or linear :class:`~gradlab.CellModel`), the full
+and block-scheme gradients, the dependency signal summed by lag (Elman only) — and partitions
+merge by addition. Memory follows the partition size, K, H
 and |V|, never the corpus size.
 
 Counts and histograms merge exactly; float sums are merged in partition order, so a
@@ -23,11 +25,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..cellmodel import CellModel
 from ..engine import contributions, forward, gradient, state_derivative
 from ..schemes import Full, parse_scheme
-from .gap import gap_rows
-from .study import decay_and_summary
-from .vanishing import fit_decay, recurrence_stats
+from .gap import gap_table
+from .study import _NO_STATS, decay_and_summary
+from .vanishing import fit_decay, recurrence_stats, signal_norm
 
 __all__ = ["PartitionStats", "partition_stats", "merge", "frames_from_stats", "BINS_PER_DECADE", "LOG10_RANGE",
            "quantile_resolution", "partitions"]
@@ -99,13 +102,20 @@ class PartitionStats:
         Per lag: exact zeros, underflow, the log-spaced bins, overflow.
     heat_count, heat_total : (T_max, K+1) arrays
         Per (t, k): count and sum of ||delta(t, t-k)||.
-    G_U : (K+1, H, H); G_VT : (K+1, |V|, H) or None; G_W : (|O|, H)
+    lag_sums : dict of str to (K+1, *shape) arrays
+        Per-lag summed gradients G_theta[k] of the parameters truncation acts on
+        (``Contributions.lag_sums()``: U and V of the Elman RNN, V left out without
+        ``with_V``; a cell's recurrent and input parameters, input ones left out without
+        ``with_V``).
+    exact : dict of str to arrays
+        The output layer's gradient (W; a cell's W and b), the same under every scheme.
     full : dict of arrays
-        The full-BPTT gradient (U, V, W) of the partition's losses.
+        The full-BPTT gradient of the partition's losses, every parameter.
     blocks : dict of str to dict of arrays
         Each block scheme's gradient.
     fprime_sum : float
-        Sum of f'(net_in) over every token and unit (the mean f' of the report).
+        Sum of f'(net_in) over every token and unit (the mean f' of the report; Elman only, NaN
+        for other cells).
     dep_count, dep_signal, dep_signal_rel : (n_dep_lags,) arrays
         Dependencies by lag: how many, sum of ||delta(dependent, source)|| and of that over
         ||delta(dependent, dependent)|| (dependencies whose dependent step has no loss are
@@ -123,9 +133,8 @@ class PartitionStats:
     hist: np.ndarray = None
     heat_count: np.ndarray = None
     heat_total: np.ndarray = None
-    G_U: np.ndarray = None
-    G_VT: np.ndarray | None = None
-    G_W: np.ndarray = None
+    lag_sums: dict = field(default_factory=dict)
+    exact: dict = field(default_factory=dict)
     full: dict = field(default_factory=dict)
     blocks: dict = field(default_factory=dict)
     fprime_sum: float = 0.0
@@ -147,25 +156,43 @@ def partition_stats(model, batch, *, max_lag: int, block_schemes=(), deps: pd.Da
 
     Parameters
     ----------
-    model : RNN
+    model : RNN or CellModel
+        A GRU, LSTM, linear (or other registered) :class:`~gradlab.CellModel` gives the
+        statistics of ||dJ(t)/dh(t-k)|| and of its own parameters, as
+        :func:`gradlab.analysis.analyse` does.
     batch : Batch
     max_lag : int
         K.
     block_schemes : iterable of Scheme or str
     deps : DataFrame, optional
         The batch's dependencies (sentence, source, dependent, lag, in batch
-        coordinates); their signal is summed by lag (lags beyond K included).
+        coordinates); their signal is summed by lag (lags beyond K included). Elman only.
     with_V : bool
-        Keep G_V[k] (needed for the V and "all" gap curves; |V| H (K+1) floats).
+        Keep the per-lag sums of the input parameters (G_V[k] of the Elman RNN: |V| H (K+1)
+        floats), needed for their gap curves and "all".
     """
     K = int(max_lag)
-    c = contributions(model, batch, K, G_V=with_V, V_norm=False)
+    cell = isinstance(model, CellModel)
+    if cell and deps is not None:
+        raise ValueError(f"partition_stats: the dependency signal is measured for the Elman RNN only; for a "
+                         f"{model.cell.name!r} model pass deps=None")
+    if cell:
+        from .. import cell_engine
+        c = cell_engine.contributions(model, batch, K)
+        grad = cell_engine.gradient
+        inputs = () if with_V else model.cell.with_role("input")
+        lag_sums = {n: G for n, G in c.lag_sums().items() if n not in inputs}
+        exact = c.G_out
+    else:
+        c = contributions(model, batch, K, G_V=with_V, V_norm=False)
+        grad = gradient
+        lag_sums, exact = c.lag_sums(), {"W": c.G_W}
     st = PartitionStats(K)
     st.n_sentences = int(batch.n_sentences)
     st.n_losses = int(c.n_losses)
     st.n_tokens = int(batch.n_tokens if hasattr(batch, "n_tokens") else batch.ids.size)
     st.loss = float(c.loss)
-    norms = c.delta_norm
+    norms = signal_norm(c)
     st.count = np.bincount(c.lag, minlength=K + 1).astype(np.int64)
     st.total = np.bincount(c.lag, weights=norms, minlength=K + 1)
     st.total_sq = np.bincount(c.lag, weights=norms * norms, minlength=K + 1)
@@ -173,18 +200,19 @@ def partition_stats(model, batch, *, max_lag: int, block_schemes=(), deps: pd.Da
     st.hist = np.bincount(c.lag * (_N_BINS + 3) + cols, minlength=(K + 1) * (_N_BINS + 3)) \
         .reshape(K + 1, _N_BINS + 3).astype(np.int64)
     T = int(c.t.max()) + 1 if c.t.size else 0
-    cell = c.t * (K + 1) + c.lag
-    st.heat_count = np.bincount(cell, minlength=T * (K + 1)).reshape(T, K + 1).astype(np.int64)
-    st.heat_total = np.bincount(cell, weights=norms, minlength=T * (K + 1)).reshape(T, K + 1)
-    st.G_U = c.G_U
-    st.G_VT = c.G_VT if with_V else None
-    st.G_W = c.G_W
-    st.full = gradient(model, batch, Full()).as_dict()
+    heat_cell = c.t * (K + 1) + c.lag
+    st.heat_count = np.bincount(heat_cell, minlength=T * (K + 1)).reshape(T, K + 1).astype(np.int64)
+    st.heat_total = np.bincount(heat_cell, weights=norms, minlength=T * (K + 1)).reshape(T, K + 1)
+    st.lag_sums, st.exact = lag_sums, exact
+    st.full = grad(model, batch, Full()).as_dict()
     for scheme in block_schemes:
         scheme = parse_scheme(scheme)
-        st.blocks[scheme.label] = gradient(model, batch, scheme).as_dict()
-    s = forward(model, batch).s
-    st.fprime_sum = float(state_derivative(s, model.activation).sum())
+        st.blocks[scheme.label] = grad(model, batch, scheme).as_dict()
+    if cell:
+        st.fprime_sum = float("nan")
+    else:
+        s = forward(model, batch).s
+        st.fprime_sum = float(state_derivative(s, model.activation).sum())
     if deps is not None and len(deps):
         from .deps import dependency_signal
         sig = dependency_signal(model, batch, deps).dropna(subset=["signal"])
@@ -200,13 +228,13 @@ def merge(a: PartitionStats, b: PartitionStats) -> PartitionStats:
     """The statistics of both partitions' sentences (b's added to a's; neither is changed)."""
     if a.max_lag != b.max_lag:
         raise ValueError(f"cannot merge statistics of max_lag {a.max_lag} and {b.max_lag}")
-    if set(a.blocks) != set(b.blocks) or (a.G_VT is None) != (b.G_VT is None):
-        raise ValueError("cannot merge statistics computed with different block schemes or with_V")
+    if set(a.blocks) != set(b.blocks) or set(a.lag_sums) != set(b.lag_sums) or set(a.exact) != set(b.exact):
+        raise ValueError("cannot merge statistics computed with different block schemes, with_V or models")
     return PartitionStats(
         a.max_lag, a.n_sentences + b.n_sentences, a.n_losses + b.n_losses, a.n_tokens + b.n_tokens,
         a.loss + b.loss, a.count + b.count, a.total + b.total, a.total_sq + b.total_sq, a.hist + b.hist,
         _add_padded(a.heat_count, b.heat_count), _add_padded(a.heat_total, b.heat_total),
-        a.G_U + b.G_U, _add(a.G_VT, b.G_VT), a.G_W + b.G_W,
+        {k: a.lag_sums[k] + b.lag_sums[k] for k in a.lag_sums}, {k: a.exact[k] + b.exact[k] for k in a.exact},
         {k: a.full[k] + b.full[k] for k in a.full},
         {s: {k: a.blocks[s][k] + b.blocks[s][k] for k in a.blocks[s]} for s in a.blocks},
         a.fprime_sum + b.fprime_sum,
@@ -256,16 +284,22 @@ def frames_from_stats(st: PartitionStats, model, *, floor: float = 1e-3, max_tau
     heat = pd.DataFrame({"t": tt.astype(np.int64), "lag": kk.astype(np.int64),
                          "mean": st.heat_total[tt, kk] / st.heat_count[tt, kk]})
     fit = fit_decay(profile)
-    H = model.U.shape[0]
-    stats = recurrence_stats(model, mean_fprime=st.fprime_sum / max(st.n_tokens * H, 1))
+    if isinstance(model, CellModel):
+        stats = _NO_STATS
+    else:
+        stats = recurrence_stats(model, mean_fprime=st.fprime_sum / max(st.n_tokens * model.hidden_size, 1))
     max_tau = K if max_tau is None else min(max_tau, K)
-    G_VT = st.G_VT if st.G_VT is not None else np.zeros((K + 1, model.vocab_size, H))
-    gap = gap_rows(st.G_U, G_VT, st.G_W, st.full, st.blocks, beta=fit["beta"], max_tau=max_tau)
-    if st.G_VT is None:        # without G_V only U's curve is exact
-        gap = gap[gap["parameter"] == "U"].reset_index(drop=True)
+    names = model.cell.names
+    # without the input parameters' sums (with_V=False) only the recurrent curves are exact
+    complete = set(model.cell.truncated) <= set(st.lag_sums)
+    sums = {n: st.lag_sums[n] if n in st.lag_sums else np.broadcast_to(0.0, (K + 1,) + st.full[n].shape)
+            for n in model.cell.truncated}
+    gap = gap_table(sums, st.exact, st.full, st.blocks, names, beta=fit["beta"], max_tau=max_tau)
+    if not complete:
+        gap = gap[gap["parameter"].isin(list(st.lag_sums))].reset_index(drop=True)
     decay, summary = decay_and_summary(fit, stats, profile, gap, floor, n_sentences=st.n_sentences,
                                        n_losses=st.n_losses, loss=st.loss,
-                                       parameter="all" if st.G_VT is not None else "U")
+                                       parameter="all" if complete else next(iter(st.lag_sums)))
     out = {"profile": profile, "heatmap": heat, "decay": decay, "gap": gap}
     if st.dep_count.size:
         from .deps import dependency_kept_from_sums

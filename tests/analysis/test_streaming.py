@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import gradlab as gl
-from gradlab.analysis import analyse
+from gradlab.analysis import analyse, smallest_tau
 from gradlab.analysis.streaming import (BINS_PER_DECADE, frames_from_stats, merge, partition_stats, partitions,
                                         quantile_resolution)
 from gradlab.data import load_dataset
@@ -181,3 +181,67 @@ def test_a_rerun_without_a_table_keeps_none_of_the_old_runs_rows(tmp_path):
     assert "gap_sentences" not in frames and "dependencies" not in frames and "dependency_kept" in frames
     tables = json.loads((root / "manifest.json").read_text())["tables"]
     assert "dependencies" not in tables and "gap_sentences" not in tables
+
+
+# ---------------------------------------------------------------------- other cells
+def _check_same_cell(mem: dict, agg: dict):
+    """As _check_same, for a cell: no dependency signal, the Elman statistics NaN on both sides."""
+    p, q = mem["profile"], agg["profile"]
+    assert p["lag"].tolist() == q["lag"].tolist() and p["n"].tolist() == q["n"].tolist()
+    np.testing.assert_allclose(q["mean"], p["mean"], rtol=RTOL)
+    h1 = mem["heatmap"].sort_values(["t", "lag"]).reset_index(drop=True)
+    h2 = agg["heatmap"].sort_values(["t", "lag"]).reset_index(drop=True)
+    assert h1[["t", "lag"]].equals(h2[["t", "lag"]])
+    np.testing.assert_allclose(h2["mean"], h1["mean"], rtol=RTOL)
+    np.testing.assert_allclose(agg["decay"]["beta"], mem["decay"]["beta"], rtol=1e-8)
+    assert agg["decay"][["spectral_radius", "mean_fprime"]].isna().all(axis=None)
+    g1, g2 = mem["gap"], agg["gap"]
+    assert g1[["scheme", "parameter"]].equals(g2[["scheme", "parameter"]])
+    np.testing.assert_allclose(g2["rel_error"], g1["rel_error"], rtol=1e-7, atol=GAP_ATOL)
+    np.testing.assert_allclose(g2["cosine"], g1["cosine"], rtol=1e-10)
+    for col in ("tau_10", "tau_1", "n_sentences", "n_losses", "mean_loss"):
+        np.testing.assert_allclose(agg["summary"][col], mem["summary"][col], rtol=1e-10)
+    assert "dependency_kept" not in agg
+
+
+@pytest.mark.parametrize("cell,extra", [("gru", {}), ("lstm", {}), ("linear", {}), ("lstm", {"num_layers": 2}),
+                                        ("gru", {"embedding_size": 3})])
+@pytest.mark.parametrize("size", [1, 7, 45])
+def test_cell_partitions_merge_to_the_in_memory_frames(corpus, cell, extra, size):
+    ds, _ = corpus
+    model = gl.CellModel.init(cell, len(ds.vocab), 5, seed=2, **extra)
+    K = 4
+    mem = analyse(model, ds.batch("lm"), max_lag=K, block_schemes=["chunked:3"], per_sentence=False)
+    agg = frames_from_stats(_streamed(model, ds, "lm", K, size, blocks=["chunked:3"], deps=False), model)
+    _check_same_cell(mem, agg)
+    # the gap has one curve per recurrent and input parameter of the cell, and "all"
+    assert set(agg["gap"]["parameter"]) == {*model.cell.truncated, "all"}
+
+
+def test_cell_without_input_sums_keeps_the_recurrent_curves(corpus):
+    ds, _ = corpus
+    model = gl.CellModel.init("gru", len(ds.vocab), 5, seed=1)
+    mem = analyse(model, ds.batch("lm"), max_lag=3, per_sentence=False)
+    agg = frames_from_stats(_streamed(model, ds, "lm", 3, 10, deps=False, with_V=False), model)
+    kept = set(model.cell.with_role("recurrent"))
+    assert set(agg["gap"]["parameter"]) == kept
+    want = mem["gap"][mem["gap"]["parameter"].isin(kept)].reset_index(drop=True)
+    np.testing.assert_allclose(agg["gap"]["rel_error"], want["rel_error"], rtol=1e-7, atol=GAP_ATOL)
+    # tau_10 then reads the first recurrent parameter's curve
+    assert agg["summary"]["tau_10"].iloc[0] == smallest_tau(want, 0.10, "weight_hh_l0")
+
+
+def test_cell_partition_refuses_the_dependency_signal(corpus):
+    ds, _ = corpus
+    model = gl.CellModel.init("lstm", len(ds.vocab), 3, seed=0)
+    with pytest.raises(ValueError, match="Elman RNN only.*'lstm'"):
+        partition_stats(model, ds.batch("lm"), max_lag=2, deps=ds.dependencies("lm"))
+
+
+def test_merge_rejects_statistics_of_different_cells(corpus):
+    ds, elman = corpus
+    gru = gl.CellModel.init("gru", len(ds.vocab), 6, seed=0)
+    a = partition_stats(elman, ds.select(np.arange(5)).batch("lm"), max_lag=2)
+    b = partition_stats(gru, ds.select(np.arange(5, 9)).batch("lm"), max_lag=2)
+    with pytest.raises(ValueError, match="different"):
+        merge(a, b)
