@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..cells import ELMAN
 from ..engine import Contributions, SentenceGaps, gradient
 from ..schemes import Full, parse_scheme
 
@@ -77,25 +76,6 @@ def truncation_gap(model, batch, contrib: Contributions, block_schemes=(), beta:
     full = grad(model, batch, Full()).as_dict()
     blocks = {s.label: grad(model, batch, s).as_dict() for s in map(parse_scheme, block_schemes)}
     return gap_table(contrib.lag_sums(), exact, full, blocks, model.cell.names, beta=beta, max_tau=max_tau)
-
-
-def gap_rows(G_U: np.ndarray, G_VT: np.ndarray, G_W: np.ndarray, full: dict, blocks: dict,
-             beta: float | None = None, max_tau: int | None = None) -> pd.DataFrame:
-    """The rows of :func:`truncation_gap` from the Elman per-lag sums and the full and block gradients.
-
-    Parameters
-    ----------
-    G_U : (K+1, H, H); G_VT : (K+1, |V|, H); G_W : (|O|, H)
-        Per-lag summed gradients (:class:`gradlab.Contributions`, or merged partitions).
-    full : dict of arrays
-        The full-BPTT gradient: U, V, W.
-    blocks : dict of str to dict of arrays
-        Each block scheme's label and gradient (U, V, W).
-    beta, max_tau
-        As for :func:`truncation_gap`.
-    """
-    return gap_table({"U": G_U, "V": np.swapaxes(G_VT, 1, 2)}, {"W": G_W}, full, blocks, ELMAN.names,
-                     beta=beta, max_tau=max_tau)
 
 
 def gap_table(lag_sums: dict, exact: dict, full: dict, blocks: dict, names, beta: float | None = None,
