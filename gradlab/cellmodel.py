@@ -117,6 +117,15 @@ class CellModel:
     def output_size(self) -> int:
         return int(self.params["W"].shape[0])
 
+    #: The arrays' type: CellModels are float64 only (as gradlab.RNN's ``dtype``, for code written for both).
+    dtype = np.dtype(np.float64)
+
+    @property
+    def state_size(self) -> int:
+        """S = num_layers x H x (2 for an LSTM: h and c, else 1): the width of ``CellForward.state`` and of
+        the engine's ``initial_states`` rows (per layer h_l, then c_l, layer 0 first)."""
+        return self.num_layers * self.hidden_size * (2 if self.base == "lstm" else 1)
+
     @property
     def shapes(self) -> dict[str, tuple[int, ...]]:
         return self.cell.shapes(self.vocab_size, self.hidden_size, self.output_size, self.embedding_size)

@@ -13,12 +13,12 @@ import numpy as np
 from numba import njit
 
 from .._config import JIT
-from .gated import _gru_gates, _gru_step, _linear_step, _lstm_back, _lstm_gates, _lstm_step, _norm
+from .gated import _gru_gates, _gru_step, _linear_step, _lstm_back, _lstm_gates, _lstm_step, _norm, prev
 
 
 # ---------------------------------------------------------------------- forward of a dense-input layer
 @njit(**JIT)
-def gru_forward_dense(Wih, Whh, bih, bhh, X, offsets, Hs, G):
+def gru_forward_dense(Wih, Whh, bih, bhh, X, offsets, H0, Hs, G):
     H = Whh.shape[1]
     gi = np.empty(3 * H)
     gh = np.empty(3 * H)
@@ -31,15 +31,15 @@ def gru_forward_dense(Wih, Whh, bih, bhh, X, offsets, Hs, G):
                     acc += Wih[a, v] * X[p, v]
                 gi[a] = acc
                 acc = bhh[a]
-                if not first:
+                if not first or H0.shape[0]:
                     for v in range(H):
-                        acc += Whh[a, v] * Hs[p - 1, v]
+                        acc += Whh[a, v] * prev(Hs, H0, s, p, first, v)
                 gh[a] = acc
-            _gru_gates(gi, gh, Hs, G, p, first)
+            _gru_gates(gi, gh, Hs, G, p, first, H0, s)
 
 
 @njit(**JIT)
-def lstm_forward_dense(Wih, Whh, bih, bhh, X, offsets, Hs, Cs, G):
+def lstm_forward_dense(Wih, Whh, bih, bhh, X, offsets, H0, C0, Hs, Cs, G):
     H = Whh.shape[1]
     pre = np.empty(4 * H)
     for s in range(offsets.size - 1):
@@ -49,20 +49,21 @@ def lstm_forward_dense(Wih, Whh, bih, bhh, X, offsets, Hs, Cs, G):
                 acc = bih[a] + bhh[a]
                 for v in range(X.shape[1]):
                     acc += Wih[a, v] * X[p, v]
-                if not first:
+                if not first or H0.shape[0]:
                     for v in range(H):
-                        acc += Whh[a, v] * Hs[p - 1, v]
+                        acc += Whh[a, v] * prev(Hs, H0, s, p, first, v)
                 pre[a] = acc
-            _lstm_gates(pre, Hs, Cs, G, p, first)
+            _lstm_gates(pre, Hs, Cs, G, p, first, C0, s)
 
 
 @njit(**JIT)
-def linear_forward_dense(lam, B, X, offsets, Hs):
+def linear_forward_dense(lam, B, X, offsets, H0, Hs):
     H = lam.size
     for s in range(offsets.size - 1):
         for p in range(offsets[s], offsets[s + 1]):
+            first = p == offsets[s]
             for u in range(H):
-                acc = 0.0 if p == offsets[s] else lam[u] * Hs[p - 1, u]
+                acc = lam[u] * prev(Hs, H0, s, p, first, u) if (not first or H0.shape[0]) else 0.0
                 for v in range(X.shape[1]):
                     acc += B[u, v] * X[p, v]
                 Hs[p, u] = acc
@@ -79,7 +80,7 @@ def _dense_input(gWih, slot, d, x_in, Wih, below):
 
 
 @njit(**JIT)
-def _gru_layers(j, first, x, slot, last, Whh, Wih, Hs, G, dh, bufs, dummy, gWih0, gWih, gWhh, gbih, gbhh,
+def _gru_layers(j, first, x, slot, last, Whh, Wih, Hs, H0, s, G, dh, bufs, dummy, gWih0, gWih, gWhh, gbih, gbhh,
                 row, hnorm):
     L = Whh.shape[0]
     hp, di, dg, dnew = bufs
@@ -87,23 +88,23 @@ def _gru_layers(j, first, x, slot, last, Whh, Wih, Hs, G, dh, bufs, dummy, gWih0
         if row >= 0:
             hnorm[l, row] = _norm(dh[l])
         gi = gWih0 if l == 0 else dummy
-        _gru_step(j, first, x if l == 0 else 0, slot, last, Whh[l], Hs[l], G[l], dh[l], hp, di, dg, dnew,
+        _gru_step(j, first, x if l == 0 else 0, slot, last, Whh[l], Hs[l], H0[l], s, G[l], dh[l], hp, di, dg, dnew,
                   gi, gWhh[l], gbih[l], gbhh[l])
         if l > 0:
             _dense_input(gWih[l], slot, di, Hs[l - 1, j], Wih[l], dh[l - 1])
 
 
 @njit(**JIT)
-def _lstm_layers(j, first, x, slot, last, Whh, Wih, Hs, Cs, G, dh, dc, bufs, dummy, gWih0, gWih, gWhh, gbih,
-                 gbhh, row, hnorm, cnorm):
+def _lstm_layers(j, first, x, slot, last, Whh, Wih, Hs, Cs, H0, C0, s, G, dh, dc, bufs, dummy, gWih0, gWih, gWhh,
+                 gbih, gbhh, row, hnorm, cnorm):
     L = Whh.shape[0]
     hp, d, dnew = bufs
     for l in range(L - 1, -1, -1):
         if row >= 0:
             hnorm[l, row] = _norm(dh[l])
         gi = gWih0 if l == 0 else dummy
-        _lstm_step(j, first, x if l == 0 else 0, slot, last, Whh[l], Hs[l], Cs[l], G[l], dh[l], dc[l], hp, d, dnew,
-                   gi, gWhh[l], gbih[l], gbhh[l])
+        _lstm_step(j, first, x if l == 0 else 0, slot, last, Whh[l], Hs[l], Cs[l], H0[l], C0[l], s, G[l], dh[l],
+                   dc[l], hp, d, dnew, gi, gWhh[l], gbih[l], gbhh[l])
         if row >= 0:
             cnorm[l, row] = _norm(dc[l])
         if l > 0:
@@ -113,21 +114,23 @@ def _lstm_layers(j, first, x, slot, last, Whh, Wih, Hs, Cs, G, dh, dc, bufs, dum
 
 
 @njit(**JIT)
-def _linear_layers(j, first, x, slot, lam, B, Hs, dh, dummy, glam, gB0, gB, row, hnorm):
+def _linear_layers(j, first, x, slot, lam, B, Hs, H0, s, dh, dummy, glam, gB0, gB, row, hnorm):
     L = lam.shape[0]
     for l in range(L - 1, -1, -1):
         if row >= 0:
             hnorm[l, row] = _norm(dh[l])
         if l > 0:
             _dense_input(gB[l], slot, dh[l], Hs[l - 1, j], B[l], dh[l - 1])
-        _linear_step(j, first, x if l == 0 else 0, slot, lam[l], Hs[l], dh[l], glam[l], gB0 if l == 0 else dummy)
+        _linear_step(j, first, x if l == 0 else 0, slot, lam[l], Hs[l], H0[l], s, dh[l], glam[l],
+                     gB0 if l == 0 else dummy)
 
 
 # ---------------------------------------------------------------------- drivers
 @njit(**JIT)
-def stacked_backward(kind, Whh, Wih, lam, B, ids, starts, offsets, loss_pos, lo, dH, full, Hs, Cs, G, per_lag,
-                     gWih0, gWih, gWhh, gbih, gbhh, glam, gB0, gB, row0, hnorm, cnorm):
-    """kind 0 = GRU, 1 = LSTM, 2 = linear. ``full``: one accumulated sweep per sentence with dH (N, H) the
+def stacked_backward(kind, Whh, Wih, lam, B, ids, starts, sent, offsets, loss_pos, lo, dH, full, Hs, Cs, H0, C0, G,
+                     per_lag, gWih0, gWih, gWhh, gbih, gbhh, glam, gB0, gB, row0, hnorm, cnorm):
+    """kind 0 = GRU, 1 = LSTM, 2 = linear. ``sent``: the sentence of every position; H0, C0 (L, n_sentences, H):
+    every layer's initial states (no rows: zeros; C0 read by the LSTM only). ``full``: one accumulated sweep per sentence with dH (N, H) the
     injected signals; else one sweep per loss l through loss_pos[l] .. lo[l] with dH[l] its signal.
     ``row0`` empty: no norms. Unused arrays of the other kinds may be empty placeholders."""
     L = Hs.shape[0]
@@ -159,10 +162,10 @@ def stacked_backward(kind, Whh, Wih, lam, B, ids, starts, offsets, loss_pos, lo,
             first = j == starts[j]
             last = j == stop
             if kind == 0:
-                _gru_layers(j, first, ids[j], slot, last, Whh, Wih, Hs, G, dh, (hp, di, dg, dnew), dummy, gWih0,
-                            gWih, gWhh, gbih, gbhh, row, hnorm)
+                _gru_layers(j, first, ids[j], slot, last, Whh, Wih, Hs, H0, sent[j], G, dh, (hp, di, dg, dnew), dummy,
+                            gWih0, gWih, gWhh, gbih, gbhh, row, hnorm)
             elif kind == 1:
-                _lstm_layers(j, first, ids[j], slot, last, Whh, Wih, Hs, Cs, G, dh, dc, (hp, di, dnew), dummy,
-                             gWih0, gWih, gWhh, gbih, gbhh, row, hnorm, cnorm)
+                _lstm_layers(j, first, ids[j], slot, last, Whh, Wih, Hs, Cs, H0, C0, sent[j], G, dh, dc, (hp, di, dnew),
+                             dummy, gWih0, gWih, gWhh, gbih, gbhh, row, hnorm, cnorm)
             else:
-                _linear_layers(j, first, ids[j], slot, lam, B, Hs, dh, dummy, glam, gB0, gB, row, hnorm)
+                _linear_layers(j, first, ids[j], slot, lam, B, Hs, H0, sent[j], dh, dummy, glam, gB0, gB, row, hnorm)

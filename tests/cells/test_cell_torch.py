@@ -46,17 +46,18 @@ def _torch_grads(rnn, linear):
     return g
 
 
-def torch_lag_limited(rnn, linear, xs, ds, vocab, window, run=None):
+def torch_lag_limited(rnn, linear, xs, ds, vocab, window, run=None, initial=None):
     """Autograd gradient where loss t backpropagates through steps t - min(window(t), t) .. t only
-    (``run(rnn, x, vocab, state)``: how the module reads a sentence, one-hot by default)."""
+    (``run(rnn, x, vocab, state)``: how the module reads a sentence, one-hot by default; ``initial``:
+    per sentence the module's state before its first step, h0 or (h0, c0), None for zeros)."""
     _run = run or globals()["_run"]
     rnn.zero_grad()
     linear.zero_grad()
     total = torch.zeros((), dtype=F64)
-    for x, d in zip(xs, ds):
+    for s, (x, d) in enumerate(zip(xs, ds)):
         with torch.no_grad():
-            states = [None]
-            state = None
+            state = None if initial is None else initial[s]
+            states = [state]
             for t in range(len(x)):
                 _, state = _run(rnn, x[t:t + 1], vocab, state)
                 states.append(tuple(s.clone() for s in state) if isinstance(state, tuple) else state.clone())
@@ -71,12 +72,12 @@ def torch_lag_limited(rnn, linear, xs, ds, vocab, window, run=None):
     return _torch_grads(rnn, linear), total.item()
 
 
-def torch_full(rnn, linear, xs, ds, vocab):
+def torch_full(rnn, linear, xs, ds, vocab, initial=None):
     rnn.zero_grad()
     linear.zero_grad()
     total = torch.zeros((), dtype=F64)
-    for x, d in zip(xs, ds):
-        out, _ = _run(rnn, x, vocab)
+    for s, (x, d) in enumerate(zip(xs, ds)):
+        out, _ = _run(rnn, x, vocab, None if initial is None else initial[s])
         keep = torch.as_tensor(np.flatnonzero(np.asarray(d) != -1))
         if keep.numel():
             total = total + nn.functional.cross_entropy(linear(out[keep]), torch.as_tensor(np.asarray(d))[keep],
@@ -362,3 +363,40 @@ def test_stacked_contributions_match_autograd_grad_of_each_loss(kind, rng):
     np.testing.assert_allclose(c.layer_h_norm, np.array(h_rows), rtol=RTOL, atol=ATOL)
     if kind == "lstm":
         np.testing.assert_allclose(c.layer_c_norm, np.array(c_rows), rtol=RTOL, atol=ATOL)
+
+
+def _torch_initial(model, S0):
+    """Per sentence the module's state from rows of initial states (per layer h_l, then c_l for an LSTM):
+    h0 (num_layers, 1, H) for nn.GRU, (h0, c0) for nn.LSTM."""
+    L, H = model.num_layers, model.hidden_size
+    per = 2 if model.base == "lstm" else 1
+    out = []
+    for row in S0:
+        blocks = torch.as_tensor(row.reshape(L, per, 1, H), dtype=F64)
+        out.append((blocks[:, 0].contiguous(), blocks[:, 1].contiguous()) if per == 2 else blocks[:, 0].contiguous())
+    return out
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+@pytest.mark.parametrize("num_layers", [1, 2])
+@pytest.mark.parametrize("scheme", [Full(), Sliding(0), Sliding(2), Block(2, 3)], ids=str)
+def test_initial_states_match_pytorch_with_h0_given(kind, num_layers, scheme, rng):
+    """h0 (and c0) passed to nn.GRU / nn.LSTM, detached: the gradient does not flow into them; a lag limit
+    stops the signal at t - L(t) (from there on the states are the detached ones of the forward pass)."""
+    m, b, xs, ds = random_cell_problem(rng, kind, hidden=3, vocab=4, lengths=(6, 1, 4), drop=0.2,
+                                       num_layers=num_layers)
+    S0 = rng.standard_normal((b.n_sentences, m.state_size)) * 0.8
+    rnn, linear = m.to_torch()
+    init = _torch_initial(m, S0)
+    if isinstance(scheme, Full):
+        theirs, J = torch_full(rnn, linear, xs, ds, m.vocab_size, init)
+    else:
+        window = lambda t: int(scheme.lag_limit(np.array([t]))[0])  # noqa: E731
+        theirs, J = torch_lag_limited(rnn, linear, xs, ds, m.vocab_size, window, initial=init)
+    g = ce.gradient(m, b, scheme, initial_states=S0)
+    assert g.loss == pytest.approx(J, rel=1e-12)
+    _compare(g.as_dict(torch_names=True), theirs)
+    with torch.no_grad():
+        out, _ = _run(rnn, xs[0], m.vocab_size, init[0])
+    f = ce.forward(m, b, initial_states=S0)
+    np.testing.assert_allclose(f.h[: len(xs[0])], out.numpy(), rtol=RTOL, atol=ATOL)
