@@ -1,4 +1,4 @@
-"""Engine for the gated and linear cells (gradlab.CellModel: GRU, LSTM, diagonal linear recurrence).
+"""Engine for the cells of gradlab.CellModel (nn.RNN with biases, GRU, LSTM, diagonal linear recurrence).
 
 The same three questions as ``gradlab.engine`` asks of the Elman RNN, for a
 :class:`gradlab.cellmodel.CellModel` and a :class:`gradlab.Batch`:
@@ -30,6 +30,7 @@ from . import _config
 from ._validate import as_float_matrix, check_ids_in_range, check_int
 from .batch import NO_LOSS, Batch
 from .cellmodel import CellModel
+from .cells import activation
 from .engine import Gradient
 from .schemes import Full, Scheme, parse_scheme
 
@@ -200,6 +201,8 @@ class _OneHot:
             self.arrays[name] = model.params[name] @ model.params["embedding"].T
         self.shapes = {n: a.shape for n, a in self.arrays.items()}
         self.truncated = tuple(n for n in model.cell.truncated if n != "embedding")
+        #: the rnn cells' activation as the kernels' code (0 for the cells without one)
+        self.code = 0 if model.activation is None else activation(model.activation).code
 
     def __getitem__(self, name):
         return np.ascontiguousarray(self.arrays[name])
@@ -221,6 +224,7 @@ def _states(P: _OneHot, batch: Batch, H0, C0):
     """(Hs, Cs or None, gate cache or None) from initial states H0, C0 (``_initial``, layer 0 used). The
     gated cells run on fixed chunks of sentences in parallel."""
     from .kernels import gated as K
+    from .kernels.rnn_cell import rnn_forward
     N, H = batch.n_tokens, P.model.hidden_size
     Hs = np.zeros((N, H))
     name = P.base
@@ -228,7 +232,7 @@ def _states(P: _OneHot, batch: Batch, H0, C0):
     if name == "linear":
         K.linear_forward(P["lambda"], P["B"], batch.ids, batch.offsets, h0, Hs)
         return Hs, None, None
-    G = np.zeros((N, 4 * H))
+    G = np.zeros((N, 4 * H)) if name != "rnn" else None
     Cs = np.zeros((N, H)) if name == "lstm" else None
     w = [P[n] for n in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")]
     chunks = _config.lockstep_ranges(batch.n_sentences)
@@ -239,6 +243,8 @@ def _states(P: _OneHot, batch: Batch, H0, C0):
         h0c = h0[s0:s1] if h0.shape[0] else h0
         if name == "gru":
             K.gru_forward(*w, batch.ids, offsets, h0c, Hs, G)
+        elif name == "rnn":
+            rnn_forward(*w, P.code, batch.ids, offsets, h0c, Hs)
         else:
             K.lstm_forward(*w, batch.ids, offsets, h0c, c0[s0:s1] if c0.shape[0] else c0, Hs, Cs, G)
 
@@ -246,7 +252,7 @@ def _states(P: _OneHot, batch: Batch, H0, C0):
     return Hs, Cs, G
 
 
-_KIND = {"gru": 0, "lstm": 1, "linear": 2}
+_KIND = {"gru": 0, "lstm": 1, "linear": 2, "rnn": 3}
 
 #: A gated cell's backward sweep runs on this many fixed chunks of its loss groups in parallel,
 #: each with gradient arrays of its own, when those take at most _SWEEP_CHUNK_BYTES (else one chunk).
@@ -259,11 +265,12 @@ def _states_stacked(P: _OneHot, batch: Batch, H0, C0):
     layer l starts from H0[l], C0[l] (``_initial``)."""
     from .kernels import gated as K
     from .kernels import stacked as KS
+    from .kernels.rnn_cell import rnn_forward
     m = P.model
     L, N, H = m.num_layers, batch.n_tokens, m.hidden_size
     Hs = np.zeros((L, N, H))
     Cs = np.zeros((L, N, H)) if P.base == "lstm" else None
-    G = np.zeros((L, N, 4 * H)) if P.base != "linear" else None
+    G = np.zeros((L, N, 4 * H)) if P.base in ("gru", "lstm") else None
     for layer in range(L):
         w = [P[n] for n in m.layer_names(layer)]
         inp = batch.ids if layer == 0 else Hs[layer - 1]
@@ -273,6 +280,8 @@ def _states_stacked(P: _OneHot, batch: Batch, H0, C0):
         elif P.base == "lstm":
             (K.lstm_forward if layer == 0 else KS.lstm_forward_dense)(
                 *w, inp, batch.offsets, H0[layer], C0[layer], Hs[layer], Cs[layer], G[layer])
+        elif P.base == "rnn":
+            (rnn_forward if layer == 0 else KS.rnn_forward_dense)(*w, P.code, inp, batch.offsets, H0[layer], Hs[layer])
         else:
             (K.linear_forward if layer == 0 else KS.linear_forward_dense)(*w, inp, batch.offsets, H0[layer], Hs[layer])
     return Hs, Cs, G
@@ -284,7 +293,7 @@ def _sweep_stacked(P: _OneHot, batch, Hs, Cs, G, loss_pos, dH, lo, per_lag: bool
     from .kernels import stacked as KS
     m = P.model
     L, H = m.num_layers, m.hidden_size
-    rows = {"gru": 3 * H, "lstm": 4 * H, "linear": H}[P.base]
+    rows = {"gru": 3 * H, "lstm": 4 * H, "linear": H, "rnn": H}[P.base]
     e3, e4 = np.zeros((0, 0, 0)), np.zeros((0, 0, 0, 0))
     V = P.shapes[m.input_weights][1]
     gated = P.base != "linear"
@@ -315,7 +324,7 @@ def _sweep_stacked(P: _OneHot, batch, Hs, Cs, G, loss_pos, dH, lo, per_lag: bool
     hnorm = np.zeros((L, n_rows))
     cnorm = np.zeros((L, n_rows))
     starts = np.repeat(batch.offsets[:-1], batch.lengths)
-    KS.stacked_backward(_KIND[P.base], Whh, Wih, lam, B, batch.ids, starts, batch.sentence_index(), batch.offsets,
+    KS.stacked_backward(_KIND[P.base], P.code, Whh, Wih, lam, B, batch.ids, starts, batch.sentence_index(), batch.offsets,
                         loss_pos, lo, dH, full, Hs, Cs if Cs is not None else e3, H0, C0,
                         G if G is not None else e3, per_lag, gWih0,
                         gWih, gWhh, gbih, gbhh, glam, gB0, gB, row0, hnorm, cnorm)
@@ -372,10 +381,11 @@ def _sweep(P: _OneHot, batch, Hs, Cs, G, loss_pos, dH, lo, per_lag: bool, n_slot
     """Run the cell's backward kernel (initial states H0, C0 of ``_initial``); returns
     ({name: (n_slots, *shape)}, h_norm, c_norm)."""
     from .kernels import gated as K
+    from .kernels.rnn_cell import rnn_sweep
     shapes = P.shapes
     names = P.truncated
     name = P.base
-    gated = name in ("gru", "lstm")  # their kernels write weight_ih_l0's gradient transposed
+    gated = name in ("gru", "lstm", "rnn")  # their kernels write weight_ih_l0's gradient transposed
     grads = {} if gated else {n: np.zeros((n_slots,) + shapes[n]) for n in names}
     n_rows = int(row0[-1] + (loss_pos[-1] - lo[-1] + 1)) if (row0.size and loss_pos.size) else 0
     hnorm = np.zeros(n_rows)
@@ -399,6 +409,8 @@ def _sweep(P: _OneHot, batch, Hs, Cs, G, loss_pos, dH, lo, per_lag: bool, n_slot
             r0 = row0[c0:c1] if row0.size else row0
             if name == "gru":
                 K.gru_sweep(P["weight_hh_l0"], batch.ids, starts, sent, *part, H0[0], G, per_lag, *g, r0, hnorm)
+            elif name == "rnn":
+                rnn_sweep(P["weight_hh_l0"], P.code, batch.ids, starts, sent, *part, H0[0], per_lag, *g, r0, hnorm)
             else:
                 K.lstm_sweep(P["weight_hh_l0"], batch.ids, starts, sent, *part, Cs, H0[0], C0[0], G, per_lag, *g, r0,
                              hnorm, cnorm)

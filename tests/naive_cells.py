@@ -1,9 +1,11 @@
-"""Slow loop references for the gated and linear cells (GRU, LSTM, diagonal linear recurrence).
+"""Slow loop references for the cells of gradlab.CellModel (nn.RNN with biases, GRU, LSTM, diagonal linear
+recurrence).
 
 Written apart from gradlab/kernels/gated.py, in whole-vector NumPy: per sentence, a
 forward pass keeping every step's values, then for every loss its own backward sweep
 through its lag window. Parameters are a dict {name: array} with the names of
-gradlab.cells (PyTorch's for the gated cells); inputs are one-hot, so the input product
+gradlab.cells (PyTorch's for the rnn and gated cells); a cell name may end in ":<activation>"
+("rnn:relu", "rnn-2layers:identity": the rnn cells' f, tanh by default); inputs are one-hot, so the input product
 of step t is column x(t) of the input weights, or (cells "...-embedding") the input weights
 times row x(t) of P["embedding"].
 
@@ -17,6 +19,18 @@ import numpy as np
 
 def sigmoid(a):
     return 1.0 / (1.0 + np.exp(-a))
+
+
+#: f and f' of the rnn cell, both written from the pre-activation
+F = {"tanh": np.tanh, "relu": lambda a: np.maximum(a, 0.0), "sigmoid": sigmoid, "identity": lambda a: a + 0.0}
+DF = {"tanh": lambda a: 1.0 - np.tanh(a) ** 2, "relu": lambda a: (a > 0).astype(float),
+      "sigmoid": lambda a: sigmoid(a) * (1.0 - sigmoid(a)), "identity": np.ones_like}
+
+
+def kind(cell):
+    """(recurrence, activation) of a cell name such as "rnn-embedding:relu" -> ("rnn", "relu")."""
+    name, _, act = cell.partition(":")
+    return name.split("-")[0], act or "tanh"
 
 
 def _read(A, P, x):
@@ -50,11 +64,14 @@ def _x(x):
 
 def step(cell, P, x, h, c):
     """One step from (h, c) reading word x: returns (h', c', cache)."""
-    cell = cell.split("-")[0]
+    cell, act = kind(cell)
     if cell == "linear":
         return P["lambda"] * h + _read(P["B"], P, x), None, {}
     Wih, Whh, bih, bhh = P["weight_ih_l0"], P["weight_hh_l0"], P["bias_ih_l0"], P["bias_hh_l0"]
     H = h.size
+    if cell == "rnn":
+        net = _read(Wih, P, x) + bih + Whh @ h + bhh
+        return F[act](net), None, dict(net=net)
     gi = _read(Wih, P, x) + bih
     gh = Whh @ h + bhh
     if cell == "gru":
@@ -73,7 +90,7 @@ def layer_states(cell, row, L, H):
     for the cells without c."""
     if row is None:
         return [(np.zeros(H), np.zeros(H)) for _ in range(L)]
-    lstm = cell.split("-")[0] == "lstm"
+    lstm = kind(cell)[0] == "lstm"
     width = 2 * H if lstm else H
     out = []
     for layer in range(L):
@@ -112,13 +129,17 @@ def step_back(cell, P, x, hprev, cprev, c, cache, dh, dc):
     """Gradient of one step's use of the parameters, and (dh_prev, dc_prev), from dh = dJ/dh(t) and
     dc = the part of dJ/dc(t) that comes from later steps (LSTM). Also returns the total dJ/dc(t)."""
     g = {}
-    cell = cell.split("-")[0]
+    cell, act = kind(cell)
     if cell == "linear":
         g["lambda"] = dh * hprev
         _read_back(P["B"], P, x, dh, g)
         return g, P["lambda"] * dh, None, None
     Whh = P["weight_hh_l0"]
-    if cell == "gru":
+    if cell == "rnn":
+        d_in = d_hid = dh * DF[act](cache["net"])
+        dprev = Whh.T @ d_hid
+        dc_total, dcprev = None, None
+    elif cell == "gru":
         r, z, n, ghn = cache["r"], cache["z"], cache["n"], cache["ghn"]
         da_n = dh * (1 - z) * (1 - n ** 2)
         da_z = dh * (hprev - n) * z * (1 - z)
@@ -144,8 +165,8 @@ def step_back(cell, P, x, hprev, cprev, c, cache, dh, dc):
 
 
 def truncated_names(cell):
-    emb = ("embedding",) if cell.endswith("-embedding") else ()
-    base = cell.split("-")[0]
+    emb = ("embedding",) if "-embedding" in cell else ()
+    base = kind(cell)[0]
     return emb + (("lambda", "B") if base == "linear" else ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"))
 
 
@@ -232,7 +253,7 @@ def finite_differences(cell, P, xs, ds, eps=1e-6):
 def layer_params(cell, P, layer):
     """Layer ``layer``'s arrays under layer 0's names (so that step and step_back apply), the
     embedding only to layer 0."""
-    base = cell.split("-")[0]
+    base = kind(cell)[0]
     if base == "linear":
         names = ("lambda", "B") if layer == 0 else (f"lambda_l{layer}", f"B_l{layer}")
         sub = dict(zip(("lambda", "B"), (P[n] for n in names)))
