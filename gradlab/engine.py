@@ -376,7 +376,8 @@ def forward(model: RNN, batch: Batch, *, return_probs: bool = False, initial_sta
         Also return y(t) for every token, shape (N, n_out). This materialises an
         N x n_out array; leave it off for large batches.
     initial_states : float64 (n_sentences, H), optional
-        s(-1) of every sentence instead of zeros (to carry a state across segments).
+        s(-1) of every sentence instead of zeros (to carry a state across segments); for a
+        CellModel (n_sentences, model.state_size), laid out as ``CellForward.state``.
 
     Returns
     -------
@@ -384,8 +385,7 @@ def forward(model: RNN, batch: Batch, *, return_probs: bool = False, initial_sta
     """
     if isinstance(model, CellModel):
         from . import cell_engine
-        _no_cell_initial_states(initial_states)
-        return cell_engine.forward(model, batch, return_probs=return_probs)
+        return cell_engine.forward(model, batch, return_probs=return_probs, initial_states=initial_states)
     prep = _prepare(model, batch, initial_states)
     with _single_threaded_blas():
         S = _states(prep)
@@ -422,6 +422,7 @@ def gradient(model: RNN, batch: Batch, scheme: Scheme | str = Full(), *, initial
     initial_states : float64 (n_sentences, H), optional
         s(-1) of every sentence instead of zeros, treated as a constant (the signal
         stops at the sentence start). Truncated training carries states this way.
+        For a CellModel (n_sentences, model.state_size), laid out as ``CellForward.state``.
 
     Returns
     -------
@@ -438,8 +439,7 @@ def gradient(model: RNN, batch: Batch, scheme: Scheme | str = Full(), *, initial
     """
     if isinstance(model, CellModel):
         from . import cell_engine
-        _no_cell_initial_states(initial_states)
-        return cell_engine.gradient(model, batch, scheme)
+        return cell_engine.gradient(model, batch, scheme, initial_states=initial_states)
     scheme = parse_scheme(scheme)
     prep = _prepare(model, batch, initial_states)
     with _single_threaded_blas():
@@ -817,12 +817,6 @@ def _elman_only(options: dict, function: str, instead: str) -> None:
         raise ValueError(f"{', '.join(given)}: {'these options apply' if len(given) > 1 else 'this option applies'} "
                          f"to the Elman RNN's {function} only; {instead} (gradlab.cell_engine.{function}): leave "
                          f"{' and '.join(options)} out for a CellModel")
-
-
-def _no_cell_initial_states(initial_states) -> None:
-    if initial_states is not None:
-        raise ValueError("initial_states: the cell engine starts every sentence from zero states for now; "
-                         "pass initial_states only with a gradlab.RNN")
 
 
 def warmup() -> float:

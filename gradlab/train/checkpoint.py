@@ -3,7 +3,8 @@
 A checkpoint is one ``.npz`` file written by :meth:`gradlab.RNN.save` (atomically:
 an interrupted write leaves the previous checkpoint and no temporary file), or for
 a :class:`gradlab.CellModel` with the arrays :meth:`gradlab.CellModel.save` writes
-(the parameters and the cell's name under ``"__cell__"``), with two extra arrays: ``trainer_state``, JSON text with the epoch, the position in it,
+(the parameters, the cell's name under ``"__cell__"`` and an rnn cell's activation),
+with two extra arrays: ``trainer_state``, JSON text with the epoch, the position in it,
 the counters, the RNG state, the history so far and the fingerprint of everything
 that determines the run (options, data, initial model), and ``order``, the current
 epoch's permutation. :meth:`gradlab.RNN.load` (:meth:`gradlab.CellModel.load`) reads it as a model.
@@ -22,7 +23,7 @@ import numpy as np
 
 from .._io import atomic_savez
 from ..batch import Batch
-from ..cellmodel import _CELL_KEY, CellModel
+from ..cellmodel import _ACTIVATION_KEY, _CELL_KEY, CellModel
 from ..model import RNN
 
 __all__ = ["CheckpointError", "RunState", "checkpoint_file", "fingerprint", "write_checkpoint", "load_checkpoint",
@@ -102,8 +103,8 @@ def batch_digest(b: Batch) -> str:
 
 
 def model_digest(model: RNN | CellModel) -> str:
-    """A short hash of the model's parameters (in the cell's order) and activation (a CellModel: cell name)."""
-    kind = model.cell.name if isinstance(model, CellModel) else model.activation
+    """A short hash of the model's parameters (in the cell's order) and activation (a CellModel: and cell name)."""
+    kind = (model.cell.name, str(model.activation)) if isinstance(model, CellModel) else model.activation
     return _digest(*model.parameters().values(), np.array(kind))
 
 
@@ -114,6 +115,8 @@ def model_shape(model: RNN | CellModel) -> dict:
         shape["cell"] = model.cell.name
         if model.embedding_size is not None:
             shape["embedding_size"] = model.embedding_size
+        if model.activation is not None:
+            shape["activation"] = model.activation
         return shape
     shape["activation"] = model.activation
     if model.dtype != np.float64:  # float64 left out: checkpoints written before dtype existed still match
@@ -148,7 +151,9 @@ def write_checkpoint(path: Path, model: RNN | CellModel, state: RunState, finger
     extra = {"trainer_state": np.array(json.dumps(meta)), "order": np.asarray(order, dtype=np.int64)}
     if isinstance(model, RNN):
         model.save(path, extra=extra)
-    else:  # CellModel.save takes no extra arrays: the same file, written here
+    else:  # CellModel.save takes no extra arrays: the arrays it writes, written here with the run state
+        if model.activation is not None:
+            extra[_ACTIVATION_KEY] = np.array(model.activation)
         atomic_savez(path, **{_CELL_KEY: np.array(model.cell.name)}, **model.params, **extra)
 
 

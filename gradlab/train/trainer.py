@@ -59,7 +59,9 @@ embedding layer, stacked) trains with every option above, step by step: every
 update is a call of :func:`gradlab.cell_engine.gradient` (through
 :func:`gradlab.gradient`), and ``theta -= lr * g / B`` for every array of
 ``model.cell.names``, whole (the Elman path updates V only in the columns of the
-words seen, which changes nothing else). The fused compiled path runs the Elman
+words seen, which changes nothing else). Block schemes carry the cell's full
+state (h, and c for the LSTM, of every layer: ``CellForward.state``) from block
+to block, as ``initial_states`` of the engine. The fused compiled path runs the Elman
 RNN only: ``fused=None`` (the default) means fused where the model has a fused
 path, and ``fused=True`` with a CellModel is a ValueError. Checkpoints hold the
 cell model as :meth:`CellModel.save` writes it (its arrays and ``"__cell__"``), so
@@ -400,10 +402,6 @@ class Trainer:
         """
         self.validate()
         fused = self._fused_for(model)
-        if isinstance(model, CellModel) and isinstance(self.scheme, Block):
-            raise ValueError(f"scheme={self.scheme.label!r}: block schemes train the Elman RNN only for now (they "
-                             "carry the state between blocks, which the cell engine does not take yet); train a "
-                             "CellModel with 'full', 'tbptt:tau' or 'adaptive'")
         model.validate()
         if isinstance(data, Dataset):
             task = check_task(data, self.task)

@@ -188,15 +188,21 @@ def minibatch_step(model: RNN | CellModel, batch: Batch, idx: np.ndarray, scheme
     return g.loss, g.n_losses, 1, int(clipped)
 
 
-def block_step(model: RNN, batch: Batch, idx: np.ndarray, scheme: Block, carry: str, ctx: UpdateContext, *,
-               gradient=_gradient, forward=_forward) -> tuple[float, int, int, int]:
+def _carried_states(model: RNN | CellModel, forward_result) -> np.ndarray:
+    """The state every token carries to the next step, (N, S): s(t) of the Elman RNN; a CellModel's full state
+    (``CellForward.state``: h and c of every layer, the layout of the cell engine's ``initial_states``)."""
+    return forward_result.s if isinstance(model, RNN) else forward_result.state
+
+
+def block_step(model: RNN | CellModel, batch: Batch, idx: np.ndarray, scheme: Block, carry: str, ctx: UpdateContext,
+               *, gradient=_gradient, forward=_forward) -> tuple[float, int, int, int]:
     """The minibatch's sentences block by block in lockstep, one update per block."""
     k1, back = scheme.k1, scheme.k2 - scheme.k1
-    H = model.hidden_size
+    S = model.hidden_size if isinstance(model, RNN) else model.state_size
     lengths = batch.lengths[idx]
     starts = np.zeros(idx.size + 1, dtype=np.int64)
     np.cumsum(lengths, out=starts[1:])
-    stored = np.empty((int(starts[-1]), H), dtype=model.dtype)  # s(t) of every step so far, per sentence
+    stored = np.empty((int(starts[-1]), S), dtype=model.dtype)  # the state of every step so far, per sentence
     B = idx.size
     loss_sum, n_loss, n_upd, n_clip = 0.0, 0, 0, 0
     for b0 in range(0, int(lengths.max()), k1):
@@ -212,17 +218,19 @@ def block_step(model: RNN, batch: Batch, idx: np.ndarray, scheme: Block, carry: 
         init_b = stored[starts[active] + b0 - 1] if b0 > 0 else None
         has_loss = bool(np.any(window.targets != NO_LOSS))
         if has_loss and carry == "before_update":
-            _store(stored, starts[active] + b0, forward(model, block, initial_states=init_b).s, block)
+            _store(stored, starts[active] + b0, _carried_states(model, forward(model, block, initial_states=init_b)),
+                   block)
         if has_loss:
             g = gradient(model, window, Full(), initial_states=init_w)
             where = b0
             ctx.check_loss(g.loss, sent, where, n_upd)
-            n_clip += apply_gradient(model, g, B, np.unique(window.ids), ctx, sent, where, n_upd)
+            n_clip += apply_gradient(model, g, B, touched_columns(model, window.ids), ctx, sent, where, n_upd)
             loss_sum += g.loss
             n_loss += g.n_losses
             n_upd += 1
         if not has_loss or carry == "after_update":
-            _store(stored, starts[active] + b0, forward(model, block, initial_states=init_b).s, block)
+            _store(stored, starts[active] + b0, _carried_states(model, forward(model, block, initial_states=init_b)),
+                   block)
     return loss_sum, n_loss, n_upd, n_clip
 
 

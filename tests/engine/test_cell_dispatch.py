@@ -47,6 +47,20 @@ def test_gradient(problem, scheme):
     assert_same_arrays(got.as_dict(), want.as_dict())
 
 
+@pytest.mark.parametrize("scheme", ["full", "tbptt:2"])
+def test_initial_states_reach_the_cell_engine(problem, rng, scheme):
+    model, batch = problem
+    S0 = rng.standard_normal((batch.n_sentences, model.state_size)) * 0.5
+    got, want = gradlab.forward(model, batch, initial_states=S0), cell_engine.forward(model, batch, initial_states=S0)
+    np.testing.assert_array_equal(got.state, want.state)
+    assert not np.array_equal(got.state, gradlab.forward(model, batch).state)
+    g, w = gradlab.gradient(model, batch, scheme, initial_states=S0), \
+        cell_engine.gradient(model, batch, scheme, initial_states=S0)
+    assert_same_arrays(g.as_dict(), w.as_dict())
+    with pytest.raises(ValueError, match="initial_states"):
+        gradlab.gradient(model, batch, scheme, initial_states=S0[:, :-1])
+
+
 def test_contributions(problem):
     model, batch = problem
     got, want = gradlab.contributions(model, batch, 3), cell_engine.contributions(model, batch, 3)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gradlab import Adaptive, Batch, CellModel, RNN, Sliding, cell_engine, load_dataset
+from gradlab import Adaptive, Batch, Block, CellModel, RNN, Sliding, cell_engine, load_dataset
 from gradlab.train import CheckpointError, DivergenceError, Trainer, evaluate
 from gradlab.train.adaptive import estimate_truncation
 
@@ -18,8 +18,9 @@ from gradlab.train.adaptive import estimate_truncation
 #: order, carried over a few updates.
 RTOL, ATOL = 1e-12, 1e-14
 
-#: (cell, num_layers, embedding_size)
-MODELS = [("gru", 1, None), ("lstm", 1, None), ("lstm", 2, None), ("linear", 1, None), ("gru", 1, 2)]
+#: (cell, num_layers, embedding_size); "rnn" is PyTorch's nn.RNN with biases (relu here)
+MODELS = [("gru", 1, None), ("lstm", 1, None), ("lstm", 2, None), ("linear", 1, None), ("gru", 1, 2),
+          ("rnn", 2, None)]
 VOCAB, HIDDEN = 5, 3
 
 
@@ -28,8 +29,11 @@ def trainer(**kw) -> Trainer:
     return Trainer(**kw)
 
 
-def cell_model(cell, num_layers=1, embedding_size=None, seed=0) -> CellModel:
-    return CellModel.init(cell, VOCAB, HIDDEN, seed=seed, num_layers=num_layers, embedding_size=embedding_size)
+def cell_model(cell, num_layers=1, embedding_size=None, seed=0, activation=None) -> CellModel:
+    if cell == "rnn" and activation is None:
+        activation = "relu"
+    return CellModel.init(cell, VOCAB, HIDDEN, seed=seed, num_layers=num_layers, embedding_size=embedding_size,
+                          activation=activation)
 
 
 def random_batch(rng, lengths=(5, 1, 3, 6, 2, 4, 3)) -> Batch:
@@ -128,19 +132,89 @@ def test_dev_evaluation_of_a_cell_model():
     assert "dev_agreement_accuracy" in res.history
 
 
+# --------------------------------------------------------------------------- block schemes
+def one_sentence(x, d) -> Batch:
+    return Batch.for_language_model([x], [d])
+
+
+def reference_block_training(model, xs, ds, k1, k2, *, learning_rate, batch_size, seed, carry, epochs=1):
+    """Block(k1, k2) as documented, sentence by sentence: for block [b0, b1) of every sentence of the minibatch
+    still running, the full gradient of the window [b0 - (k2 - k1), b1) from the stored state before it, losses
+    only in the block; one update per block with their sum / B; the block's states stored for the next blocks,
+    with the parameters before or after the update."""
+    m = model.copy()
+    rng = np.random.default_rng(seed)
+    for _ in range(epochs):
+        order = rng.permutation(len(xs))
+        for a in range(0, len(xs), batch_size):
+            mb = order[a:a + batch_size]
+            stored = {i: np.zeros((len(xs[i]), m.state_size)) for i in mb}
+
+            def state_before(i, t):
+                return stored[i][t - 1][None] if t > 0 else np.zeros((1, m.state_size))
+
+            def block_states(i, b0, b1):
+                return cell_engine.forward(m, one_sentence(xs[i][b0:b1], ds[i][b0:b1]),
+                                           initial_states=state_before(i, b0)).state
+
+            for b0 in range(0, max(len(xs[i]) for i in mb), k1):
+                active = [i for i in mb if len(xs[i]) > b0]
+                w0 = max(0, b0 - (k2 - k1))
+                step, new = {n: 0.0 for n in m.cell.names}, {}
+                any_loss = False
+                for i in active:
+                    b1 = min(b0 + k1, len(xs[i]))
+                    d = ds[i][w0:b1].copy()
+                    d[:b0 - w0] = -1
+                    if carry == "before_update":
+                        new[i] = block_states(i, b0, b1)
+                    if (d != -1).any():
+                        any_loss = True
+                        g = cell_engine.gradient(m, one_sentence(xs[i][w0:b1], d), "full",
+                                                 initial_states=state_before(i, w0))
+                        step = {n: step[n] + g.as_dict()[n] for n in m.cell.names}
+                if any_loss:
+                    for n in m.cell.names:
+                        m.params[n] -= learning_rate * (step[n] / len(mb))
+                for i in active:
+                    b1 = min(b0 + k1, len(xs[i]))
+                    if carry == "after_update" or not any_loss:
+                        new[i] = block_states(i, b0, b1)
+                    stored[i][b0:b1] = new[i]
+    return m
+
+
+@pytest.mark.parametrize("cell,num_layers,embedding_size", MODELS)
+@pytest.mark.parametrize("k1,k2,batch_size,carry", [(2, 2, 1, "before_update"), (2, 4, 3, "after_update"),
+                                                    (3, 4, 2, "before_update")])
+def test_block_training_equals_the_reference_loop(rng, cell, num_layers, embedding_size, k1, k2, batch_size, carry):
+    model = cell_model(cell, num_layers, embedding_size)
+    lengths = (6, 1, 3, 7, 5, 2)
+    xs = [rng.integers(0, VOCAB, T) for T in lengths]
+    ds = [np.where(rng.random(T) < 0.3, -1, rng.integers(0, VOCAB, T)) for T in lengths]  # some blocks lose nothing
+    batch = Batch.for_language_model(xs, ds)
+    res = trainer(scheme=Block(k1, k2), carry=carry, learning_rate=0.4, batch_size=batch_size, seed=6,
+                  epochs=2).fit(model, batch)
+    ref = reference_block_training(model, xs, ds, k1, k2, learning_rate=0.4, batch_size=batch_size, seed=6,
+                                   carry=carry, epochs=2)
+    assert_models_close(res.model, ref)
+
+
 # --------------------------------------------------------------------------- checkpoints
-@pytest.mark.parametrize("cell,num_layers,embedding_size", [("lstm", 2, None), ("gru", 1, 2)])
-def test_resume_equals_an_uninterrupted_run_bitwise(tmp_path, rng, cell, num_layers, embedding_size):
+@pytest.mark.parametrize("cell,num_layers,embedding_size,scheme", [("lstm", 2, None, "tbptt:1"),
+                                                                    ("gru", 1, 2, "chunked:2"),
+                                                                    ("rnn", 1, None, "mikolov:3,2")])
+def test_resume_equals_an_uninterrupted_run_bitwise(tmp_path, rng, cell, num_layers, embedding_size, scheme):
     model, batch = cell_model(cell, num_layers, embedding_size), random_batch(rng)
-    opts = dict(scheme="tbptt:1", learning_rate=0.4, batch_size=2, epochs=3, seed=5, clip=2.0)
+    opts = dict(scheme=scheme, learning_rate=0.4, batch_size=2, epochs=3, seed=5, clip=2.0)
     whole = trainer(**opts).fit(model, batch)
     first = trainer(**opts, checkpoint=tmp_path, max_updates=5).fit(model, batch)
-    assert first.updates == 5 and not first.completed
+    assert first.updates >= 5 and not first.completed   # block schemes stop at the end of the minibatch
     saved = CellModel.load(first.checkpoint)
-    assert saved.cell.name == model.cell.name
+    assert saved.cell.name == model.cell.name and saved.activation == model.activation
     assert_models_equal(saved, first.model)
     rest = trainer(**opts, checkpoint=tmp_path, resume=True).fit(model, batch)
-    assert rest.resumed_from == 5 and rest.completed
+    assert rest.resumed_from == first.updates and rest.completed
     assert_models_equal(rest.model, whole.model)
     assert rest.history.drop(columns="seconds").equals(whole.history.drop(columns="seconds"))
 
@@ -155,6 +229,12 @@ def test_resuming_with_another_model_kind_or_cell_fails_naming_it(tmp_path, rng)
         trainer(checkpoint=tmp_path, resume=True).fit(RNN.init(VOCAB, HIDDEN, rng=0), batch)
     with pytest.raises(CheckpointError, match="initial model differs"):
         trainer(checkpoint=tmp_path, resume=True).fit(cell_model("gru", seed=1), batch)
+    with pytest.raises(CheckpointError, match="hidden_size=3 \\(model given: 4\\)"):
+        trainer(checkpoint=tmp_path, resume=True).fit(CellModel.init("gru", VOCAB, 4, seed=0), batch)
+    relu = tmp_path / "relu"
+    trainer(checkpoint=relu, max_updates=2).fit(cell_model("rnn", activation="relu"), batch)
+    with pytest.raises(CheckpointError, match="activation='relu' \\(model given: 'tanh'\\)"):
+        trainer(checkpoint=relu, resume=True).fit(cell_model("rnn", activation="tanh"), batch)
     elman = tmp_path / "elman"
     trainer(checkpoint=elman, max_updates=2).fit(RNN.init(VOCAB, HIDDEN, rng=0), batch)
     with pytest.raises(CheckpointError, match="holds an Elman RNN but the model given is a CellModel with cell 'gru'"):
