@@ -54,8 +54,8 @@ fused path with.
 
 Cell models
 -----------
-A :class:`gradlab.CellModel` (GRU, LSTM, diagonal linear recurrence; with an
-embedding layer, stacked) trains with every option above, step by step: every
+A :class:`gradlab.CellModel` (nn.RNN-style "rnn", GRU, LSTM, diagonal linear
+recurrence; with an embedding layer, stacked) trains with every option above, step by step: every
 update is a call of :func:`gradlab.cell_engine.gradient` (through
 :func:`gradlab.gradient`), and ``theta -= lr * g / B`` for every array of
 ``model.cell.names``, whole (the Elman path updates V only in the columns of the
@@ -64,8 +64,8 @@ state (h, and c for the LSTM, of every layer: ``CellForward.state``) from block
 to block, as ``initial_states`` of the engine. The fused compiled path runs the Elman
 RNN only: ``fused=None`` (the default) means fused where the model has a fused
 path, and ``fused=True`` with a CellModel is a ValueError. Checkpoints hold the
-cell model as :meth:`CellModel.save` writes it (its arrays and ``"__cell__"``), so
-:meth:`CellModel.load` reads them.
+cell model as :meth:`CellModel.save` writes it (its arrays, ``"__cell__"`` and an
+rnn cell's activation), so :meth:`CellModel.load` reads them.
 
 Files
 -----

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from gradlab import Adaptive, Batch, Block, CellModel, RNN, Sliding, cell_engine, load_dataset
-from gradlab.train import CheckpointError, DivergenceError, Trainer, evaluate
+from gradlab.train import CheckpointError, DivergenceError, Trainer, evaluate, train
 from gradlab.train.adaptive import estimate_truncation
 
 #: The trainer scales the engine's arrays in place (g / B, then * clip / norm, then * lr);
@@ -255,6 +255,7 @@ def test_fused_true_with_a_cell_model_is_an_error_and_none_means_step_by_step(rn
     a = trainer(fused=None, max_updates=3).fit(model, batch)
     b = trainer(fused=False, max_updates=3).fit(model, batch)
     assert_models_equal(a.model, b.model)
+    assert_models_equal(train(model, batch, max_updates=3, progress=False).model, a.model)
     with pytest.raises(TypeError, match="fused must be True or False"):
         trainer(fused="yes")
 
