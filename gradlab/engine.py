@@ -8,9 +8,10 @@ update directions are their negatives, see ``gradlab.compat.coursework``).
 
 The front functions :func:`forward`, :func:`gradient`, :func:`contributions` and
 :func:`sentence_gaps` also take a :class:`gradlab.CellModel` (GRU, LSTM, linear
-recurrence) and hand it to ``gradlab.cell_engine`` (``sentence_gaps``:
-``gradlab.analysis.gap.cell_sentence_gaps``), with the options that apply to cells;
-their results are then the cell engine's (``CellForward``, ``CellContributions``).
+recurrence) and hand it to ``gradlab.cell_engine``, with the options that apply to
+cells; their results are then the cell engine's (``CellForward``, ``CellContributions``).
+``sentence_gaps`` of a cell is computed here from the cell engine's per-lag sums and
+full gradient (the engine layer may not import ``gradlab.analysis``).
 
 Arrays are documented as float64, the default; a float32 model (``RNN(..., dtype="float32")``)
 is computed in float32 and every returned array is float32 (totals such as ``loss`` are
@@ -769,13 +770,12 @@ def sentence_gaps(model: RNN, batch: Batch, max_lag: int) -> SentenceGaps:
     and for tau >= T - 1 it is zero up to rounding. W is the same under every
     scheme; it enters "all" through ||g_full||. Cost O(T K H^2) per sentence.
 
-    A CellModel goes to :func:`gradlab.analysis.gap.cell_sentence_gaps` (the third
-    axis: the cell's recurrent and input parameters, then "all").
+    For a CellModel the third axis is the cell's recurrent and input parameters, then
+    "all" (:func:`_cell_sentence_gaps`).
     """
-    if isinstance(model, CellModel):
-        from .analysis.gap import cell_sentence_gaps
-        return cell_sentence_gaps(model, batch, max_lag)
     K = check_int(max_lag, "max_lag", 0)
+    if isinstance(model, CellModel):
+        return _cell_sentence_gaps(model, batch, K)
     prep = _prepare(model, batch)
     from .kernels.contrib import sentence_gaps as gaps_kernel
     n = batch.n_sentences
@@ -796,6 +796,15 @@ def sentence_gaps(model: RNN, batch: Batch, max_lag: int) -> SentenceGaps:
             lambda i: gaps_kernel(prep.U, S, E, D, batch.ids, batch.offsets, loss_pos, loss_t, loss_offsets, K,
                                   prep.code, err2, dot, prefix2, full2, *chunks[i]), len(chunks))
         w2 = _sentence_w_norms(prep, S, loss_offsets)
+    rel, cos = _gap_measures(err2, dot, prefix2, full2, w2)
+    # the kernel sums in float64 whatever the model's type; the result has the model's type
+    return SentenceGaps(K, rel.astype(prep.U.dtype, copy=False), cos.astype(prep.U.dtype, copy=False))
+
+
+def _gap_measures(err2, dot, prefix2, full2, w2) -> tuple[np.ndarray, np.ndarray]:
+    """(rel_error, cosine), each (n, K+1, P+1), from per sentence, tau and truncated parameter the squared
+    error ||g_tau - g_full||^2, the dot product, ||g_tau||^2 (n, K+1, P), ||g_full||^2 (n, P) and the
+    squared norm of the exact (output) parameters' gradients w2 (n,); the last column is "all"."""
     # "all": W is exact under truncation, so it adds ||W||^2 to norms and dots but nothing to errors.
     err2 = np.concatenate([err2, err2.sum(axis=2, keepdims=True)], axis=2)
     dot = np.concatenate([dot, (dot.sum(axis=2) + w2[:, None])[:, :, None]], axis=2)
@@ -806,8 +815,33 @@ def sentence_gaps(model: RNN, batch: Batch, max_lag: int) -> SentenceGaps:
         # two square roots, not one of the product: prefix2 * full2 underflows to 0 for the
         # tiny gradients of a saturated softmax (a well-predicted loss sends back ~1e-300)
         cos = dot / (np.sqrt(prefix2) * np.sqrt(full2))
-    # the kernel sums in float64 whatever the model's type; the result has the model's type
-    return SentenceGaps(K, rel.astype(prep.U.dtype, copy=False), cos.astype(prep.U.dtype, copy=False))
+    return rel, cos
+
+
+def _cell_sentence_gaps(model: CellModel, batch: Batch, K: int) -> SentenceGaps:
+    """:func:`sentence_gaps` of a CellModel: per sentence, the prefix sums over lags of its per-lag parameter
+    sums (``cell_engine.contributions``) against its full gradient (``cell_engine.gradient``). One sentence at
+    a time, O(T K) sweeps each."""
+    from . import cell_engine
+    cell_engine._check(model, batch)   # once, naming positions in the whole batch (not in one sentence)
+    names = model.cell.truncated
+    n = batch.n_sentences
+    err2, dot, prefix2 = (np.zeros((n, K + 1, len(names))) for _ in range(3))
+    full2, w2 = np.zeros((n, len(names))), np.zeros(n)
+    for i in range(n):
+        one = batch.select([i])
+        lag_sums = cell_engine.contributions(model, one, K).G
+        full = cell_engine.gradient(model, one, Full()).as_dict()
+        for p, name in enumerate(names):
+            g_tau = np.cumsum(lag_sums[name], axis=0)     # TBPTT(tau) of parameter p, tau = 0..K
+            axes = tuple(range(1, g_tau.ndim))
+            err2[i, :, p] = np.sum((g_tau - full[name]) ** 2, axis=axes)
+            dot[i, :, p] = np.sum(g_tau * full[name], axis=axes)
+            prefix2[i, :, p] = np.sum(g_tau * g_tau, axis=axes)
+            full2[i, p] = np.sum(full[name] * full[name])
+        w2[i] = sum(np.sum(full[name] * full[name]) for name in model.cell.names if name not in names)
+    rel, cos = _gap_measures(err2, dot, prefix2, full2, w2)
+    return SentenceGaps(K, rel, cos, names + ("all",))
 
 
 def _elman_only(options: dict, function: str, instead: str) -> None:

@@ -70,11 +70,21 @@ def test_contributions(problem):
     assert_same_arrays(got.G_out, want.G_out)
 
 
+#: gradlab.sentence_gaps computes a cell's gaps in the engine layer (the engine may not import
+#: gradlab.analysis), from the same per-lag sums as analysis.gap.cell_sentence_gaps but summed in
+#: another order (prefix sums of arrays, against gap_table's running sums and per-tau norms).
+GAP_RTOL = 1e-12
+
+
 def test_sentence_gaps(problem):
     model, batch = problem
     got, want = gradlab.sentence_gaps(model, batch, 3), cell_sentence_gaps(model, batch, 3)
     assert got.parameters == want.parameters == tuple(model.cell.truncated) + ("all",)
-    assert got.to_frame().equals(want.to_frame())
+    assert got.rel_error.shape == want.rel_error.shape == (batch.n_sentences, 4, len(got.parameters))
+    np.testing.assert_allclose(got.rel_error, want.rel_error, rtol=GAP_RTOL, atol=1e-15)
+    np.testing.assert_allclose(got.cosine, want.cosine, rtol=GAP_RTOL, atol=1e-15)
+    long = batch.lengths > 3   # short sentences: tau = K >= T - 1, TBPTT(tau) is full BPTT ("all": last column)
+    assert np.all(got.rel_error[~long, -1, -1] < 1e-12) and np.all(got.rel_error[long, 0, -1] > 1e-6)
 
 
 @pytest.mark.parametrize("option", [dict(G_V=False), dict(G_V=2), dict(V_norm=False)])
@@ -93,3 +103,8 @@ def test_cell_errors_come_from_the_cell_engine(problem):
         gradlab.sentence_gaps(model, batch, -1)
     with pytest.raises(ValueError, match="scheme"):
         gradlab.gradient(model, batch, "nonsense")
+    with pytest.raises(TypeError, match="batch must be a gradlab.Batch"):
+        gradlab.sentence_gaps(model, [[0, 1]], 2)
+    bad = Batch.for_language_model([[0, 1], [2, 9, 1]], [[1, 2], [0, 1, 2]])
+    with pytest.raises(IndexError, match="batch ids holds id 9 at sentence 1, step 1"):
+        gradlab.sentence_gaps(model, bad, 2)
