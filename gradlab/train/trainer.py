@@ -355,7 +355,10 @@ class Trainer:
         if self.callback is not None and not callable(self.callback):
             raise TypeError(f"callback must be callable or None; received {self.callback!r}")
         self.progress = _boolean(self.progress, "progress")
-        self.fused = None if self.fused is None else _boolean(self.fused, "fused")
+        if self.fused is not None and not isinstance(self.fused, (bool, np.bool_)):
+            raise TypeError(f"fused must be True, False or None (fused where the model has a fused path); "
+                            f"received {self.fused!r}")
+        self.fused = None if self.fused is None else bool(self.fused)
         return self
 
     def __repr__(self) -> str:

@@ -256,7 +256,7 @@ def test_fused_true_with_a_cell_model_is_an_error_and_none_means_step_by_step(rn
     b = trainer(fused=False, max_updates=3).fit(model, batch)
     assert_models_equal(a.model, b.model)
     assert_models_equal(train(model, batch, max_updates=3, progress=False).model, a.model)
-    with pytest.raises(TypeError, match="fused must be True or False"):
+    with pytest.raises(TypeError, match="fused must be True, False or None"):
         trainer(fused="yes")
 
 
