@@ -6,6 +6,13 @@ docs/maths.md; the gradients are dJ/dU, dJ/dV, dJ/dW of the batch's total loss
 J = sum of J(t) (not averaged, and with the gradient's sign — the coursework's
 update directions are their negatives, see ``gradlab.compat.coursework``).
 
+The front functions :func:`forward`, :func:`gradient`, :func:`contributions` and
+:func:`sentence_gaps` also take a :class:`gradlab.CellModel` (GRU, LSTM, linear
+recurrence) and hand it to ``gradlab.cell_engine``, with the options that apply to
+cells; their results are then the cell engine's (``CellForward``, ``CellContributions``).
+``sentence_gaps`` of a cell is computed here from the cell engine's per-lag sums and
+full gradient (the engine layer may not import ``gradlab.analysis``).
+
 Arrays are documented as float64, the default; a float32 model (``RNN(..., dtype="float32")``)
 is computed in float32 and every returned array is float32 (totals such as ``loss`` are
 Python floats either way).
@@ -20,6 +27,7 @@ import numpy as np
 from . import _config
 from ._validate import as_float_matrix, as_id_array, check_ids_in_range, check_int
 from .batch import NO_LOSS, Batch, offsets_from_lengths
+from .cellmodel import CellModel
 from .cells import ELMAN, Cell, activation as _activation
 from .model import RNN, activation_code
 from .schemes import Full, Scheme, Sliding, parse_scheme
@@ -362,18 +370,23 @@ def forward(model: RNN, batch: Batch, *, return_probs: bool = False, initial_sta
 
     Parameters
     ----------
-    model : RNN
+    model : RNN or CellModel
+        A CellModel goes to :func:`gradlab.cell_engine.forward` (result: its ``CellForward``).
     batch : Batch
     return_probs : bool
         Also return y(t) for every token, shape (N, n_out). This materialises an
         N x n_out array; leave it off for large batches.
     initial_states : float64 (n_sentences, H), optional
-        s(-1) of every sentence instead of zeros (to carry a state across segments).
+        s(-1) of every sentence instead of zeros (to carry a state across segments); for a
+        CellModel (n_sentences, model.state_size), laid out as ``CellForward.state``.
 
     Returns
     -------
     ForwardResult
     """
+    if isinstance(model, CellModel):
+        from . import cell_engine
+        return cell_engine.forward(model, batch, return_probs=return_probs, initial_states=initial_states)
     prep = _prepare(model, batch, initial_states)
     with _single_threaded_blas():
         S = _states(prep)
@@ -401,7 +414,8 @@ def gradient(model: RNN, batch: Batch, scheme: Scheme | str = Full(), *, initial
 
     Parameters
     ----------
-    model : RNN
+    model : RNN or CellModel
+        A CellModel goes to :func:`gradlab.cell_engine.gradient` (a Gradient with the cell's names).
     batch : Batch
     scheme : Scheme or str
         ``Full()`` (default), ``Sliding(tau)``, ``Block(k1, k2)``, ``chunked(h)``,
@@ -409,6 +423,7 @@ def gradient(model: RNN, batch: Batch, scheme: Scheme | str = Full(), *, initial
     initial_states : float64 (n_sentences, H), optional
         s(-1) of every sentence instead of zeros, treated as a constant (the signal
         stops at the sentence start). Truncated training carries states this way.
+        For a CellModel (n_sentences, model.state_size), laid out as ``CellForward.state``.
 
     Returns
     -------
@@ -423,6 +438,9 @@ def gradient(model: RNN, batch: Batch, scheme: Scheme | str = Full(), *, initial
     carried back together, so full BPTT and block schemes take time linear in T
     and the sliding window O(T tau), all with O(T) memory.
     """
+    if isinstance(model, CellModel):
+        from . import cell_engine
+        return cell_engine.gradient(model, batch, scheme, initial_states=initial_states)
     scheme = parse_scheme(scheme)
     prep = _prepare(model, batch, initial_states)
     with _single_threaded_blas():
@@ -524,7 +542,10 @@ def contributions(model: RNN, batch: Batch, max_lag: int, *, G_V: bool | int = T
 
     Parameters
     ----------
-    model : RNN
+    model : RNN or CellModel
+        A CellModel goes to :func:`gradlab.cell_engine.contributions` (its
+        ``CellContributions``, with G for every parameter and lag; ``G_V`` and ``V_norm``
+        are the Elman RNN's and must be left at their defaults).
     batch : Batch
     max_lag : int
         K >= 0: lags k = 0..min(t, K) are computed for loss t. Cost O(N K H^2).
@@ -551,6 +572,11 @@ def contributions(model: RNN, batch: Batch, max_lag: int, *, G_V: bool | int = T
     losses, run on fixed row chunks (so results do not depend on the thread count).
     Memory is O(n_losses H) besides the outputs.
     """
+    if isinstance(model, CellModel):
+        from . import cell_engine
+        _elman_only({"G_V": G_V, "V_norm": V_norm}, "contributions",
+                    "a CellModel's contributions hold G for every parameter and lag")
+        return cell_engine.contributions(model, batch, max_lag)
     K = check_int(max_lag, "max_lag", 0)
     if G_V is True or G_V is False:
         v_lags = K if G_V else -1
@@ -743,8 +769,13 @@ def sentence_gaps(model: RNN, batch: Batch, max_lag: int) -> SentenceGaps:
     exact one (all lags), so for tau < T - 1 the error is what truncation loses
     and for tau >= T - 1 it is zero up to rounding. W is the same under every
     scheme; it enters "all" through ||g_full||. Cost O(T K H^2) per sentence.
+
+    For a CellModel the third axis is the cell's recurrent and input parameters, then
+    "all" (:func:`_cell_sentence_gaps`).
     """
     K = check_int(max_lag, "max_lag", 0)
+    if isinstance(model, CellModel):
+        return _cell_sentence_gaps(model, batch, K)
     prep = _prepare(model, batch)
     from .kernels.contrib import sentence_gaps as gaps_kernel
     n = batch.n_sentences
@@ -765,6 +796,15 @@ def sentence_gaps(model: RNN, batch: Batch, max_lag: int) -> SentenceGaps:
             lambda i: gaps_kernel(prep.U, S, E, D, batch.ids, batch.offsets, loss_pos, loss_t, loss_offsets, K,
                                   prep.code, err2, dot, prefix2, full2, *chunks[i]), len(chunks))
         w2 = _sentence_w_norms(prep, S, loss_offsets)
+    rel, cos = _gap_measures(err2, dot, prefix2, full2, w2)
+    # the kernel sums in float64 whatever the model's type; the result has the model's type
+    return SentenceGaps(K, rel.astype(prep.U.dtype, copy=False), cos.astype(prep.U.dtype, copy=False))
+
+
+def _gap_measures(err2, dot, prefix2, full2, w2) -> tuple[np.ndarray, np.ndarray]:
+    """(rel_error, cosine), each (n, K+1, P+1), from per sentence, tau and truncated parameter the squared
+    error ||g_tau - g_full||^2, the dot product, ||g_tau||^2 (n, K+1, P), ||g_full||^2 (n, P) and the
+    squared norm of the exact (output) parameters' gradients w2 (n,); the last column is "all"."""
     # "all": W is exact under truncation, so it adds ||W||^2 to norms and dots but nothing to errors.
     err2 = np.concatenate([err2, err2.sum(axis=2, keepdims=True)], axis=2)
     dot = np.concatenate([dot, (dot.sum(axis=2) + w2[:, None])[:, :, None]], axis=2)
@@ -775,8 +815,42 @@ def sentence_gaps(model: RNN, batch: Batch, max_lag: int) -> SentenceGaps:
         # two square roots, not one of the product: prefix2 * full2 underflows to 0 for the
         # tiny gradients of a saturated softmax (a well-predicted loss sends back ~1e-300)
         cos = dot / (np.sqrt(prefix2) * np.sqrt(full2))
-    # the kernel sums in float64 whatever the model's type; the result has the model's type
-    return SentenceGaps(K, rel.astype(prep.U.dtype, copy=False), cos.astype(prep.U.dtype, copy=False))
+    return rel, cos
+
+
+def _cell_sentence_gaps(model: CellModel, batch: Batch, K: int) -> SentenceGaps:
+    """:func:`sentence_gaps` of a CellModel: per sentence, the prefix sums over lags of its per-lag parameter
+    sums (``cell_engine.contributions``) against its full gradient (``cell_engine.gradient``). One sentence at
+    a time, O(T K) sweeps each."""
+    from . import cell_engine
+    cell_engine._check(model, batch)   # once, naming positions in the whole batch (not in one sentence)
+    names = model.cell.truncated
+    n = batch.n_sentences
+    err2, dot, prefix2 = (np.zeros((n, K + 1, len(names))) for _ in range(3))
+    full2, w2 = np.zeros((n, len(names))), np.zeros(n)
+    for i in range(n):
+        one = batch.select([i])
+        lag_sums = cell_engine.contributions(model, one, K).G
+        full = cell_engine.gradient(model, one, Full()).as_dict()
+        for p, name in enumerate(names):
+            g_tau = np.cumsum(lag_sums[name], axis=0)     # TBPTT(tau) of parameter p, tau = 0..K
+            axes = tuple(range(1, g_tau.ndim))
+            err2[i, :, p] = np.sum((g_tau - full[name]) ** 2, axis=axes)
+            dot[i, :, p] = np.sum(g_tau * full[name], axis=axes)
+            prefix2[i, :, p] = np.sum(g_tau * g_tau, axis=axes)
+            full2[i, p] = np.sum(full[name] * full[name])
+        w2[i] = sum(np.sum(full[name] * full[name]) for name in model.cell.names if name not in names)
+    rel, cos = _gap_measures(err2, dot, prefix2, full2, w2)
+    return SentenceGaps(K, rel, cos, names + ("all",))
+
+
+def _elman_only(options: dict, function: str, instead: str) -> None:
+    """Raise for an Elman-only option (default True) given another value with a CellModel."""
+    given = [f"{name}={value!r}" for name, value in options.items() if value is not True]
+    if given:
+        raise ValueError(f"{', '.join(given)}: {'these options apply' if len(given) > 1 else 'this option applies'} "
+                         f"to the Elman RNN's {function} only; {instead} (gradlab.cell_engine.{function}): leave "
+                         f"{' and '.join(options)} out for a CellModel")
 
 
 def warmup() -> float:
