@@ -102,37 +102,6 @@ def gap_table(lag_sums: dict, exact: dict, full: dict, blocks: dict, names, beta
     return pd.DataFrame(rows, columns=["scheme", "family", "tau", "parameter", "rel_error", "cosine", "estimate"])
 
 
-def cell_sentence_gaps(model, batch, max_lag: int) -> SentenceGaps:
-    """:func:`gradlab.sentence_gaps` for a GRU, LSTM or linear :class:`~gradlab.CellModel`.
-
-    For every sentence, TBPTT(tau) of its own losses against their full gradient, tau = 0..K,
-    per recurrent/input parameter and for all parameters together (the output layer is exact
-    in both): the cell's per-lag sums of the sentence (``cell_engine.contributions``) against
-    ``cell_engine.gradient`` under full BPTT. One sentence at a time: O(T K) per sentence.
-    """
-    from .._validate import check_int
-    from ..cell_engine import contributions as cell_contributions, gradient as cell_gradient
-    K = check_int(max_lag, "max_lag", 0)
-    n = batch.n_sentences
-    rel = cos = None
-    parameters = None
-    for i in range(n):
-        one = batch.select([i])
-        c = cell_contributions(model, one, K)
-        table = gap_table(c.lag_sums(), c.G_out, cell_gradient(model, one, Full()).as_dict(), {}, model.cell.names,
-                          max_tau=K)
-        if rel is None:
-            parameters = tuple(dict.fromkeys(table["parameter"]))
-            rel = np.empty((n, K + 1, len(parameters)))
-            cos = np.empty_like(rel)
-        rel[i] = table["rel_error"].to_numpy().reshape(K + 1, len(parameters))
-        cos[i] = table["cosine"].to_numpy().reshape(K + 1, len(parameters))
-    if rel is None:
-        parameters = tuple(model.cell.truncated) + ("all",)
-        rel = cos = np.empty((0, K + 1, len(parameters)))
-    return SentenceGaps(K, rel, cos, parameters)
-
-
 def smallest_tau(gap: pd.DataFrame, threshold: float, parameter: str = "all") -> float:
     """Smallest tau whose TBPTT relative error is below ``threshold`` for good (NaN if none within the range)."""
     rows = gap[(gap["family"] == "tbptt") & (gap["parameter"] == parameter)].sort_values("tau")

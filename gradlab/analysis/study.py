@@ -6,7 +6,7 @@ import pandas as pd
 from ..cellmodel import CellModel
 from ..engine import contributions, sentence_gaps
 from .deps import dependency_kept, dependency_signal
-from .gap import cell_sentence_gaps, smallest_tau, truncation_gap
+from .gap import smallest_tau, truncation_gap
 from .vanishing import fit_decay, lag_heatmap, reach, recurrence_stats, vanishing_profile
 
 
@@ -59,7 +59,7 @@ def analyse(model, batch, *, max_lag: int, deps: pd.DataFrame | None = None, blo
                                        n_losses=contrib.n_losses, loss=contrib.loss)
     out = {"profile": profile, "heatmap": heat, "decay": decay, "gap": gap}
     if per_sentence:
-        out["gap_sentences"] = (cell_sentence_gaps if cell else sentence_gaps)(model, batch, max_lag).to_frame()
+        out["gap_sentences"] = sentence_gaps(model, batch, max_lag).to_frame()
     if deps is not None:
         sig = dependency_signal(model, batch, deps)
         out["dependencies"] = sig

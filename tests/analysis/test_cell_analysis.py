@@ -8,7 +8,8 @@ import pytest
 
 from gradlab import Batch, Block, Sliding
 from gradlab import cell_engine as ce
-from gradlab.analysis import analyse, cell_sentence_gaps, lag_heatmap, truncation_gap, vanishing_profile
+from gradlab import sentence_gaps
+from gradlab.analysis import analyse, lag_heatmap, truncation_gap, vanishing_profile
 from gradlab.cellmodel import CellModel
 
 CELLS = ("gru", "lstm", "linear", "gru-embedding", "lstm-2layers")
@@ -95,7 +96,7 @@ def test_sentence_gaps_are_each_sentences_own_truncated_gradient(cell):
     """Sentence by sentence, against cell_engine.gradient of that sentence alone under Sliding(tau) and Full()."""
     model, batch = _problem(cell, seed=3)
     K = 3
-    sg = cell_sentence_gaps(model, batch, K)
+    sg = sentence_gaps(model, batch, K)
     names = tuple(ce.contributions(model, batch, K).lag_sums())
     assert sg.parameters == names + ("all",) and sg.rel_error.shape == (batch.n_sentences, K + 1, len(names) + 1)
     for i in range(batch.n_sentences):
@@ -114,10 +115,10 @@ def test_sentence_gaps_are_each_sentences_own_truncated_gradient(cell):
 def test_analyse_of_a_cell_has_per_sentence_gaps():
     model, batch = _problem("lstm", seed=4)
     out = analyse(model, batch, max_lag=2)
-    pd.testing.assert_frame_equal(out["gap_sentences"], cell_sentence_gaps(model, batch, 2).to_frame())
+    pd.testing.assert_frame_equal(out["gap_sentences"], sentence_gaps(model, batch, 2).to_frame())
 
 
 def test_cell_sentence_gaps_name_a_bad_max_lag():
     model, batch = _problem("gru")
     with pytest.raises(ValueError, match="max_lag"):
-        cell_sentence_gaps(model, batch, -1)
+        sentence_gaps(model, batch, -1)
