@@ -129,13 +129,15 @@ def check_task(dataset: Dataset, task, name: str = "task") -> str:
     return task
 
 
-def check_model_fits(model: RNN, dataset: Dataset, task: str, name: str = "dataset") -> None:
+def check_model_fits(model: RNN | CellModel, dataset: Dataset, task: str, name: str = "dataset") -> None:
     """Raise if ``model``'s input or output size does not fit ``dataset.batch(task)``."""
     n_out = dataset.n_outputs(task)
     if model.output_size != n_out:
+        init = "RNN.init(vocab_size, hidden_size" if isinstance(model, RNN) else \
+            f"CellModel.init({model.base!r}, vocab_size, hidden_size"
         raise ValueError(f"model has output_size {model.output_size} but task {task!r} of {name} "
                          f"{dataset.label!r} needs {n_out} outputs; build the model with "
-                         f"RNN.init(vocab_size, hidden_size, output_size={n_out})")
+                         f"{init}, output_size={n_out})")
     if model.vocab_size < len(dataset.vocab):
         raise ValueError(f"model has vocab_size {model.vocab_size} but {name} {dataset.label!r} has "
                          f"{len(dataset.vocab)} words (|V|); build the model with vocab_size={len(dataset.vocab)}")

@@ -184,3 +184,13 @@ def test_cell_models_are_evaluated_from_their_own_forward_pass(agreement, cell, 
 def test_evaluate_names_the_model_types_it_takes(agreement):
     with pytest.raises(TypeError, match="gradlab.RNN or a gradlab.CellModel"):
         evaluate("not a model", agreement, "lm")
+
+
+def test_a_cell_model_of_the_wrong_output_size_is_told_how_to_build_one(agreement):
+    from gradlab.cellmodel import CellModel
+    from gradlab.train.evaluate import check_model_fits
+    ds = agreement
+    m = CellModel.init("lstm", len(ds.vocab), 3, ds.n_outputs("lm") + 1, seed=0)
+    with pytest.raises(ValueError, match=r"CellModel.init\('lstm', vocab_size, hidden_size, output_size="
+                                         f"{ds.n_outputs('lm')}\\)"):
+        check_model_fits(m, ds, "lm")
