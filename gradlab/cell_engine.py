@@ -224,13 +224,15 @@ def _states(P: _OneHot, batch: Batch, H0, C0):
     """(Hs, Cs or None, gate cache or None) from initial states H0, C0 (``_initial``, layer 0 used). The
     gated cells run on fixed chunks of sentences in parallel."""
     from .kernels import gated as K
-    from .kernels.rnn_cell import rnn_forward
     N, H = batch.n_tokens, P.model.hidden_size
     Hs = np.zeros((N, H))
     name = P.base
     h0, c0 = H0[0], C0[0]
     if name == "linear":
         K.linear_forward(P["lambda"], P["B"], batch.ids, batch.offsets, h0, Hs)
+        return Hs, None, None
+    if name == "rnn":
+        _rnn_forward(P, 0, batch, h0, Hs)
         return Hs, None, None
     G = np.zeros((N, 4 * H)) if name != "rnn" else None
     Cs = np.zeros((N, H)) if name == "lstm" else None
@@ -243,13 +245,24 @@ def _states(P: _OneHot, batch: Batch, H0, C0):
         h0c = h0[s0:s1] if h0.shape[0] else h0
         if name == "gru":
             K.gru_forward(*w, batch.ids, offsets, h0c, Hs, G)
-        elif name == "rnn":
-            rnn_forward(*w, P.code, batch.ids, offsets, h0c, Hs)
         else:
             K.lstm_forward(*w, batch.ids, offsets, h0c, c0[s0:s1] if c0.shape[0] else c0, Hs, Cs, G)
 
     _config.run_parallel(run, len(chunks))
     return Hs, Cs, G
+
+
+def _rnn_forward(P: _OneHot, layer: int, batch: Batch, h0, Hs) -> None:
+    """The one-hot rnn layer's states into Hs: the Elman forward kernel (``kernels.forward``, in lockstep on
+    chunks of sentences in parallel) with U = W_hh and V's column x = W_ih[:, x] + b_ih + b_hh."""
+    from .kernels.forward import forward_states
+    Wih, Whh, bih, bhh = (P[n] for n in P.model.layer_names(layer))
+    VT = np.ascontiguousarray((Wih + (bih + bhh)[:, None]).T)
+    UT = np.ascontiguousarray(Whh.T)
+    S0 = h0 if h0.shape[0] else np.zeros((batch.n_sentences, Hs.shape[1]))
+    chunks = _config.lockstep_ranges(batch.n_sentences)
+    _config.run_parallel(
+        lambda c: forward_states(UT, VT, batch.ids, batch.offsets, P.code, S0, Hs, *chunks[c]), len(chunks))
 
 
 _KIND = {"gru": 0, "lstm": 1, "linear": 2, "rnn": 3}
@@ -265,7 +278,6 @@ def _states_stacked(P: _OneHot, batch: Batch, H0, C0):
     layer l starts from H0[l], C0[l] (``_initial``)."""
     from .kernels import gated as K
     from .kernels import stacked as KS
-    from .kernels.rnn_cell import rnn_forward
     m = P.model
     L, N, H = m.num_layers, batch.n_tokens, m.hidden_size
     Hs = np.zeros((L, N, H))
@@ -281,7 +293,10 @@ def _states_stacked(P: _OneHot, batch: Batch, H0, C0):
             (K.lstm_forward if layer == 0 else KS.lstm_forward_dense)(
                 *w, inp, batch.offsets, H0[layer], C0[layer], Hs[layer], Cs[layer], G[layer])
         elif P.base == "rnn":
-            (rnn_forward if layer == 0 else KS.rnn_forward_dense)(*w, P.code, inp, batch.offsets, H0[layer], Hs[layer])
+            if layer == 0:
+                _rnn_forward(P, 0, batch, H0[0], Hs[0])
+            else:
+                KS.rnn_forward_dense(*w, P.code, inp, batch.offsets, H0[layer], Hs[layer])
         else:
             (K.linear_forward if layer == 0 else KS.linear_forward_dense)(*w, inp, batch.offsets, H0[layer], Hs[layer])
     return Hs, Cs, G
@@ -324,10 +339,10 @@ def _sweep_stacked(P: _OneHot, batch, Hs, Cs, G, loss_pos, dH, lo, per_lag: bool
     hnorm = np.zeros((L, n_rows))
     cnorm = np.zeros((L, n_rows))
     starts = np.repeat(batch.offsets[:-1], batch.lengths)
-    KS.stacked_backward(_KIND[P.base], P.code, Whh, Wih, lam, B, batch.ids, starts, batch.sentence_index(), batch.offsets,
-                        loss_pos, lo, dH, full, Hs, Cs if Cs is not None else e3, H0, C0,
-                        G if G is not None else e3, per_lag, gWih0,
-                        gWih, gWhh, gbih, gbhh, glam, gB0, gB, row0, hnorm, cnorm)
+    KS.stacked_backward(_KIND[P.base], P.code, Whh, Wih, lam, B, batch.ids, starts, batch.sentence_index(),
+                        batch.offsets, loss_pos, lo, dH, full, Hs, Cs if Cs is not None else e3, H0, C0,
+                        G if G is not None else e3, per_lag, gWih0, gWih, gWhh, gbih, gbhh, glam, gB0, gB, row0, hnorm,
+                        cnorm)
     grads = {}
     for layer in range(L):
         names = m.layer_names(layer)

@@ -27,8 +27,8 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["Activation", "ACTIVATIONS", "activation", "Parameter", "Cell", "ELMAN", "TORCH_RNN", "GRU", "LSTM", "LINEAR",
-           "CELLS", "register", "cell", "stacked", "ROLES"]
+__all__ = ["Activation", "ACTIVATIONS", "activation", "Parameter", "Cell", "ELMAN", "TORCH_RNN", "GRU", "LSTM",
+           "LINEAR", "CELLS", "register", "cell", "stacked", "ROLES"]
 
 
 # ---------------------------------------------------------------------- activations
@@ -297,4 +297,5 @@ def stacked(base: Cell, num_layers: int) -> Cell:
             doc = f"layer {l}: " + (p.doc.split(";")[0] + "; reads h of the layer below" if len(shape) == 2 and
                                     p.role == "input" else p.doc)
             params.append(Parameter(n, shape, p.role, doc, torch_name))
-    return register(Cell(name, tuple(params + out), activations=base.activations, doc=f"{base.doc}, {num_layers} layers"))
+    return register(Cell(name, tuple(params + out), activations=base.activations,
+                         doc=f"{base.doc}, {num_layers} layers"))

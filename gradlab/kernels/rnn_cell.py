@@ -1,49 +1,20 @@
-"""PyTorch's nn.RNN cell (Elman with biases): forward pass and per-loss backward sweeps.
+"""PyTorch's nn.RNN cell (Elman with biases): per-loss backward sweeps.
 
 h(t) = f(W_ih[:, x(t)] + b_ih + W_hh h(t-1) + b_hh), f given by its kernel code (``_common``:
 sigmoid, tanh, relu, identity); one-hot input (column x(t) of W_ih), every sentence from its
 initial state (``H0``, (n_sentences, H); no rows: zero states), as the gated kernels.
 
-In lockstep as ``gated.gru_forward`` / ``gated.gru_sweep``: forward, W_hh h(t-1) of every running
-sentence is one matrix product per step; backward, the groups of losses carry their signals back
-together, d(j) = dJ/dh(j) * f'(net(j)) (f' from the state), and W_hh^T d and the outer products
-with h(j-1) are matrix products per step.
+The forward pass is the Elman kernel's (``forward.forward_states``, U = W_hh and V's column x
+= W_ih[:, x] + b_ih + b_hh). Backward in lockstep as ``gated.gru_sweep``: the groups of losses
+carry their signals back together, d(j) = dJ/dh(j) * f'(net(j)) (f' from the state), and W_hh^T d
+and the outer products with h(j-1) are matrix products per step.
 """
 import numpy as np
 from numba import njit
 
 from .._config import JIT
-from ._common import activate, derivative_from_state, lockstep_order, rows_times, running
-from .gated import _add_product, _group_order, _initial_rows, _take_in, prev
-
-
-@njit(**JIT)
-def rnn_forward(Wih, Whh, bih, bhh, code, ids, offsets, H0, Hs):
-    """Hs[p] = h(t) of every step; sentences in lockstep, longest first."""
-    H = Whh.shape[1]
-    n = offsets.size - 1
-    if n == 0:
-        return
-    order, start, lengths = lockstep_order(offsets)
-    WhhT = np.ascontiguousarray(Whh.T)
-    WihT = np.ascontiguousarray(Wih.T)  # row x is the input column of word x
-    P = _initial_rows(H0, order, n, H)
-    GH = np.empty((n, H))
-    active = n
-    t = 0
-    while True:
-        active = running(active, lengths, order, t)
-        if active == 0:
-            break
-        rows_times(P, active, WhhT, GH)
-        for r in range(active):
-            p = start[r] + t
-            x = ids[p]
-            for u in range(H):
-                h = activate(WihT[x, u] + bih[u] + GH[r, u] + bhh[u], code)
-                Hs[p, u] = h
-                P[r, u] = h
-        t += 1
+from ._common import derivative_from_state, rows_times, running
+from .gated import _add_product, _group_order, _take_in, prev
 
 
 @njit(**JIT)
