@@ -179,7 +179,8 @@ def stacked_backward(kind, code, Whh, Wih, lam, B, ids, starts, sent, offsets, l
                      G, per_lag, gWih0, gWih, gWhh, gbih, gbhh, glam, gB0, gB, row0, hnorm, cnorm):
     """kind 0 = GRU, 1 = LSTM, 2 = linear, 3 = nn.RNN (activation ``code``). ``sent``: the sentence of every
     position; H0, C0 (L, n_sentences, H): every layer's initial states (no rows: zeros; C0 read by the LSTM
-    only). ``full``: one accumulated sweep per sentence with dH (N, H) the injected signals; else one sweep per loss l through loss_pos[l] .. lo[l] with dH[l] its signal.
+    only). ``full``: one accumulated sweep per sentence with dH (N, H) the injected signals; else one sweep
+    per loss l through loss_pos[l] .. lo[l] with dH[l] its signal.
     ``row0`` empty: no norms. Unused arrays of the other kinds may be empty placeholders."""
     L = Hs.shape[0]
     H = Hs.shape[2]
