@@ -1,4 +1,4 @@
-"""PyTorch's nn.RNN cell (Elman with biases): per-loss backward sweeps.
+"""PyTorch's nn.RNN cell (Elman with biases) as a cell kind: its backward sweep kernel and its hooks.
 
 h(t) = f(W_ih[:, x(t)] + b_ih + W_hh h(t-1) + b_hh), f given by its kernel code (``_common``:
 sigmoid, tanh, relu, identity); one-hot input (column x(t) of W_ih), every sentence from its
@@ -12,9 +12,13 @@ and the outer products with h(j-1) are matrix products per step.
 import numpy as np
 from numba import njit
 
+from .. import _config
 from .._config import JIT
+from . import stacked
 from ._common import derivative_from_state, rows_times, running
+from .forward import forward_states
 from .gated import _add_product, _group_order, _take_in, prev
+from .kinds import LockstepKind, register
 
 
 @njit(**JIT)
@@ -52,3 +56,28 @@ def rnn_sweep(Whh, code, ids, starts, sent, last, first, stop, loss_at, dH, Hs, 
         _add_product(D, HP, active, gWhh[slot], tmpW)
         rows_times(D, active, Whh, DH)       # dJ/dh(j-1) = W_hh^T d
         k += 1
+
+
+class RNNKind(LockstepKind):
+    name = "rnn"
+    gates = 1
+    stacked_code = 3
+
+    def forward(self, w, code, ids, offsets, h0, c0, Hs, Cs, G, chunks):
+        """The Elman forward kernel with U = W_hh and V's column x = W_ih[:, x] + b_ih + b_hh."""
+        Wih, Whh, bih, bhh = w
+        VT = np.ascontiguousarray((Wih + (bih + bhh)[:, None]).T)
+        UT = np.ascontiguousarray(Whh.T)
+        S0 = h0 if h0.shape[0] else np.zeros((offsets.size - 1, Hs.shape[1]))
+        _config.run_parallel(lambda c: forward_states(UT, VT, ids, offsets, code, S0, Hs, *chunks[c]), len(chunks))
+
+    def forward_dense(self, w, code, X, offsets, h0, c0, Hs, Cs, G):
+        stacked.rnn_forward_dense(*w, code, X, offsets, h0, Hs)
+
+    def sweep_kernel(self, Whh, code, sw, part, Hs, Cs, G, h0, c0, g, row0, hnorm, cnorm):
+        last, first, stop, loss_at = part
+        rnn_sweep(Whh, code, sw.ids, sw.starts, sw.sent, last, first, stop, loss_at, sw.dH, Hs, h0, sw.per_lag, *g,
+                  row0, hnorm)
+
+
+RNN = register(RNNKind())
