@@ -265,7 +265,8 @@ def _states_stacked(P: _OneHot, batch: Batch, H0, C0):
     return Hs, Cs, G
 
 
-def _sweep_args(P: _OneHot, batch: Batch, loss_pos, lo, dH, per_lag: bool, n_slots: int, row0):
+def _sweep_args(batch: Batch, loss_pos, lo, dH, per_lag: bool, n_slots: int, row0):
+    """What a kind's sweep reads (``kernels.kinds.Sweep``)."""
     from .kernels.kinds import Sweep
     return Sweep(batch.ids, batch.offsets, np.repeat(batch.offsets[:-1], batch.lengths), batch.sentence_index(),
                  loss_pos, lo, dH, per_lag, n_slots, row0)
@@ -282,7 +283,7 @@ def _sweep_stacked(P: _OneHot, batch, Hs, Cs, G, loss_pos, dH, lo, per_lag: bool
     L = m.num_layers
     n_rows = _n_rows(loss_pos, lo, row0)
     hnorm, cnorm = np.zeros((L, n_rows)), np.zeros((L, n_rows))
-    sw = _sweep_args(P, batch, loss_pos, lo, dH, per_lag, n_slots, row0)
+    sw = _sweep_args(batch, loss_pos, lo, dH, per_lag, n_slots, row0)
     layers = P.kind.stacked_sweep([P.layer(layer) for layer in range(L)], P.code, sw, full, Hs, Cs, G, H0, C0,
                                   hnorm, cnorm)
     grads = {}
@@ -320,7 +321,7 @@ def _sweep(P: _OneHot, batch, Hs, Cs, G, loss_pos, dH, lo, per_lag: bool, n_slot
     ({name: (n_slots, *shape)}, h_norm, c_norm)."""
     n_rows = _n_rows(loss_pos, lo, row0)
     hnorm, cnorm = np.zeros(n_rows), np.zeros(n_rows)
-    sw = _sweep_args(P, batch, loss_pos, lo, dH, per_lag, n_slots, row0)
+    sw = _sweep_args(batch, loss_pos, lo, dH, per_lag, n_slots, row0)
     arrays = P.kind.sweep(P.layer(0), P.code, sw, Hs, Cs, G, H0[0], C0[0], hnorm, cnorm)
     grads = dict(zip(P.model.layer_names(0), arrays))
     return P.back(grads), hnorm, (cnorm if Cs is not None else None)
@@ -328,7 +329,7 @@ def _sweep(P: _OneHot, batch, Hs, Cs, G, loss_pos, dH, lo, per_lag: bool, n_slot
 
 def _full_sweep(P: _OneHot, batch, Hs, Cs, G, loss_pos, dH, H0, C0):
     """Gradients when every loss reaches its sentence's first step (the kind's full BPTT sweep)."""
-    sw = _sweep_args(P, batch, loss_pos, None, dH, False, 1, np.zeros(0, dtype=np.int64))
+    sw = _sweep_args(batch, loss_pos, None, dH, False, 1, np.zeros(0, dtype=np.int64))
     arrays = P.kind.full_sweep(P.layer(0), P.code, sw, Hs, Cs, G, H0[0], C0[0])
     return P.back(dict(zip(P.model.layer_names(0), arrays)))
 
