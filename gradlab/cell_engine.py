@@ -15,6 +15,9 @@ The same three questions as ``gradlab.engine`` asks of the Elman RNN, for a
 Every sentence starts from zero states, or from ``initial_states`` (:func:`forward`, :func:`gradient`): the
 state before its first step, a constant the gradient does not flow into (PyTorch's detached h0, c0).
 
+Each recurrence runs through its kind (``gradlab.kernels.kinds``: one module per cell with its forward,
+sweep and stacked hooks); the engine validates, maps an embedding layer and computes the output layer.
+
 Every loss is swept back alone through its lag window (O(sum of windows x H^2)); see
 docs/maths.md, "Other cells". Gradients come back as :class:`gradlab.engine.Gradient`
 with the cell's parameter names (``as_dict(torch_names=True)`` for PyTorch's).
@@ -180,7 +183,7 @@ def _initial(model: CellModel, batch: Batch, initial_states):
         empty = np.zeros((L, 0, H))
         return empty, empty
     a = as_float_matrix(initial_states, "initial_states", (batch.n_sentences, model.state_size))
-    per = 2 if model.base == "lstm" else 1
+    per = len(model.cell.states)
     blocks = a.reshape(batch.n_sentences, L, per, H).transpose(1, 2, 0, 3)   # (L, per, n, H)
     H0 = np.ascontiguousarray(blocks[:, 0])
     C0 = np.ascontiguousarray(blocks[:, 1]) if per == 2 else np.zeros((L, 0, H))
@@ -188,18 +191,19 @@ def _initial(model: CellModel, batch: Batch, initial_states):
 
 
 class _OneHot:
-    """The arrays the one-hot kernels read. With an embedding layer the input product of step t is
-    A e(x(t)) = (A Eᵀ)[:, x(t)], so the kernels run on the one-hot weights M = A Eᵀ (|V| columns) and the
-    gradients map back exactly: dJ/dA = G_M E and dJ/dE = G_Mᵀ A (for every lag slot alike)."""
+    """The arrays the kernels read, and the cell's kind (``kernels.kinds``). With an embedding layer the
+    input product of step t is A e(x(t)) = (A Eᵀ)[:, x(t)], so the kernels run on the one-hot weights
+    M = A Eᵀ (|V| columns) and the gradients map back exactly: dJ/dA = G_M E and dJ/dE = G_Mᵀ A (for
+    every lag slot alike)."""
 
     def __init__(self, model: CellModel):
+        from .kernels.kinds import kind
         self.model = model
-        self.base = model.base
+        self.kind = kind(model.base)
         self.arrays = dict(model.params)
         if model.embedding_size is not None:
             name = model.input_weights
             self.arrays[name] = model.params[name] @ model.params["embedding"].T
-        self.shapes = {n: a.shape for n, a in self.arrays.items()}
         self.truncated = tuple(n for n in model.cell.truncated if n != "embedding")
         #: the rnn cells' activation as the kernels' code (0 for the cells without one)
         self.code = 0 if model.activation is None else activation(model.activation).code
@@ -207,11 +211,15 @@ class _OneHot:
     def __getitem__(self, name):
         return np.ascontiguousarray(self.arrays[name])
 
+    def layer(self, layer: int) -> tuple:
+        """One layer's arrays in ``layer_names`` order."""
+        return tuple(self[n] for n in self.model.layer_names(layer))
+
     def back(self, grads: dict) -> dict:
         """Kernel gradients (slots first) to the model's parameters."""
         m = self.model
         if m.embedding_size is None:
-            return grads
+            return {n: grads[n] for n in self.truncated}
         name = m.input_weights
         GM = grads.pop(name)                     # (slots, rows, |V|)
         A, E = m.params[name], m.params["embedding"]
@@ -220,123 +228,68 @@ class _OneHot:
         return {n: out[n] for n in m.cell.truncated}
 
 
+def _allocate(P: _OneHot, L: int, N: int):
+    """Zero states Hs, Cs (when the cell has c) and the kind's per-step cache G, each with ``L`` layers first."""
+    H = P.model.hidden_size
+    Cs = np.zeros((L, N, H)) if len(P.model.cell.states) == 2 else None
+    G = np.zeros((L, N, P.kind.cache * H)) if P.kind.cache else None
+    return np.zeros((L, N, H)), Cs, G
+
+
 def _states(P: _OneHot, batch: Batch, H0, C0):
-    """(Hs, Cs or None, gate cache or None) from initial states H0, C0 (``_initial``, layer 0 used). The
-    gated cells run on fixed chunks of sentences in parallel."""
-    from .kernels import gated as K
-    from .kernels.rnn_cell import rnn_forward
-    N, H = batch.n_tokens, P.model.hidden_size
-    Hs = np.zeros((N, H))
-    name = P.base
-    h0, c0 = H0[0], C0[0]
-    if name == "linear":
-        K.linear_forward(P["lambda"], P["B"], batch.ids, batch.offsets, h0, Hs)
-        return Hs, None, None
-    G = np.zeros((N, 4 * H)) if name != "rnn" else None
-    Cs = np.zeros((N, H)) if name == "lstm" else None
-    w = [P[n] for n in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")]
-    chunks = _config.lockstep_ranges(batch.n_sentences)
-
-    def run(c):
-        s0, s1 = chunks[c]
-        offsets = batch.offsets[s0:s1 + 1]  # absolute positions: the chunk writes its own rows
-        h0c = h0[s0:s1] if h0.shape[0] else h0
-        if name == "gru":
-            K.gru_forward(*w, batch.ids, offsets, h0c, Hs, G)
-        elif name == "rnn":
-            rnn_forward(*w, P.code, batch.ids, offsets, h0c, Hs)
-        else:
-            K.lstm_forward(*w, batch.ids, offsets, h0c, c0[s0:s1] if c0.shape[0] else c0, Hs, Cs, G)
-
-    _config.run_parallel(run, len(chunks))
-    return Hs, Cs, G
+    """(Hs, Cs or None, G or None) of a one-layer model from initial states H0, C0 (``_initial``). Lockstep
+    kernels run on fixed chunks of sentences in parallel."""
+    Hs, Cs, G = _allocate(P, 1, batch.n_tokens)
+    P.kind.forward(P.layer(0), P.code, batch.ids, batch.offsets, H0[0], C0[0], Hs[0], _layer(Cs, 0), _layer(G, 0),
+                   _config.lockstep_ranges(batch.n_sentences))
+    return Hs[0], _layer(Cs, 0), _layer(G, 0)
 
 
-_KIND = {"gru": 0, "lstm": 1, "linear": 2, "rnn": 3}
-
-#: A gated cell's backward sweep runs on this many fixed chunks of its loss groups in parallel,
-#: each with gradient arrays of its own, when those take at most _SWEEP_CHUNK_BYTES (else one chunk).
-_SWEEP_CHUNKS = 4
-_SWEEP_CHUNK_BYTES = 64 << 20
+def _layer(a, layer):
+    return None if a is None else a[layer]
 
 
 def _states_stacked(P: _OneHot, batch: Batch, H0, C0):
     """(Hs, Cs or None, G or None), each (num_layers, N, ...): layer 0 reads the word, layer l the layer below;
     layer l starts from H0[l], C0[l] (``_initial``)."""
-    from .kernels import gated as K
-    from .kernels import stacked as KS
-    from .kernels.rnn_cell import rnn_forward
-    m = P.model
-    L, N, H = m.num_layers, batch.n_tokens, m.hidden_size
-    Hs = np.zeros((L, N, H))
-    Cs = np.zeros((L, N, H)) if P.base == "lstm" else None
-    G = np.zeros((L, N, 4 * H)) if P.base in ("gru", "lstm") else None
+    L = P.model.num_layers
+    Hs, Cs, G = _allocate(P, L, batch.n_tokens)
+    everything = [(0, batch.n_sentences)]
     for layer in range(L):
-        w = [P[n] for n in m.layer_names(layer)]
-        inp = batch.ids if layer == 0 else Hs[layer - 1]
-        if P.base == "gru":
-            (K.gru_forward if layer == 0 else KS.gru_forward_dense)(
-                *w, inp, batch.offsets, H0[layer], Hs[layer], G[layer])
-        elif P.base == "lstm":
-            (K.lstm_forward if layer == 0 else KS.lstm_forward_dense)(
-                *w, inp, batch.offsets, H0[layer], C0[layer], Hs[layer], Cs[layer], G[layer])
-        elif P.base == "rnn":
-            (rnn_forward if layer == 0 else KS.rnn_forward_dense)(*w, P.code, inp, batch.offsets, H0[layer], Hs[layer])
+        args = (P.layer(layer), P.code)
+        state = (H0[layer], C0[layer], Hs[layer], _layer(Cs, layer), _layer(G, layer))
+        if layer == 0:
+            P.kind.forward(*args, batch.ids, batch.offsets, *state, everything)
         else:
-            (K.linear_forward if layer == 0 else KS.linear_forward_dense)(*w, inp, batch.offsets, H0[layer], Hs[layer])
+            P.kind.forward_dense(*args, Hs[layer - 1], batch.offsets, *state)
     return Hs, Cs, G
+
+
+def _sweep_args(batch: Batch, loss_pos, lo, dH, per_lag: bool, n_slots: int, row0):
+    """What a kind's sweep reads (``kernels.kinds.Sweep``)."""
+    from .kernels.kinds import Sweep
+    return Sweep(batch.ids, batch.offsets, np.repeat(batch.offsets[:-1], batch.lengths), batch.sentence_index(),
+                 loss_pos, lo, dH, per_lag, n_slots, row0)
+
+
+def _n_rows(loss_pos, lo, row0) -> int:
+    return int(row0[-1] + (loss_pos[-1] - lo[-1] + 1)) if (row0.size and loss_pos.size) else 0
 
 
 def _sweep_stacked(P: _OneHot, batch, Hs, Cs, G, loss_pos, dH, lo, per_lag: bool, n_slots: int, row0, full: bool,
                    H0, C0):
-    """The stacked backward kernel; returns ({name: (n_slots, *shape)}, layer h norms, layer c norms)."""
-    from .kernels import stacked as KS
+    """The kind's stacked sweep; returns ({name: (n_slots, *shape)}, layer h norms, layer c norms)."""
     m = P.model
-    L, H = m.num_layers, m.hidden_size
-    rows = {"gru": 3 * H, "lstm": 4 * H, "linear": H, "rnn": H}[P.base]
-    e3, e4 = np.zeros((0, 0, 0)), np.zeros((0, 0, 0, 0))
-    V = P.shapes[m.input_weights][1]
-    gated = P.base != "linear"
-    gWih0 = np.zeros((n_slots, rows, V)) if gated else e3
-    gWih = np.zeros((L, n_slots, rows, H)) if gated else e4
-    gWhh = np.zeros((L, n_slots, rows, H)) if gated else e4
-    gbih = np.zeros((L, n_slots, rows)) if gated else e3
-    gbhh = np.zeros((L, n_slots, rows)) if gated else e3
-    glam = np.zeros((L, n_slots, H)) if not gated else e3
-    gB0 = np.zeros((n_slots, H, V)) if not gated else e3
-    gB = np.zeros((L, n_slots, H, H)) if not gated else e4
-
-    def stack(index, first, shape):
-        """Layers' arrays layer_names(l)[index] as one (L, *shape) array (layers before ``first`` zero)."""
-        out = np.zeros((L,) + shape)
-        for layer in range(first, L):
-            out[layer] = P[m.layer_names(layer)[index]]
-        return out
-
-    if gated:
-        Whh, Wih = stack(1, 0, (rows, H)), stack(0, 1, (rows, H))     # layer 0's Wih is one-hot
-        lam, B = np.zeros((0, 0)), e3
-    else:
-        Whh = Wih = e3
-        lam = stack(0, 0, (H,))
-        B = stack(1, 1, (H, H))
-    n_rows = int(row0[-1] + (loss_pos[-1] - lo[-1] + 1)) if (row0.size and loss_pos.size) else 0
-    hnorm = np.zeros((L, n_rows))
-    cnorm = np.zeros((L, n_rows))
-    starts = np.repeat(batch.offsets[:-1], batch.lengths)
-    KS.stacked_backward(_KIND[P.base], P.code, Whh, Wih, lam, B, batch.ids, starts, batch.sentence_index(), batch.offsets,
-                        loss_pos, lo, dH, full, Hs, Cs if Cs is not None else e3, H0, C0,
-                        G if G is not None else e3, per_lag, gWih0,
-                        gWih, gWhh, gbih, gbhh, glam, gB0, gB, row0, hnorm, cnorm)
+    L = m.num_layers
+    n_rows = _n_rows(loss_pos, lo, row0)
+    hnorm, cnorm = np.zeros((L, n_rows)), np.zeros((L, n_rows))
+    sw = _sweep_args(batch, loss_pos, lo, dH, per_lag, n_slots, row0)
+    layers = P.kind.stacked_sweep([P.layer(layer) for layer in range(L)], P.code, sw, full, Hs, Cs, G, H0, C0,
+                                  hnorm, cnorm)
     grads = {}
-    for layer in range(L):
-        names = m.layer_names(layer)
-        if gated:
-            arrays = (gWih0 if layer == 0 else gWih[layer], gWhh[layer], gbih[layer], gbhh[layer])
-        else:
-            arrays = (glam[layer], gB0 if layer == 0 else gB[layer])
-        grads.update(zip(names, arrays))
-    return P.back(grads), hnorm, (cnorm if P.base == "lstm" else None)
+    for layer, arrays in enumerate(layers):
+        grads.update(zip(m.layer_names(layer), arrays))
+    return P.back(grads), hnorm, (cnorm if Cs is not None else None)
 
 
 def _output(model: CellModel, Hs, batch: Batch, loss_pos, probs=False):
@@ -363,84 +316,22 @@ def _output(model: CellModel, Hs, batch: Batch, loss_pos, probs=False):
     return losses, dH, out, P
 
 
-def _groups(batch: Batch, loss_pos, lo, per_lag: bool):
-    """(last, first, stop) of the backward sweep's groups. Contributions: one group per loss. A
-    gradient: the signals of consecutive losses of a sentence that reach back to the same step are
-    summed as the sweep passes them (full BPTT: one group per sentence)."""
-    if per_lag or loss_pos.size == 0:
-        return loss_pos, loss_pos, lo
-    sent = batch.sentence_index()[loss_pos]
-    new = np.r_[True, (sent[1:] != sent[:-1]) | (lo[1:] != lo[:-1])]
-    begin = np.flatnonzero(new)
-    end = np.r_[begin[1:], loss_pos.size] - 1
-    return (np.ascontiguousarray(loss_pos[end]), np.ascontiguousarray(loss_pos[begin]),
-            np.ascontiguousarray(lo[begin]))
-
-
 def _sweep(P: _OneHot, batch, Hs, Cs, G, loss_pos, dH, lo, per_lag: bool, n_slots: int, row0, H0, C0):
-    """Run the cell's backward kernel (initial states H0, C0 of ``_initial``); returns
+    """The kind's one-layer sweep (initial states H0, C0 of ``_initial``); returns
     ({name: (n_slots, *shape)}, h_norm, c_norm)."""
-    from .kernels import gated as K
-    from .kernels.rnn_cell import rnn_sweep
-    shapes = P.shapes
-    names = P.truncated
-    name = P.base
-    gated = name in ("gru", "lstm", "rnn")  # their kernels write weight_ih_l0's gradient transposed
-    grads = {} if gated else {n: np.zeros((n_slots,) + shapes[n]) for n in names}
-    n_rows = int(row0[-1] + (loss_pos[-1] - lo[-1] + 1)) if (row0.size and loss_pos.size) else 0
-    hnorm = np.zeros(n_rows)
-    cnorm = np.zeros(n_rows)
-    starts = np.repeat(batch.offsets[:-1], batch.lengths)
-    sent = batch.sentence_index()
-    if gated:
-        last, first, stop = _groups(batch, loss_pos, lo, per_lag)
-        loss_at = np.full(batch.n_tokens, -1, dtype=np.int64)
-        loss_at[loss_pos] = np.arange(loss_pos.size)
-        V, rows = shapes["weight_ih_l0"][1], shapes["weight_ih_l0"][0]
-        # fixed chunks of groups in parallel, each with its own gradients (summed in order), when they fit
-        per_chunk = n_slots * (V * rows + rows * P.model.hidden_size + 2 * rows) * 8
-        chunks = _config.ranges(last.size, _SWEEP_CHUNKS if per_chunk <= _SWEEP_CHUNK_BYTES else 1)
-
-        def run(c):
-            c0, c1 = chunks[c]
-            gWihT = np.zeros((n_slots, V, rows))
-            g = [gWihT] + [np.zeros((n_slots,) + shapes[n]) for n in ("weight_hh_l0", "bias_ih_l0", "bias_hh_l0")]
-            part = (last[c0:c1], first[c0:c1], stop[c0:c1], loss_at, dH, Hs)
-            r0 = row0[c0:c1] if row0.size else row0
-            if name == "gru":
-                K.gru_sweep(P["weight_hh_l0"], batch.ids, starts, sent, *part, H0[0], G, per_lag, *g, r0, hnorm)
-            elif name == "rnn":
-                rnn_sweep(P["weight_hh_l0"], P.code, batch.ids, starts, sent, *part, H0[0], per_lag, *g, r0, hnorm)
-            else:
-                K.lstm_sweep(P["weight_hh_l0"], batch.ids, starts, sent, *part, Cs, H0[0], C0[0], G, per_lag, *g, r0,
-                             hnorm, cnorm)
-            g[0] = gWihT.transpose(0, 2, 1)
-            return g
-
-        parts = _config.run_parallel(run, len(chunks))
-        for i, n in enumerate(("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")):
-            total = np.zeros((n_slots,) + shapes[n])
-            for part in parts:
-                total += part[i]
-            grads[n] = total
-        grads = {n: grads[n] for n in names}
-    else:
-        K.linear_backward(P["lambda"], batch.ids, starts, sent, loss_pos, lo, dH, Hs, H0[0], per_lag,
-                          grads["lambda"], grads["B"], row0, hnorm)
-    return P.back(grads), hnorm, (cnorm if name == "lstm" else None)
+    n_rows = _n_rows(loss_pos, lo, row0)
+    hnorm, cnorm = np.zeros(n_rows), np.zeros(n_rows)
+    sw = _sweep_args(batch, loss_pos, lo, dH, per_lag, n_slots, row0)
+    arrays = P.kind.sweep(P.layer(0), P.code, sw, Hs, Cs, G, H0[0], C0[0], hnorm, cnorm)
+    grads = dict(zip(P.model.layer_names(0), arrays))
+    return P.back(grads), hnorm, (cnorm if Cs is not None else None)
 
 
 def _full_sweep(P: _OneHot, batch, Hs, Cs, G, loss_pos, dH, H0, C0):
-    """Gradients when every loss reaches its sentence's first step: one accumulated sweep per sentence."""
-    if P.base != "linear":
-        lo = batch.offsets[batch.sentence_index()[loss_pos]]
-        return _sweep(P, batch, Hs, Cs, G, loss_pos, dH, lo, False, 1, np.zeros(0, dtype=np.int64), H0, C0)[0]
-    from .kernels import gated as K
-    grads = {n: np.zeros((1,) + P.shapes[n]) for n in P.truncated}
-    dHall = np.zeros_like(Hs)
-    dHall[loss_pos] = dH
-    K.linear_backward_full(P["lambda"], batch.ids, batch.offsets, dHall, Hs, H0[0], grads["lambda"], grads["B"])
-    return P.back(grads)
+    """Gradients when every loss reaches its sentence's first step (the kind's full BPTT sweep)."""
+    sw = _sweep_args(batch, loss_pos, None, dH, False, 1, np.zeros(0, dtype=np.int64))
+    arrays = P.kind.full_sweep(P.layer(0), P.code, sw, Hs, Cs, G, H0[0], C0[0])
+    return P.back(dict(zip(P.model.layer_names(0), arrays)))
 
 
 def _lag_starts(batch: Batch, loss_pos: np.ndarray, limit) -> np.ndarray:

@@ -23,12 +23,19 @@ import numpy as np
 
 from ._io import atomic_savez
 from ._validate import check_int
-from .cells import Cell, activation as _activation, cell as _cell, stacked
+from .cells import CELLS, ELMAN, Cell, activation as _activation, cell as _cell, stacked
 
 __all__ = ["CellModel", "CELL_NAMES"]
 
+
+
+def _cell_names() -> tuple[str, ...]:
+    """The registered one-layer cells a CellModel holds (all but the Elman cell, which is gradlab.RNN)."""
+    return tuple(n for n in CELLS if n != ELMAN.name and not n.endswith("layers"))
+
+
 #: The cells a CellModel holds (the Elman cell is gradlab.RNN); "-embedding": reading an embedding layer.
-CELL_NAMES = ("rnn", "gru", "lstm", "linear", "rnn-embedding", "gru-embedding", "lstm-embedding", "linear-embedding")
+CELL_NAMES = _cell_names()
 
 _CELL_KEY = "__cell__"
 _ACTIVATION_KEY = "__activation__"
@@ -37,8 +44,8 @@ _ACTIVATION_KEY = "__activation__"
 def _as_cell(c) -> Cell:
     name = c.name if isinstance(c, Cell) else c
     base, _, layers = name.rpartition("-") if isinstance(name, str) and name.endswith("layers") else (name, "", "")
-    if base not in CELL_NAMES or (layers and not (layers[:-6].isdigit() and int(layers[:-6]) >= 2)):
-        raise ValueError(f"cell must be one of {CELL_NAMES}, optionally stacked as '<cell>-<n>layers' "
+    if base not in _cell_names() or (layers and not (layers[:-6].isdigit() and int(layers[:-6]) >= 2)):
+        raise ValueError(f"cell must be one of {_cell_names()}, optionally stacked as '<cell>-<n>layers' "
                          f"(the Elman cell is gradlab.RNN); received {name!r}")
     if layers:
         return stacked(_cell(base), int(layers[:-6]))
@@ -105,10 +112,11 @@ class CellModel:
         return int(name.rpartition("-")[2][:-6]) if name.endswith("layers") else 1
 
     def layer_names(self, layer: int) -> tuple[str, ...]:
-        """The recurrent and input parameters of one layer, in the cell's order (without the embedding)."""
-        if self.base == "linear":
-            return ("lambda", "B") if layer == 0 else (f"lambda_l{layer}", f"B_l{layer}")
-        return tuple(f"{n}_l{layer}" for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+        """The recurrent and input parameters of one layer, in the cell's order (without the embedding):
+        the cell declares every layer's in turn, as many each."""
+        names = [n for n in self.cell.truncated if n != "embedding"]
+        per = len(names) // self.num_layers
+        return tuple(names[layer * per:(layer + 1) * per])
 
     @property
     def base(self) -> str:
@@ -117,13 +125,14 @@ class CellModel:
 
     @property
     def input_weights(self) -> str:
-        """Name of the weights that read the input: "weight_ih_l0" or "B"."""
-        return "B" if self.base == "linear" else "weight_ih_l0"
+        """Name of the weights that read the input ("weight_ih_l0", or "B"): layer 0's first input parameter."""
+        return next(n for n in self.layer_names(0) if self.cell.parameter(n).role == "input")
 
     @property
     def hidden_size(self) -> int:
-        p = self.params
-        return int(p["lambda"].shape[0] if self.base == "linear" else p["weight_hh_l0"].shape[-1])  # layer 0
+        """H: the last dimension of layer 0's first recurrent parameter (weight_hh_l0's columns, lambda's size)."""
+        first = next(n for n in self.layer_names(0) if self.cell.parameter(n).role == "recurrent")
+        return int(self.params[first].shape[-1])
 
     @property
     def vocab_size(self) -> int:
@@ -146,7 +155,7 @@ class CellModel:
     def state_size(self) -> int:
         """S = num_layers x H x (2 for an LSTM: h and c, else 1): the width of ``CellForward.state`` and of
         the engine's ``initial_states`` rows (per layer h_l, then c_l, layer 0 first)."""
-        return self.num_layers * self.hidden_size * (2 if self.base == "lstm" else 1)
+        return self.num_layers * self.hidden_size * len(self.cell.states)
 
     @property
     def shapes(self) -> dict[str, tuple[int, ...]]:

@@ -27,8 +27,8 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["Activation", "ACTIVATIONS", "activation", "Parameter", "Cell", "ELMAN", "TORCH_RNN", "GRU", "LSTM", "LINEAR",
-           "CELLS", "register", "cell", "stacked", "ROLES"]
+__all__ = ["Activation", "ACTIVATIONS", "activation", "Parameter", "Cell", "ELMAN", "TORCH_RNN", "GRU", "LSTM",
+           "LINEAR", "CELLS", "register", "cell", "stacked", "ROLES"]
 
 
 # ---------------------------------------------------------------------- activations
@@ -134,12 +134,14 @@ class Parameter:
 
 @dataclass(frozen=True)
 class Cell:
-    """A recurrent cell: its parameters in order and the activations it supports."""
+    """A recurrent cell: its parameters in order, the activations it supports and the parts of its
+    recurrent state per layer (("h",), or ("h", "c") for the LSTM)."""
 
     name: str
     parameters: tuple[Parameter, ...]
     activations: tuple[str, ...] = tuple(ACTIVATIONS)
     doc: str = ""
+    states: tuple[str, ...] = ("h",)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -191,7 +193,8 @@ def _output_parameters() -> tuple[Parameter, ...]:
             Parameter("b", ("output",), "output", "output bias", "linear.bias"))
 
 
-def _gated(name: str, gates: int, order: str, doc: str, activations: tuple[str, ...] = ()) -> Cell:
+def _gated(name: str, gates: int, order: str, doc: str, activations: tuple[str, ...] = (),
+           states: tuple[str, ...] = ("h",)) -> Cell:
     """A PyTorch recurrence (weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0) with ``gates`` blocks of H rows."""
     g = f"{gates}*hidden" if gates > 1 else "hidden"
     rows = f", gate rows {order}" if order else ""
@@ -201,7 +204,7 @@ def _gated(name: str, gates: int, order: str, doc: str, activations: tuple[str, 
         Parameter("weight_hh_l0", (g, "hidden"), "recurrent", f"recurrent weights{rows}", "rnn.weight_hh_l0"),
         Parameter("bias_ih_l0", (g,), "input", "bias added to the input product", "rnn.bias_ih_l0"),
         Parameter("bias_hh_l0", (g,), "recurrent", "bias added to the recurrent product", "rnn.bias_hh_l0"),
-    ) + _output_parameters(), activations=activations, doc=doc)
+    ) + _output_parameters(), activations=activations, doc=doc, states=states)
 
 
 #: PyTorch's nn.RNN (Elman with biases): h(t) = f(W_ih x(t) + b_ih + W_hh h(t-1) + b_hh), f one of the
@@ -213,7 +216,7 @@ TORCH_RNN = _gated("rnn", 1, "", "Elman cell with biases (torch.nn.RNN)", activa
 GRU = _gated("gru", 3, "r, z, n", "gated recurrent unit (torch.nn.GRU)")
 
 #: PyTorch's nn.LSTM (gates i, f, g, o), one-hot input, single layer; state (h, c).
-LSTM = _gated("lstm", 4, "i, f, g, o", "long short-term memory (torch.nn.LSTM)")
+LSTM = _gated("lstm", 4, "i, f, g, o", "long short-term memory (torch.nn.LSTM)", states=("h", "c"))
 
 #: Diagonal linear recurrence h(t) = lambda * h(t-1) + B[:, x(t)] (real lambda per unit).
 LINEAR = Cell("linear", (
@@ -254,7 +257,7 @@ def _embedded(base: Cell, input_weights: str) -> Cell:
                           p.torch_name)
         params.append(p)
     return Cell(f"{base.name}-embedding", tuple(params), activations=base.activations,
-                doc=base.doc + " with an embedding layer")
+                doc=base.doc + " with an embedding layer", states=base.states)
 
 
 GRU_EMBEDDING = _embedded(GRU, "weight_ih_l0")
@@ -262,7 +265,7 @@ LSTM_EMBEDDING = _embedded(LSTM, "weight_ih_l0")
 LINEAR_EMBEDDING = _embedded(LINEAR, "B")
 RNN_EMBEDDING = _embedded(TORCH_RNN, "weight_ih_l0")
 
-for _c in (ELMAN, GRU, LSTM, LINEAR, GRU_EMBEDDING, LSTM_EMBEDDING, LINEAR_EMBEDDING, TORCH_RNN, RNN_EMBEDDING):
+for _c in (ELMAN, TORCH_RNN, GRU, LSTM, LINEAR, RNN_EMBEDDING, GRU_EMBEDDING, LSTM_EMBEDDING, LINEAR_EMBEDDING):
     register(_c)
 
 
@@ -274,8 +277,9 @@ def stacked(base: Cell, num_layers: int) -> Cell:
     use (num_layers = 1 is ``base`` itself)."""
     if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
         raise ValueError(f"num_layers must be an integer >= 1; received {num_layers!r}")
-    if base.name.split("-")[0] not in ("rnn", "gru", "lstm", "linear") or "layers" in base.name:
-        raise ValueError(f"stacked layers are built from the rnn, gru, lstm and linear cells; received {base.name!r}")
+    if base.name == ELMAN.name or "layers" in base.name:
+        raise ValueError(f"stacked layers are built from a CellModel's one-layer cells (rnn, gru, lstm, linear, ...); "
+                         f"received {base.name!r}")
     if num_layers == 1:
         return base
     name = f"{base.name}-{num_layers}layers"
@@ -288,13 +292,14 @@ def stacked(base: Cell, num_layers: int) -> Cell:
         for p in layer0:
             if p.name == "embedding":
                 continue
-            if p.name in ("lambda", "B"):
-                n, torch_name = f"{p.name}_l{l}", ""
-            else:
+            if p.name.endswith("_l0"):             # PyTorch's names: weight_ih_l0 -> weight_ih_l1
                 n = p.name[:-1] + str(l)
-                torch_name = "rnn." + n
-            shape = (p.shape[0], "hidden") if p.name in ("weight_ih_l0", "B") else p.shape
+                torch_name = "rnn." + n if p.torch_name else ""
+            else:
+                n, torch_name = f"{p.name}_l{l}", ""
+            shape = (p.shape[0], "hidden") if p.role == "input" and len(p.shape) == 2 else p.shape
             doc = f"layer {l}: " + (p.doc.split(";")[0] + "; reads h of the layer below" if len(shape) == 2 and
                                     p.role == "input" else p.doc)
             params.append(Parameter(n, shape, p.role, doc, torch_name))
-    return register(Cell(name, tuple(params + out), activations=base.activations, doc=f"{base.doc}, {num_layers} layers"))
+    return register(Cell(name, tuple(params + out), activations=base.activations,
+                         doc=f"{base.doc}, {num_layers} layers", states=base.states))

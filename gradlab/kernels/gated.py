@@ -170,6 +170,29 @@ def linear_forward(lam, B, ids, offsets, H0, Hs):
 
 
 # ---------------------------------------------------------------------- backward steps
+@njit(inline="always", **JIT)
+def add_step_grads(slot, x, di, dg, hp, first, H0, gWih, gWhh, gbih, gbhh):
+    """Step j's parameter gradients into ``slot``: di (the input pre-activations' gradient) in column x of W_ih
+    and in b_ih, dg (the recurrent ones') in b_hh and, with h(j-1) = hp, dg hp^T in W_hh (left out where
+    h(j-1) is zero: a sentence's first step without initial states)."""
+    for a in range(di.size):
+        gWih[slot, a, x] += di[a]
+        gbih[slot, a] += di[a]
+        gbhh[slot, a] += dg[a]
+        if not first or H0.shape[0]:
+            for v in range(hp.size):
+                gWhh[slot, a, v] += dg[a] * hp[v]
+
+
+@njit(inline="always", **JIT)
+def add_whh_t(Whh, d, out):
+    """out += W_hh^T d."""
+    for a in range(d.size):
+        for v in range(out.size):
+            out[v] += Whh[a, v] * d[a]
+
+
+
 # Each step function takes dh = dJ/dh(j) (and the LSTM's dc = the part of dJ/dc(j) from later
 # steps), adds the gradient of step j's use of the parameters into ``slot``, and writes
 # dJ/dh(j-1) (and dc(j-1)) into dh (and dc) unless ``last``.
@@ -194,17 +217,9 @@ def _gru_step(j, first, x, slot, last, Whh, Hs, H0, s, G, dh, hp, di, dg, dnew, 
         dg[H + u] = dzp
         dg[2 * H + u] = dnp * r
         dnew[u] = dh[u] * z
-    for a in range(3 * H):
-        gWih[slot, a, x] += di[a]
-        gbih[slot, a] += di[a]
-        gbhh[slot, a] += dg[a]
-        if not first or H0.shape[0]:
-            for v in range(H):
-                gWhh[slot, a, v] += dg[a] * hp[v]
+    add_step_grads(slot, x, di, dg, hp, first, H0, gWih, gWhh, gbih, gbhh)
     if not last:
-        for a in range(3 * H):
-            for v in range(H):
-                dnew[v] += Whh[a, v] * dg[a]
+        add_whh_t(Whh, dg, dnew)
         for u in range(H):
             dh[u] = dnew[u]
 
@@ -227,13 +242,7 @@ def _lstm_step(j, first, x, slot, last, Whh, Hs, Cs, H0, C0, s, G, dh, dc, hp, d
         d[H + u] = dcu * cp * f * (1.0 - f)
         d[2 * H + u] = dcu * i * (1.0 - g * g)
         d[3 * H + u] = dh[u] * tc * o * (1.0 - o)
-    for a in range(4 * H):
-        gWih[slot, a, x] += d[a]
-        gbih[slot, a] += d[a]
-        gbhh[slot, a] += d[a]
-        if not first or H0.shape[0]:
-            for v in range(H):
-                gWhh[slot, a, v] += d[a] * hp[v]
+    add_step_grads(slot, x, d, d, hp, first, H0, gWih, gWhh, gbih, gbhh)
 
 
 @njit(**JIT)
@@ -242,9 +251,7 @@ def _lstm_back(j, Whh, G, dh, dc, d, dnew):
     H = Whh.shape[1]
     for v in range(H):
         dnew[v] = 0.0
-    for a in range(4 * H):
-        for v in range(H):
-            dnew[v] += Whh[a, v] * d[a]
+    add_whh_t(Whh, d, dnew)
     for u in range(H):
         dh[u] = dnew[u]
         dc[u] = dc[u] * G[j, H + u]

@@ -1,49 +1,24 @@
-"""PyTorch's nn.RNN cell (Elman with biases): forward pass and per-loss backward sweeps.
+"""PyTorch's nn.RNN cell (Elman with biases) as a cell kind: its backward sweep kernel and its hooks.
 
 h(t) = f(W_ih[:, x(t)] + b_ih + W_hh h(t-1) + b_hh), f given by its kernel code (``_common``:
 sigmoid, tanh, relu, identity); one-hot input (column x(t) of W_ih), every sentence from its
 initial state (``H0``, (n_sentences, H); no rows: zero states), as the gated kernels.
 
-In lockstep as ``gated.gru_forward`` / ``gated.gru_sweep``: forward, W_hh h(t-1) of every running
-sentence is one matrix product per step; backward, the groups of losses carry their signals back
-together, d(j) = dJ/dh(j) * f'(net(j)) (f' from the state), and W_hh^T d and the outer products
-with h(j-1) are matrix products per step.
+The forward pass is the Elman kernel's (``forward.forward_states``, U = W_hh and V's column x
+= W_ih[:, x] + b_ih + b_hh). Backward in lockstep as ``gated.gru_sweep``: the groups of losses
+carry their signals back together, d(j) = dJ/dh(j) * f'(net(j)) (f' from the state), and W_hh^T d
+and the outer products with h(j-1) are matrix products per step.
 """
 import numpy as np
 from numba import njit
 
+from .. import _config
 from .._config import JIT
-from ._common import activate, derivative_from_state, lockstep_order, rows_times, running
-from .gated import _add_product, _group_order, _initial_rows, _take_in, prev
-
-
-@njit(**JIT)
-def rnn_forward(Wih, Whh, bih, bhh, code, ids, offsets, H0, Hs):
-    """Hs[p] = h(t) of every step; sentences in lockstep, longest first."""
-    H = Whh.shape[1]
-    n = offsets.size - 1
-    if n == 0:
-        return
-    order, start, lengths = lockstep_order(offsets)
-    WhhT = np.ascontiguousarray(Whh.T)
-    WihT = np.ascontiguousarray(Wih.T)  # row x is the input column of word x
-    P = _initial_rows(H0, order, n, H)
-    GH = np.empty((n, H))
-    active = n
-    t = 0
-    while True:
-        active = running(active, lengths, order, t)
-        if active == 0:
-            break
-        rows_times(P, active, WhhT, GH)
-        for r in range(active):
-            p = start[r] + t
-            x = ids[p]
-            for u in range(H):
-                h = activate(WihT[x, u] + bih[u] + GH[r, u] + bhh[u], code)
-                Hs[p, u] = h
-                P[r, u] = h
-        t += 1
+from . import stacked
+from ._common import derivative_from_state, rows_times, running
+from .forward import forward_states
+from .gated import _add_product, _group_order, _take_in, prev
+from .kinds import LockstepKind, register
 
 
 @njit(**JIT)
@@ -81,3 +56,28 @@ def rnn_sweep(Whh, code, ids, starts, sent, last, first, stop, loss_at, dH, Hs, 
         _add_product(D, HP, active, gWhh[slot], tmpW)
         rows_times(D, active, Whh, DH)       # dJ/dh(j-1) = W_hh^T d
         k += 1
+
+
+class RNNKind(LockstepKind):
+    name = "rnn"
+    gates = 1
+    stacked_code = 3
+
+    def forward(self, w, code, ids, offsets, h0, c0, Hs, Cs, G, chunks):
+        """The Elman forward kernel with U = W_hh and V's column x = W_ih[:, x] + b_ih + b_hh."""
+        Wih, Whh, bih, bhh = w
+        VT = np.ascontiguousarray((Wih + (bih + bhh)[:, None]).T)
+        UT = np.ascontiguousarray(Whh.T)
+        S0 = h0 if h0.shape[0] else np.zeros((offsets.size - 1, Hs.shape[1]))
+        _config.run_parallel(lambda c: forward_states(UT, VT, ids, offsets, code, S0, Hs, *chunks[c]), len(chunks))
+
+    def forward_dense(self, w, code, X, offsets, h0, c0, Hs, Cs, G):
+        stacked.rnn_forward_dense(*w, code, X, offsets, h0, Hs)
+
+    def sweep_kernel(self, Whh, code, sw, part, Hs, Cs, G, h0, c0, g, row0, hnorm, cnorm):
+        last, first, stop, loss_at = part
+        rnn_sweep(Whh, code, sw.ids, sw.starts, sw.sent, last, first, stop, loss_at, sw.dH, Hs, h0, sw.per_lag, *g,
+                  row0, hnorm)
+
+
+RNN = register(RNNKind())

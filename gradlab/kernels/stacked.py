@@ -14,10 +14,22 @@ from numba import njit
 
 from .._config import JIT
 from ._common import activate, derivative_from_state
-from .gated import _gru_gates, _gru_step, _linear_step, _lstm_back, _lstm_gates, _lstm_step, _norm, prev
+from .gated import (_gru_gates, _gru_step, _linear_step, _lstm_back, _lstm_gates, _lstm_step, _norm, add_step_grads,
+                    add_whh_t, prev)
 
 
 # ---------------------------------------------------------------------- forward of a dense-input layer
+@njit(inline="always", **JIT)
+def _dense_row(acc, a, Wih, X, p, Whh, Hs, H0, s, first):
+    """acc + Wih[a] . X[p] + Whh[a] . h(p-1) (the recurrent term left out where h(p-1) is zero)."""
+    for v in range(X.shape[1]):
+        acc += Wih[a, v] * X[p, v]
+    if not first or H0.shape[0]:
+        for v in range(Whh.shape[1]):
+            acc += Whh[a, v] * prev(Hs, H0, s, p, first, v)
+    return acc
+
+
 @njit(**JIT)
 def gru_forward_dense(Wih, Whh, bih, bhh, X, offsets, H0, Hs, G):
     H = Whh.shape[1]
@@ -47,13 +59,7 @@ def lstm_forward_dense(Wih, Whh, bih, bhh, X, offsets, H0, C0, Hs, Cs, G):
         for p in range(offsets[s], offsets[s + 1]):
             first = p == offsets[s]
             for a in range(4 * H):
-                acc = bih[a] + bhh[a]
-                for v in range(X.shape[1]):
-                    acc += Wih[a, v] * X[p, v]
-                if not first or H0.shape[0]:
-                    for v in range(H):
-                        acc += Whh[a, v] * prev(Hs, H0, s, p, first, v)
-                pre[a] = acc
+                pre[a] = _dense_row(bih[a] + bhh[a], a, Wih, X, p, Whh, Hs, H0, s, first)
             _lstm_gates(pre, Hs, Cs, G, p, first, C0, s)
 
 
@@ -77,13 +83,7 @@ def rnn_forward_dense(Wih, Whh, bih, bhh, code, X, offsets, H0, Hs):
         for p in range(offsets[s], offsets[s + 1]):
             first = p == offsets[s]
             for u in range(H):
-                acc = bih[u] + bhh[u]
-                for v in range(X.shape[1]):
-                    acc += Wih[u, v] * X[p, v]
-                if not first or H0.shape[0]:
-                    for v in range(H):
-                        acc += Whh[u, v] * prev(Hs, H0, s, p, first, v)
-                Hs[p, u] = activate(acc, code)
+                Hs[p, u] = activate(_dense_row(bih[u] + bhh[u], u, Wih, X, p, Whh, Hs, H0, s, first), code)
 
 
 # ---------------------------------------------------------------------- one step of all layers
@@ -94,19 +94,11 @@ def _rnn_step(j, first, x, slot, last, code, Whh, Hs, H0, s, dh, hp, d, dnew, gW
     for u in range(H):
         hp[u] = prev(Hs, H0, s, j, first, u)
         d[u] = dh[u] * derivative_from_state(Hs[j, u], code)
-    for a in range(H):
-        gWih[slot, a, x] += d[a]
-        gbih[slot, a] += d[a]
-        gbhh[slot, a] += d[a]
-        if not first or H0.shape[0]:
-            for v in range(H):
-                gWhh[slot, a, v] += d[a] * hp[v]
+    add_step_grads(slot, x, d, d, hp, first, H0, gWih, gWhh, gbih, gbhh)
     if not last:
         for v in range(H):
             dnew[v] = 0.0
-        for a in range(H):
-            for v in range(H):
-                dnew[v] += Whh[a, v] * d[a]
+        add_whh_t(Whh, d, dnew)
         for u in range(H):
             dh[u] = dnew[u]
 
@@ -124,6 +116,7 @@ def _rnn_layers(j, first, x, slot, last, code, Whh, Wih, Hs, H0, s, dh, bufs, du
                   gWhh[l], gbih[l], gbhh[l])
         if l > 0:
             _dense_input(gWih[l], slot, d, Hs[l - 1, j], Wih[l], dh[l - 1])
+
 
 @njit(**JIT)
 def _dense_input(gWih, slot, d, x_in, Wih, below):
@@ -184,9 +177,10 @@ def _linear_layers(j, first, x, slot, lam, B, Hs, H0, s, dh, dummy, glam, gB0, g
 @njit(**JIT)
 def stacked_backward(kind, code, Whh, Wih, lam, B, ids, starts, sent, offsets, loss_pos, lo, dH, full, Hs, Cs, H0, C0,
                      G, per_lag, gWih0, gWih, gWhh, gbih, gbhh, glam, gB0, gB, row0, hnorm, cnorm):
-    """kind 0 = GRU, 1 = LSTM, 2 = linear, 3 = nn.RNN (activation ``code``). ``sent``: the sentence of every position; H0, C0 (L, n_sentences, H):
-    every layer's initial states (no rows: zeros; C0 read by the LSTM only). ``full``: one accumulated sweep per sentence with dH (N, H) the
-    injected signals; else one sweep per loss l through loss_pos[l] .. lo[l] with dH[l] its signal.
+    """kind 0 = GRU, 1 = LSTM, 2 = linear, 3 = nn.RNN (activation ``code``). ``sent``: the sentence of every
+    position; H0, C0 (L, n_sentences, H): every layer's initial states (no rows: zeros; C0 read by the LSTM
+    only). ``full``: one accumulated sweep per sentence with dH (N, H) the injected signals; else one sweep
+    per loss l through loss_pos[l] .. lo[l] with dH[l] its signal.
     ``row0`` empty: no norms. Unused arrays of the other kinds may be empty placeholders."""
     L = Hs.shape[0]
     H = Hs.shape[2]
