@@ -231,12 +231,18 @@ class CellModel:
                 f"output_size={self.output_size}{emb})")
 
     # ------------------------------------------------------------------ files
-    def save(self, path: str | os.PathLike) -> Path:
-        """The arrays, the cell's name (and the rnn cells' activation) in one .npz file, written atomically."""
-        meta = {_CELL_KEY: np.array(self.cell.name)}
+    def save(self, path: str | os.PathLike, *, extra: dict[str, np.ndarray] | None = None) -> Path:
+        """The arrays, the cell's name (and the rnn cells' activation) in one .npz file, written atomically.
+
+        ``extra`` arrays (names other than the parameters' and the two entries above) are stored
+        beside them and ignored by :meth:`load` (a training checkpoint keeps its run state there)."""
+        arrays = {_CELL_KEY: np.array(self.cell.name), **self.params}
         if self.activation is not None:
-            meta[_ACTIVATION_KEY] = np.array(self.activation)
-        return atomic_savez(path, **meta, **self.params)
+            arrays[_ACTIVATION_KEY] = np.array(self.activation)
+        clash = sorted(set(arrays) & set(extra or {}))
+        if clash:
+            raise ValueError(f"extra arrays may not be named {clash}: the model's own arrays have those names")
+        return atomic_savez(path, **arrays, **(extra or {}))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "CellModel":

@@ -21,9 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_savez
 from ..batch import Batch
-from ..cellmodel import _ACTIVATION_KEY, _CELL_KEY, CellModel
+from ..cellmodel import CellModel
 from ..model import RNN
 
 __all__ = ["CheckpointError", "RunState", "checkpoint_file", "fingerprint", "write_checkpoint", "load_checkpoint",
@@ -149,12 +148,7 @@ def write_checkpoint(path: Path, model: RNN | CellModel, state: RunState, finger
             "state": state.to_json()}
     order = state.order if state.order is not None else np.zeros(0, dtype=np.int64)
     extra = {"trainer_state": np.array(json.dumps(meta)), "order": np.asarray(order, dtype=np.int64)}
-    if isinstance(model, RNN):
-        model.save(path, extra=extra)
-    else:  # CellModel.save takes no extra arrays: the arrays it writes, written here with the run state
-        if model.activation is not None:
-            extra[_ACTIVATION_KEY] = np.array(model.activation)
-        atomic_savez(path, **{_CELL_KEY: np.array(model.cell.name)}, **model.params, **extra)
+    model.save(path, extra=extra)
 
 
 def load_checkpoint(path: Path, fingerprint: dict) -> tuple[RNN | CellModel, RunState]:

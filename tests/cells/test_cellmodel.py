@@ -97,3 +97,15 @@ def test_the_readme_example_runs():
     c = ce.contributions(model, batch, max_lag=3)
     assert abs(c.truncated(2).norm() - g.norm()) < 1e-9 * g.norm()
     assert list(c.to_frame().columns) == ["sentence", "t", "lag", "h_norm", "c_norm"]
+
+
+def test_save_keeps_extra_arrays_that_load_ignores(tmp_path):
+    m = CellModel.init("rnn", 5, 3, seed=1, activation="relu")
+    path = m.save(tmp_path / "m.npz", extra={"note": np.array("run state"), "order": np.arange(4)})
+    with np.load(path) as data:
+        assert str(data["note"]) == "run state" and data["order"].tolist() == [0, 1, 2, 3]
+    back = CellModel.load(path)
+    assert back.activation == "relu" and all(np.array_equal(back.params[n], m.params[n]) for n in m.cell.names)
+    for clash in ("weight_hh_l0", "__cell__", "__activation__"):
+        with pytest.raises(ValueError, match=f"may not be named \\['{clash}'\\]"):
+            m.save(tmp_path / "x.npz", extra={clash: np.zeros(1)})
