@@ -91,14 +91,14 @@ def test_grid_run_skips_a_spec_whose_data_is_missing(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_gated_cell_benchmark_runs():
-    """bench_cells.py at its smallest size: GRU and LSTM against PyTorch, every workload cross-checked."""
+    """bench_cells.py at its smallest size: nn.RNN, GRU and LSTM against PyTorch, every workload cross-checked."""
     from conftest import import_torch
     import_torch()                      # skipped without torch, unless GRADLAB_REQUIRE_TORCH=1
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run([sys.executable, str(BENCH / "bench_cells.py"), "--quick"], capture_output=True,
                           text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "NOT OK" not in proc.stdout and proc.stdout.count(" OK |") == 6
+    assert "NOT OK" not in proc.stdout and proc.stdout.count(" OK |") == 9     # 3 cells x 3 workloads
 
 
 def test_train_float32_rows_run_with_the_api_and_catch_a_float64_model(monkeypatch, capsys):
