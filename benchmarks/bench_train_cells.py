@@ -84,7 +84,7 @@ class TorchTraining:
     def __init__(self, model, xs, ds, torch, lr: float, seed: int):
         self.torch, self.model, self.lr, self.xs, self.ds = torch, model, lr, xs, ds
         self.order = np.random.default_rng(seed).permutation(len(xs))       # the Trainer's epoch order
-        eye = torch.eye(model.vocab_size, dtype=torch.float64)
+        self.eye = eye = torch.eye(model.vocab_size, dtype=torch.float64)
         self.inputs = [eye[torch.from_numpy(np.asarray(x))][:, None] for x in xs]   # [T, 1, |V|]
         self.targets = [torch.from_numpy(np.asarray(d)) for d in ds]
         self._peers = None
@@ -93,10 +93,12 @@ class TorchTraining:
         """One bench_cells.TorchPeer per sentence (its layout of windows built once), running ``modules``."""
         if self._peers is None:
             from gradlab import Batch
-            self._peers = [TorchPeer(self.model, Batch.for_language_model([x], [d]), [x], [d], self.torch, modules)
-                           for x, d in zip(self.xs, self.ds)]
-            for p in self._peers:
+            self._peers = []
+            for x, d in zip(self.xs, self.ds):
+                p = TorchPeer(self.model, Batch.for_language_model([x], [d]), [x], [d], self.torch, modules)
+                p.eye = self.eye                                # one identity for all (|V| x |V| each)
                 p._window_layout(K)
+                self._peers.append(p)
         for p in self._peers:
             p.rnn, p.lin = modules
         return self._peers
@@ -109,27 +111,26 @@ class TorchTraining:
         kind, _, n = scheme.partition(":")
         peers = self._window_peers(int(n), modules) if kind == "tbptt" else None
         updates = 0
+
+        def update(loss):
+            nonlocal updates
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            updates += 1
+
         for i in self.order[:n_sentences]:
+            x, d = self.inputs[i], self.targets[i]
             if kind == "full":
-                out, _ = rnn(self.inputs[i])
-                loss = F.cross_entropy(lin(out[:, 0]), self.targets[i], reduction="sum")
+                update(F.cross_entropy(lin(rnn(x)[0][:, 0]), d, reduction="sum"))
             elif kind == "tbptt":
-                loss = peers[i].window_loss(int(n))[0]
-            if kind != "chunked":
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                updates += 1
-                continue
-            h, state, x, d = int(n), None, self.inputs[i], self.targets[i]
-            for b0 in range(0, x.shape[0], h):
-                out, state = rnn(x[b0:b0 + h], state)
-                loss = F.cross_entropy(lin(out[:, 0]), d[b0:b0 + h], reduction="sum")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                updates += 1
-                state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+                update(peers[i].window_loss(int(n))[0])
+            else:                                              # chunked:h
+                h, state = int(n), None
+                for b0 in range(0, x.shape[0], h):
+                    out, state = rnn(x[b0:b0 + h], state)
+                    update(F.cross_entropy(lin(out[:, 0]), d[b0:b0 + h], reduction="sum"))
+                    state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
         return modules, updates
 
 
