@@ -1,12 +1,12 @@
 #!/usr/bin/env python
-"""Gated-cell benchmark: gradlab's GRU / LSTM engine against PyTorch eager autograd, batched by length.
+"""Cell benchmark: gradlab's nn.RNN / GRU / LSTM engine against PyTorch eager autograd, batched by length.
 
     python benchmarks/bench_cells.py                 # full run (H = 50 and 200, ~1500 tokens)
     python benchmarks/bench_cells.py --quick         # tiny sizes, seconds (CI smoke run)
     python benchmarks/bench_cells.py --cells gru --sizes 50
 
 Workloads (one-hot input, |V| = |O| = 200, sentence lengths uniform in 5..40, random LM
-targets, float64, weights as ``CellModel.init`` draws them):
+targets, float64, weights as ``CellModel.init`` draws them; "rnn" is nn.RNN with biases and tanh):
 
     grad full      full-BPTT gradient              gradlab.cell_engine.gradient(model, batch, "full")
     grad tbptt:5   sliding TBPTT(5) gradient       gradlab.cell_engine.gradient(model, batch, "tbptt:5")
@@ -14,7 +14,8 @@ targets, float64, weights as ``CellModel.init`` draws them):
                                                    gradlab.cell_engine.contributions(model, batch, K)
 
 Both implementations are cross-checked on the workload itself before they are timed; the
-script exits with status 1 if they disagree. See benchmarks/README.md, "Gated-cell benchmark".
+script exits with status 1 if they disagree. Training these cells is timed by
+bench_train_cells.py. See benchmarks/README.md, "Gated-cell benchmark".
 """
 from __future__ import annotations
 
@@ -35,8 +36,14 @@ from bench_engine import OtherLoad, environment, print_environment  # noqa: E402
 
 #: Agreement required, per array (and per lag for the contributions): max |a - b| / max |b|.
 AGREE_RTOL = 1e-9
-#: gradlab / torch speed-up targets of issue 14 (item 5).
+#: gradlab / torch speed-up targets of issue 14 (item 5), for the gated cells.
 TARGETS = {"grad": 2.0, "contrib": 3.0}
+#: The cells this benchmark runs: nn.RNN (biases, tanh), nn.GRU, nn.LSTM.
+CELLS = ("rnn", "gru", "lstm")
+#: The torch function of one step, per cell (the rnn cell's activation is tanh here).
+STEP = {"rnn": "rnn_tanh_cell", "gru": "gru_cell", "lstm": "lstm_cell"}
+#: The recurrent and input parameters of the (one) layer, in the order the torch step functions take them.
+LAYER0 = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
 
 
 # ---------------------------------------------------------------------- data
@@ -58,14 +65,14 @@ def make_problem(cell: str, H: int, n_tokens: int, vocab: int, lengths: tuple[in
 class TorchPeer:
     """PyTorch eager, float64, CPU. The index arrays are built once per batch (not timed).
 
-    - ``grad_full``: nn.GRU / nn.LSTM over a PackedSequence of the one-hot inputs (sentences
+    - ``grad_full``: nn.RNN / nn.GRU / nn.LSTM over a PackedSequence of the one-hot inputs (sentences
       sorted by length: each step runs one fused matmul over all sentences still running),
       nn.Linear, cross_entropy(reduction="sum"), one backward.
     - ``window(K, per_lag)``: every loss t runs back through its own window of steps
       t-K..t, all losses at once, by lag: at lag k the rows of every loss with t >= k take one
-      torch.gru_cell / torch.lstm_cell step (rows sorted by min(t, K), so the rows still
+      torch.rnn_tanh_cell / gru_cell / lstm_cell step (rows sorted by min(t, K), so the rows still
       running are a prefix); a window starts from zero at t-k = 0 or from the *detached*
-      state h(t-K-1) (c too) of a no-grad forward (nn.GRU on the packed batch), which is what
+      state h(t-K-1) (c too) of a no-grad forward (the module on the packed batch), which is what
       detaching before step t-K gives. One backward of the summed losses then gives the
       sliding TBPTT(K) gradient (``per_lag=False``); with ``per_lag=True`` every lag uses its
       own copy of the recurrent parameters, so their .grad are G_theta[k], and the states of
@@ -73,9 +80,12 @@ class TorchPeer:
       row belongs to one loss. For the LSTM the retained dJ/dc(t-k) is the total derivative
       (torch's CPU lstm_cell is composed of autograd ops, so it includes the path through
       h(t-k) = o tanh(c(t-k))), as gradlab's c norm is.
+
+    ``modules``: the (rnn, linear) modules to run (default: new ones from ``model.to_torch()``); a
+    training loop passes the modules its optimiser updates.
     """
 
-    def __init__(self, model, batch, xs, ds, torch):
+    def __init__(self, model, batch, xs, ds, torch, modules=None):
         self.torch, self.model, self.cell = torch, model, model.base
         self.V, self.H = model.vocab_size, model.hidden_size
         lengths = np.array([x.size for x in xs])
@@ -101,8 +111,7 @@ class TorchPeer:
         self.targets_packed = self.d_flat[self.packed_to_flat]
         self.eye = torch.eye(self.V, dtype=torch.float64)
         self._windows = {}
-        rnn, lin = model.to_torch()
-        self.rnn, self.lin = rnn, lin
+        self.rnn, self.lin = modules if modules is not None else model.to_torch()
 
     def _packed(self):
         from torch.nn.utils.rnn import pack_padded_sequence
@@ -142,17 +151,28 @@ class TorchPeer:
         return self.torch.from_numpy(inv[flat])
 
     def window(self, K, per_lag):
-        torch, F = self.torch, self.torch.nn.functional
-        L = self._window_layout(K)
+        """Sliding TBPTT(K) gradients (``per_lag=False``: ``(grads, loss)``) or the contributions
+        (``per_lag=True``: ``(G, h norms, c norms, loss)``), see the class docstring."""
         self.rnn.zero_grad(set_to_none=True)
         self.lin.zero_grad(set_to_none=True)
+        loss, kept = self.window_loss(K, per_lag)
+        loss.backward()
+        if not per_lag:
+            return self._grads(float(loss.detach()))
+        params, hs, cs = kept
+        G = {n: np.stack([params[k][i].grad.numpy() for k in range(K + 1)]) for i, n in enumerate(LAYER0)}
+        hn = [hs[K - k].grad.norm(dim=1).numpy() for k in range(K + 1)]    # lag k, rows of counts[k]
+        cn = [cs[K - k].grad.norm(dim=1).numpy() for k in range(K + 1)] if cs else None
+        return G, hn, cn, float(loss.detach())
+
+    def window_loss(self, K, per_lag=False):
+        """The summed losses of every loss's window of steps t-K..t, before ``backward``, and (per_lag) the
+        per-lag parameter copies and the retained states (h, c) of every lag."""
+        torch, F = self.torch, self.torch.nn.functional
+        L = self._window_layout(K)
         lstm = self.cell == "lstm"
-        names = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
-        shared = [getattr(self.rnn, n) for n in names]
-        with torch.no_grad():
-            out, _ = self.rnn(self._packed()) if not lstm else (None, None)
-            if lstm:                                           # the packed LSTM returns no c of every step
-                out_c = self._lstm_states()
+        step = getattr(torch, STEP[self.cell])
+        shared = [getattr(self.rnn, n) for n in LAYER0]
         if per_lag:
             params = [[p.detach().clone().requires_grad_() for p in shared] for _ in range(K + 1)]
         counts = L["counts"]
@@ -160,13 +180,13 @@ class TorchPeer:
         h = torch.zeros(n0, self.H, dtype=torch.float64)
         c = torch.zeros(n0, self.H, dtype=torch.float64) if lstm else None
         nc = L["n_carry"]
-        if nc:                                                  # (rows with t > K come first)
-            if lstm:
-                h, c = h.clone(), c.clone()
-                h[:nc], c[:nc] = out_c[0][L["carry_src"]], out_c[1][L["carry_src"]]
-            else:
-                h = h.clone()
-                h[:nc] = out.data[L["carry_src"]]
+        if nc:                      # rows with t > K come first and start from the detached h(t-K-1) (and c)
+            with torch.no_grad():
+                if lstm:                                       # the packed LSTM returns no c of every step
+                    out_h, out_c = self._lstm_states()
+                    h[:nc], c[:nc] = out_h[L["carry_src"]], out_c[L["carry_src"]]
+                else:
+                    h[:nc] = self.rnn(self._packed())[0].data[L["carry_src"]]
         hs, cs = [], []
         for k in range(K, -1, -1):
             m = counts[k]
@@ -177,9 +197,9 @@ class TorchPeer:
             x = self.eye[L["x_at"][k]]
             w = params[k] if per_lag else shared
             if lstm:
-                h, c = torch.lstm_cell(x, (h, c), *w)
+                h, c = step(x, (h, c), *w)
             else:
-                h = torch.gru_cell(x, h, *w)
+                h = step(x, h, *w)
             if per_lag:
                 h.retain_grad()
                 hs.append(h)
@@ -188,18 +208,12 @@ class TorchPeer:
                     cs.append(c)
         d = self.d_flat[L["rows"]]
         loss = F.cross_entropy(self.lin(h), d, reduction="sum")
-        loss.backward()
-        if not per_lag:
-            return self._grads(float(loss.detach()))
-        G = {n: np.stack([params[k][i].grad.numpy() for k in range(K + 1)]) for i, n in enumerate(names)}
-        hn = [hs[K - k].grad.norm(dim=1).numpy() for k in range(K + 1)]    # lag k, rows of counts[k]
-        cn = [cs[K - k].grad.norm(dim=1).numpy() for k in range(K + 1)] if lstm else None
-        return G, hn, cn, float(loss.detach())
+        return loss, ((params, hs, cs) if per_lag else None)
 
     def _lstm_states(self):
         """h(t) and c(t) of every step (no grad), in packed order: the fused LSTM step by step."""
         torch = self.torch
-        w = [getattr(self.rnn, n) for n in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")]
+        w = [getattr(self.rnn, n) for n in LAYER0]
         packed = self._packed()
         bs = packed.batch_sizes.tolist()
         h = torch.zeros(bs[0], self.H, dtype=torch.float64)
@@ -249,6 +263,15 @@ def check_contrib(cg, peer, res, K) -> float:
 
 
 # ---------------------------------------------------------------------- timing
+def parse_cells(ap: argparse.ArgumentParser, text: str) -> list[str]:
+    """The cells of ``--cells`` (comma-separated, each one of CELLS); an argparse error otherwise."""
+    cells = [c.strip() for c in text.split(",") if c.strip()]
+    bad = [c for c in cells if c not in CELLS]
+    if bad or not cells:
+        ap.error(f"--cells must be a comma-separated subset of {','.join(CELLS)}; received {text!r}")
+    return cells
+
+
 def timed(fns: dict, repeats: int) -> dict:
     """Round-robin warm runs; the median and min of each, and the other processes' mean load."""
     times = {k: [] for k in fns}
@@ -266,7 +289,7 @@ def timed(fns: dict, repeats: int) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="tiny sizes (CI smoke run, a few seconds)")
-    ap.add_argument("--cells", default="gru,lstm", help="comma-separated subset of gru,lstm")
+    ap.add_argument("--cells", default=",".join(CELLS), help=f"comma-separated subset of {','.join(CELLS)}")
     ap.add_argument("--sizes", default=None, help="hidden sizes, comma-separated (default 50,200; quick 8)")
     ap.add_argument("--tokens", type=int, default=None, help="tokens in the batch (default 1500; quick 60)")
     ap.add_argument("--max-lag", type=int, default=None, help="K of the contributions (default 20; quick 4)")
@@ -275,6 +298,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default 2; quick 1)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
+    cells = parse_cells(ap, args.cells)
     try:
         import torch
     except ImportError:
@@ -290,7 +314,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     gradlab.warmup()
     warm = time.perf_counter() - t0
-    print("gradlab gated-cell benchmark")
+    print("gradlab cell benchmark (nn.RNN, GRU, LSTM engine)")
     print(f"gradlab {gradlab.__version__} from {Path(gradlab.__file__).parent}; warmup() {warm:.2f} s")
     print(f"torch {torch.__version__}, intra-op threads {torch.get_num_threads()}")
     print_environment(environment())
@@ -299,7 +323,7 @@ def main(argv=None) -> int:
     print("note: the machine is shared (2 cores); single numbers are noisy\n")
     tau = args.tau
     rows, ok = [], True
-    for cell in args.cells.split(","):
+    for cell in cells:
         for H in sizes:
             model, batch, xs, ds = make_problem(cell, H, tokens, 200, (5, 40), args.seed)
             peer = TorchPeer(model, batch, xs, ds, torch)
@@ -326,7 +350,7 @@ def main(argv=None) -> int:
     print("| --- | ---: | ---: | --- | ---: | ---: | ---: | --- | --- |")
     for cell, H, what, n, g, t, ratio, err, good, _load in rows:
         target = TARGETS["contrib" if what.startswith("contrib") else "grad"]
-        met = "" if args.quick else (f"≥ {target:g}×: {'met' if ratio >= target else 'NOT met'}")
+        met = "" if args.quick or cell == "rnn" else (f"≥ {target:g}×: {'met' if ratio >= target else 'NOT met'}")
         print(f"| {cell} | {H} | {n} | {what} | {g[0]:.4f} [{g[1]:.4f}] | {t[0]:.4f} [{t[1]:.4f}] | "
               f"{ratio:.2f}× | {met} | {err:.1e} {'OK' if good else 'NOT OK'} |")
     if not ok:

@@ -91,14 +91,14 @@ def test_grid_run_skips_a_spec_whose_data_is_missing(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_gated_cell_benchmark_runs():
-    """bench_cells.py at its smallest size: GRU and LSTM against PyTorch, every workload cross-checked."""
+    """bench_cells.py at its smallest size: nn.RNN, GRU and LSTM against PyTorch, every workload cross-checked."""
     from conftest import import_torch
     import_torch()                      # skipped without torch, unless GRADLAB_REQUIRE_TORCH=1
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run([sys.executable, str(BENCH / "bench_cells.py"), "--quick"], capture_output=True,
                           text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "NOT OK" not in proc.stdout and proc.stdout.count(" OK |") == 6
+    assert "NOT OK" not in proc.stdout and proc.stdout.count(" OK |") == 9     # 3 cells x 3 workloads
 
 
 def test_train_float32_rows_run_with_the_api_and_catch_a_float64_model(monkeypatch, capsys):
@@ -111,3 +111,52 @@ def test_train_float32_rows_run_with_the_api_and_catch_a_float64_model(monkeypat
     out = capsys.readouterr().out
     assert out.count("gradlab fused float32") == 2
     assert "MISMATCH: gradlab float32 (tbptt:3)" in out and "parameters of dtype float64" in out
+
+
+# ---------------------------------------------------------------------- cell training (bench_train_cells.py)
+def _bench_train_cells():
+    from conftest import import_torch
+    import_torch()                      # skipped without torch, unless GRADLAB_REQUIRE_TORCH=1
+    sys.path.insert(0, str(BENCH))
+    import bench_train_cells
+    return bench_train_cells
+
+
+def test_cell_training_benchmark_runs_and_cross_checks(capsys):
+    """bench_train_cells.py --quick: GRU and LSTM, full / tbptt:5 / chunked:10, each loop pair cross-checked."""
+    bench = _bench_train_cells()
+    assert bench.main(["--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "NOT OK" not in out and out.count(" OK |") == 6          # 2 cells x 3 schemes
+    for cell in ("gru", "lstm"):
+        for scheme in ("full", "tbptt:5", "chunked:10"):
+            assert f"| {cell} | 8 | {scheme} |" in out and f"  {cell} {scheme} " in out   # table, first calls
+
+
+def test_cell_training_benchmark_fails_when_the_loops_disagree(monkeypatch, capsys):
+    """A torch loop that ends 1e-7 away from gradlab's parameters makes the script exit with status 1."""
+    bench = _bench_train_cells()
+    epoch = bench.TorchTraining.epoch
+
+    def nudged(self, scheme, n_sentences=None):
+        modules, updates = epoch(self, scheme, n_sentences)
+        with self.torch.no_grad():
+            modules[0].weight_hh_l0[0, 0] += 1e-7
+        return modules, updates
+    monkeypatch.setattr(bench.TorchTraining, "epoch", nudged)
+    assert bench.main(["--quick", "--cells", "gru", "--schemes", "chunked:4", "--sentences", "4"]) == 1
+    out = capsys.readouterr().out
+    assert "NOT OK" in out and "cross-check NOT OK: the training loops disagree" in out
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--cells", "gru,elman", "--cells must be a comma-separated subset of rnn,gru,lstm; received 'gru,elman'"),
+    ("--schemes", "full,tbptt:0", "--schemes must be comma-separated full, tbptt:K or chunked:h (K, h >= 1); "
+                                  "received 'tbptt:0'"),
+    ("--schemes", "block:3,6", "received 'block:3'"),
+    ("--schemes", ",", "--schemes names no scheme; received ','")])
+def test_cell_training_benchmark_rejects_bad_options(option, value, message, capsys):
+    bench = _bench_train_cells()
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["--quick", option, value])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
