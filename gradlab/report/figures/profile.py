@@ -54,8 +54,10 @@ def plot_profile(profile: pd.DataFrame, decay: pd.DataFrame | None = None, *,
     Figure or None
         ``None`` when ``profile`` is empty.
     """
+    profile = st.by_cell(profile)
     if not st.check_frame(profile, "profile", PROFILE_COLUMNS):
         return None
+    decay = st.by_cell(decay)
     has_decay = st.check_frame(decay, "decay", DECAY_COLUMNS)
     datasets, palette = st.dataset_levels(profile, datasets, palette)
     states = st.levels(profile, "state", states, "states")
