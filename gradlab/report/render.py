@@ -144,13 +144,15 @@ CELL_DOC = "cell of the model: elman (gradlab.RNN), gru, lstm, linear (gradlab.C
 
 
 def _with_cell(columns: dict) -> dict:
-    """A table's column docs with the cell column after the dataset column (where the table has one)."""
-    if "dataset" not in columns or "state" not in columns:
+    """A table's column docs with the cell column where its rows have it: after ``run`` (a study's tables) or
+    after ``dataset`` (a report's, which also have ``state``)."""
+    anchor = "run" if "run" in columns else "dataset" if "dataset" in columns and "state" in columns else None
+    if anchor is None:
         return columns
     out = {}
     for name, doc in columns.items():
         out[name] = doc
-        if name == "dataset":
+        if name == anchor:
             out["cell"] = CELL_DOC
     return out
 

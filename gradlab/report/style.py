@@ -136,6 +136,14 @@ def by_cell(frame):
     return frame.assign(state=state)
 
 
+def cell_schemes(frame):
+    """A study's frame with its cell in its scheme column ("lstm · tbptt:3") when it has a ``cell`` column, so that
+    the figures that colour runs by scheme colour each cell's runs apart; other frames (and None) as they are."""
+    if not isinstance(frame, pd.DataFrame) or "cell" not in frame.columns:
+        return frame
+    return frame.assign(scheme=[f"{c} · {s}" for c, s in zip(frame["cell"].astype(str), frame["scheme"].astype(str))])
+
+
 def cells_of(*frames) -> list[str]:
     """The cells of a report's frames, in order of first appearance ([] for an Elman report)."""
     found = [str(c) for f in frames if isinstance(f, pd.DataFrame) and "cell" in f.columns for c in f["cell"]]

@@ -46,7 +46,7 @@ from .plan import (Estimate, PlanError, check_memory, check_writable, dataset_in
 from . import runner
 from .runner import RunPlan, done_key, slug, write_atomic, write_csv, write_done
 from .spec import ReportSpec, Spec, validate
-from .states import ELMAN, build_state, load_model, model_cell, state_cells
+from .states import ELMAN, build_state, estimated_size, load_model, model_cell, state_cells
 
 __all__ = ["Plan", "Unit", "plan", "units", "run_spec", "unit_inputs", "compute_unit", "write_unit", "run_unit",
            "combine", "load_frames", "table_name", "FRAMES", "COMPRESSED", "write_atomic", "write_csv", "Spec",
@@ -193,14 +193,9 @@ class Plan(RunPlan):
         render_report(self.root)
 
 
-#: Gate blocks of each cell's recurrent weights: a unit of a cell is estimated as an Elman unit of
-#: gates x layers x H hidden units (an upper bound on its memory and time).
-_GATES = {"gru": 3, "lstm": 4}
-
-
 def _state_size(state, spec: Spec, models: dict, cell: str = ELMAN) -> int:
     size = models[state.path].hidden_size if state.kind == "file" else spec.hidden_size
-    return size if cell == ELMAN else size * _GATES.get(cell, 1) * spec.num_layers
+    return estimated_size(cell, size, spec.num_layers)
 
 
 def plan(spec: Spec, out_root: str | os.PathLike = "reports", *, source: str = "spec") -> Plan:

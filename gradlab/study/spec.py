@@ -629,7 +629,17 @@ class TrainSpec(StudySpec):
         None: none.
     dtype : {"float64", "float32"}
         The type the models are drawn, trained, evaluated and analysed in
-        (``gradlab.RNN``'s dtype); float64 by default.
+        (``gradlab.RNN``'s dtype); float64 by default; float32 for the Elman cell only.
+    cell : str or list of str
+        The cell trained: "elman" (the default, :class:`gradlab.RNN`) or a :class:`gradlab.CellModel`
+        cell ("gru", "lstm", "linear", ...; one-hot input), as for a report (:class:`ReportSpec`). A
+        list adds a cell dimension to the grid (one run per cell and combination; the run's name
+        starts with its cell, and every table gets a ``cell`` column). The initial model of a cell
+        other than Elman is PyTorch's initialisation with every array multiplied by
+        ``scale / sqrt(0.1)``; ``activation``, ``recurrent_init`` and ``recurrent_gain`` are the
+        Elman cell's; the snapshots' dependency tables are measured for the Elman cell only.
+    num_layers : int
+        Stacked layers of the non-Elman cells (the Elman cell has 1).
     """
 
     name: str = "training"
@@ -662,6 +672,8 @@ class TrainSpec(StudySpec):
     curriculum_stages: int = 4
     agreement_sets: list | None = None
     dtype: str = "float64"
+    cell: str | list = DEFAULT_CELL
+    num_layers: int = 1
 
     KIND = "train"
     TYPES = {"name": str, "title": str, "train": str, "dev": str, "dev_fraction": float, "task": str,
@@ -670,9 +682,9 @@ class TrainSpec(StudySpec):
              "snapshots": bool, "max_lag": int, "snapshot_sentences": int, "scale": float, "activation": str,
              "recurrent_init": str, "recurrent_gain": float, "clip": float, "distribution": str,
              "min_distance": int, "curriculum_stages": int, "max_memory": float, "agreement_sets": list,
-             "dtype": str}
+             "dtype": str, "cell": (str, list), "num_layers": int}
     ITEM_TYPES = {"hidden_sizes": int, "schemes": str, "learning_rates": float, "seeds": int, "eval_tasks": str,
-                  "agreement_sets": str}
+                  "agreement_sets": str, "cell": str}
 
     @property
     def evaluation_tasks(self) -> list:
@@ -731,6 +743,7 @@ class TrainSpec(StudySpec):
         check_finite("scale", spec.scale, fail)
         check_max_memory(spec.max_memory, fail)
         check_dtype(spec.dtype, fail)
+        check_cells(spec.cell, spec.num_layers, spec.dtype, fail)
         self._validate_model_and_distribution(fail)
         if spec.agreement_sets is not None:
             check_agreement_sets(spec.agreement_sets, spec.task, fail)
@@ -744,6 +757,11 @@ class TrainSpec(StudySpec):
         if spec.recurrent_init not in RECURRENT_INITS:
             fail("recurrent_init", f"must be one of {RECURRENT_INITS}; received {spec.recurrent_init!r}")
         check_finite("recurrent_gain", spec.recurrent_gain, fail)
+        if DEFAULT_CELL not in spec.cells:
+            for key, default in (("activation", "sigmoid"), ("recurrent_init", "normal"), ("recurrent_gain", 1.0)):
+                if getattr(spec, key) != default:
+                    fail(key, f"is the Elman cell's (cell = {DEFAULT_CELL!r}); the cells {spec.cells} have their "
+                              f"own initialisation and activations: leave {key} out")
         if spec.clip is not None:
             check_finite("clip", spec.clip, fail, positive=True, what=" (or left out: no clipping)")
         if spec.distribution not in DISTRIBUTIONS:

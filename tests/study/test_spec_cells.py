@@ -174,3 +174,52 @@ def test_replace_keeps_validation_honest():
     spec = replace(spec_from_dict(REPORT), cell=["lstm"], num_layers=3)
     spec.validate()
     assert spec.has_cells and spec.cells == ["lstm"]
+
+
+# ---------------------------------------------------------------------- training studies
+TRAIN = {"name": "t", "train": "agreement:distance=3,n=16", "task": "lm", "hidden_sizes": [4], "schemes": ["tbptt:1"],
+         "learning_rates": [0.5], "seeds": [0, 1], "epochs": 1, "batch_size": 4}
+
+
+@pytest.mark.parametrize("extra, match", [
+    ({"cell": "gru2"}, r"cell: must be one of \('elman', 'gru', 'lstm', 'linear'"),
+    ({"cell": ["lstm", "lstm"]}, r"cell: values must be unique"),
+    ({"num_layers": 3}, r"num_layers: the Elman cell"),
+    ({"cell": "lstm", "num_layers": 0}, r"num_layers: must be an integer >= 1"),
+    ({"cell": "gru", "dtype": "float32"}, r"dtype: float32 is for the Elman cell only"),
+    ({"cell": "gru", "activation": "tanh"}, r"activation: is the Elman cell's"),
+    ({"cell": ["gru", "lstm"], "recurrent_init": "orthogonal"}, r"recurrent_init: is the Elman cell's"),
+])
+def test_bad_cell_keys_of_a_training_study(extra, match):
+    from gradlab.study.training import train_spec_from_dict
+    with pytest.raises(ValueError, match=match):
+        train_spec_from_dict({**TRAIN, **extra})
+
+
+def test_a_list_of_cells_is_a_grid_dimension_and_elman_runs_keep_their_digests():
+    from gradlab.study import training
+    from gradlab.study.training import train_spec_from_dict
+    elman = train_spec_from_dict(TRAIN)
+    assert train_spec_from_dict({**TRAIN, "cell": "elman"}) == elman and "cell" not in elman.to_toml()
+    plain = training.runs(elman)
+    assert all("cell" not in r and "cell" not in r["params"] for r in plain)
+    assert training.run_columns(plain[0]) == training.RUN_COLUMNS
+    spec = train_spec_from_dict({**TRAIN, "cell": ["elman", "lstm"], "num_layers": 1})
+    runs = training.runs(spec)
+    assert [(r["cell"], r["seed"]) for r in runs] == [("elman", 0), ("elman", 1), ("lstm", 0), ("lstm", 1)]
+    assert [r["run"] for r in runs[::2]] == ["elman_h4_tbptt:1_lr0.5_seed0", "lstm_h4_tbptt:1_lr0.5_seed0"]
+    assert len({r["digest"] for r in runs}) == 4 and not {r["digest"] for r in runs} & {r["digest"] for r in plain}
+    assert training.run_columns(runs[0])[:2] == ("run", "cell")
+    assert 'cell = ["elman", "lstm"]' in spec.to_toml()
+
+
+def test_a_study_s_initial_models_are_its_cells():
+    from gradlab.study import training
+    from gradlab.study.training import train_spec_from_dict
+    spec = train_spec_from_dict({**TRAIN, "cell": ["gru", "linear"], "num_layers": 2})
+    train, _ = training.load_data(spec)
+    models = [training.initial_model(spec, r, train) for r in training.runs(spec)]
+    assert [(m.cell.name, m.num_layers) for m in models] == [("gru-2layers", 2)] * 2 + [("linear-2layers", 2)] * 2
+    assert not np.array_equal(models[0].params["weight_hh_l0"], models[1].params["weight_hh_l0"])   # seeds 0, 1
+    elman = training.initial_model(train_spec_from_dict(TRAIN), training.runs(train_spec_from_dict(TRAIN))[0], train)
+    assert isinstance(elman, RNN)
