@@ -1,5 +1,7 @@
-"""gradlab: exact per-loss, per-lag BPTT gradients of Elman RNNs (and, at the
-engine level, GRU, LSTM and diagonal linear recurrences: gradlab.cell_engine), and what truncation keeps of them.
+"""gradlab: exact per-loss, per-lag BPTT gradients of Elman RNNs and of GRU, LSTM and diagonal
+linear recurrences (:class:`CellModel`, computed by gradlab.cell_engine; :func:`forward`,
+:func:`gradient`, :func:`contributions`, :func:`sentence_gaps` and :class:`Trainer` take
+either kind of model), and what truncation keeps of them.
 
 Importing gradlab compiles nothing and reads no files; kernels compile (or load
 from Numba's cache) on first use, or all at once with :func:`warmup`.

@@ -1,10 +1,12 @@
-"""Models of the gated and linear cells (GRU, LSTM, diagonal linear recurrence), at the model layer.
+"""Models of PyTorch's recurrent cells and the linear one (nn.RNN, GRU, LSTM, diagonal linear recurrence).
 
-A :class:`CellModel` is a registered cell (``gradlab.cells``: "gru", "lstm", "linear")
+A :class:`CellModel` is a registered cell (``gradlab.cells``: "rnn", "gru", "lstm", "linear")
 plus its parameters as an ordered dict of named float64 arrays, in the cell's order,
-with PyTorch's names for the gated cells (``weight_ih_l0`` ...) and ``W``, ``b`` for the
+with PyTorch's names for the rnn and gated cells (``weight_ih_l0`` ...) and ``W``, ``b`` for the
 output layer (logits = W h(t) + b, softmax cross-entropy, as the Elman cell's output plus
-a bias). Input words are one-hot: column x(t) of ``weight_ih_l0`` (or ``B``) is read.
+a bias). Input words are one-hot: column x(t) of ``weight_ih_l0`` (or ``B``) is read. The "rnn"
+cell (nn.RNN: h(t) = f(W_ih x(t) + b_ih + W_hh h(t-1) + b_hh)) holds its activation f
+(``activation``: tanh, relu, sigmoid or identity); the other cells have none.
 
 The Elman :class:`gradlab.RNN` is unchanged; the engine functions for these models are
 in ``gradlab.cell_engine``. With ``embedding_size`` (cells "gru-embedding", ...) the words are read through an
@@ -21,14 +23,15 @@ import numpy as np
 
 from ._io import atomic_savez
 from ._validate import check_int
-from .cells import Cell, cell as _cell, stacked
+from .cells import Cell, activation as _activation, cell as _cell, stacked
 
 __all__ = ["CellModel", "CELL_NAMES"]
 
 #: The cells a CellModel holds (the Elman cell is gradlab.RNN); "-embedding": reading an embedding layer.
-CELL_NAMES = ("gru", "lstm", "linear", "gru-embedding", "lstm-embedding", "linear-embedding")
+CELL_NAMES = ("rnn", "gru", "lstm", "linear", "rnn-embedding", "gru-embedding", "lstm-embedding", "linear-embedding")
 
 _CELL_KEY = "__cell__"
+_ACTIVATION_KEY = "__activation__"
 
 
 def _as_cell(c) -> Cell:
@@ -42,19 +45,38 @@ def _as_cell(c) -> Cell:
     return _cell(name)
 
 
+def _check_activation(c: Cell, activation) -> str | None:
+    """The activation a model of cell ``c`` holds: one of the cell's (default tanh, nn.RNN's) for the rnn
+    cells, None for the others (which take none)."""
+    if not c.activations:
+        if activation is not None:
+            raise ValueError(f"activation is for the rnn cells (nn.RNN's nonlinearity); a {c.name} model has none: "
+                             f"received activation={activation!r}")
+        return None
+    if activation is None:
+        return "tanh"
+    if not isinstance(activation, str) or activation not in c.activations:
+        _activation(activation)  # the error for an unknown name
+        raise ValueError(f"activation must be one of {c.activations} for a {c.name} model; received {activation!r}")
+    return activation
+
+
 class CellModel:
-    """A GRU, LSTM or diagonal linear recurrence with a softmax output layer.
+    """An Elman cell with biases (nn.RNN), GRU, LSTM or diagonal linear recurrence with a softmax output layer.
 
     Parameters
     ----------
-    cell : {"gru", "lstm", "linear"} or gradlab.cells.Cell
+    cell : {"rnn", "gru", "lstm", "linear"} (optionally "-embedding", "-<n>layers") or gradlab.cells.Cell
     parameters : mapping of str to array
         Exactly the cell's parameters (``gradlab.cells.cell(name).names``); the sizes are
         read from them and checked (:meth:`validate`).
+    activation : {"tanh", "relu", "sigmoid", "identity"}, optional
+        The rnn cells' f (default "tanh", nn.RNN's); the other cells take none.
     """
 
-    def __init__(self, cell, parameters):
+    def __init__(self, cell, parameters, activation: str | None = None):
         object.__setattr__(self, "cell", _as_cell(cell))
+        object.__setattr__(self, "activation", _check_activation(self.cell, activation))
         names = self.cell.names
         if not hasattr(parameters, "keys"):
             raise TypeError(f"parameters must be a mapping {{name: array}} with names {names}; "
@@ -90,7 +112,7 @@ class CellModel:
 
     @property
     def base(self) -> str:
-        """The recurrence: "gru", "lstm" or "linear" (with or without an embedding layer)."""
+        """The recurrence: "rnn", "gru", "lstm" or "linear" (with or without an embedding layer)."""
         return self.cell.name.split("-")[0]
 
     @property
@@ -116,6 +138,15 @@ class CellModel:
     @property
     def output_size(self) -> int:
         return int(self.params["W"].shape[0])
+
+    #: The arrays' type: CellModels are float64 only (as gradlab.RNN's ``dtype``, for code written for both).
+    dtype = np.dtype(np.float64)
+
+    @property
+    def state_size(self) -> int:
+        """S = num_layers x H x (2 for an LSTM: h and c, else 1): the width of ``CellForward.state`` and of
+        the engine's ``initial_states`` rows (per layer h_l, then c_l, layer 0 first)."""
+        return self.num_layers * self.hidden_size * (2 if self.base == "lstm" else 1)
 
     @property
     def shapes(self) -> dict[str, tuple[int, ...]]:
@@ -146,12 +177,15 @@ class CellModel:
     # ------------------------------------------------------------------ construction
     @classmethod
     def init(cls, cell, vocab_size: int, hidden_size: int, output_size: int | None = None, *,
-             embedding_size: int | None = None, num_layers: int = 1, seed=None) -> "CellModel":
+             embedding_size: int | None = None, num_layers: int = 1, activation: str | None = None,
+             seed=None) -> "CellModel":
         """PyTorch's initialisation: every array uniform(-1/sqrt(H), 1/sqrt(H)), drawn in the cell's order
         from ``numpy.random.default_rng(seed)``; the linear recurrence's lambda uniform(0, 1) and an
         embedding N(0, 1) (nn.Embedding's). ``embedding_size`` E: read words through an embedding layer
-        (cell "gru" becomes "gru-embedding", ...); ``num_layers``: stacked layers ("gru-2layers", ...)."""
+        (cell "gru" becomes "gru-embedding", ...); ``num_layers``: stacked layers ("gru-2layers", ...);
+        ``activation``: the rnn cells' f (default tanh)."""
         c = _as_cell(cell)
+        _check_activation(c, activation)
         vocab_size = check_int(vocab_size, "vocab_size", 1)
         hidden_size = check_int(hidden_size, "hidden_size", 1)
         output_size = vocab_size if output_size is None else check_int(output_size, "output_size", 1)
@@ -175,21 +209,25 @@ class CellModel:
                 arrays[n] = rng.uniform(0.0, 1.0, size=shape)
             else:
                 arrays[n] = rng.uniform(-bound, bound, size=shape)
-        return cls(c, arrays)
+        return cls(c, arrays, activation)
 
     def copy(self) -> "CellModel":
-        return CellModel(self.cell, {n: a.copy() for n, a in self.params.items()})
+        return CellModel(self.cell, {n: a.copy() for n, a in self.params.items()}, self.activation)
 
     def __repr__(self) -> str:
         emb = "" if self.embedding_size is None else f", embedding_size={self.embedding_size}"
         emb += "" if self.num_layers == 1 else f", num_layers={self.num_layers}"
+        emb += "" if self.activation is None else f", activation={self.activation!r}"
         return (f"CellModel({self.cell.name!r}, vocab_size={self.vocab_size}, hidden_size={self.hidden_size}, "
                 f"output_size={self.output_size}{emb})")
 
     # ------------------------------------------------------------------ files
     def save(self, path: str | os.PathLike) -> Path:
-        """The arrays and the cell's name in one .npz file, written atomically."""
-        return atomic_savez(path, **{_CELL_KEY: np.array(self.cell.name)}, **self.params)
+        """The arrays, the cell's name (and the rnn cells' activation) in one .npz file, written atomically."""
+        meta = {_CELL_KEY: np.array(self.cell.name)}
+        if self.activation is not None:
+            meta[_ACTIVATION_KEY] = np.array(self.activation)
+        return atomic_savez(path, **meta, **self.params)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "CellModel":
@@ -203,12 +241,16 @@ class CellModel:
             missing = [n for n in c.names if n not in data.files]
             if missing:
                 raise ValueError(f"{path}: a {name} model needs arrays {c.names}; missing {missing}")
-            return cls(c, {n: data[n] for n in c.names})
+            activation = str(data[_ACTIVATION_KEY]) if _ACTIVATION_KEY in data.files else None
+            if c.activations and activation is None:
+                raise ValueError(f"{path}: a {name} model needs its activation ({_ACTIVATION_KEY!r} entry)")
+            return cls(c, {n: data[n] for n in c.names}, activation)
 
     # ------------------------------------------------------------------ PyTorch
     def to_torch(self, *, batch_first: bool = False, dtype=None):
         """(rnn, linear) PyTorch modules holding these parameters, or (rnn, linear, embedding) for a model
-        with an embedding layer (torch imported here; float64 by default). A linear-recurrence model has
-        no PyTorch module (ValueError)."""
+        with an embedding layer (torch imported here; float64 by default): nn.RNN (tanh or relu), nn.GRU or
+        nn.LSTM. A linear-recurrence model has no PyTorch module (ValueError), nor an rnn model with the
+        sigmoid or identity activation (NotImplementedError)."""
         from .interop import to_torch
         return to_torch(self, batch_first=batch_first, dtype=dtype)

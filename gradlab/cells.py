@@ -27,8 +27,8 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["Activation", "ACTIVATIONS", "activation", "Parameter", "Cell", "ELMAN", "GRU", "LSTM", "LINEAR", "CELLS",
-           "register", "cell", "stacked", "ROLES"]
+__all__ = ["Activation", "ACTIVATIONS", "activation", "Parameter", "Cell", "ELMAN", "TORCH_RNN", "GRU", "LSTM", "LINEAR",
+           "CELLS", "register", "cell", "stacked", "ROLES"]
 
 
 # ---------------------------------------------------------------------- activations
@@ -191,16 +191,22 @@ def _output_parameters() -> tuple[Parameter, ...]:
             Parameter("b", ("output",), "output", "output bias", "linear.bias"))
 
 
-def _gated(name: str, gates: int, order: str, doc: str) -> Cell:
-    g = f"{gates}*hidden"
+def _gated(name: str, gates: int, order: str, doc: str, activations: tuple[str, ...] = ()) -> Cell:
+    """A PyTorch recurrence (weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0) with ``gates`` blocks of H rows."""
+    g = f"{gates}*hidden" if gates > 1 else "hidden"
+    rows = f", gate rows {order}" if order else ""
     return Cell(name, (
-        Parameter("weight_ih_l0", (g, "vocab"), "input", f"input weights, gate rows {order}; column j reads word j",
+        Parameter("weight_ih_l0", (g, "vocab"), "input", f"input weights{rows}; column j reads word j",
                   "rnn.weight_ih_l0"),
-        Parameter("weight_hh_l0", (g, "hidden"), "recurrent", f"recurrent weights, gate rows {order}",
-                  "rnn.weight_hh_l0"),
+        Parameter("weight_hh_l0", (g, "hidden"), "recurrent", f"recurrent weights{rows}", "rnn.weight_hh_l0"),
         Parameter("bias_ih_l0", (g,), "input", "bias added to the input product", "rnn.bias_ih_l0"),
         Parameter("bias_hh_l0", (g,), "recurrent", "bias added to the recurrent product", "rnn.bias_hh_l0"),
-    ) + _output_parameters(), activations=(), doc=doc)
+    ) + _output_parameters(), activations=activations, doc=doc)
+
+
+#: PyTorch's nn.RNN (Elman with biases): h(t) = f(W_ih x(t) + b_ih + W_hh h(t-1) + b_hh), f one of the
+#: activations (stored with the model: CellModel.activation); one-hot input, single layer.
+TORCH_RNN = _gated("rnn", 1, "", "Elman cell with biases (torch.nn.RNN)", activations=tuple(ACTIVATIONS))
 
 
 #: PyTorch's nn.GRU (gates r, z, n), one-hot input, single layer (docs/maths.md, "Other cells").
@@ -247,27 +253,29 @@ def _embedded(base: Cell, input_weights: str) -> Cell:
             p = Parameter(p.name, (p.shape[0], "embed"), p.role, p.doc.split(";")[0] + "; reads the embedding",
                           p.torch_name)
         params.append(p)
-    return Cell(f"{base.name}-embedding", tuple(params), activations=(), doc=base.doc + " with an embedding layer")
+    return Cell(f"{base.name}-embedding", tuple(params), activations=base.activations,
+                doc=base.doc + " with an embedding layer")
 
 
 GRU_EMBEDDING = _embedded(GRU, "weight_ih_l0")
 LSTM_EMBEDDING = _embedded(LSTM, "weight_ih_l0")
 LINEAR_EMBEDDING = _embedded(LINEAR, "B")
+RNN_EMBEDDING = _embedded(TORCH_RNN, "weight_ih_l0")
 
-for _c in (ELMAN, GRU, LSTM, LINEAR, GRU_EMBEDDING, LSTM_EMBEDDING, LINEAR_EMBEDDING):
+for _c in (ELMAN, GRU, LSTM, LINEAR, GRU_EMBEDDING, LSTM_EMBEDDING, LINEAR_EMBEDDING, TORCH_RNN, RNN_EMBEDDING):
     register(_c)
 
 
 def stacked(base: Cell, num_layers: int) -> Cell:
-    """``base`` (gru, lstm, linear, with or without embedding) with ``num_layers`` layers, as PyTorch
+    """``base`` (rnn, gru, lstm, linear, with or without embedding) with ``num_layers`` layers, as PyTorch
     stacks them: layer l >= 1 reads h_{l-1}(t). Its parameters follow layer 0's, named as PyTorch names
     them (weight_ih_l1 (gates*H x H), weight_hh_l1, bias_ih_l1, bias_hh_l1), for the linear recurrence
     lambda_l1 (H), B_l1 (H x H); the output layer comes last. Registered as "<base>-<n>layers" on first
     use (num_layers = 1 is ``base`` itself)."""
     if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
         raise ValueError(f"num_layers must be an integer >= 1; received {num_layers!r}")
-    if base.name.split("-")[0] not in ("gru", "lstm", "linear") or "layers" in base.name:
-        raise ValueError(f"stacked layers are built from the gru, lstm and linear cells; received {base.name!r}")
+    if base.name.split("-")[0] not in ("rnn", "gru", "lstm", "linear") or "layers" in base.name:
+        raise ValueError(f"stacked layers are built from the rnn, gru, lstm and linear cells; received {base.name!r}")
     if num_layers == 1:
         return base
     name = f"{base.name}-{num_layers}layers"
@@ -289,4 +297,4 @@ def stacked(base: Cell, num_layers: int) -> Cell:
             doc = f"layer {l}: " + (p.doc.split(";")[0] + "; reads h of the layer below" if len(shape) == 2 and
                                     p.role == "input" else p.doc)
             params.append(Parameter(n, shape, p.role, doc, torch_name))
-    return register(Cell(name, tuple(params + out), activations=(), doc=f"{base.doc}, {num_layers} layers"))
+    return register(Cell(name, tuple(params + out), activations=base.activations, doc=f"{base.doc}, {num_layers} layers"))

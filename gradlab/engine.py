@@ -6,6 +6,12 @@ docs/maths.md; the gradients are dJ/dU, dJ/dV, dJ/dW of the batch's total loss
 J = sum of J(t) (not averaged, and with the gradient's sign — the coursework's
 update directions are their negatives, see ``gradlab.compat.coursework``).
 
+The front functions :func:`forward`, :func:`gradient`, :func:`contributions` and
+:func:`sentence_gaps` also take a :class:`gradlab.CellModel` (GRU, LSTM, linear
+recurrence) and hand it to ``gradlab.cell_engine`` (``sentence_gaps``:
+``gradlab.analysis.gap.cell_sentence_gaps``), with the options that apply to cells;
+their results are then the cell engine's (``CellForward``, ``CellContributions``).
+
 Arrays are documented as float64, the default; a float32 model (``RNN(..., dtype="float32")``)
 is computed in float32 and every returned array is float32 (totals such as ``loss`` are
 Python floats either way).
@@ -20,6 +26,7 @@ import numpy as np
 from . import _config
 from ._validate import as_float_matrix, as_id_array, check_ids_in_range, check_int
 from .batch import NO_LOSS, Batch, offsets_from_lengths
+from .cellmodel import CellModel
 from .cells import ELMAN, Cell, activation as _activation
 from .model import RNN, activation_code
 from .schemes import Full, Scheme, Sliding, parse_scheme
@@ -362,18 +369,23 @@ def forward(model: RNN, batch: Batch, *, return_probs: bool = False, initial_sta
 
     Parameters
     ----------
-    model : RNN
+    model : RNN or CellModel
+        A CellModel goes to :func:`gradlab.cell_engine.forward` (result: its ``CellForward``).
     batch : Batch
     return_probs : bool
         Also return y(t) for every token, shape (N, n_out). This materialises an
         N x n_out array; leave it off for large batches.
     initial_states : float64 (n_sentences, H), optional
-        s(-1) of every sentence instead of zeros (to carry a state across segments).
+        s(-1) of every sentence instead of zeros (to carry a state across segments); for a
+        CellModel (n_sentences, model.state_size), laid out as ``CellForward.state``.
 
     Returns
     -------
     ForwardResult
     """
+    if isinstance(model, CellModel):
+        from . import cell_engine
+        return cell_engine.forward(model, batch, return_probs=return_probs, initial_states=initial_states)
     prep = _prepare(model, batch, initial_states)
     with _single_threaded_blas():
         S = _states(prep)
@@ -401,7 +413,8 @@ def gradient(model: RNN, batch: Batch, scheme: Scheme | str = Full(), *, initial
 
     Parameters
     ----------
-    model : RNN
+    model : RNN or CellModel
+        A CellModel goes to :func:`gradlab.cell_engine.gradient` (a Gradient with the cell's names).
     batch : Batch
     scheme : Scheme or str
         ``Full()`` (default), ``Sliding(tau)``, ``Block(k1, k2)``, ``chunked(h)``,
@@ -409,6 +422,7 @@ def gradient(model: RNN, batch: Batch, scheme: Scheme | str = Full(), *, initial
     initial_states : float64 (n_sentences, H), optional
         s(-1) of every sentence instead of zeros, treated as a constant (the signal
         stops at the sentence start). Truncated training carries states this way.
+        For a CellModel (n_sentences, model.state_size), laid out as ``CellForward.state``.
 
     Returns
     -------
@@ -423,6 +437,9 @@ def gradient(model: RNN, batch: Batch, scheme: Scheme | str = Full(), *, initial
     carried back together, so full BPTT and block schemes take time linear in T
     and the sliding window O(T tau), all with O(T) memory.
     """
+    if isinstance(model, CellModel):
+        from . import cell_engine
+        return cell_engine.gradient(model, batch, scheme, initial_states=initial_states)
     scheme = parse_scheme(scheme)
     prep = _prepare(model, batch, initial_states)
     with _single_threaded_blas():
@@ -524,7 +541,10 @@ def contributions(model: RNN, batch: Batch, max_lag: int, *, G_V: bool | int = T
 
     Parameters
     ----------
-    model : RNN
+    model : RNN or CellModel
+        A CellModel goes to :func:`gradlab.cell_engine.contributions` (its
+        ``CellContributions``, with G for every parameter and lag; ``G_V`` and ``V_norm``
+        are the Elman RNN's and must be left at their defaults).
     batch : Batch
     max_lag : int
         K >= 0: lags k = 0..min(t, K) are computed for loss t. Cost O(N K H^2).
@@ -551,6 +571,11 @@ def contributions(model: RNN, batch: Batch, max_lag: int, *, G_V: bool | int = T
     losses, run on fixed row chunks (so results do not depend on the thread count).
     Memory is O(n_losses H) besides the outputs.
     """
+    if isinstance(model, CellModel):
+        from . import cell_engine
+        _elman_only({"G_V": G_V, "V_norm": V_norm}, "contributions",
+                    "a CellModel's contributions hold G for every parameter and lag")
+        return cell_engine.contributions(model, batch, max_lag)
     K = check_int(max_lag, "max_lag", 0)
     if G_V is True or G_V is False:
         v_lags = K if G_V else -1
@@ -743,7 +768,13 @@ def sentence_gaps(model: RNN, batch: Batch, max_lag: int) -> SentenceGaps:
     exact one (all lags), so for tau < T - 1 the error is what truncation loses
     and for tau >= T - 1 it is zero up to rounding. W is the same under every
     scheme; it enters "all" through ||g_full||. Cost O(T K H^2) per sentence.
+
+    A CellModel goes to :func:`gradlab.analysis.gap.cell_sentence_gaps` (the third
+    axis: the cell's recurrent and input parameters, then "all").
     """
+    if isinstance(model, CellModel):
+        from .analysis.gap import cell_sentence_gaps
+        return cell_sentence_gaps(model, batch, max_lag)
     K = check_int(max_lag, "max_lag", 0)
     prep = _prepare(model, batch)
     from .kernels.contrib import sentence_gaps as gaps_kernel
@@ -777,6 +808,15 @@ def sentence_gaps(model: RNN, batch: Batch, max_lag: int) -> SentenceGaps:
         cos = dot / (np.sqrt(prefix2) * np.sqrt(full2))
     # the kernel sums in float64 whatever the model's type; the result has the model's type
     return SentenceGaps(K, rel.astype(prep.U.dtype, copy=False), cos.astype(prep.U.dtype, copy=False))
+
+
+def _elman_only(options: dict, function: str, instead: str) -> None:
+    """Raise for an Elman-only option (default True) given another value with a CellModel."""
+    given = [f"{name}={value!r}" for name, value in options.items() if value is not True]
+    if given:
+        raise ValueError(f"{', '.join(given)}: {'these options apply' if len(given) > 1 else 'this option applies'} "
+                         f"to the Elman RNN's {function} only; {instead} (gradlab.cell_engine.{function}): leave "
+                         f"{' and '.join(options)} out for a CellModel")
 
 
 def warmup() -> float:

@@ -1,18 +1,20 @@
 """PyTorch interop: gradlab models from ``nn.GRU`` / ``nn.LSTM`` / ``nn.RNN`` plus ``nn.Linear``, and back.
 
-torch is optional: it is imported inside these functions only. This slice of issue 14
-supports unidirectional modules (1..n layers for GRU and LSTM) on one-hot inputs (``input_size`` equal to
-the vocabulary; column j of ``weight_ih_l0`` reads word j) or behind an ``nn.Embedding``:
+torch is optional: it is imported inside these functions only. Unidirectional modules (1..n
+layers) on one-hot inputs (``input_size`` equal to the vocabulary; column j of ``weight_ih_l0``
+reads word j) or behind an ``nn.Embedding``:
 
-- ``nn.GRU`` / ``nn.LSTM`` -> :class:`gradlab.CellModel` ("gru" / "lstm", or "gru-embedding" /
-  "lstm-embedding" with an embedding); a module built with ``bias=False`` gets zero biases,
-  and an ``nn.Linear`` without bias a zero ``b``;
-- ``nn.RNN`` (tanh or relu) -> :class:`gradlab.RNN` only when the RNN and the linear layer
-  are bias-free (gradlab's Elman form); otherwise an error says so.
+- ``nn.RNN`` (tanh or relu) -> :class:`gradlab.RNN` when it is the coursework's Elman form: one
+  layer, no bias, one-hot words, and a bias-free ``nn.Linear``; anything else (biases, an
+  embedding, several layers) -> :class:`gradlab.CellModel` "rnn" with its ``nonlinearity`` as
+  activation;
+- ``nn.GRU`` / ``nn.LSTM`` -> :class:`gradlab.CellModel` ("gru" / "lstm", "-embedding" with an
+  embedding, "-<n>layers" when stacked).
 
-``batch_first`` does not change the parameters; either is accepted. Stacked nn.RNN,
-bidirectional modules, LSTM projections, dropout and embeddings with ``max_norm`` or
-``padding_idx`` raise errors naming what is not supported.
+A module built with ``bias=False`` gets zero biases, an ``nn.Linear`` without bias a zero ``b``.
+``batch_first`` does not change the parameters; either is accepted. Bidirectional modules, LSTM
+projections, dropout and embeddings with ``max_norm`` or ``padding_idx`` raise errors naming what
+is not supported.
 """
 from __future__ import annotations
 
@@ -49,9 +51,6 @@ def from_torch(rnn, linear, embedding=None):
         if embedding.embedding_dim != rnn.input_size:
             raise ValueError(f"embedding.embedding_dim ({embedding.embedding_dim}) must equal the rnn's "
                              f"input_size ({rnn.input_size})")
-    if rnn.num_layers != 1 and isinstance(rnn, nn.RNN):
-        raise NotImplementedError(f"nn.RNN with num_layers={rnn.num_layers} is not supported (gradlab's Elman RNN "
-                                  "has one layer)")
     if rnn.bidirectional:
         raise NotImplementedError(f"bidirectional {kind} is not supported (gradlab's losses look only backwards)")
     if getattr(rnn, "proj_size", 0):
@@ -64,17 +63,11 @@ def from_torch(rnn, linear, embedding=None):
                          f"({rnn.hidden_size})")
     p = {n: _array(t) for n, t in rnn.named_parameters()}
     W = _array(linear.weight)
-    if isinstance(rnn, nn.RNN):
-        if embedding is not None:
-            raise NotImplementedError("nn.RNN with an embedding layer is not supported in this slice: it maps to "
-                                      "gradlab's one-hot Elman RNN")
-        if rnn.bias or linear.bias is not None:
-            raise NotImplementedError("nn.RNN with biases (in the RNN or the output nn.Linear) is not supported in "
-                                      "this slice: it maps to gradlab's bias-free Elman RNN (build it with "
-                                      "bias=False on both)")
-        return RNN(p["weight_hh_l0"], p["weight_ih_l0"], W, rnn.nonlinearity)
+    if (isinstance(rnn, nn.RNN) and embedding is None and rnn.num_layers == 1 and not rnn.bias
+            and linear.bias is None):
+        return RNN(p["weight_hh_l0"], p["weight_ih_l0"], W, rnn.nonlinearity)   # the coursework's Elman form
     H = rnn.hidden_size
-    gates = 3 if isinstance(rnn, nn.GRU) else 4
+    gates = {nn.RNN: 1, nn.GRU: 3, nn.LSTM: 4}[type(rnn)]
     zeros = np.zeros(gates * H)
     arrays = {}
     for layer in range(rnn.num_layers):
@@ -84,17 +77,25 @@ def from_torch(rnn, linear, embedding=None):
             arrays[n] = p.get(n, zeros)
     arrays["W"] = W
     arrays["b"] = np.zeros(W.shape[0]) if linear.bias is None else _array(linear.bias)
-    name = "gru" if gates == 3 else "lstm"
+    name = {1: "rnn", 3: "gru", 4: "lstm"}[gates]
     if embedding is not None:
         arrays["embedding"] = _array(embedding.weight)
         name += "-embedding"
     if rnn.num_layers > 1:
         name += f"-{rnn.num_layers}layers"
-    return CellModel(name, arrays)
+    return CellModel(name, arrays, rnn.nonlinearity if gates == 1 else None)
+
+
+def _nonlinearity(model, what: str) -> str:
+    """nn.RNN's ``nonlinearity`` for the model's activation (tanh or relu; the others have no nn.RNN)."""
+    if model.activation not in ("tanh", "relu"):
+        raise NotImplementedError(f"{what} with activation {model.activation!r} has no nn.RNN counterpart "
+                                  "(nn.RNN has tanh and relu)")
+    return model.activation
 
 
 def to_torch(model, *, batch_first: bool = False, dtype=None):
-    """(rnn, linear): ``nn.GRU``/``nn.LSTM`` (or bias-free ``nn.RNN`` for a gradlab.RNN with tanh or relu)
+    """(rnn, linear): ``nn.RNN``/``nn.GRU``/``nn.LSTM`` (a bias-free ``nn.RNN`` for a gradlab.RNN; tanh or relu only)
     and ``nn.Linear`` holding the model's parameters, float64 unless ``dtype`` says otherwise; plus the
     ``nn.Embedding`` as a third module for a model with an embedding layer."""
     import torch
@@ -106,10 +107,7 @@ def to_torch(model, *, batch_first: bool = False, dtype=None):
         getattr(module, name).data.copy_(torch.as_tensor(np.asarray(array), dtype=dtype))
 
     if isinstance(model, RNN):
-        if model.activation not in ("tanh", "relu"):
-            raise NotImplementedError(f"an Elman RNN with activation {model.activation!r} has no nn.RNN "
-                                      "counterpart (nn.RNN has tanh and relu)")
-        rnn = nn.RNN(model.vocab_size, model.hidden_size, nonlinearity=model.activation, bias=False,
+        rnn = nn.RNN(model.vocab_size, model.hidden_size, nonlinearity=_nonlinearity(model, "an Elman RNN"), bias=False,
                      batch_first=batch_first, dtype=dtype)
         linear = nn.Linear(model.hidden_size, model.output_size, bias=False, dtype=dtype)
         _set(rnn, "weight_ih_l0", model.V)
@@ -120,10 +118,14 @@ def to_torch(model, *, batch_first: bool = False, dtype=None):
         raise TypeError(f"model must be a gradlab.CellModel or gradlab.RNN; received {type(model).__name__}")
     if model.base == "linear":
         raise ValueError("the diagonal linear recurrence has no PyTorch module (nn.GRU, nn.LSTM and nn.RNN are not it)")
-    cls = nn.GRU if model.base == "gru" else nn.LSTM
     E = model.embedding_size
-    rnn = cls(model.vocab_size if E is None else E, model.hidden_size, num_layers=model.num_layers,
-              batch_first=batch_first, dtype=dtype)
+    size = (model.vocab_size if E is None else E, model.hidden_size)
+    if model.base == "rnn":
+        rnn = nn.RNN(*size, num_layers=model.num_layers, nonlinearity=_nonlinearity(model, "an rnn model"),
+                     batch_first=batch_first, dtype=dtype)
+    else:
+        rnn = (nn.GRU if model.base == "gru" else nn.LSTM)(*size, num_layers=model.num_layers,
+                                                           batch_first=batch_first, dtype=dtype)
     linear = nn.Linear(model.hidden_size, model.output_size, dtype=dtype)
     for layer in range(model.num_layers):
         for n in model.layer_names(layer):

@@ -1,11 +1,16 @@
-"""Slow loop references for the gated and linear cells (GRU, LSTM, diagonal linear recurrence).
+"""Slow loop references for the cells of gradlab.CellModel (nn.RNN with biases, GRU, LSTM, diagonal linear
+recurrence).
 
 Written apart from gradlab/kernels/gated.py, in whole-vector NumPy: per sentence, a
 forward pass keeping every step's values, then for every loss its own backward sweep
 through its lag window. Parameters are a dict {name: array} with the names of
-gradlab.cells (PyTorch's for the gated cells); inputs are one-hot, so the input product
+gradlab.cells (PyTorch's for the rnn and gated cells); a cell name may end in ":<activation>"
+("rnn:relu", "rnn-2layers:identity": the rnn cells' f, tanh by default); inputs are one-hot, so the input product
 of step t is column x(t) of the input weights, or (cells "...-embedding") the input weights
 times row x(t) of P["embedding"].
+
+Initial states (``initial``): None (zeros) or one row per sentence of the engine's layout, per layer
+h_l then c_l (LSTM), split by ``layer_states``; they are constants (nothing is sent back into them).
 """
 from __future__ import annotations
 
@@ -14,6 +19,18 @@ import numpy as np
 
 def sigmoid(a):
     return 1.0 / (1.0 + np.exp(-a))
+
+
+#: f and f' of the rnn cell, both written from the pre-activation
+F = {"tanh": np.tanh, "relu": lambda a: np.maximum(a, 0.0), "sigmoid": sigmoid, "identity": lambda a: a + 0.0}
+DF = {"tanh": lambda a: 1.0 - np.tanh(a) ** 2, "relu": lambda a: (a > 0).astype(float),
+      "sigmoid": lambda a: sigmoid(a) * (1.0 - sigmoid(a)), "identity": np.ones_like}
+
+
+def kind(cell):
+    """(recurrence, activation) of a cell name such as "rnn-embedding:relu" -> ("rnn", "relu")."""
+    name, _, act = cell.partition(":")
+    return name.split("-")[0], act or "tanh"
 
 
 def _read(A, P, x):
@@ -47,11 +64,14 @@ def _x(x):
 
 def step(cell, P, x, h, c):
     """One step from (h, c) reading word x: returns (h', c', cache)."""
-    cell = cell.split("-")[0]
+    cell, act = kind(cell)
     if cell == "linear":
         return P["lambda"] * h + _read(P["B"], P, x), None, {}
     Wih, Whh, bih, bhh = P["weight_ih_l0"], P["weight_hh_l0"], P["bias_ih_l0"], P["bias_hh_l0"]
     H = h.size
+    if cell == "rnn":
+        net = _read(Wih, P, x) + bih + Whh @ h + bhh
+        return F[act](net), None, dict(net=net)
     gi = _read(Wih, P, x) + bih
     gh = Whh @ h + bhh
     if cell == "gru":
@@ -65,10 +85,25 @@ def step(cell, P, x, h, c):
     return o * np.tanh(c2), c2, dict(i=i, f=f, g=g, o=o)
 
 
-def run(cell, P, xs):
-    """States of one sentence: lists hs, cs (index t), caches; h(-1) = c(-1) = 0."""
+def layer_states(cell, row, L, H):
+    """[(h0_l, c0_l)] per layer from one row of initial states (zeros when ``row`` is None); c0 is zero
+    for the cells without c."""
+    if row is None:
+        return [(np.zeros(H), np.zeros(H)) for _ in range(L)]
+    lstm = kind(cell)[0] == "lstm"
+    width = 2 * H if lstm else H
+    out = []
+    for layer in range(L):
+        block = np.asarray(row[layer * width:(layer + 1) * width], dtype=float)
+        out.append((block[:H].copy(), block[H:].copy() if lstm else np.zeros(H)))
+    return out
+
+
+def run(cell, P, xs, h0=None, c0=None):
+    """States of one sentence: lists hs, cs (index t), caches; h(-1) = h0, c(-1) = c0 (zeros by default)."""
     H = P["W"].shape[1]
-    h, c = np.zeros(H), np.zeros(H)
+    h = np.zeros(H) if h0 is None else np.array(h0, dtype=float)
+    c = np.zeros(H) if c0 is None else np.array(c0, dtype=float)
     hs, cs, caches = [], [], []
     for x in xs:
         h, c2, cache = step(cell, P, _x(x), h, c)
@@ -94,13 +129,17 @@ def step_back(cell, P, x, hprev, cprev, c, cache, dh, dc):
     """Gradient of one step's use of the parameters, and (dh_prev, dc_prev), from dh = dJ/dh(t) and
     dc = the part of dJ/dc(t) that comes from later steps (LSTM). Also returns the total dJ/dc(t)."""
     g = {}
-    cell = cell.split("-")[0]
+    cell, act = kind(cell)
     if cell == "linear":
         g["lambda"] = dh * hprev
         _read_back(P["B"], P, x, dh, g)
         return g, P["lambda"] * dh, None, None
     Whh = P["weight_hh_l0"]
-    if cell == "gru":
+    if cell == "rnn":
+        d_in = d_hid = dh * DF[act](cache["net"])
+        dprev = Whh.T @ d_hid
+        dc_total, dcprev = None, None
+    elif cell == "gru":
         r, z, n, ghn = cache["r"], cache["z"], cache["n"], cache["ghn"]
         da_n = dh * (1 - z) * (1 - n ** 2)
         da_z = dh * (hprev - n) * z * (1 - z)
@@ -126,18 +165,19 @@ def step_back(cell, P, x, hprev, cprev, c, cache, dh, dc):
 
 
 def truncated_names(cell):
-    emb = ("embedding",) if cell.endswith("-embedding") else ()
-    base = cell.split("-")[0]
+    emb = ("embedding",) if "-embedding" in cell else ()
+    base = kind(cell)[0]
     return emb + (("lambda", "B") if base == "linear" else ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"))
 
 
-def per_loss(cell, P, xs, ds, window):
+def per_loss(cell, P, xs, ds, window, initial=None):
     """Walk every loss back through lags 0..window(t) (clipped at t) and yield
     (sentence, t, k, dJ(t)/dh(t-k), dJ(t)/dc(t-k) or None, {name: gradient of step t-k's use}),
     plus, before each loss's sweep, ("loss", J, dW, db)."""
     H = P["W"].shape[1]
     for s, (x, d) in enumerate(zip(xs, ds)):
-        hs, cs, caches = run(cell, P, x)
+        h0, c0 = layer_states(cell, None if initial is None else initial[s], 1, H)[0]
+        hs, cs, caches = run(cell, P, x, h0, c0)
         for t in range(len(x)):
             if d[t] == -1:
                 continue
@@ -146,28 +186,29 @@ def per_loss(cell, P, xs, ds, window):
             dc = np.zeros(H)
             for k in range(min(window(t), t) + 1):
                 j = t - k
-                hprev = hs[j - 1] if j > 0 else np.zeros(H)
-                cprev = cs[j - 1] if j > 0 else np.zeros(H)
+                hprev = hs[j - 1] if j > 0 else h0
+                cprev = cs[j - 1] if j > 0 else c0
                 g, dprev, dcprev, dc_total = step_back(cell, P, int(x[j]), hprev, cprev, cs[j], caches[j], dh, dc)
                 yield (s, t, k, dh.copy(), dc_total, g)
                 dh, dc = dprev, dcprev
 
 
-def loss(cell, P, xs, ds):
+def loss(cell, P, xs, ds, initial=None):
     total = 0.0
-    for x, d in zip(xs, ds):
-        hs, _, _ = run(cell, P, x)
+    H = P["W"].shape[1]
+    for s, (x, d) in enumerate(zip(xs, ds)):
+        hs, _, _ = run(cell, P, x, *layer_states(cell, None if initial is None else initial[s], 1, H)[0])
         for t in range(len(x)):
             if d[t] != -1:
                 total += output(P, hs[t], int(d[t]))[0]
     return total
 
 
-def gradient(cell, P, xs, ds, window):
+def gradient(cell, P, xs, ds, window, initial=None):
     """{name: dJ/dtheta} and J, where loss t reaches lags 0..min(window(t), t)."""
     G = {n: np.zeros_like(a) for n, a in P.items()}
     J = 0.0
-    for item in per_loss(cell, P, xs, ds, window):
+    for item in per_loss(cell, P, xs, ds, window, initial):
         if item[0] == "loss":
             J += item[1]
             G["W"] += item[2]
@@ -212,7 +253,7 @@ def finite_differences(cell, P, xs, ds, eps=1e-6):
 def layer_params(cell, P, layer):
     """Layer ``layer``'s arrays under layer 0's names (so that step and step_back apply), the
     embedding only to layer 0."""
-    base = cell.split("-")[0]
+    base = kind(cell)[0]
     if base == "linear":
         names = ("lambda", "B") if layer == 0 else (f"lambda_l{layer}", f"B_l{layer}")
         sub = dict(zip(("lambda", "B"), (P[n] for n in names)))
@@ -225,25 +266,28 @@ def layer_params(cell, P, layer):
     return sub, dict(zip(sub, names + (("embedding",) if "embedding" in sub else ()) + ("W",)))
 
 
-def run_stacked(cell, P, xs, L):
-    """Per layer (hs, cs, caches, inputs) of one sentence: layer 0 reads the words, layer l the states of l-1."""
+def run_stacked(cell, P, xs, L, init=None):
+    """Per layer (hs, cs, caches, inputs) of one sentence: layer 0 reads the words, layer l the states of l-1;
+    ``init``: [(h0_l, c0_l)] (``layer_states``), zeros by default."""
     out = []
     inputs = list(xs)
+    init = init or layer_states(cell, None, L, P["W"].shape[1])
     for layer in range(L):
         sub, _ = layer_params(cell, P, layer)
-        hs, cs, caches = run(cell, sub, inputs)
+        hs, cs, caches = run(cell, sub, inputs, *init[layer])
         out.append((hs, cs, caches, inputs))
         inputs = hs
     return out
 
 
-def per_loss_stacked(cell, P, xs, ds, window, L):
+def per_loss_stacked(cell, P, xs, ds, window, L, initial=None):
     """As per_loss for a stacked model: yields ("loss", J, dW, db) and (s, t, k, [dJ/dh_l(t-k)], [dJ/dc_l(t-k)],
     {model name: gradient of step t-k's use}) with the layers' signals travelling together."""
     H = P["W"].shape[1]
     subs = [layer_params(cell, P, layer) for layer in range(L)]
     for s, (x, d) in enumerate(zip(xs, ds)):
-        layers = run_stacked(cell, P, x, L)
+        init = layer_states(cell, None if initial is None else initial[s], L, H)
+        layers = run_stacked(cell, P, x, L, init)
         for t in range(len(x)):
             if d[t] == -1:
                 continue
@@ -259,8 +303,8 @@ def per_loss_stacked(cell, P, xs, ds, window, L):
                 for layer in range(L - 1, -1, -1):
                     hs, cs, caches, inputs = layers[layer]
                     sub, names = subs[layer]
-                    hprev = hs[j - 1] if j > 0 else np.zeros(H)
-                    cprev = cs[j - 1] if j > 0 else np.zeros(H)
+                    hprev = hs[j - 1] if j > 0 else init[layer][0]
+                    cprev = cs[j - 1] if j > 0 else init[layer][1]
                     hn[layer] = dh[layer].copy()
                     g, dprev, dcprev, dc_total = step_back(cell, sub, _x(inputs[j]), hprev, cprev, cs[j], caches[j],
                                                            dh[layer], dc[layer])
@@ -273,10 +317,10 @@ def per_loss_stacked(cell, P, xs, ds, window, L):
                 dh, dc = new_dh, new_dc
 
 
-def gradient_stacked(cell, P, xs, ds, window, L):
+def gradient_stacked(cell, P, xs, ds, window, L, initial=None):
     G = {n: np.zeros_like(a) for n, a in P.items()}
     J = 0.0
-    for item in per_loss_stacked(cell, P, xs, ds, window, L):
+    for item in per_loss_stacked(cell, P, xs, ds, window, L, initial):
         if item[0] == "loss":
             J += item[1]
             G["W"] += item[2]
@@ -301,10 +345,11 @@ def contributions_stacked(cell, P, xs, ds, K, L):
     return rows, G
 
 
-def loss_stacked(cell, P, xs, ds, L):
+def loss_stacked(cell, P, xs, ds, L, initial=None):
     total = 0.0
-    for x, d in zip(xs, ds):
-        top = run_stacked(cell, P, x, L)[-1][0]
+    H = P["W"].shape[1]
+    for s, (x, d) in enumerate(zip(xs, ds)):
+        top = run_stacked(cell, P, x, L, layer_states(cell, None if initial is None else initial[s], L, H))[-1][0]
         for t in range(len(x)):
             if d[t] != -1:
                 total += output(P, top[t], int(d[t]))[0]

@@ -1,8 +1,9 @@
 """Gated and linear cells (GRU, LSTM, diagonal linear recurrence): forward pass and per-loss backward sweeps.
 
 PyTorch's equations (docs/maths.md, "Other cells"). Inputs are one-hot: the input
-product of a step is column x(t) of ``Wih`` (or ``B``). Every sentence starts from
-zero states.
+product of a step is column x(t) of ``Wih`` (or ``B``). Every sentence starts from its
+initial states (``H0``, ``C0``: (n_sentences, H), constants the gradient does not flow into;
+arrays without rows mean zero states).
 
 The GRU and LSTM kernels run in lockstep. Forward, the sentences run longest first and
 W_hh h(t-1) of every running sentence is one matrix product per step. Backward
@@ -29,16 +30,25 @@ def _sig(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
+@njit(inline="always", **JIT)
+def prev(Hs, H0, s, p, first, u):
+    """Unit u of the state before flat position p: Hs[p - 1], or at a sentence's first step the
+    sentence's initial state H0[s] (zero when H0 has no rows: no initial states given)."""
+    if not first:
+        return Hs[p - 1, u]
+    return H0[s, u] if H0.shape[0] else 0.0
+
+
 @njit(**JIT)
-def _gru_gates(gi, gh, Hs, G, p, first):
-    """h(t) of step p from the input and recurrent pre-activations gi = W_ih x + b_ih, gh = W_hh h + b_hh;
-    G[p] = (r, z, n, gh_n). Shared by one-hot and dense-input layers."""
+def _gru_gates(gi, gh, Hs, G, p, first, H0, s):
+    """h(t) of step p (sentence s) from the input and recurrent pre-activations gi = W_ih x + b_ih,
+    gh = W_hh h + b_hh; G[p] = (r, z, n, gh_n). Shared by one-hot and dense-input layers."""
     H = gh.size // 3
     for u in range(H):
         r = _sig(gi[u] + gh[u])
         z = _sig(gi[H + u] + gh[H + u])
         n = np.tanh(gi[2 * H + u] + r * gh[2 * H + u])
-        hp = 0.0 if first else Hs[p - 1, u]
+        hp = prev(Hs, H0, s, p, first, u)
         Hs[p, u] = (1.0 - z) * n + z * hp
         G[p, u] = r
         G[p, H + u] = z
@@ -47,16 +57,16 @@ def _gru_gates(gi, gh, Hs, G, p, first):
 
 
 @njit(**JIT)
-def _lstm_gates(pre, Hs, Cs, G, p, first):
-    """c(t), h(t) of step p from the gates' pre-activations; G[p] = (i, f, g, o). Shared by one-hot and
-    dense-input layers."""
+def _lstm_gates(pre, Hs, Cs, G, p, first, C0, s):
+    """c(t), h(t) of step p (sentence s) from the gates' pre-activations; G[p] = (i, f, g, o). Shared by
+    one-hot and dense-input layers."""
     H = pre.size // 4
     for u in range(H):
         i = _sig(pre[u])
         f = _sig(pre[H + u])
         g = np.tanh(pre[2 * H + u])
         o = _sig(pre[3 * H + u])
-        cp = 0.0 if first else Cs[p - 1, u]
+        cp = prev(Cs, C0, s, p, first, u)
         c = f * cp + i * g
         Cs[p, u] = c
         Hs[p, u] = o * np.tanh(c)
@@ -68,8 +78,9 @@ def _lstm_gates(pre, Hs, Cs, G, p, first):
 
 # ---------------------------------------------------------------------- forward
 @njit(**JIT)
-def gru_forward(Wih, Whh, bih, bhh, ids, offsets, Hs, G):
-    """Hs[p] = h(t); G[p] = (r, z, n, W_hn h(t-1) + b_hn) of every step, each H wide.
+def gru_forward(Wih, Whh, bih, bhh, ids, offsets, H0, Hs, G):
+    """Hs[p] = h(t); G[p] = (r, z, n, W_hn h(t-1) + b_hn) of every step, each H wide. H0: the
+    sentences' initial states h(-1), (n_sentences, H), or no rows for zeros.
 
     The sentences run in lockstep, longest first: W_hh h(t-1) of every running sentence
     is one matrix product per step (``rows_times``)."""
@@ -80,7 +91,7 @@ def gru_forward(Wih, Whh, bih, bhh, ids, offsets, Hs, G):
     order, start, lengths = lockstep_order(offsets)
     WhhT = np.ascontiguousarray(Whh.T)
     WihT = np.ascontiguousarray(Wih.T)  # row x is the input column of word x
-    P = np.zeros((n, H))
+    P = _initial_rows(H0, order, n, H)
     GH = np.empty((n, 3 * H))
     gi = np.empty(3 * H)
     gh = np.empty(3 * H)
@@ -97,15 +108,16 @@ def gru_forward(Wih, Whh, bih, bhh, ids, offsets, Hs, G):
             for a in range(3 * H):
                 gh[a] = GH[r, a] + bhh[a]
                 gi[a] = WihT[x, a] + bih[a]
-            _gru_gates(gi, gh, Hs, G, p, t == 0)
+            _gru_gates(gi, gh, Hs, G, p, t == 0, H0, order[r])
             for u in range(H):
                 P[r, u] = Hs[p, u]
         t += 1
 
 
 @njit(**JIT)
-def lstm_forward(Wih, Whh, bih, bhh, ids, offsets, Hs, Cs, G):
-    """Hs[p] = h(t), Cs[p] = c(t), G[p] = (i, f, g, o) of every step; sentences in lockstep as ``gru_forward``."""
+def lstm_forward(Wih, Whh, bih, bhh, ids, offsets, H0, C0, Hs, Cs, G):
+    """Hs[p] = h(t), Cs[p] = c(t), G[p] = (i, f, g, o) of every step from initial states H0, C0 (or no rows:
+    zeros); sentences in lockstep as ``gru_forward``."""
     H = Whh.shape[1]
     n = offsets.size - 1
     if n == 0:
@@ -113,7 +125,7 @@ def lstm_forward(Wih, Whh, bih, bhh, ids, offsets, Hs, Cs, G):
     order, start, lengths = lockstep_order(offsets)
     WhhT = np.ascontiguousarray(Whh.T)
     WihT = np.ascontiguousarray(Wih.T)
-    P = np.zeros((n, H))
+    P = _initial_rows(H0, order, n, H)
     GH = np.empty((n, 4 * H))
     pre = np.empty(4 * H)
     active = n
@@ -128,21 +140,32 @@ def lstm_forward(Wih, Whh, bih, bhh, ids, offsets, Hs, Cs, G):
             x = ids[p]
             for a in range(4 * H):
                 pre[a] = WihT[x, a] + bih[a] + bhh[a] + GH[r, a]
-            _lstm_gates(pre, Hs, Cs, G, p, t == 0)
+            _lstm_gates(pre, Hs, Cs, G, p, t == 0, C0, order[r])
             for u in range(H):
                 P[r, u] = Hs[p, u]
         t += 1
 
 
 @njit(**JIT)
-def linear_forward(lam, B, ids, offsets, Hs):
-    """Hs[p] = lambda * h(t-1) + B[:, x(t)]."""
+def _initial_rows(H0, order, n, H):
+    """The lockstep rows' states before their first step: H0[order[r]], or zeros when H0 has no rows."""
+    P = np.zeros((n, H))
+    if H0.shape[0]:
+        for r in range(n):
+            for u in range(H):
+                P[r, u] = H0[order[r], u]
+    return P
+
+
+@njit(**JIT)
+def linear_forward(lam, B, ids, offsets, H0, Hs):
+    """Hs[p] = lambda * h(t-1) + B[:, x(t)] (h(-1) = H0[s], or zero when H0 has no rows)."""
     H = lam.size
     for s in range(offsets.size - 1):
         for p in range(offsets[s], offsets[s + 1]):
             x = ids[p]
             for u in range(H):
-                hp = 0.0 if p == offsets[s] else Hs[p - 1, u]
+                hp = prev(Hs, H0, s, p, p == offsets[s], u)
                 Hs[p, u] = lam[u] * hp + B[u, x]
 
 
@@ -152,10 +175,10 @@ def linear_forward(lam, B, ids, offsets, Hs):
 # dJ/dh(j-1) (and dc(j-1)) into dh (and dc) unless ``last``.
 
 @njit(**JIT)
-def _gru_step(j, first, x, slot, last, Whh, Hs, G, dh, hp, di, dg, dnew, gWih, gWhh, gbih, gbhh):
+def _gru_step(j, first, x, slot, last, Whh, Hs, H0, s, G, dh, hp, di, dg, dnew, gWih, gWhh, gbih, gbhh):
     H = Whh.shape[1]
     for u in range(H):
-        hp[u] = 0.0 if first else Hs[j - 1, u]
+        hp[u] = prev(Hs, H0, s, j, first, u)
     for u in range(H):
         r = G[j, u]
         z = G[j, H + u]
@@ -175,7 +198,7 @@ def _gru_step(j, first, x, slot, last, Whh, Hs, G, dh, hp, di, dg, dnew, gWih, g
         gWih[slot, a, x] += di[a]
         gbih[slot, a] += di[a]
         gbhh[slot, a] += dg[a]
-        if not first:
+        if not first or H0.shape[0]:
             for v in range(H):
                 gWhh[slot, a, v] += dg[a] * hp[v]
     if not last:
@@ -187,11 +210,11 @@ def _gru_step(j, first, x, slot, last, Whh, Hs, G, dh, hp, di, dg, dnew, gWih, g
 
 
 @njit(**JIT)
-def _lstm_step(j, first, x, slot, last, Whh, Hs, Cs, G, dh, dc, hp, d, dnew, gWih, gWhh, gbih, gbhh):
+def _lstm_step(j, first, x, slot, last, Whh, Hs, Cs, H0, C0, s, G, dh, dc, hp, d, dnew, gWih, gWhh, gbih, gbhh):
     """Also leaves the total dJ/dc(j) in dc when ``last``."""
     H = Whh.shape[1]
     for u in range(H):
-        hp[u] = 0.0 if first else Hs[j - 1, u]
+        hp[u] = prev(Hs, H0, s, j, first, u)
         i = G[j, u]
         f = G[j, H + u]
         g = G[j, 2 * H + u]
@@ -199,7 +222,7 @@ def _lstm_step(j, first, x, slot, last, Whh, Hs, Cs, G, dh, dc, hp, d, dnew, gWi
         tc = np.tanh(Cs[j, u])
         dcu = dc[u] + dh[u] * o * (1.0 - tc * tc)
         dc[u] = dcu
-        cp = 0.0 if first else Cs[j - 1, u]
+        cp = prev(Cs, C0, s, j, first, u)
         d[u] = dcu * g * i * (1.0 - i)
         d[H + u] = dcu * cp * f * (1.0 - f)
         d[2 * H + u] = dcu * i * (1.0 - g * g)
@@ -208,7 +231,7 @@ def _lstm_step(j, first, x, slot, last, Whh, Hs, Cs, G, dh, dc, hp, d, dnew, gWi
         gWih[slot, a, x] += d[a]
         gbih[slot, a] += d[a]
         gbhh[slot, a] += d[a]
-        if not first:
+        if not first or H0.shape[0]:
             for v in range(H):
                 gWhh[slot, a, v] += d[a] * hp[v]
 
@@ -268,7 +291,7 @@ def _take_in(DH, r, g, k, last, first, loss_at, dH, row0, hnorm):
 
 
 @njit(**JIT)
-def gru_sweep(Whh, ids, starts, last, first, stop, loss_at, dH, Hs, G, per_lag, gWihT, gWhh, gbih, gbhh,
+def gru_sweep(Whh, ids, starts, sent, last, first, stop, loss_at, dH, Hs, H0, G, per_lag, gWihT, gWhh, gbih, gbhh,
               row0, hnorm):
     """Groups of losses swept back together, all groups in lockstep (longest first).
 
@@ -279,6 +302,8 @@ def gru_sweep(Whh, ids, starts, last, first, stop, loss_at, dH, Hs, G, per_lag, 
     ||dJ(t)/dh(t-k)|| at ``row0[g] + k`` (when ``row0`` is not empty). Per step: W_hh^T of every
     running group's gate signals and their outer products with h(j-1) are matrix products.
     ``gWihT`` is the input weights' gradient transposed, (slots, |V|, 3H): a word's column is a row.
+    ``sent``: the sentence of every position; at a sentence's first step h(j-1) is its row of ``H0``
+    (zero when H0 has no rows), a constant: nothing flows into it.
     """
     H = Whh.shape[1]
     ng = last.size
@@ -304,7 +329,7 @@ def gru_sweep(Whh, ids, starts, last, first, stop, loss_at, dH, Hs, G, per_lag, 
             fst = j == starts[j]
             x = ids[j]
             for u in range(H):
-                hp = 0.0 if fst else Hs[j - 1, u]
+                hp = prev(Hs, H0, sent[j], j, fst, u)
                 HP[r, u] = hp
                 rg = G[j, u]
                 z = G[j, H + u]
@@ -334,8 +359,8 @@ def gru_sweep(Whh, ids, starts, last, first, stop, loss_at, dH, Hs, G, per_lag, 
 
 
 @njit(**JIT)
-def lstm_sweep(Whh, ids, starts, last, first, stop, loss_at, dH, Hs, Cs, G, per_lag, gWihT, gWhh, gbih, gbhh,
-               row0, hnorm, cnorm):
+def lstm_sweep(Whh, ids, starts, sent, last, first, stop, loss_at, dH, Hs, Cs, H0, C0, G, per_lag, gWihT, gWhh,
+               gbih, gbhh, row0, hnorm, cnorm):
     """``gru_sweep`` for the LSTM: the signal travels back through h and c; ``cnorm`` gets the
     total ||dJ(t)/dc(t-k)||."""
     H = Whh.shape[1]
@@ -361,14 +386,14 @@ def lstm_sweep(Whh, ids, starts, last, first, stop, loss_at, dH, Hs, Cs, G, per_
             fst = j == starts[j]
             x = ids[j]
             for u in range(H):
-                HP[r, u] = 0.0 if fst else Hs[j - 1, u]
+                HP[r, u] = prev(Hs, H0, sent[j], j, fst, u)
                 i = G[j, u]
                 f = G[j, H + u]
                 gg = G[j, 2 * H + u]
                 o = G[j, 3 * H + u]
                 tc = np.tanh(Cs[j, u])
                 dcu = DC[r, u] + DH[r, u] * o * (1.0 - tc * tc)
-                cp = 0.0 if fst else Cs[j - 1, u]
+                cp = prev(Cs, C0, sent[j], j, fst, u)
                 D[r, u] = dcu * gg * i * (1.0 - i)
                 D[r, H + u] = dcu * cp * f * (1.0 - f)
                 D[r, 2 * H + u] = dcu * i * (1.0 - gg * gg)
@@ -388,7 +413,7 @@ def lstm_sweep(Whh, ids, starts, last, first, stop, loss_at, dH, Hs, Cs, G, per_
 
 
 @njit(**JIT)
-def linear_backward(lam, ids, starts, loss_pos, lo, dH, Hs, per_lag, glam, gB, row0, hnorm):
+def linear_backward(lam, ids, starts, sent, loss_pos, lo, dH, Hs, H0, per_lag, glam, gB, row0, hnorm):
     H = lam.size
     dh = np.empty(H)
     for l in range(loss_pos.size):
@@ -398,21 +423,21 @@ def linear_backward(lam, ids, starts, loss_pos, lo, dH, Hs, per_lag, glam, gB, r
             k = t - j
             if row0.size:
                 hnorm[row0[l] + k] = _norm(dh)
-            _linear_step(j, j == starts[j], ids[j], k if per_lag else 0, lam, Hs, dh, glam, gB)
+            _linear_step(j, j == starts[j], ids[j], k if per_lag else 0, lam, Hs, H0, sent[j], dh, glam, gB)
 
 
 @njit(**JIT)
-def _linear_step(j, first, x, slot, lam, Hs, dh, glam, gB):
+def _linear_step(j, first, x, slot, lam, Hs, H0, s, dh, glam, gB):
     for u in range(lam.size):
-        if not first:
-            glam[slot, u] += dh[u] * Hs[j - 1, u]
+        if not first or H0.shape[0]:
+            glam[slot, u] += dh[u] * prev(Hs, H0, s, j, first, u)
         gB[slot, u, x] += dh[u]
         dh[u] *= lam[u]
 
 
 # ---------------------------------------------------------------------- full BPTT: one accumulated sweep
 @njit(**JIT)
-def linear_backward_full(lam, ids, offsets, dHall, Hs, glam, gB):
+def linear_backward_full(lam, ids, offsets, dHall, Hs, H0, glam, gB):
     H = lam.size
     dh = np.empty(H)
     for s in range(offsets.size - 1):
@@ -420,4 +445,4 @@ def linear_backward_full(lam, ids, offsets, dHall, Hs, glam, gB):
         for j in range(offsets[s + 1] - 1, offsets[s] - 1, -1):
             for u in range(H):
                 dh[u] += dHall[j, u]
-            _linear_step(j, j == offsets[s], ids[j], 0, lam, Hs, dh, glam, gB)
+            _linear_step(j, j == offsets[s], ids[j], 0, lam, Hs, H0, s, dh, glam, gB)

@@ -1,6 +1,6 @@
-"""Stacked layers (num_layers >= 2) of the gated and linear cells, as PyTorch stacks them.
+"""Stacked layers (num_layers >= 2) of the rnn, gated and linear cells, as PyTorch stacks them.
 
-Layer 0 reads the one-hot word (``gated.*_forward``); layer l >= 1 reads h_{l-1}(t) of the
+Layer 0 reads the one-hot word (``gated.*_forward``, ``rnn_cell.rnn_forward``); layer l >= 1 reads h_{l-1}(t) of the
 same step through dense input weights (``*_forward_dense``). Backward, a loss's signals of
 all layers travel together: at each step j (from t down to the window's start) the layers
 are stepped back from the top, each adding its input gradient W_ih,l^T d to the layer
@@ -13,12 +13,13 @@ import numpy as np
 from numba import njit
 
 from .._config import JIT
-from .gated import _gru_gates, _gru_step, _linear_step, _lstm_back, _lstm_gates, _lstm_step, _norm
+from ._common import activate, derivative_from_state
+from .gated import _gru_gates, _gru_step, _linear_step, _lstm_back, _lstm_gates, _lstm_step, _norm, prev
 
 
 # ---------------------------------------------------------------------- forward of a dense-input layer
 @njit(**JIT)
-def gru_forward_dense(Wih, Whh, bih, bhh, X, offsets, Hs, G):
+def gru_forward_dense(Wih, Whh, bih, bhh, X, offsets, H0, Hs, G):
     H = Whh.shape[1]
     gi = np.empty(3 * H)
     gh = np.empty(3 * H)
@@ -31,15 +32,15 @@ def gru_forward_dense(Wih, Whh, bih, bhh, X, offsets, Hs, G):
                     acc += Wih[a, v] * X[p, v]
                 gi[a] = acc
                 acc = bhh[a]
-                if not first:
+                if not first or H0.shape[0]:
                     for v in range(H):
-                        acc += Whh[a, v] * Hs[p - 1, v]
+                        acc += Whh[a, v] * prev(Hs, H0, s, p, first, v)
                 gh[a] = acc
-            _gru_gates(gi, gh, Hs, G, p, first)
+            _gru_gates(gi, gh, Hs, G, p, first, H0, s)
 
 
 @njit(**JIT)
-def lstm_forward_dense(Wih, Whh, bih, bhh, X, offsets, Hs, Cs, G):
+def lstm_forward_dense(Wih, Whh, bih, bhh, X, offsets, H0, C0, Hs, Cs, G):
     H = Whh.shape[1]
     pre = np.empty(4 * H)
     for s in range(offsets.size - 1):
@@ -49,26 +50,81 @@ def lstm_forward_dense(Wih, Whh, bih, bhh, X, offsets, Hs, Cs, G):
                 acc = bih[a] + bhh[a]
                 for v in range(X.shape[1]):
                     acc += Wih[a, v] * X[p, v]
-                if not first:
+                if not first or H0.shape[0]:
                     for v in range(H):
-                        acc += Whh[a, v] * Hs[p - 1, v]
+                        acc += Whh[a, v] * prev(Hs, H0, s, p, first, v)
                 pre[a] = acc
-            _lstm_gates(pre, Hs, Cs, G, p, first)
+            _lstm_gates(pre, Hs, Cs, G, p, first, C0, s)
 
 
 @njit(**JIT)
-def linear_forward_dense(lam, B, X, offsets, Hs):
+def linear_forward_dense(lam, B, X, offsets, H0, Hs):
     H = lam.size
     for s in range(offsets.size - 1):
         for p in range(offsets[s], offsets[s + 1]):
+            first = p == offsets[s]
             for u in range(H):
-                acc = 0.0 if p == offsets[s] else lam[u] * Hs[p - 1, u]
+                acc = lam[u] * prev(Hs, H0, s, p, first, u) if (not first or H0.shape[0]) else 0.0
                 for v in range(X.shape[1]):
                     acc += B[u, v] * X[p, v]
                 Hs[p, u] = acc
 
 
+@njit(**JIT)
+def rnn_forward_dense(Wih, Whh, bih, bhh, code, X, offsets, H0, Hs):
+    H = Whh.shape[1]
+    for s in range(offsets.size - 1):
+        for p in range(offsets[s], offsets[s + 1]):
+            first = p == offsets[s]
+            for u in range(H):
+                acc = bih[u] + bhh[u]
+                for v in range(X.shape[1]):
+                    acc += Wih[u, v] * X[p, v]
+                if not first or H0.shape[0]:
+                    for v in range(H):
+                        acc += Whh[u, v] * prev(Hs, H0, s, p, first, v)
+                Hs[p, u] = activate(acc, code)
+
+
 # ---------------------------------------------------------------------- one step of all layers
+@njit(**JIT)
+def _rnn_step(j, first, x, slot, last, code, Whh, Hs, H0, s, dh, hp, d, dnew, gWih, gWhh, gbih, gbhh):
+    """The nn.RNN cell's step back (as ``gated._gru_step``): d = dh f'(net(j)); dh <- W_hh^T d unless ``last``."""
+    H = Whh.shape[1]
+    for u in range(H):
+        hp[u] = prev(Hs, H0, s, j, first, u)
+        d[u] = dh[u] * derivative_from_state(Hs[j, u], code)
+    for a in range(H):
+        gWih[slot, a, x] += d[a]
+        gbih[slot, a] += d[a]
+        gbhh[slot, a] += d[a]
+        if not first or H0.shape[0]:
+            for v in range(H):
+                gWhh[slot, a, v] += d[a] * hp[v]
+    if not last:
+        for v in range(H):
+            dnew[v] = 0.0
+        for a in range(H):
+            for v in range(H):
+                dnew[v] += Whh[a, v] * d[a]
+        for u in range(H):
+            dh[u] = dnew[u]
+
+
+@njit(**JIT)
+def _rnn_layers(j, first, x, slot, last, code, Whh, Wih, Hs, H0, s, dh, bufs, dummy, gWih0, gWih, gWhh, gbih, gbhh,
+                row, hnorm):
+    L = Whh.shape[0]
+    hp, d, dnew = bufs
+    for l in range(L - 1, -1, -1):
+        if row >= 0:
+            hnorm[l, row] = _norm(dh[l])
+        gi = gWih0 if l == 0 else dummy
+        _rnn_step(j, first, x if l == 0 else 0, slot, last, code, Whh[l], Hs[l], H0[l], s, dh[l], hp, d, dnew, gi,
+                  gWhh[l], gbih[l], gbhh[l])
+        if l > 0:
+            _dense_input(gWih[l], slot, d, Hs[l - 1, j], Wih[l], dh[l - 1])
+
 @njit(**JIT)
 def _dense_input(gWih, slot, d, x_in, Wih, below):
     """gWih[slot] += d (x) x_in; below += Wih^T d."""
@@ -79,7 +135,7 @@ def _dense_input(gWih, slot, d, x_in, Wih, below):
 
 
 @njit(**JIT)
-def _gru_layers(j, first, x, slot, last, Whh, Wih, Hs, G, dh, bufs, dummy, gWih0, gWih, gWhh, gbih, gbhh,
+def _gru_layers(j, first, x, slot, last, Whh, Wih, Hs, H0, s, G, dh, bufs, dummy, gWih0, gWih, gWhh, gbih, gbhh,
                 row, hnorm):
     L = Whh.shape[0]
     hp, di, dg, dnew = bufs
@@ -87,23 +143,23 @@ def _gru_layers(j, first, x, slot, last, Whh, Wih, Hs, G, dh, bufs, dummy, gWih0
         if row >= 0:
             hnorm[l, row] = _norm(dh[l])
         gi = gWih0 if l == 0 else dummy
-        _gru_step(j, first, x if l == 0 else 0, slot, last, Whh[l], Hs[l], G[l], dh[l], hp, di, dg, dnew,
+        _gru_step(j, first, x if l == 0 else 0, slot, last, Whh[l], Hs[l], H0[l], s, G[l], dh[l], hp, di, dg, dnew,
                   gi, gWhh[l], gbih[l], gbhh[l])
         if l > 0:
             _dense_input(gWih[l], slot, di, Hs[l - 1, j], Wih[l], dh[l - 1])
 
 
 @njit(**JIT)
-def _lstm_layers(j, first, x, slot, last, Whh, Wih, Hs, Cs, G, dh, dc, bufs, dummy, gWih0, gWih, gWhh, gbih,
-                 gbhh, row, hnorm, cnorm):
+def _lstm_layers(j, first, x, slot, last, Whh, Wih, Hs, Cs, H0, C0, s, G, dh, dc, bufs, dummy, gWih0, gWih, gWhh,
+                 gbih, gbhh, row, hnorm, cnorm):
     L = Whh.shape[0]
     hp, d, dnew = bufs
     for l in range(L - 1, -1, -1):
         if row >= 0:
             hnorm[l, row] = _norm(dh[l])
         gi = gWih0 if l == 0 else dummy
-        _lstm_step(j, first, x if l == 0 else 0, slot, last, Whh[l], Hs[l], Cs[l], G[l], dh[l], dc[l], hp, d, dnew,
-                   gi, gWhh[l], gbih[l], gbhh[l])
+        _lstm_step(j, first, x if l == 0 else 0, slot, last, Whh[l], Hs[l], Cs[l], H0[l], C0[l], s, G[l], dh[l],
+                   dc[l], hp, d, dnew, gi, gWhh[l], gbih[l], gbhh[l])
         if row >= 0:
             cnorm[l, row] = _norm(dc[l])
         if l > 0:
@@ -113,21 +169,23 @@ def _lstm_layers(j, first, x, slot, last, Whh, Wih, Hs, Cs, G, dh, dc, bufs, dum
 
 
 @njit(**JIT)
-def _linear_layers(j, first, x, slot, lam, B, Hs, dh, dummy, glam, gB0, gB, row, hnorm):
+def _linear_layers(j, first, x, slot, lam, B, Hs, H0, s, dh, dummy, glam, gB0, gB, row, hnorm):
     L = lam.shape[0]
     for l in range(L - 1, -1, -1):
         if row >= 0:
             hnorm[l, row] = _norm(dh[l])
         if l > 0:
             _dense_input(gB[l], slot, dh[l], Hs[l - 1, j], B[l], dh[l - 1])
-        _linear_step(j, first, x if l == 0 else 0, slot, lam[l], Hs[l], dh[l], glam[l], gB0 if l == 0 else dummy)
+        _linear_step(j, first, x if l == 0 else 0, slot, lam[l], Hs[l], H0[l], s, dh[l], glam[l],
+                     gB0 if l == 0 else dummy)
 
 
 # ---------------------------------------------------------------------- drivers
 @njit(**JIT)
-def stacked_backward(kind, Whh, Wih, lam, B, ids, starts, offsets, loss_pos, lo, dH, full, Hs, Cs, G, per_lag,
-                     gWih0, gWih, gWhh, gbih, gbhh, glam, gB0, gB, row0, hnorm, cnorm):
-    """kind 0 = GRU, 1 = LSTM, 2 = linear. ``full``: one accumulated sweep per sentence with dH (N, H) the
+def stacked_backward(kind, code, Whh, Wih, lam, B, ids, starts, sent, offsets, loss_pos, lo, dH, full, Hs, Cs, H0, C0,
+                     G, per_lag, gWih0, gWih, gWhh, gbih, gbhh, glam, gB0, gB, row0, hnorm, cnorm):
+    """kind 0 = GRU, 1 = LSTM, 2 = linear, 3 = nn.RNN (activation ``code``). ``sent``: the sentence of every position; H0, C0 (L, n_sentences, H):
+    every layer's initial states (no rows: zeros; C0 read by the LSTM only). ``full``: one accumulated sweep per sentence with dH (N, H) the
     injected signals; else one sweep per loss l through loss_pos[l] .. lo[l] with dH[l] its signal.
     ``row0`` empty: no norms. Unused arrays of the other kinds may be empty placeholders."""
     L = Hs.shape[0]
@@ -135,7 +193,7 @@ def stacked_backward(kind, Whh, Wih, lam, B, ids, starts, offsets, loss_pos, lo,
     S = gB0.shape[0] if kind == 2 else gWih0.shape[0]
     dh = np.zeros((L, H))
     dc = np.zeros((L, H))
-    rows = 3 * H if kind == 0 else 4 * H
+    rows = 3 * H if kind == 0 else (H if kind == 3 else 4 * H)
     dummy = np.zeros((S, rows, 1))
     hp, dnew = np.empty(H), np.empty(H)
     di, dg = np.empty(rows), np.empty(rows)
@@ -159,10 +217,13 @@ def stacked_backward(kind, Whh, Wih, lam, B, ids, starts, offsets, loss_pos, lo,
             first = j == starts[j]
             last = j == stop
             if kind == 0:
-                _gru_layers(j, first, ids[j], slot, last, Whh, Wih, Hs, G, dh, (hp, di, dg, dnew), dummy, gWih0,
-                            gWih, gWhh, gbih, gbhh, row, hnorm)
+                _gru_layers(j, first, ids[j], slot, last, Whh, Wih, Hs, H0, sent[j], G, dh, (hp, di, dg, dnew), dummy,
+                            gWih0, gWih, gWhh, gbih, gbhh, row, hnorm)
             elif kind == 1:
-                _lstm_layers(j, first, ids[j], slot, last, Whh, Wih, Hs, Cs, G, dh, dc, (hp, di, dnew), dummy,
-                             gWih0, gWih, gWhh, gbih, gbhh, row, hnorm, cnorm)
+                _lstm_layers(j, first, ids[j], slot, last, Whh, Wih, Hs, Cs, H0, C0, sent[j], G, dh, dc, (hp, di, dnew),
+                             dummy, gWih0, gWih, gWhh, gbih, gbhh, row, hnorm, cnorm)
+            elif kind == 3:
+                _rnn_layers(j, first, ids[j], slot, last, code, Whh, Wih, Hs, H0, sent[j], dh, (hp, di, dnew), dummy,
+                            gWih0, gWih, gWhh, gbih, gbhh, row, hnorm)
             else:
-                _linear_layers(j, first, ids[j], slot, lam, B, Hs, dh, dummy, glam, gB0, gB, row, hnorm)
+                _linear_layers(j, first, ids[j], slot, lam, B, Hs, H0, sent[j], dh, dummy, glam, gB0, gB, row, hnorm)

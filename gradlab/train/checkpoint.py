@@ -1,11 +1,13 @@
 """Training checkpoints: the model file of ``RNN.save`` plus the run state, and the run's fingerprint.
 
 A checkpoint is one ``.npz`` file written by :meth:`gradlab.RNN.save` (atomically:
-an interrupted write leaves the previous checkpoint and no temporary file) with
-two extra arrays: ``trainer_state``, JSON text with the epoch, the position in it,
+an interrupted write leaves the previous checkpoint and no temporary file), or for
+a :class:`gradlab.CellModel` with the arrays :meth:`gradlab.CellModel.save` writes
+(the parameters, the cell's name under ``"__cell__"`` and an rnn cell's activation),
+with two extra arrays: ``trainer_state``, JSON text with the epoch, the position in it,
 the counters, the RNG state, the history so far and the fingerprint of everything
 that determines the run (options, data, initial model), and ``order``, the current
-epoch's permutation. :meth:`gradlab.RNN.load` reads it as a model.
+epoch's permutation. :meth:`gradlab.RNN.load` (:meth:`gradlab.CellModel.load`) reads it as a model.
 
 Files written before the trainer was split (gradlab issue 9) have the same arrays
 and are read too, but only files of this version are promised to load.
@@ -19,7 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .._io import atomic_savez
 from ..batch import Batch
+from ..cellmodel import _ACTIVATION_KEY, _CELL_KEY, CellModel
 from ..model import RNN
 
 __all__ = ["CheckpointError", "RunState", "checkpoint_file", "fingerprint", "write_checkpoint", "load_checkpoint",
@@ -98,20 +102,33 @@ def batch_digest(b: Batch) -> str:
     return _digest(b.ids, b.targets, b.offsets)
 
 
-def model_digest(model: RNN) -> str:
-    """A short hash of the model's parameters (in the cell's order) and activation."""
-    return _digest(*model.parameters().values(), np.array(model.activation))
+def model_digest(model: RNN | CellModel) -> str:
+    """A short hash of the model's parameters (in the cell's order) and activation (a CellModel: and cell name)."""
+    kind = (model.cell.name, str(model.activation)) if isinstance(model, CellModel) else model.activation
+    return _digest(*model.parameters().values(), np.array(kind))
 
 
-def model_shape(model: RNN) -> dict:
-    shape = {"hidden_size": model.hidden_size, "vocab_size": model.vocab_size, "output_size": model.output_size,
-             "activation": model.activation}
+def model_shape(model: RNN | CellModel) -> dict:
+    """The model's kind and sizes; an Elman RNN has no "cell" entry (checkpoints written before cells match)."""
+    shape = {"hidden_size": model.hidden_size, "vocab_size": model.vocab_size, "output_size": model.output_size}
+    if isinstance(model, CellModel):
+        shape["cell"] = model.cell.name
+        if model.embedding_size is not None:
+            shape["embedding_size"] = model.embedding_size
+        if model.activation is not None:
+            shape["activation"] = model.activation
+        return shape
+    shape["activation"] = model.activation
     if model.dtype != np.float64:  # float64 left out: checkpoints written before dtype existed still match
         shape["dtype"] = model.dtype.name
     return shape
 
 
-def fingerprint(options: dict, batch: Batch, dev_batch: Batch | None, model: RNN) -> dict:
+def _kind(shape: dict) -> str:
+    return f"a CellModel with cell {shape['cell']!r}" if "cell" in shape else "an Elman RNN"
+
+
+def fingerprint(options: dict, batch: Batch, dev_batch: Batch | None, model: RNN | CellModel) -> dict:
     """What a checkpoint must match to be resumed: options, data, dev data, initial model and its shape."""
     return {"options": options, "data": batch_digest(batch),
             "dev": None if dev_batch is None else batch_digest(dev_batch),
@@ -125,17 +142,22 @@ def checkpoint_file(path) -> Path:
     return path if path.suffix == ".npz" else path / CHECKPOINT_NAME
 
 
-def write_checkpoint(path: Path, model: RNN, state: RunState, fingerprint: dict) -> None:
-    """Write the model (``RNN.save``) with the run state and this epoch's order beside it."""
+def write_checkpoint(path: Path, model: RNN | CellModel, state: RunState, fingerprint: dict) -> None:
+    """Write the model (as ``RNN.save`` or ``CellModel.save`` do) with the run state and this epoch's order beside it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "fingerprint": fingerprint,
             "state": state.to_json()}
     order = state.order if state.order is not None else np.zeros(0, dtype=np.int64)
-    model.save(path, extra={"trainer_state": np.array(json.dumps(meta)),
-                            "order": np.asarray(order, dtype=np.int64)})
+    extra = {"trainer_state": np.array(json.dumps(meta)), "order": np.asarray(order, dtype=np.int64)}
+    if isinstance(model, RNN):
+        model.save(path, extra=extra)
+    else:  # CellModel.save takes no extra arrays: the arrays it writes, written here with the run state
+        if model.activation is not None:
+            extra[_ACTIVATION_KEY] = np.array(model.activation)
+        atomic_savez(path, **{_CELL_KEY: np.array(model.cell.name)}, **model.params, **extra)
 
 
-def load_checkpoint(path: Path, fingerprint: dict) -> tuple[RNN, RunState]:
+def load_checkpoint(path: Path, fingerprint: dict) -> tuple[RNN | CellModel, RunState]:
     """The model and run state of a checkpoint, after checking that it belongs to the run of ``fingerprint``."""
     import zipfile
     try:
@@ -156,6 +178,9 @@ def load_checkpoint(path: Path, fingerprint: dict) -> tuple[RNN, RunState]:
     saved = meta["fingerprint"]
     if saved["model_shape"] != fingerprint["model_shape"]:
         given, kept = fingerprint["model_shape"], saved["model_shape"]
+        if _kind(given) != _kind(kept):
+            raise CheckpointError(f"checkpoint {path} holds {_kind(kept)} but the model given is {_kind(given)}; "
+                                  "pass the model that run started from, or another checkpoint path")
         default = {"dtype": "float64"}
         diffs = [f"{k}={kept.get(k, default.get(k))!r} (model given: {given.get(k, default.get(k))!r})"
                  for k in dict.fromkeys([*given, *kept]) if kept.get(k) != given.get(k)]
@@ -170,7 +195,7 @@ def load_checkpoint(path: Path, fingerprint: dict) -> tuple[RNN, RunState]:
         raise CheckpointError(f"checkpoint {path} does not match this run: " + "; ".join(diffs)
                               + ". Use the same options and data, another checkpoint path, or resume=False")
     try:
-        model = RNN.load(path)
+        model = (CellModel if "cell" in saved["model_shape"] else RNN).load(path)
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"checkpoint {path} cannot be read ({exc}); delete it or train with resume=False") \
             from exc

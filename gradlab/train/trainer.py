@@ -1,4 +1,4 @@
-"""SGD training of an Elman RNN under any truncation scheme, with checkpoints and resume.
+"""SGD training of an Elman RNN or a cell model under any truncation scheme, with checkpoints and resume.
 
 The update rule
 ---------------
@@ -10,7 +10,8 @@ the *sum* of the minibatch's losses (:func:`gradlab.gradient`). The update is
 (anneal = 0: constant rate; epochs count from 0). With B = 1 this is the
 coursework's per-sentence update (sum over the sentence's losses, no division).
 With ``clip`` set, g / B is rescaled to norm ``clip`` when its global norm over
-U, V and W together exceeds it; the history counts how often that happened.
+all the model's parameters together (U, V and W; a cell's ``model.cell.names``)
+exceeds it; the history counts how often that happened.
 
 Schemes
 -------
@@ -42,7 +43,7 @@ Schemes
 Fused and step by step
 ----------------------
 Both paths make the updates described above (``gradlab.train.updates``). The fused
-path (the default) hands a chunk of the epoch's order to
+path (the default for the Elman RNN) hands a chunk of the epoch's order to
 :func:`gradlab.kernels.train.sgd_minibatches`, which runs every minibatch and block
 of it in compiled code, calling the engine's kernels and the same BLAS products in
 the same order (the lag limit, block length and carry-back are arguments of each
@@ -50,6 +51,21 @@ call: ``Trainer._lag_parameters``). ``fused=False`` calls :func:`gradlab.gradien
 per update and applies it (``updates.minibatch_step``, ``updates.block_step``,
 ``updates.apply_gradient``); it is kept as the reference the tests compare the
 fused path with.
+
+Cell models
+-----------
+A :class:`gradlab.CellModel` (GRU, LSTM, diagonal linear recurrence; with an
+embedding layer, stacked) trains with every option above, step by step: every
+update is a call of :func:`gradlab.cell_engine.gradient` (through
+:func:`gradlab.gradient`), and ``theta -= lr * g / B`` for every array of
+``model.cell.names``, whole (the Elman path updates V only in the columns of the
+words seen, which changes nothing else). Block schemes carry the cell's full
+state (h, and c for the LSTM, of every layer: ``CellForward.state``) from block
+to block, as ``initial_states`` of the engine. The fused compiled path runs the Elman
+RNN only: ``fused=None`` (the default) means fused where the model has a fused
+path, and ``fused=True`` with a CellModel is a ValueError. Checkpoints hold the
+cell model as :meth:`CellModel.save` writes it (its arrays and ``"__cell__"``), so
+:meth:`CellModel.load` reads them.
 
 Files
 -----
@@ -66,7 +82,7 @@ same options, data and model give bitwise the same result.
 Checkpoints
 -----------
 One ``.npz`` file written by ``RNN.save`` (through a temporary file and
-``os.replace``), so ``RNN.load`` reads it, with the run state beside the model
+``os.replace``), so ``RNN.load`` reads it (a CellModel's: ``CellModel.load``), with the run state beside the model
 (``gradlab.train.checkpoint``): ``trainer_state``, JSON text with the
 epoch, the position in it, the counters, the RNG state, the history so far and the
 fingerprint of everything that determines the run (options, data, initial model),
@@ -89,6 +105,7 @@ import numpy as np
 import pandas as pd
 
 from ..batch import NO_LOSS, Batch
+from ..cellmodel import CellModel
 from ..data.dataset import TASK_DESCRIPTIONS, Dataset
 from ..engine import forward, gradient
 from ..model import RNN
@@ -132,7 +149,7 @@ class TrainingProgress:
         Mean loss per predicted word of the epoch so far.
     clipped : int
         Updates of this minibatch whose gradient was clipped.
-    model : RNN
+    model : RNN or CellModel
         The model being trained (read it, copy it; do not modify it).
     """
 
@@ -146,7 +163,7 @@ class TrainingProgress:
     loss: float
     running_loss: float
     clipped: int
-    model: RNN
+    model: RNN | CellModel
 
 
 @dataclass(frozen=True, eq=False)
@@ -155,7 +172,7 @@ class TrainResult:
 
     Attributes
     ----------
-    model : RNN
+    model : RNN or CellModel
         The trained model (a copy; the model passed to ``fit`` is not modified).
     history : DataFrame
         One row per finished epoch: ``epoch``, ``lr``, ``update`` (updates so far),
@@ -182,7 +199,7 @@ class TrainResult:
         ``epoch``, ``tau``, ``beta``, ``bias_bound``, ``n_losses`` of the estimate).
     """
 
-    model: RNN
+    model: RNN | CellModel
     history: pd.DataFrame
     updates: int
     epochs_done: int
@@ -232,7 +249,7 @@ def _boolean(value, name: str) -> bool:
 
 # ---------------------------------------------------------------------- the trainer
 class Trainer:
-    """Stochastic gradient descent for an Elman RNN under any truncation scheme.
+    """Stochastic gradient descent for an Elman RNN or a CellModel under any truncation scheme.
 
     ``__init__`` stores the options and :meth:`validate` checks them (again at the start of
     :meth:`fit`); :meth:`fit` trains. See the module
@@ -256,7 +273,7 @@ class Trainer:
         Sentences per update; 1 is the coursework's per-sentence SGD. The update uses
         the minibatch's summed gradient divided by its number of sentences.
     clip : float > 0 or None, default None
-        Rescale g / B to this global norm (over U, V, W) when it is larger.
+        Rescale g / B to this global norm (over all the model's parameters) when it is larger.
     seed : int >= 0, default 0
         Seed of the generator that draws each epoch's order.
     shuffle : bool, default True
@@ -281,11 +298,13 @@ class Trainer:
     progress : bool, default True
         Show a tqdm progress bar with the running mean loss (updated once per chunk of
         about ``CHUNK_SENTENCES`` sentences).
-    fused : bool, default True
-        Run forward, backward and update of many minibatches in one compiled call
-        (:func:`gradlab.kernels.train.sgd_minibatches`). False: the step-by-step path,
-        one engine call (:func:`gradlab.gradient`) per update, kept as a reference; both
-        follow the same trajectory to rounding, with every option.
+    fused : bool or None, default None
+        True: run forward, backward and update of many minibatches in one compiled call
+        (:func:`gradlab.kernels.train.sgd_minibatches`; the Elman RNN only, a ValueError
+        for a CellModel). False: the step-by-step path, one engine call
+        (:func:`gradlab.gradient`) per update, kept as a reference; both follow the same
+        trajectory to rounding, with every option. None: fused for the Elman RNN, step
+        by step for a CellModel (which has no fused path).
     """
 
     def __init__(self, *, task: str = "lm", scheme: Scheme | str = "full", learning_rate: float = 0.5,
@@ -294,7 +313,7 @@ class Trainer:
                  checkpoint: str | os.PathLike | None = None, checkpoint_every: int | None = None,
                  resume: bool = False, max_updates: int | None = None,
                  callback: Callable[[TrainingProgress], object] | None = None, progress: bool = True,
-                 fused: bool = True):
+                 fused: bool | None = None):
         self.task, self.scheme, self.learning_rate, self.anneal = task, scheme, learning_rate, anneal
         self.epochs, self.batch_size, self.clip, self.seed, self.shuffle = epochs, batch_size, clip, seed, shuffle
         self.carry, self.checkpoint, self.checkpoint_every, self.resume = carry, checkpoint, checkpoint_every, resume
@@ -336,7 +355,7 @@ class Trainer:
         if self.callback is not None and not callable(self.callback):
             raise TypeError(f"callback must be callable or None; received {self.callback!r}")
         self.progress = _boolean(self.progress, "progress")
-        self.fused = _boolean(self.fused, "fused")
+        self.fused = None if self.fused is None else _boolean(self.fused, "fused")
         return self
 
     def __repr__(self) -> str:
@@ -354,15 +373,15 @@ class Trainer:
         return learning_rate_at(self.learning_rate, self.anneal, epoch)
 
     # ------------------------------------------------------------------ fit
-    def fit(self, model: RNN, data: Dataset | Batch, dev: Dataset | None = None) -> TrainResult:
+    def fit(self, model: RNN | CellModel, data: Dataset | Batch, dev: Dataset | None = None) -> TrainResult:
         """Train a copy of ``model`` on ``data`` and return it with the history.
 
         Parameters
         ----------
-        model : RNN
+        model : RNN or CellModel
             Initial model (not modified). With ``resume`` and an existing checkpoint
             the checkpoint's parameters are used; ``model`` must then be the initial
-            model of that run.
+            model of that run. A CellModel trains step by step (module docstring).
         data : Dataset or Batch
             Training data: ``data.batch(task)`` of a Dataset, or a Batch as it is.
         dev : Dataset, optional
@@ -382,8 +401,7 @@ class Trainer:
             sentences).
         """
         self.validate()
-        if not isinstance(model, RNN):
-            raise TypeError(f"model must be a gradlab.RNN; received {type(model).__name__}")
+        fused = self._fused_for(model)
         model.validate()
         if isinstance(data, Dataset):
             task = check_task(data, self.task)
@@ -408,10 +426,23 @@ class Trainer:
             resumed_from = state.updates
         if state is None:
             state = RunState(rng=np.random.default_rng(self.seed))
-        return self._run(work, batch, dev, state, run, resumed_from)
+        return self._run(work, batch, dev, state, run, resumed_from, fused)
+
+    def _fused_for(self, model) -> bool:
+        """Whether ``model`` trains on the fused path: ``fused``, or where None, whether it has one."""
+        if isinstance(model, RNN):
+            return True if self.fused is None else self.fused
+        if not isinstance(model, CellModel):
+            raise TypeError(f"model must be a gradlab.RNN or a gradlab.CellModel; received {type(model).__name__}")
+        if self.fused:
+            raise ValueError(f"fused=True: the fused compiled trainer runs the Elman RNN only; a CellModel "
+                             f"(cell {model.cell.name!r}) trains step by step, one cell_engine.gradient call per "
+                             "update. Leave fused unset (None) or pass fused=False")
+        return False
 
     # ------------------------------------------------------------------ the loop
-    def _run(self, model: RNN, batch: Batch, dev, state: RunState, run: dict, resumed_from):
+    def _run(self, model: RNN | CellModel, batch: Batch, dev, state: RunState, run: dict, resumed_from,
+             fused: bool):
         from tqdm.auto import tqdm
 
         n = batch.n_sentences
@@ -427,7 +458,7 @@ class Trainer:
                 running = state.loss_sum / state.n_losses if state.n_losses else float("nan")
                 while state.position < n:
                     t0 = time.perf_counter()
-                    done = self._chunk(model, batch, state, lr, since_ckpt)
+                    done = self._chunk(model, batch, state, lr, since_ckpt, fused)
                     seconds = time.perf_counter() - t0
                     for idx, loss, n_loss, n_upd, n_clip in done:
                         state.loss_sum += loss
@@ -473,7 +504,7 @@ class Trainer:
                            completed, None if completed else stopped_by, self.checkpoint, resumed_from,
                            truncation)
 
-    def _adaptive_scheme(self, model: RNN, batch: Batch, state: RunState) -> Sliding:
+    def _adaptive_scheme(self, model: RNN | CellModel, batch: Batch, state: RunState) -> Sliding:
         """Sliding(tau) with the tau in force; re-estimated first when ``every`` updates have passed."""
         sc = self.scheme
         if state.tau is None or state.updates - state.tau_at >= sc.every:
@@ -486,7 +517,7 @@ class Trainer:
                                      est["n_losses"]])
         return Sliding(state.tau)
 
-    def _end_epoch(self, model: RNN, dev, state: RunState, lr: float) -> None:
+    def _end_epoch(self, model: RNN | CellModel, dev, state: RunState, lr: float) -> None:
         row = {"epoch": state.epoch, "lr": lr, "update": state.updates, "n_updates": state.n_updates,
                "clipped": state.clipped, "sentences_seen": state.sentences_seen, "tokens_seen": state.tokens_seen,
                "n_losses": state.n_losses,
@@ -504,20 +535,21 @@ class Trainer:
         state.epoch += 1
         state.reset_epoch()
 
-    def _save(self, model: RNN, state: RunState, run: dict) -> None:
+    def _save(self, model: RNN | CellModel, state: RunState, run: dict) -> None:
         write_checkpoint(self.checkpoint, model, state, run)
 
     # ------------------------------------------------------------------ updates
-    def _chunk(self, model: RNN, batch: Batch, state: RunState, lr: float, since_ckpt: int) -> list:
+    def _chunk(self, model: RNN | CellModel, batch: Batch, state: RunState, lr: float, since_ckpt: int,
+               fused: bool) -> list:
         """The next minibatches of the epoch: [(indices, loss, n_losses, n_updates, n_clipped), ...].
 
         Fused: as many minibatches as fit in ``CHUNK_SENTENCES`` sentences, the next
         checkpoint (``checkpoint_every``) and ``max_updates``, in one compiled call; one
-        minibatch when a callback must see each. Step by step (``fused=False``): one
+        minibatch when a callback must see each. Step by step (``fused`` False): one
         minibatch, one engine call per update.
         """
         n, bs = batch.n_sentences, self.batch_size
-        if not self.fused:
+        if not fused:
             idx = np.ascontiguousarray(state.order[state.position:state.position + bs], dtype=np.int64)
             ctx = UpdateContext(lr, self.clip, state.epoch, state.updates)
             if isinstance(self.scheme, Block):
@@ -552,13 +584,13 @@ class Trainer:
             return UNLIMITED, 0, state.tau
         return UNLIMITED, 0, UNLIMITED
 
-def train(model: RNN, data: Dataset | Batch, *, dev: Dataset | None = None, **options) -> TrainResult:
+def train(model: RNN | CellModel, data: Dataset | Batch, *, dev: Dataset | None = None, **options) -> TrainResult:
     """``Trainer(**options).fit(model, data, dev)``: train a copy of ``model``; see :class:`Trainer`."""
     return Trainer(**options).fit(model, data, dev)
 
 
 # ---------------------------------------------------------------------- helpers
-def _check_batch_fits(model: RNN, batch: Batch) -> None:
+def _check_batch_fits(model: RNN | CellModel, batch: Batch) -> None:
     if batch.n_tokens and int(batch.ids.max()) >= model.vocab_size:
         i = int(np.argmax(batch.ids))
         raise ValueError(f"data holds input id {int(batch.ids[i])} at {batch.where(i)} but the model has "

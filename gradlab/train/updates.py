@@ -6,9 +6,11 @@ which lag limit; the functions here make the updates and report
 
     theta <- theta - lr * g / B      (g / B rescaled to norm ``clip`` when its global norm exceeds it)
 
-for every parameter of the model's cell (``model.parameters()``), the input
-parameters only in the columns of the words the update saw. See the trainer's
-module docstring for block schemes and the fused path.
+for every parameter of the model's cell (``model.parameters()``); for the Elman
+:class:`~gradlab.RNN` the input parameter V only in the columns of the words the
+update saw (:func:`touched_columns`), for a :class:`~gradlab.CellModel` every array
+whole. See the trainer's module docstring for block schemes and the fused path
+(Elman only).
 """
 from __future__ import annotations
 
@@ -18,12 +20,13 @@ import numpy as np
 
 from .. import _config
 from ..batch import NO_LOSS, Batch
+from ..cellmodel import CellModel
 from ..engine import forward as _forward, gradient as _gradient
 from ..model import RNN, activation_code
 from ..schemes import Block, Full
 
 __all__ = ["DivergenceError", "UpdateContext", "minibatch_step", "block_step", "apply_gradient", "fused_minibatches",
-           "gather", "without_losses"]
+           "gather", "without_losses", "touched_columns"]
 
 
 class DivergenceError(FloatingPointError):
@@ -117,22 +120,34 @@ def _store(stored: np.ndarray, first: np.ndarray, S: np.ndarray, block: Batch) -
 
 
 # ---------------------------------------------------------------------- step by step
-def _non_finite(model: RNN, cols: np.ndarray | None = None) -> list[str]:
+def touched_columns(model: RNN | CellModel, ids: np.ndarray) -> np.ndarray | None:
+    """The columns of the input parameters that an update with these input ids changes.
+
+    The Elman RNN reads column x(t) of V, so only the words seen change (an
+    optimisation that gives the same result as the whole update). None for a
+    CellModel: its input parameters are updated whole (biases are 1-D, an embedding
+    is indexed by rows, a stacked layer reads the dense states of the layer below).
+    """
+    return np.unique(ids) if isinstance(model, RNN) else None
+
+
+def _non_finite(model: RNN | CellModel, cols: np.ndarray | None = None) -> list[str]:
     """Names of the parameters with a non-finite entry (input parameters: only in ``cols``)."""
     inputs = model.cell.with_role("input")
     return [name for name, a in model.parameters().items()
             if not np.isfinite(a[:, cols] if cols is not None and name in inputs else a).all()]
 
 
-def apply_gradient(model: RNN, g, B: int, cols: np.ndarray, ctx: UpdateContext, sentences, where,
-                   done: int = 0) -> bool:
-    """theta -= lr * g / B (clipped to norm ``clip``); input parameters only in the columns the batch touches.
+def apply_gradient(model: RNN | CellModel, g, B: int, cols: np.ndarray | None, ctx: UpdateContext, sentences,
+                   where, done: int = 0) -> bool:
+    """theta -= lr * g / B (clipped to norm ``clip``); input parameters only in the columns ``cols``
+    (:func:`touched_columns`; None: every array whole).
 
     The engine's arrays in ``g`` are fresh for this update and are scaled in place
     (the same floating-point operations as lr * (g / B), without temporaries).
     Returns whether the gradient was clipped.
     """
-    inputs = model.cell.with_role("input")
+    inputs = () if cols is None else model.cell.with_role("input")
     parts = {name: (a[:, cols] if name in inputs else a) for name, a in g.as_dict().items()}
     if B != 1:
         for a in parts.values():
@@ -161,7 +176,7 @@ def apply_gradient(model: RNN, g, B: int, cols: np.ndarray, ctx: UpdateContext, 
     return clipped
 
 
-def minibatch_step(model: RNN, batch: Batch, idx: np.ndarray, scheme, ctx: UpdateContext, *,
+def minibatch_step(model: RNN | CellModel, batch: Batch, idx: np.ndarray, scheme, ctx: UpdateContext, *,
                    gradient=_gradient) -> tuple[float, int, int, int]:
     """One update with the scheme's gradient of the whole minibatch ``idx`` (sentences of ``batch``)."""
     mb = gather(batch, idx)
@@ -169,19 +184,25 @@ def minibatch_step(model: RNN, batch: Batch, idx: np.ndarray, scheme, ctx: Updat
     if g.n_losses == 0:
         return 0.0, 0, 0, 0
     ctx.check_loss(g.loss, idx, None)
-    clipped = apply_gradient(model, g, idx.size, np.unique(mb.ids), ctx, idx, None)
+    clipped = apply_gradient(model, g, idx.size, touched_columns(model, mb.ids), ctx, idx, None)
     return g.loss, g.n_losses, 1, int(clipped)
 
 
-def block_step(model: RNN, batch: Batch, idx: np.ndarray, scheme: Block, carry: str, ctx: UpdateContext, *,
-               gradient=_gradient, forward=_forward) -> tuple[float, int, int, int]:
+def _carried_states(model: RNN | CellModel, forward_result) -> np.ndarray:
+    """The state every token carries to the next step, (N, S): s(t) of the Elman RNN; a CellModel's full state
+    (``CellForward.state``: h and c of every layer, the layout of the cell engine's ``initial_states``)."""
+    return forward_result.s if isinstance(model, RNN) else forward_result.state
+
+
+def block_step(model: RNN | CellModel, batch: Batch, idx: np.ndarray, scheme: Block, carry: str, ctx: UpdateContext,
+               *, gradient=_gradient, forward=_forward) -> tuple[float, int, int, int]:
     """The minibatch's sentences block by block in lockstep, one update per block."""
     k1, back = scheme.k1, scheme.k2 - scheme.k1
-    H = model.hidden_size
+    S = model.hidden_size if isinstance(model, RNN) else model.state_size
     lengths = batch.lengths[idx]
     starts = np.zeros(idx.size + 1, dtype=np.int64)
     np.cumsum(lengths, out=starts[1:])
-    stored = np.empty((int(starts[-1]), H), dtype=model.dtype)  # s(t) of every step so far, per sentence
+    stored = np.empty((int(starts[-1]), S), dtype=model.dtype)  # the state of every step so far, per sentence
     B = idx.size
     loss_sum, n_loss, n_upd, n_clip = 0.0, 0, 0, 0
     for b0 in range(0, int(lengths.max()), k1):
@@ -197,17 +218,19 @@ def block_step(model: RNN, batch: Batch, idx: np.ndarray, scheme: Block, carry: 
         init_b = stored[starts[active] + b0 - 1] if b0 > 0 else None
         has_loss = bool(np.any(window.targets != NO_LOSS))
         if has_loss and carry == "before_update":
-            _store(stored, starts[active] + b0, forward(model, block, initial_states=init_b).s, block)
+            _store(stored, starts[active] + b0, _carried_states(model, forward(model, block, initial_states=init_b)),
+                   block)
         if has_loss:
             g = gradient(model, window, Full(), initial_states=init_w)
             where = b0
             ctx.check_loss(g.loss, sent, where, n_upd)
-            n_clip += apply_gradient(model, g, B, np.unique(window.ids), ctx, sent, where, n_upd)
+            n_clip += apply_gradient(model, g, B, touched_columns(model, window.ids), ctx, sent, where, n_upd)
             loss_sum += g.loss
             n_loss += g.n_losses
             n_upd += 1
         if not has_loss or carry == "after_update":
-            _store(stored, starts[active] + b0, forward(model, block, initial_states=init_b).s, block)
+            _store(stored, starts[active] + b0, _carried_states(model, forward(model, block, initial_states=init_b)),
+                   block)
     return loss_sum, n_loss, n_upd, n_clip
 
 

@@ -46,17 +46,18 @@ def _torch_grads(rnn, linear):
     return g
 
 
-def torch_lag_limited(rnn, linear, xs, ds, vocab, window, run=None):
+def torch_lag_limited(rnn, linear, xs, ds, vocab, window, run=None, initial=None):
     """Autograd gradient where loss t backpropagates through steps t - min(window(t), t) .. t only
-    (``run(rnn, x, vocab, state)``: how the module reads a sentence, one-hot by default)."""
+    (``run(rnn, x, vocab, state)``: how the module reads a sentence, one-hot by default; ``initial``:
+    per sentence the module's state before its first step, h0 or (h0, c0), None for zeros)."""
     _run = run or globals()["_run"]
     rnn.zero_grad()
     linear.zero_grad()
     total = torch.zeros((), dtype=F64)
-    for x, d in zip(xs, ds):
+    for s, (x, d) in enumerate(zip(xs, ds)):
         with torch.no_grad():
-            states = [None]
-            state = None
+            state = None if initial is None else initial[s]
+            states = [state]
             for t in range(len(x)):
                 _, state = _run(rnn, x[t:t + 1], vocab, state)
                 states.append(tuple(s.clone() for s in state) if isinstance(state, tuple) else state.clone())
@@ -71,12 +72,12 @@ def torch_lag_limited(rnn, linear, xs, ds, vocab, window, run=None):
     return _torch_grads(rnn, linear), total.item()
 
 
-def torch_full(rnn, linear, xs, ds, vocab):
+def torch_full(rnn, linear, xs, ds, vocab, initial=None):
     rnn.zero_grad()
     linear.zero_grad()
     total = torch.zeros((), dtype=F64)
-    for x, d in zip(xs, ds):
-        out, _ = _run(rnn, x, vocab)
+    for s, (x, d) in enumerate(zip(xs, ds)):
+        out, _ = _run(rnn, x, vocab, None if initial is None else initial[s])
         keep = torch.as_tensor(np.flatnonzero(np.asarray(d) != -1))
         if keep.numel():
             total = total + nn.functional.cross_entropy(linear(out[keep]), torch.as_tensor(np.asarray(d))[keep],
@@ -91,7 +92,7 @@ def _compare(ours: dict, theirs: dict):
         np.testing.assert_allclose(ours[n], theirs[n], rtol=RTOL, atol=ATOL, err_msg=n)
 
 
-@pytest.mark.parametrize("kind", ["gru", "lstm"])
+@pytest.mark.parametrize("kind", ["rnn", "rnn:relu", "gru", "lstm"])
 @pytest.mark.parametrize("batch_first", [False, True])
 @pytest.mark.parametrize("objective", ["lm", "final"])
 def test_full_gradient_matches_the_fused_pytorch_module(kind, batch_first, objective, rng):
@@ -104,7 +105,7 @@ def test_full_gradient_matches_the_fused_pytorch_module(kind, batch_first, objec
     _compare(g.as_dict(torch_names=True), theirs)
 
 
-@pytest.mark.parametrize("kind", ["gru", "lstm"])
+@pytest.mark.parametrize("kind", ["rnn", "rnn:relu", "gru", "lstm"])
 @pytest.mark.parametrize("scheme", [Sliding(0), Sliding(2), Sliding(10), Block(2, 3), chunked(3)], ids=str)
 def test_truncated_gradients_match_detached_pytorch_graphs(kind, scheme, rng):
     m, b, xs, ds = random_cell_problem(rng, kind, hidden=3, vocab=4, lengths=(7, 2, 4), drop=0.2)
@@ -139,11 +140,18 @@ def test_truncated_linear_recurrence_matches_autograd(rng):
         _compare(g.as_dict(), {n: p.grad.numpy() for n, p in P.items()})
 
 
-@pytest.mark.parametrize("kind", ["gru", "lstm"])
+def _torch_cell(model, input_size):
+    """nn.RNNCell (with the model's nonlinearity), nn.GRUCell or nn.LSTMCell, float64 (weights to be copied in)."""
+    if model.base == "rnn":
+        return nn.RNNCell(input_size, model.hidden_size, nonlinearity=model.activation, dtype=F64)
+    return (nn.GRUCell if model.base == "gru" else nn.LSTMCell)(input_size, model.hidden_size, dtype=F64)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "rnn:relu", "gru", "lstm"])
 def test_contributions_match_autograd_grad_of_each_loss(kind, rng):
     m, b, xs, ds = random_cell_problem(rng, kind, hidden=3, vocab=4, lengths=(6, 1, 4), drop=0.3)
     rnn, linear = m.to_torch()
-    cell = (nn.GRUCell if kind == "gru" else nn.LSTMCell)(m.vocab_size, m.hidden_size, dtype=F64)
+    cell = _torch_cell(m, m.vocab_size)
     for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
         getattr(cell, n).data.copy_(getattr(rnn, n + "_l0").data)
     K = 3
@@ -155,7 +163,7 @@ def test_contributions_match_autograd_grad_of_each_loss(kind, rng):
         cc = torch.zeros(1, H, dtype=F64)
         hs, cs = [], []
         for t in range(len(x)):
-            if kind == "gru":
+            if kind != "lstm":
                 h = cell(_onehot(x[t:t + 1], m.vocab_size), h)
             else:
                 h, cc = cell(_onehot(x[t:t + 1], m.vocab_size), (h, cc))
@@ -176,7 +184,7 @@ def test_contributions_match_autograd_grad_of_each_loss(kind, rng):
         np.testing.assert_allclose(c.c_norm, c_rows, rtol=RTOL, atol=ATOL)
 
 
-@pytest.mark.parametrize("kind", [nn.GRU, nn.LSTM])
+@pytest.mark.parametrize("kind", [nn.RNN, nn.GRU, nn.LSTM])
 @pytest.mark.parametrize("batch_first", [False, True])
 def test_from_torch_and_back_round_trip(kind, batch_first):
     torch.manual_seed(0)
@@ -194,9 +202,11 @@ def test_from_torch_and_back_round_trip(kind, batch_first):
     # float32 modules come in as float64 arrays
     m32 = gradlab.from_torch(kind(6, 4), nn.Linear(4, 5))
     assert m32.params["weight_hh_l0"].dtype == np.float64
-    # bias-free modules get zero biases
-    mb = gradlab.from_torch(kind(6, 4, bias=False, dtype=F64), nn.Linear(4, 5, bias=False, dtype=F64))
-    assert not mb.params["bias_hh_l0"].any() and not mb.params["b"].any()
+    # bias-free modules get zero biases (a bias-free nn.RNN with a bias-free nn.Linear is gradlab.RNN, below)
+    mb = gradlab.from_torch(kind(6, 4, bias=False, dtype=F64), nn.Linear(4, 5, bias=kind is nn.RNN, dtype=F64))
+    assert isinstance(mb, CellModel) and not mb.params["bias_hh_l0"].any()
+    if kind is not nn.RNN:
+        assert not mb.params["b"].any()
 
 
 @pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
@@ -222,22 +232,18 @@ def test_unsupported_modules_say_what_is_not_supported():
         gradlab.from_torch(nn.GRU(6, 4, bidirectional=True), lin)
     with pytest.raises(NotImplementedError, match="proj_size"):
         gradlab.from_torch(nn.LSTM(6, 4, proj_size=2), lin)
-    with pytest.raises(NotImplementedError, match="nn.RNN with num_layers=2"):
-        gradlab.from_torch(nn.RNN(6, 4, num_layers=2, bias=False), nn.Linear(4, 5, bias=False))
     with pytest.warns(UserWarning, match="dropout"):
         dropped = nn.GRU(6, 4, num_layers=1, dropout=0.5)
     with pytest.raises(NotImplementedError, match="dropout"):
         gradlab.from_torch(dropped, lin)
-    with pytest.raises(NotImplementedError, match="nn.RNN with biases"):
-        gradlab.from_torch(nn.RNN(6, 4), lin)
     with pytest.raises(NotImplementedError, match="padding_idx"):
         gradlab.from_torch(nn.GRU(6, 4), lin, nn.Embedding(10, 6, padding_idx=0))
     with pytest.raises(NotImplementedError, match="max_norm"):
         gradlab.from_torch(nn.GRU(6, 4), lin, nn.Embedding(10, 6, max_norm=1.0))
     with pytest.raises(ValueError, match="embedding_dim"):
         gradlab.from_torch(nn.GRU(6, 4), lin, nn.Embedding(10, 5))
-    with pytest.raises(NotImplementedError, match="nn.RNN with an embedding"):
-        gradlab.from_torch(nn.RNN(6, 4, bias=False), nn.Linear(4, 5, bias=False), nn.Embedding(10, 6))
+    with pytest.raises(NotImplementedError, match="an rnn model with activation 'sigmoid' has no nn.RNN"):
+        CellModel.init("rnn", 3, 2, activation="sigmoid", seed=0).to_torch()
     with pytest.raises(TypeError, match="Conv1d.*not supported"):
         gradlab.from_torch(nn.Conv1d(6, 4, 2), lin)
     with pytest.raises(TypeError, match="nn.Linear"):
@@ -265,7 +271,7 @@ def _run_embedded(mod, x, state=None):
     return (out[0] if mod.batch_first else out[:, 0]), state
 
 
-@pytest.mark.parametrize("kind", [nn.GRU, nn.LSTM])
+@pytest.mark.parametrize("kind", [nn.RNN, nn.GRU, nn.LSTM])
 @pytest.mark.parametrize("tau", [None, 0, 2])
 def test_embedding_models_from_torch_match_autograd(kind, tau, rng):
     torch.manual_seed(3)
@@ -290,7 +296,7 @@ def test_embedding_models_from_torch_match_autograd(kind, tau, rng):
     assert torch.equal(embedding2.weight, embedding.weight) and torch.equal(rnn2.weight_ih_l0, rnn.weight_ih_l0)
 
 
-@pytest.mark.parametrize("kind", [nn.GRU, nn.LSTM])
+@pytest.mark.parametrize("kind", [nn.RNN, nn.GRU, nn.LSTM])
 @pytest.mark.parametrize("scheme", [Full(), Sliding(0), Sliding(2), Block(2, 3)], ids=str)
 @pytest.mark.parametrize("num_layers", [2, 3])
 def test_stacked_gradients_match_pytorchs_multilayer_modules(kind, scheme, num_layers, rng):
@@ -315,14 +321,16 @@ def test_stacked_gradients_match_pytorchs_multilayer_modules(kind, scheme, num_l
         assert n == n2 and torch.equal(p, p2)
 
 
-@pytest.mark.parametrize("kind", ["gru", "lstm"])
+@pytest.mark.parametrize("kind", ["rnn", "rnn:relu", "gru", "lstm"])
 def test_stacked_contributions_match_autograd_grad_of_each_loss(kind, rng):
     L, K, V, H = 2, 3, 4, 3
-    m = CellModel.init(kind, V, H, V, num_layers=L, seed=5)
+    name, _, act = kind.partition(":")
+    m = CellModel.init(name, V, H, V, num_layers=L, activation=act or None, seed=5)
+    kind = name
     rnn, linear = m.to_torch()
     cells = []
     for layer in range(L):
-        cell = (nn.GRUCell if kind == "gru" else nn.LSTMCell)(V if layer == 0 else H, H, dtype=F64)
+        cell = _torch_cell(m, V if layer == 0 else H)
         for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
             getattr(cell, n).data.copy_(getattr(rnn, f"{n}_l{layer}").data)
         cells.append(cell)
@@ -338,7 +346,7 @@ def test_stacked_contributions_match_autograd_grad_of_each_loss(kind, rng):
         for t in range(len(x)):
             inp = _onehot(x[t:t + 1], V)
             for layer in range(L):
-                if kind == "gru":
+                if kind != "lstm":
                     h = cells[layer](inp, state[layer][0])
                     state[layer] = (h, None)
                 else:
@@ -362,3 +370,80 @@ def test_stacked_contributions_match_autograd_grad_of_each_loss(kind, rng):
     np.testing.assert_allclose(c.layer_h_norm, np.array(h_rows), rtol=RTOL, atol=ATOL)
     if kind == "lstm":
         np.testing.assert_allclose(c.layer_c_norm, np.array(c_rows), rtol=RTOL, atol=ATOL)
+
+
+def _torch_initial(model, S0):
+    """Per sentence the module's state from rows of initial states (per layer h_l, then c_l for an LSTM):
+    h0 (num_layers, 1, H) for nn.RNN and nn.GRU, (h0, c0) for nn.LSTM."""
+    L, H = model.num_layers, model.hidden_size
+    per = 2 if model.base == "lstm" else 1
+    out = []
+    for row in S0:
+        blocks = torch.as_tensor(row.reshape(L, per, 1, H), dtype=F64)
+        out.append((blocks[:, 0].contiguous(), blocks[:, 1].contiguous()) if per == 2 else blocks[:, 0].contiguous())
+    return out
+
+
+@pytest.mark.parametrize("kind", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("num_layers", [1, 2])
+@pytest.mark.parametrize("scheme", [Full(), Sliding(0), Sliding(2), Block(2, 3)], ids=str)
+def test_initial_states_match_pytorch_with_h0_given(kind, num_layers, scheme, rng):
+    """h0 (and c0) passed to nn.GRU / nn.LSTM, detached: the gradient does not flow into them; a lag limit
+    stops the signal at t - L(t) (from there on the states are the detached ones of the forward pass)."""
+    m, b, xs, ds = random_cell_problem(rng, kind, hidden=3, vocab=4, lengths=(6, 1, 4), drop=0.2,
+                                       num_layers=num_layers)
+    S0 = rng.standard_normal((b.n_sentences, m.state_size)) * 0.8
+    rnn, linear = m.to_torch()
+    init = _torch_initial(m, S0)
+    if isinstance(scheme, Full):
+        theirs, J = torch_full(rnn, linear, xs, ds, m.vocab_size, init)
+    else:
+        window = lambda t: int(scheme.lag_limit(np.array([t]))[0])  # noqa: E731
+        theirs, J = torch_lag_limited(rnn, linear, xs, ds, m.vocab_size, window, initial=init)
+    g = ce.gradient(m, b, scheme, initial_states=S0)
+    assert g.loss == pytest.approx(J, rel=1e-12)
+    _compare(g.as_dict(torch_names=True), theirs)
+    with torch.no_grad():
+        out, _ = _run(rnn, xs[0], m.vocab_size, init[0])
+    f = ce.forward(m, b, initial_states=S0)
+    np.testing.assert_allclose(f.h[: len(xs[0])], out.numpy(), rtol=RTOL, atol=ATOL)
+
+
+def test_an_nn_rnn_beyond_the_coursework_form_is_an_rnn_cell_model(rng):
+    """Biases (in the RNN or the nn.Linear), an embedding or several layers: CellModel "rnn..." with the
+    module's nonlinearity; only a one-layer bias-free nn.RNN on one-hot words with a bias-free nn.Linear
+    is gradlab.RNN."""
+    torch.manual_seed(4)
+    V, H = 5, 3
+    cases = [(nn.RNN(V, H, nonlinearity="relu", dtype=F64), nn.Linear(H, V, bias=False, dtype=F64), None,
+              "rnn", "relu"),
+             (nn.RNN(V, H, bias=False, dtype=F64), nn.Linear(H, V, dtype=F64), None, "rnn", "tanh"),
+             (nn.RNN(V, H, num_layers=2, bias=False, nonlinearity="relu", dtype=F64),
+              nn.Linear(H, V, bias=False, dtype=F64), None, "rnn-2layers", "relu"),
+             (nn.RNN(2, H, bias=False, dtype=F64), nn.Linear(H, V, bias=False, dtype=F64),
+              nn.Embedding(V, 2, dtype=F64), "rnn-embedding", "tanh")]
+    xs = [rng.integers(0, V, T) for T in (5, 1, 3)]
+    ds = [rng.integers(0, V, T) for T in (5, 1, 3)]
+    b = Batch.for_language_model(xs, ds)
+    for rnn, linear, embedding, name, act in cases:
+        m = gradlab.from_torch(rnn, linear, embedding)
+        assert isinstance(m, CellModel) and m.cell.name == name and m.activation == act
+        if not rnn.bias:
+            assert not m.params["bias_ih_l0"].any() and not m.params["bias_hh_l0"].any()
+        if embedding is None:
+            theirs, J = torch_full(rnn, linear, xs, ds, V)
+        else:
+            mod = _Embedded(embedding, rnn)
+            embedding.zero_grad()
+            theirs, J = torch_lag_limited(rnn, linear, xs, ds, V, lambda t: 10 ** 9,
+                                          run=lambda r, x, vocab, state=None: _run_embedded(mod, x, state))
+            theirs["embedding.weight"] = embedding.weight.grad.numpy().copy()
+        g = ce.gradient(m, b)
+        assert g.loss == pytest.approx(J, rel=1e-12)
+        ours = g.as_dict(torch_names=True)   # plus the biases gradlab holds as zeros where torch has none
+        assert set(theirs) < set(ours) and len(ours) - len(theirs) == (linear.bias is None) + 2 * (not rnn.bias) * \
+            rnn.num_layers
+        _compare({n: ours[n] for n in theirs}, theirs)
+        back = m.to_torch()[0]
+        assert isinstance(back, nn.RNN) and back.nonlinearity == act and back.num_layers == rnn.num_layers
+        assert torch.equal(back.weight_hh_l0, rnn.weight_hh_l0)
