@@ -391,14 +391,15 @@ class ReportSpec(StudySpec):
         cell only.
     cell : str or list of str
         The recurrent cell: "elman" (the default: :class:`gradlab.RNN`, one-hot input, no
-        biases), or a :class:`gradlab.CellModel` cell, "gru", "lstm", "linear" (PyTorch's
-        equations and parameter names, one-hot input; :func:`spec_cells` lists them). A list
+        biases), or a :class:`gradlab.CellModel` cell, "rnn" (PyTorch's nn.RNN: Elman with
+        biases), "gru", "lstm", "linear" (PyTorch's equations and parameter names, one-hot
+        input; :func:`spec_cells` lists them). A list
         compares cells: every dataset x state is analysed for each, and every table gets a
         ``cell`` column (as soon as the spec names any cell but "elman"); every figure shows
         the cells side by side. For the cells other than Elman, an "init" state is PyTorch's
         initialisation (uniform(-1/sqrt(H), 1/sqrt(H)); lambda of "linear" uniform(0, 1))
         with every array multiplied by ``scale / sqrt(0.1)`` (the default scale gives PyTorch's
-        draw; ``activation`` applies to the Elman cell only); a "file" state holds a model of
+        draw; ``activation`` applies to the Elman and rnn cells only); a "file" state holds a model of
         one cell (``CellModel.save`` or ``RNN.save``) and is analysed for that cell only; the
         Elman recurrence's statistics (spectral radius, sigma_max, mean f', growth bound) are
         NaN and the dependency signal is left out for the other cells.
@@ -758,10 +759,12 @@ class TrainSpec(StudySpec):
             fail("recurrent_init", f"must be one of {RECURRENT_INITS}; received {spec.recurrent_init!r}")
         check_finite("recurrent_gain", spec.recurrent_gain, fail)
         if DEFAULT_CELL not in spec.cells:
+            from .states import has_activation
             for key, default in (("activation", "sigmoid"), ("recurrent_init", "normal"), ("recurrent_gain", 1.0)):
-                if getattr(spec, key) != default:
-                    fail(key, f"is the Elman cell's (cell = {DEFAULT_CELL!r}); the cells {spec.cells} have their "
-                              f"own initialisation and activations: leave {key} out")
+                if getattr(spec, key) != default and not (key == "activation" and any(map(has_activation,
+                                                                                            spec.cells))):
+                    fail(key, f"is the Elman cell's (cell = {DEFAULT_CELL!r}; activation also the rnn cell's); the "
+                              f"cells {spec.cells} have their own initialisation and activations: leave {key} out")
         if spec.clip is not None:
             check_finite("clip", spec.clip, fail, positive=True, what=" (or left out: no clipping)")
         if spec.distribution not in DISTRIBUTIONS:

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..analysis.states import ModelState
 from ..cellmodel import _CELL_KEY, CellModel   # the entry CellModel.save writes its cell's name under
+from ..cells import cell as _cell
 from ..model import DEFAULT_SCALE, RNN
 from ..train.tasks import TRAIN_TASKS
 
@@ -46,10 +47,16 @@ def model_cell(model) -> tuple[str, int]:
     return model.base + ("" if model.embedding_size is None else "-embedding"), model.num_layers
 
 
+def has_activation(cell: str) -> bool:
+    """Whether a spec's cell takes a state's ``activation``: the Elman cell and the rnn cell (nn.RNN's
+    nonlinearity); the gated and linear cells have their own."""
+    return cell == ELMAN or bool(_cell(cell).activations)
+
+
 def check_state(state: ModelState, cells: list, num_layers: int) -> None:
     """Fail early (before any work) on a state that none of the spec's ``cells`` can be: a model file that
     cannot be loaded or holds another cell or number of layers, or an "init" activation other than the
-    sigmoid without the Elman cell (the other cells have their own activations)."""
+    sigmoid without a cell that takes one (:func:`has_activation`)."""
     if state.kind == "file":
         cell, layers = model_cell(load_model(state.path))
         if cell not in cells:
@@ -58,9 +65,9 @@ def check_state(state: ModelState, cells: list, num_layers: int) -> None:
         if layers != num_layers and cell != ELMAN:
             raise ValueError(f"model file {state.path} holds a {cell} model of {layers} layer(s), but the spec has "
                              f"num_layers = {num_layers}; set num_layers = {layers} or drop the state")
-    elif state.activation != "sigmoid" and ELMAN not in cells:
-        raise ValueError(f"model state {state.label!r}: activation is the Elman cell's (cell = 'elman'); the "
-                         f"cells {cells} have their own; leave activation out")
+    elif state.activation != "sigmoid" and not any(map(has_activation, cells)):
+        raise ValueError(f"model state {state.label!r}: activation is the Elman and rnn cells' (cell = 'elman' or "
+                         f"'rnn'); the cells {cells} have their own; leave activation out")
 
 
 def state_cells(state: ModelState, cells: list) -> list:
@@ -75,9 +82,11 @@ def initial_cell_model(state: ModelState, cell: str, vocab_size: int, hidden_siz
                        key: str = "", default_seed: int = 0, num_layers: int = 1) -> CellModel:
     """The "init" draw of a non-Elman cell: :meth:`CellModel.init` (PyTorch's initialisation) from the state's
     seed (or ``default_seed``) mixed with ``key`` (the dataset's text, as the Elman draw is), every array
-    multiplied by ``state.scale / sqrt(0.1)``: the default scale gives PyTorch's draw exactly."""
+    multiplied by ``state.scale / sqrt(0.1)``: the default scale gives PyTorch's draw exactly. The rnn cell
+    takes the state's activation (sigmoid unless the state says otherwise, as the Elman cell)."""
     seed = [default_seed if state.seed is None else state.seed, zlib.crc32(key.encode())]
-    model = CellModel.init(cell, vocab_size, hidden_size, output_size, num_layers=num_layers, seed=seed)
+    model = CellModel.init(cell, vocab_size, hidden_size, output_size, num_layers=num_layers, seed=seed,
+                           activation=state.activation if has_activation(cell) else None)
     factor = state.scale / DEFAULT_SCALE
     if factor != 1.0:
         for array in model.params.values():

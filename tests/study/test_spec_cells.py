@@ -26,7 +26,7 @@ REPORT = {"name": "r", "datasets": ["agreement:distance=3,n=12"], "hidden_size":
 
 # ---------------------------------------------------------------------- validation
 @pytest.mark.parametrize("extra, match", [
-    ({"cell": "transformer"}, r"cell: must be one of \('elman', 'gru', 'lstm', 'linear'.*received 'transformer'"),
+    ({"cell": "transformer"}, r"cell: must be one of \('elman', .*'gru', .*'lstm', .*'linear'.*received 'transformer'"),
     ({"cell": ["gru", "rnn-ish"]}, r"cell: must be one of .*received 'rnn-ish'"),
     ({"cell": []}, r"cell: needs at least one cell"),
     ({"cell": ["gru", "gru"]}, r"cell: values must be unique; received \['gru', 'gru'\]"),
@@ -39,7 +39,8 @@ REPORT = {"name": "r", "datasets": ["agreement:distance=3,n=12"], "hidden_size":
     ({"cell": "lstm", "dtype": "float32"}, r"dtype: float32 is for the Elman cell only"),
     ({"cell": ["elman", "gru"], "partition_size": 5}, r"partition_size: partitions are analysed for the Elman cell "
                                                         r"only"),
-    ({"cell": "gru", "states": ["init:activation=tanh"]}, r"states: model state .*activation is the Elman cell's"),
+    ({"cell": "gru", "states": ["init:activation=tanh"]}, r"states: model state .*activation is the Elman and rnn "
+                                                            r"cells'"),
 ])
 def test_bad_cell_keys_name_the_key(extra, match):
     with pytest.raises(ValueError, match=match):
@@ -47,7 +48,7 @@ def test_bad_cell_keys_name_the_key(extra, match):
 
 
 def test_the_cells_a_spec_offers():
-    assert spec_cells()[:4] == ("elman", "gru", "lstm", "linear")
+    assert spec_cells()[0] == "elman" and {"rnn", "gru", "lstm", "linear"} <= set(spec_cells())
     assert all("-" not in c for c in spec_cells())
 
 
@@ -85,7 +86,7 @@ def test_a_list_of_cells_multiplies_the_units_with_a_state_s_cells_together():
 
 
 # ---------------------------------------------------------------------- the models of the states
-@pytest.mark.parametrize("cell", ["gru", "lstm", "linear"])
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm", "linear"])
 def test_init_state_is_pytorch_s_draw_times_scale_over_the_default(cell):
     spec = spec_from_dict({**REPORT, "cell": cell, "states": ["init", "init:scale=0.632456"]})
     default, doubled = (unit_inputs(spec, u)[2] for u in units(spec))
@@ -96,6 +97,13 @@ def test_init_state_is_pytorch_s_draw_times_scale_over_the_default(cell):
     for name, a in default.params.items():
         assert np.all(np.abs(a) <= bound if not name.startswith("lambda") else (a >= 0) & (a <= 1)), name
         np.testing.assert_allclose(doubled.params[name], a * 0.632456 / DEFAULT_SCALE, rtol=1e-15)
+
+
+def test_the_rnn_cell_takes_the_state_s_activation():
+    spec = spec_from_dict({**REPORT, "cell": ["rnn", "lstm"], "states": ["init", "init:activation=tanh"]})
+    models = {(u.cell, u.state.activation): unit_inputs(spec, u)[2] for u in units(spec)}
+    assert models[("rnn", "sigmoid")].activation == "sigmoid" and models[("rnn", "tanh")].activation == "tanh"
+    assert models[("lstm", "tanh")].activation is None
 
 
 def test_stacked_cells_and_their_own_draw_per_dataset():
@@ -182,7 +190,7 @@ TRAIN = {"name": "t", "train": "agreement:distance=3,n=16", "task": "lm", "hidde
 
 
 @pytest.mark.parametrize("extra, match", [
-    ({"cell": "gru2"}, r"cell: must be one of \('elman', 'gru', 'lstm', 'linear'"),
+    ({"cell": "gru2"}, r"cell: must be one of \('elman', .*'gru', .*'lstm', .*'linear'"),
     ({"cell": ["lstm", "lstm"]}, r"cell: values must be unique"),
     ({"num_layers": 3}, r"num_layers: the Elman cell"),
     ({"cell": "lstm", "num_layers": 0}, r"num_layers: must be an integer >= 1"),
