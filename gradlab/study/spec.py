@@ -831,7 +831,8 @@ class Suite(StudySpec):
     train spec as given, all sentences at its distance; ``"uniform"``: uniform on
     min_distance..distance; ``"curriculum"``: that uniform data short to long, see TrainSpec)
     and one ``[[tasks]]`` table per task with ``name``, ``train``, ``dev``, ``task``,
-    ``min_distance`` and optionally ``eval_tasks`` and ``agreement_sets`` (task lm).
+    ``min_distance`` and optionally ``eval_tasks`` and ``agreement_sets`` (task lm). A suite trains one
+    ``cell`` (a list of several is refused: one suite per cell).
     ``analyses/truncation-learning.toml`` is one; ``analyses/truncation-linzen.toml`` another, on real data.
     """
 
@@ -869,6 +870,9 @@ def suite_from_dict(data: dict, source: str = "suite spec") -> Suite:
             or len(set(dists)) != len(dists):
         raise ValueError(f"{source}: distributions must be a list of distinct values from "
                          f"{tuple(SUITE_DISTRIBUTIONS)}; received {dists!r}")
+    if isinstance(data.get("cell"), list) and len(data["cell"]) > 1:
+        raise ValueError(f"{source}: cell: a suite trains one cell (its figures compare schemes and distributions); "
+                         f"received {data['cell']!r}: write one suite per cell")
     shared = sorted(set(data) & set(_PER_TASK))
     if shared:
         raise ValueError(f"{source}: key(s) {shared} belong in each [[tasks]] table, not at the top")
