@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import figures as registry
 from .findings import agreement_set_findings, findings
-from .frames import REPORT, STUDY, SUITE, column_docs, frames_of, load_frames, table_name
+from .frames import CELL_DOC, REPORT, STUDY, SUITE, column_docs, frames_of, load_frames, table_name
 from .html import render_index, write_figure
 from .style import cells_of, dataset_palette
 
@@ -135,14 +135,10 @@ def render(folder: str | os.PathLike, kind: str | None = None, *, processes: int
 
 
 #: What the page of a report with cells says under its heading, after naming them.
-CELLS_HEADER = ("elman: gradlab.RNN (one-hot input, no biases); gru, lstm: PyTorch's nn.GRU / nn.LSTM equations and "
-                "parameter names with one-hot input; linear: the diagonal linear recurrence. Every figure shows "
-                "the cells side by side; the Elman recurrence's statistics and the dependency signal are the "
-                "Elman cell's only (NaN or no rows for the others).")
-#: The cell column's doc in a report with cells.
-CELL_DOC = "cell of the model: elman (gradlab.RNN), gru, lstm, linear (gradlab.CellModel; spec keys cell, num_layers)"
-
-
+CELLS_HEADER = ("elman: gradlab.RNN (one-hot input, no biases); rnn, gru, lstm: PyTorch's nn.RNN / nn.GRU / "
+                "nn.LSTM equations and parameter names with one-hot input; linear: the diagonal linear recurrence. "
+                "Every figure shows the cells side by side; the Elman recurrence's statistics and the dependency "
+                "signal are the Elman cell's only (NaN or no rows for the others).")
 def _with_cell(columns: dict) -> dict:
     """A table's column docs with the cell column where its rows have it: after ``run`` (a study's tables) or
     after ``dataset`` (a report's, which also have ``state``)."""

@@ -558,7 +558,8 @@ def _finish(p: StudyPlan) -> None:
         if parts:
             write_csv(pd.concat(parts, ignore_index=True), root / f"{name}.csv")
     timings = pd.concat([pd.read_csv(f / "timing.csv") for f in folders], ignore_index=True)
-    timings.insert(len(run_columns(todo[0])), "status", ["reused" if r["status"] == "reuse" else "computed" for r in todo])
+    timings.insert(len(run_columns(todo[0])), "status",
+                   ["reused" if r["status"] == "reuse" else "computed" for r in todo])
     write_csv(timings, root / "timings.csv")
     write_atomic(root / "manifest.json", json.dumps(
         {"gradlab_version": __version__, "seeds": spec.seeds, "spec": spec.recorded(),
