@@ -74,8 +74,8 @@ class Unit:
 
     ``dataset`` and ``state.label`` are the canonical texts used in the tables'
     dataset and state columns; ``cell`` the cell of the model ("elman": :class:`gradlab.RNN`), in the
-    tables' cell column when the spec names other cells (``labels`` is None otherwise); ``key`` is the
-    content key; ``status`` is "reuse" or "compute" once planned.
+    tables' cell column when the spec names other cells (``cell_column``; an Elman-only spec's tables have
+    none); ``key`` is the content key; ``status`` is "reuse" or "compute" once planned.
     """
 
     dataset: str
@@ -87,7 +87,7 @@ class Unit:
     estimate: object = None
     status: str = "compute"
     cell: str = "elman"
-    cells: bool = False
+    cell_column: bool = False
 
     def __getitem__(self, name):  # dict-style access, as older code and tests use
         return getattr(self, name)
@@ -95,7 +95,8 @@ class Unit:
     @property
     def labels(self) -> dict:
         """The columns that say which unit a row belongs to: dataset, cell (when the spec has cells), state."""
-        return {"dataset": self.dataset, **({"cell": self.cell} if self.cells else {}), "state": self.state.label}
+        return {"dataset": self.dataset, **({"cell": self.cell} if self.cell_column else {}),
+                "state": self.state.label}
 
     @property
     def name(self) -> str:
@@ -129,7 +130,7 @@ def units(spec: Spec) -> list[Unit]:
                 ident = hashlib.sha256(name.encode()).hexdigest()[:8]
                 out.append(Unit(dataset, state, params, unit_key(params),
                                 f"{slug(dataset)}__{slug(cell) + '__' if cells else ''}{slug(state.label)}__{ident}",
-                                cell=cell, cells=cells))
+                                cell=cell, cell_column=cells))
     return out
 
 

@@ -358,7 +358,8 @@ class ReportSpec(StudySpec):
     datasets : list of str
         Dataset specs (``gradlab datasets`` lists them), e.g. "agreement:distance=8".
     states : list of str
-        Model states: "init:scale=S[,seed=N,activation=A]", "file:path=M.npz" or
+        Model states: "init:scale=S[,seed=N,activation=A]", "file:path=M.npz" (``RNN.save`` or
+        ``CellModel.save``) or
         "train:scheme=S,epochs=E,lr=R,batch_size=B[,seed=N,at=end|mid|init]" (a model trained
         on the unit's dataset from the init state's draw; task lm or number).
     task : {"lm", "number", "agreement", "recall", "closing"}

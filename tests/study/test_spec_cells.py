@@ -231,3 +231,12 @@ def test_a_study_s_initial_models_are_its_cells():
     assert not np.array_equal(models[0].params["weight_hh_l0"], models[1].params["weight_hh_l0"])   # seeds 0, 1
     elman = training.initial_model(train_spec_from_dict(TRAIN), training.runs(train_spec_from_dict(TRAIN))[0], train)
     assert isinstance(elman, RNN)
+
+
+def test_stacked_cell_units_measure_the_gap_of_every_layer():
+    from gradlab.study.report import compute_unit
+    spec = spec_from_dict({**REPORT, "cell": "lstm", "num_layers": 2})
+    (unit,) = units(spec)
+    frames = compute_unit(spec, unit)["frames"]
+    assert {"weight_hh_l0", "weight_hh_l1", "bias_ih_l1", "all"} <= set(frames["gap"]["parameter"])
+    assert unit.params["num_layers"] == 2 and "lstm" in unit.slug
