@@ -112,3 +112,22 @@ def test_blocks_and_every_other_figure_facet_by_cell():
     assert [t.get_text().split("\n")[0] for t in beta_ax.get_xticklabels()] == [f"{c} cell" for c in CELLS]
     assert "Elman cell only" in fig._suptitle.get_text()
     fig.clear()
+
+
+def test_snapshot_gap_of_a_study_of_cells_has_a_column_per_cell():
+    from gradlab.report.figures.snapshot_gap import plot_snapshot_gap
+    rows = []
+    for c in CELLS:
+        for at in ("init", "end"):
+            for p in CELLS[c] + ("all",):
+                for tau in range(K + 1):
+                    rows.append(dict(run=f"{c}_h4_full_lr0.5_seed0", cell=c, hidden_size=4, scheme="full",
+                                     learning_rate=0.5, seed=0, dataset=DATASET, state=f"full @ {at}", snapshot=at,
+                                     epochs_trained=0, gap_scheme=f"tbptt:{tau}", family="tbptt", tau=float(tau),
+                                     parameter=p, rel_error=BETA[c] ** (tau + 1), cosine=0.9, estimate=np.nan))
+    fig = plot_snapshot_gap(pd.DataFrame(rows))
+    titles = _titles(fig)
+    assert len(fig.axes) == 2 * 3 and len(titles) == 6
+    assert [t.split("  ·  ")[0] for t in titles[:3]] == [f"parameter all · {c} cell" for c in CELLS]
+    assert all("full @ init" in t for t in titles[:3]) and all("full @ end" in t for t in titles[3:])
+    fig.clear()
