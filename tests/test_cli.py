@@ -507,3 +507,19 @@ def test_second_run_waits_with_wait(tmp_path):
     assert result.exit_code == 0, result.output
     assert time.perf_counter() - start >= 0.9  # it waited for the first run to let go
     assert (out / "tiny" / "index.html").is_file()
+
+
+def test_dry_run_of_a_report_of_cells_names_each_unit_s_cell(tmp_path, monkeypatch):
+    _no_unit_may_start(monkeypatch)
+    text = TINY_TOML + 'cell = ["elman", "lstm"]\n'
+    result = _invoke(["run", _spec_file(tmp_path, "cells", text), "--out", tmp_path / "reports", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "4 unit(s)" in result.output and result.output.count("compute ") == 4
+    assert result.output.count(" | lstm | ") == 2 and result.output.count(" | elman | ") == 2
+
+
+def test_dtype_float32_for_a_cell_exits_2_naming_the_key(tmp_path):
+    text = TINY_TOML + 'cell = "gru"\n'
+    line = _one_error_line(_invoke(["run", _spec_file(tmp_path, "gru", text), "--out", tmp_path / "o",
+                                    "--dtype", "float32"]))
+    assert "dtype: float32 is for the Elman cell only" in line

@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 __all__ = ["Frame", "REPORT", "STUDY", "SUITE", "KINDS", "FRAMES", "TRAIN_FRAMES", "COMPRESSED", "SUITE_COLUMNS",
-           "COLUMN_DOCS", "TRAIN_COLUMN_DOCS", "frames_of", "frame", "columns", "column_docs", "table_name",
+           "COLUMN_DOCS", "TRAIN_COLUMN_DOCS", "CELL_DOC", "frames_of", "frame", "columns", "column_docs", "table_name",
            "load_frames"]
 
 REPORT, STUDY, SUITE = "report", "study", "suite"
@@ -195,6 +195,11 @@ _STUDY_FRAMES = (
 )
 
 _ALL = _REPORT_FRAMES + _STUDY_FRAMES
+
+#: The ``cell`` column of the tables of a spec with cells (``cell`` other than "elman", or several): after ``dataset``
+#: in a report's tables, after ``run`` in a study's. Elman-only outputs have no such column (their bytes are as before).
+CELL_DOC = ("cell of the model: elman (gradlab.RNN), or rnn, gru, lstm, linear (gradlab.CellModel); spec keys cell "
+            "and num_layers")
 
 #: Columns a suite puts in front of each of its studies' tables: the task's name and how its training
 #: distances are spread.

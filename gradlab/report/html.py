@@ -185,7 +185,8 @@ def _format_parameter(value) -> str:
 def render_index(directory: str | os.PathLike, *, title: str, figures: Sequence[tuple[str, str]],
                  summary: pd.DataFrame | None, parameters: Mapping[str, object], tables: Mapping[str, str],
                  column_docs: Mapping[str, Mapping[str, str]] | None = None,
-                 summary_caption: str | None = None, findings: Sequence[str] | None = None) -> Path:
+                 summary_caption: str | None = None, findings: Sequence[str] | None = None,
+                 header: str | None = None) -> Path:
     """Write the report page ``<directory>/index.html`` atomically.
 
     A self-contained page (inline CSS, no scripts, no external resources): the figures
@@ -221,6 +222,8 @@ def render_index(directory: str | os.PathLike, *, title: str, figures: Sequence[
     findings : sequence of str, optional
         Paragraphs of a "Findings" section opening the page (text computed from the
         report's numbers by the caller; escaped like everything else).
+    header : str, optional
+        A line under the heading (a report of several cells names them there).
 
     Returns
     -------
@@ -239,6 +242,8 @@ def render_index(directory: str | os.PathLike, *, title: str, figures: Sequence[
     add('<meta name="viewport" content="width=device-width, initial-scale=1">')
     add(f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>")
     add(f"<h1>{_e(title)}</h1>")
+    if header:
+        add(f'<p class="lead">{_e(header)}</p>')
     add('<nav>' + ('<a href="#findings">Findings</a>' if findings else '')
         + '<a href="#figures">Figures</a><a href="#summary">Summary</a><a href="#tables">Data files</a>'
         '<a href="#parameters">Parameters</a></nav>')

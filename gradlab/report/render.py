@@ -14,9 +14,9 @@ from pathlib import Path
 
 from . import figures as registry
 from .findings import agreement_set_findings, findings
-from .frames import REPORT, STUDY, SUITE, column_docs, frames_of, load_frames, table_name
+from .frames import CELL_DOC, REPORT, STUDY, SUITE, column_docs, frames_of, load_frames, table_name
 from .html import render_index, write_figure
-from .style import dataset_palette
+from .style import cells_of, dataset_palette
 
 __all__ = ["render", "render_report", "kind_of"]
 
@@ -32,8 +32,10 @@ def _draw(i: int) -> str | None:
     return figure.NAME
 
 
-def _draw_all(folder: Path, figures: list, frames: dict, palette, processes: int) -> list[tuple[str, str]]:
-    """Draw and save each figure; the (name, caption) of those drawn, in order."""
+def _draw_all(folder: Path, figures: list, frames: dict, palette, processes: int,
+              cells: list | None = None) -> list[tuple[str, str]]:
+    """Draw and save each figure; the (name, caption) of those drawn, in order (with ``cells``, a report of
+    other cells than the Elman one: each caption names them, and adds the figure's ``CELLS_NOTE``)."""
     _JOB.update(folder=folder, figures=figures, frames=frames, palette=palette)
     try:
         if processes > 1 and "fork" in mp.get_all_start_methods():
@@ -45,6 +47,10 @@ def _draw_all(folder: Path, figures: list, frames: dict, palette, processes: int
     finally:
         _JOB.clear()
     captions = {f.NAME: f.CAPTION for f in figures}
+    if cells:
+        captions = {f.NAME: " ".join(filter(None, (f.CAPTION, f"Cells: {', '.join(cells)} (one panel per cell and "
+                                                              "state).", getattr(f, "CELLS_NOTE", ""))))
+                    for f in figures}
     return [(name, captions[name]) for name in drawn if name is not None]
 
 
@@ -116,10 +122,35 @@ def render(folder: str | os.PathLike, kind: str | None = None, *, processes: int
     palette = dataset_palette(list(dict.fromkeys(frames["summary"]["dataset"]))) if kind == REPORT else None
     if processes is None:
         processes = min(len(figures), os.cpu_count() or 1) if kind == REPORT else 1
-    drawn = _draw_all(folder, figures, frames, palette, processes)
+    cells = cells_of(frames.get("summary"))
+    drawn = _draw_all(folder, figures, frames, palette, processes, cells)
     tables = {f.name: table_name(f.name) for f in frames_of(kind)
               if f.name in frames or (not f.merged and (folder / table_name(f.name)).exists())}
-    return render_index(folder, figures=drawn, tables=tables, column_docs=column_docs(kind), **page)
+    docs = column_docs(kind)
+    if cells:
+        page["header"] = (f"Cells compared: {', '.join(cells)}." if len(cells) > 1 else f"Cell: {cells[0]}.") + \
+            f" {CELLS_HEADER}"
+        docs = {name: _with_cell(columns) for name, columns in docs.items()}
+    return render_index(folder, figures=drawn, tables=tables, column_docs=docs, **page)
+
+
+#: What the page of a report with cells says under its heading, after naming them.
+CELLS_HEADER = ("elman: gradlab.RNN (one-hot input, no biases); rnn, gru, lstm: PyTorch's nn.RNN / nn.GRU / "
+                "nn.LSTM equations and parameter names with one-hot input; linear: the diagonal linear recurrence. "
+                "Every figure shows the cells side by side; the Elman recurrence's statistics and the dependency "
+                "signal are the Elman cell's only (NaN or no rows for the others).")
+def _with_cell(columns: dict) -> dict:
+    """A table's column docs with the cell column where its rows have it: after ``run`` (a study's tables) or
+    after ``dataset`` (a report's, which also have ``state``)."""
+    anchor = "run" if "run" in columns else "dataset" if "dataset" in columns and "state" in columns else None
+    if anchor is None:
+        return columns
+    out = {}
+    for name, doc in columns.items():
+        out[name] = doc
+        if name == anchor:
+            out["cell"] = CELL_DOC
+    return out
 
 
 def render_report(folder: str | os.PathLike, *, processes: int | None = None) -> Path:

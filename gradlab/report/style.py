@@ -11,7 +11,9 @@ Conventions of the report's figures (one module each in :mod:`gradlab.report.fig
   each figure colours its own datasets in order of first appearance, or in the order given by
   ``datasets=``); the first figure legend lists exactly the datasets drawn, the second (where there is one)
   explains line styles;
-- model states are facets (panel rows or columns), or the x axis of the bar charts;
+- model states are facets (panel rows or columns), or the x axis of the bar charts; a report of several
+  cells (its tables have a ``cell`` column) facets by cell and state together (:func:`by_cell`: the panels
+  of one state's cells side by side, each titled with its cell), so that every figure compares the cells;
 - ``datasets=`` / ``states=`` select and order the levels to draw; an unknown level is an error naming the
   allowed values;
 - **an empty frame gives** ``None`` (there is nothing to draw: the page leaves the figure out), a frame that
@@ -116,6 +118,38 @@ def levels(frame: pd.DataFrame, column: str, wanted: Sequence[str] | None, argum
     return list(wanted)
 
 
+#: Joins a row's cell and state into the level its figure facets by (:func:`by_cell`).
+CELL_STATE = "{cell} cell\n{state}"
+
+
+def by_cell(frame):
+    """``frame`` with its cell in its state column ("lstm cell\\ninit:..."), when it has a ``cell`` column.
+
+    Every figure facets by state; a report of several cells (or of one cell other than the Elman
+    one) writes a ``cell`` column, and this makes each cell x state its own facet, so every figure
+    shows the cells side by side (in the order of the rows: a state's cells next to each other).
+    A frame without the column (an Elman report), or None, is returned as it is.
+    """
+    if not isinstance(frame, pd.DataFrame) or "cell" not in frame.columns:
+        return frame
+    state = [CELL_STATE.format(cell=c, state=s) for c, s in zip(frame["cell"].astype(str), frame["state"].astype(str))]
+    return frame.assign(state=state)
+
+
+def cell_schemes(frame):
+    """A study's frame with its cell in its scheme column ("lstm · tbptt:3") when it has a ``cell`` column, so that
+    the figures that colour runs by scheme colour each cell's runs apart; other frames (and None) as they are."""
+    if not isinstance(frame, pd.DataFrame) or "cell" not in frame.columns:
+        return frame
+    return frame.assign(scheme=[f"{c} · {s}" for c, s in zip(frame["cell"].astype(str), frame["scheme"].astype(str))])
+
+
+def cells_of(*frames) -> list[str]:
+    """The cells of a report's frames, in order of first appearance ([] for an Elman report)."""
+    found = [str(c) for f in frames if isinstance(f, pd.DataFrame) and "cell" in f.columns for c in f["cell"]]
+    return list(dict.fromkeys(found))
+
+
 def select(frame: pd.DataFrame, datasets: list[str], states: list[str]) -> pd.DataFrame:
     """Rows of ``datasets`` and ``states`` (the dataset and state columns as text)."""
     frame = frame.assign(dataset=frame["dataset"].astype(str), state=frame["state"].astype(str))
@@ -128,6 +162,31 @@ def parameters_of(frame: pd.DataFrame, wanted: Sequence[str] | None) -> list[str
     if wanted is not None:
         return levels(frame.assign(parameter=frame["parameter"].astype(str)), "parameter", wanted, "parameters")
     return [p for p in PARAMETER_ORDER if p in present] + [p for p in present if p not in PARAMETER_ORDER]
+
+
+def row_parameters(frame: pd.DataFrame, states: list[str], wanted: Sequence[str] | None) -> dict[str, list]:
+    """The parameter panels of each state's row: {state: [parameter or None]}, all rows as long.
+
+    Rows of one cell share the report's parameters (:func:`parameters_of`). When the rows hold
+    different cells (an Elman U, V against an LSTM's weight_ih_l0, weight_hh_l0, ...), each row
+    shows its own cell's parameters, "all" in the last column for every row, and None where a row
+    has fewer panels than the widest (left empty).
+    """
+    frame = frame.assign(parameter=frame["parameter"].astype(str))
+    if wanted is not None:
+        shared = parameters_of(frame, wanted)
+        return {s: list(shared) for s in states}
+    rows = {s: parameters_of(frame[frame["state"] == s], None) for s in states}
+    if len({tuple(r) for r in rows.values()}) <= 1:
+        shared = parameters_of(frame, None)
+        return {s: list(shared) for s in states}
+    width = max(len(r) for r in rows.values())
+    out = {}
+    for s, r in rows.items():
+        last = ["all"] if "all" in r else []
+        body = [p for p in r if p != "all"]
+        out[s] = body + [None] * (width - len(body) - len(last)) + last
+    return out
 
 
 # --------------------------------------------------------------------------- colours
@@ -237,7 +296,10 @@ def suptitle(fig: Figure, title: str, subtitle: str | None = None) -> None:
 # --------------------------------------------------------------------------- legends and text
 
 def wrap(label: str, width: int = 36) -> str:
-    """A long label (a canonical dataset or state text) broken after commas into lines of about ``width``."""
+    """A long label (a canonical dataset or state text) broken after commas into lines of about ``width``
+    (each of its own lines, when it has some: a cell's label, :data:`CELL_STATE`)."""
+    if "\n" in label:
+        return "\n".join(wrap(part, width) for part in label.split("\n"))
     if len(label) <= width:
         return label
     lines, current = [], ""

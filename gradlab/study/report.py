@@ -46,14 +46,15 @@ from .plan import (Estimate, PlanError, check_memory, check_writable, dataset_in
 from . import runner
 from .runner import RunPlan, done_key, slug, write_atomic, write_csv, write_done
 from .spec import ReportSpec, Spec, validate
-from .states import build_state
+from .states import ELMAN, build_state, estimated_size, load_model, model_cell, state_cells
 
 __all__ = ["Plan", "Unit", "plan", "units", "run_spec", "unit_inputs", "compute_unit", "write_unit", "run_unit",
            "combine", "load_frames", "table_name", "FRAMES", "COMPRESSED", "write_atomic", "write_csv", "Spec",
            "ReportSpec"]
 
-#: Options of a spec that change no number (presentation, resources): not part of a unit's key.
-_NOT_IN_KEY = ("name", "title", "datasets", "states", "max_memory")
+#: Options of a spec that change no number (presentation, resources), or that the unit records itself (its
+#: own cell of the spec's list): not part of a unit's key.
+_NOT_IN_KEY = ("name", "title", "datasets", "states", "max_memory", "cell")
 
 
 def encode_table(text: str, gz: bool) -> bytes:
@@ -72,8 +73,9 @@ class Unit:
     """One dataset x model state of a spec.
 
     ``dataset`` and ``state.label`` are the canonical texts used in the tables'
-    dataset and state columns; ``key`` is the content key; ``status`` is "reuse" or
-    "compute" once planned.
+    dataset and state columns; ``cell`` the cell of the model ("elman": :class:`gradlab.RNN`), in the
+    tables' cell column when the spec names other cells (``cell_column``; an Elman-only spec's tables have
+    none); ``key`` is the content key; ``status`` is "reuse" or "compute" once planned.
     """
 
     dataset: str
@@ -84,18 +86,34 @@ class Unit:
     data: object = field(default=None, repr=False)
     estimate: object = None
     status: str = "compute"
+    cell: str = "elman"
+    cell_column: bool = False
 
     def __getitem__(self, name):  # dict-style access, as older code and tests use
         return getattr(self, name)
 
+    @property
+    def labels(self) -> dict:
+        """The columns that say which unit a row belongs to: dataset, cell (when the spec has cells), state."""
+        return {"dataset": self.dataset, **({"cell": self.cell} if self.cell_column else {}),
+                "state": self.state.label}
+
+    @property
+    def name(self) -> str:
+        """The unit as the progress lines and errors name it: ``dataset | [cell | ]state``."""
+        return " | ".join(self.labels.values())
+
 
 def units(spec: Spec) -> list[Unit]:
-    """The dataset x state work items of a spec in spec order, with their parameters and keys.
+    """The dataset x state (x cell) work items of a spec in spec order, with their parameters and keys.
 
-    Reads (hashes) every file the units depend on, and nothing else.
+    With several cells, each state is analysed for every cell (a "file" state for the cell its
+    file holds), the cells of a state next to each other. Reads (hashes) every file the units
+    depend on (and reads the cell of each model file when the spec has cells), and nothing else.
     """
     from ..data import canonical_spec
     options = {k: v for k, v in spec.recorded().items() if k not in _NOT_IN_KEY}
+    cells = spec.has_cells
     out = []
     for text in spec.datasets:
         dataset = canonical_spec(text)
@@ -104,11 +122,15 @@ def units(spec: Spec) -> list[Unit]:
             inputs = dict(inputs_d)
             if state.kind == "file":
                 inputs["model"] = file_sha256(state.path)
-            params = {"dataset": dataset, "state": state.canonical, "state_values": asdict(state), "inputs": inputs,
-                      **options, "version": __version__}
-            ident = hashlib.sha256(f"{dataset}|{state.canonical}|{state.label}".encode()).hexdigest()[:8]
-            out.append(Unit(dataset, state, params, unit_key(params),
-                            f"{slug(dataset)}__{slug(state.label)}__{ident}"))
+            for cell in (state_cells(state, spec.cells) if cells else spec.cells):
+                own = {"cell": cell} if cells else {}      # Elman-only specs keep their keys and folders
+                params = {"dataset": dataset, "state": state.canonical, "state_values": asdict(state),
+                          "inputs": inputs, **options, **own, "version": __version__}
+                name = f"{dataset}|{state.canonical}|{state.label}" + (f"|{cell}" if cells else "")
+                ident = hashlib.sha256(name.encode()).hexdigest()[:8]
+                out.append(Unit(dataset, state, params, unit_key(params),
+                                f"{slug(dataset)}__{slug(cell) + '__' if cells else ''}{slug(state.label)}__{ident}",
+                                cell=cell, cell_column=cells))
     return out
 
 
@@ -128,7 +150,7 @@ class Plan(RunPlan):
         for u in self.units:
             b = u.data.batch(self.spec.task)
             sizes = f"N = {b.n_tokens} tokens in {b.n_sentences} sentences, T <= {int(np.diff(b.offsets).max())}"
-            rows.append((u.status, f"{u.dataset} | {u.state.label}", sizes, u.estimate))
+            rows.append((u.status, u.name, sizes, u.estimate))
         return describe(self.root, self.limit, rows)
 
     # the runner's hooks (gradlab.study.runner)
@@ -136,7 +158,7 @@ class Plan(RunPlan):
         _set_status(self)
 
     def unit_name(self, unit: Unit) -> str:
-        return f"{unit.dataset} | {unit.state.label}"
+        return unit.name
 
     def start(self) -> None:
         super().start()
@@ -172,8 +194,9 @@ class Plan(RunPlan):
         render_report(self.root)
 
 
-def _state_size(state, spec: Spec, models: dict) -> int:
-    return models[state.path].hidden_size if state.kind == "file" else spec.hidden_size
+def _state_size(state, spec: Spec, models: dict, cell: str = ELMAN) -> int:
+    size = models[state.path].hidden_size if state.kind == "file" else spec.hidden_size
+    return estimated_size(cell, size, spec.num_layers)
 
 
 def plan(spec: Spec, out_root: str | os.PathLike = "reports", *, source: str = "spec") -> Plan:
@@ -187,7 +210,6 @@ def plan(spec: Spec, out_root: str | os.PathLike = "reports", *, source: str = "
     from its estimated size, before it is generated.
     """
     from ..data import canonical_spec, check_spec, estimated_tokens, load_dataset
-    from ..model import RNN
     validate(spec, source)
     root = Path(out_root) / spec.name
     check_writable(root)
@@ -204,10 +226,10 @@ def plan(spec: Spec, out_root: str | os.PathLike = "reports", *, source: str = "
     for state in spec.model_states():
         if state.kind == "file" and state.path not in models:
             try:
-                models[state.path] = RNN.load(state.path)
+                models[state.path] = load_model(state.path)
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 raise PlanError(f"{source}: states: model file {state.path} cannot be loaded ({exc}); give a "
-                                "file written by RNN.save") from None
+                                "file written by RNN.save or CellModel.save") from None
     loaded = {}
     for text in spec.datasets:
         dataset = canonical_spec(text)
@@ -217,7 +239,8 @@ def plan(spec: Spec, out_root: str | os.PathLike = "reports", *, source: str = "
             n = min(spec.n_sentences or n_full, n_full)
             tokens = guess * n // n_full
             for state in spec.model_states():
-                est = _estimate_unit(spec, n, tokens, tokens, n, _state_size(state, spec, models), 1, 1)
+                est = _estimate_unit(spec, n, tokens, tokens, n,
+                                     max(_state_size(state, spec, models, c) for c in spec.cells), 1, 1)
                 check_memory(f"{source}: datasets: {text!r} (about {tokens:,} tokens, before generating it)", est,
                              limit, f"lower n_sentences, the dataset's n or its distance/length, or max_lag "
                                     f"({now}){tail}")
@@ -233,6 +256,9 @@ def plan(spec: Spec, out_root: str | os.PathLike = "reports", *, source: str = "
         n_out = ds.n_outputs(spec.task)
         if u.state.kind == "file":
             m = models[u.state.path]
+            if model_cell(m)[0] != u.cell:
+                raise PlanError(f"{source}: states: model file {u.state.path} holds a {model_cell(m)[0]!r} "
+                                f"model; the spec's cell is {spec.cell!r}")
             if (m.vocab_size, m.output_size) != (len(ds.vocab), n_out):
                 raise PlanError(f"{source}: states: model file {u.state.path} has |V| = {m.vocab_size}, "
                                 f"|O| = {m.output_size}, but dataset {u.dataset!r} with task {spec.task!r} needs "
@@ -242,8 +268,8 @@ def plan(spec: Spec, out_root: str | os.PathLike = "reports", *, source: str = "
         deps = ds.dependencies(spec.task)
         u.data = ds
         u.estimate = _estimate_unit(spec, batch.n_sentences, batch.n_tokens, int((batch.targets >= 0).sum()),
-                                    len(deps), _state_size(u.state, spec, models), len(ds.vocab), n_out)
-        check_memory(f"{source}: unit {u.dataset} | {u.state.label} ({batch.n_tokens:,} tokens, "
+                                    len(deps), _state_size(u.state, spec, models, u.cell), len(ds.vocab), n_out)
+        check_memory(f"{source}: unit {u.name} ({batch.n_tokens:,} tokens, "
                      f"{batch.n_sentences} sentences)", u.estimate, limit, fix)
     p = Plan(spec, root, todo, limit)
     _set_status(p)
@@ -293,16 +319,18 @@ def unit_inputs(spec: Spec, unit: Unit):
         if spec.n_sentences is not None and spec.n_sentences < ds.n_sentences:
             ds = ds.select(np.arange(spec.n_sentences))
     model = build_state(unit.state, len(ds.vocab), spec.hidden_size, ds.n_outputs(spec.task), key=unit.dataset,
-                        default_seed=spec.seed, dataset=ds, task=spec.task, dtype=spec.dtype)
+                        default_seed=spec.seed, dataset=ds, task=spec.task, dtype=spec.dtype, cell=unit.cell,
+                        num_layers=spec.num_layers)
     return ds, unit.dataset, model, ds.batch(spec.task)
 
 
-def _labelled(frames: dict, label: str, state_label: str) -> dict:
+def _labelled(frames: dict, unit: Unit) -> dict:
+    """The unit's tables with its label columns (:attr:`Unit.labels`) in front."""
     out = {}
     for name, frame in frames.items():
         frame = frame.copy()
-        frame.insert(0, "state", state_label)
-        frame.insert(0, "dataset", label)
+        for i, (column, value) in enumerate(unit.labels.items()):
+            frame.insert(i, column, value)
         out[name] = frame
     return out
 
@@ -322,9 +350,11 @@ def compute_unit(spec: Spec, unit: Unit, data=None) -> dict:
     if data is not None:
         unit = replace(unit, data=data)
     ds, label, model, batch = unit_inputs(spec, unit)
-    frames = analyse(model, batch, max_lag=spec.max_lag, deps=ds.dependencies(spec.task),
-                     block_schemes=spec.block_schemes, floor=spec.floor, per_sentence=spec.per_sentence)
-    return {"frames": _labelled(frames, label, unit.state.label),
+    # the dependency signal is measured for the Elman cell only: the other cells' units have no such rows
+    deps = ds.dependencies(spec.task) if unit.cell == ELMAN else None
+    frames = analyse(model, batch, max_lag=spec.max_lag, deps=deps, block_schemes=spec.block_schemes,
+                     floor=spec.floor, per_sentence=spec.per_sentence)
+    return {"frames": _labelled(frames, unit),
             "model": model if unit.state.kind == "train" else None, "seconds": time.perf_counter() - t0}
 
 
@@ -335,7 +365,7 @@ def write_unit(unit: Unit, folder: Path, result: dict) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for name, frame in result["frames"].items():
         write_csv(frame, folder / f"{name}.csv")
-    if result["model"] is not None:  # the trained model, for reuse (RNN.load, a "file:" state)
+    if result["model"] is not None:  # the trained model, for reuse (RNN.load or CellModel.load, a "file:" state)
         result["model"].save(folder / "model.npz")
     write_done(folder, unit.key, unit.params)
 
@@ -404,14 +434,13 @@ def run_spec(spec: Spec, out_root: str | os.PathLike = "reports", *, progress: b
 def _finish(p: Plan) -> None:
     """Combine the units' tables, write the manifest, then remove what the combined tables now hold."""
     spec, root = p.spec, p.root
-    timings = [{"dataset": u.dataset, "state": u.state.label, "key": u.key,
+    timings = [{**u.labels, "key": u.key,
                 "status": "reused" if u.status == "reuse" else "computed", "seconds": p.seconds[u.key]}
                for u in p.units]
     tables = combine(root, p.units)
     write_atomic(root / "manifest.json", json.dumps(
         {"gradlab_version": __version__, "seed": spec.seed, "spec": spec.recorded(), "tables": sorted(tables),
-         "units": [{"dataset": u.dataset, "state": u.state.label, "key": u.key, "slug": u.slug,
-                    "inputs": u.params["inputs"]} for u in p.units]},
+         "units": [{**u.labels, "key": u.key, "slug": u.slug, "inputs": u.params["inputs"]} for u in p.units]},
         indent=1, default=str))
     for unit in p.units:  # the combined tables are now the only copy
         for name in FRAMES:
@@ -469,7 +498,7 @@ def _run_partitioned(spec: Spec, todo: list, names: list, ex, finished) -> None:
             if next_part[j] == n_parts[j]:
                 u = todo[j]
                 frames = frames_from_stats(merged.pop(j), models[j], floor=spec.floor, max_tau=spec.max_lag)
-                finished(u, {"frames": _labelled(frames, u.dataset, u.state.label),
+                finished(u, {"frames": _labelled(frames, u),
                              "model": models[j] if u.state.kind == "train" else None,
                              "seconds": time.perf_counter() - t0[j]})
 
@@ -492,15 +521,15 @@ def _prune(root: Path, todo: list, tables: list) -> None:
                 (root / file).unlink()
 
 
-def _row_prefix(dataset: str, state: str) -> str:
+def _row_prefix(labels) -> str:
     buf = io.StringIO()
-    csv.writer(buf, lineterminator="").writerow([dataset, state])
+    csv.writer(buf, lineterminator="").writerow(list(labels))
     return buf.getvalue() + ","
 
 
 def _rows_by_unit(text: str, todo: list) -> dict:
-    """The body lines of a combined table, grouped by unit key (rows start with their dataset and state)."""
-    prefixes = {_row_prefix(u.dataset, u.state.label): u.key for u in todo}
+    """The body lines of a combined table, grouped by unit key (rows start with their unit's labels)."""
+    prefixes = {_row_prefix(u.labels.values()): u.key for u in todo}
     groups: dict = {}
     current, key = None, None
     for line in text.split("\n")[1:]:

@@ -115,8 +115,8 @@ def _is(value, want) -> bool:
 def typed_values(data: dict, types: dict, item_types: dict, source: str) -> dict:
     """Check a TOML table's keys and value types; floats given as integers become floats.
 
-    ``types`` maps each allowed key to its type; ``item_types`` gives the element type
-    of each list key. Errors name ``source``, the key and what was expected.
+    ``types`` maps each allowed key to its type (or a tuple of types it may have); ``item_types`` gives
+    the element type of each list key. Errors name ``source``, the key and what was expected.
     """
     unknown = set(data) - set(types)
     if unknown:
@@ -124,6 +124,12 @@ def typed_values(data: dict, types: dict, item_types: dict, source: str) -> dict
     values = {}
     for key, value in data.items():
         want = types[key]
+        if isinstance(want, tuple):      # several types (cell: a string or a list of strings): the one it is
+            choices = want
+            want = next((t for t in choices if _is(value, t)), None)
+            if want is None:
+                raise ValueError(f"{source}: key {key!r} must be of type "
+                                 f"{' or '.join(t.__name__ for t in choices)}; received {value!r}")
         if not _is(value, want):
             raise ValueError(f"{source}: key {key!r} must be of type {want.__name__}; received {value!r}")
         if want is float:
@@ -229,6 +235,43 @@ def check_dtype(dtype, fail) -> None:
                       "7 significant digits, float64 at 16)")
 
 
+#: The cell of the default ``cell`` key: today's Elman :class:`gradlab.RNN` (one-hot, no biases).
+DEFAULT_CELL = "elman"
+
+
+def spec_cells() -> tuple:
+    """The values of a spec's ``cell`` key: "elman" (:class:`gradlab.RNN`) and every registered
+    :class:`gradlab.CellModel` cell (one-hot input; "gru", "lstm", "linear", ...)."""
+    from ..cellmodel import CELL_NAMES
+    return (DEFAULT_CELL,) + tuple(c for c in CELL_NAMES if "-" not in c)
+
+
+def cell_list(cell) -> list:
+    """The ``cell`` key as a list of cell names (a string is one cell)."""
+    return [cell] if isinstance(cell, str) else list(cell)
+
+
+def check_cells(cell, num_layers: int, dtype: str, fail) -> None:
+    """The ``cell`` and ``num_layers`` keys: known cells, each once; ``num_layers`` >= 1 and 1 for the
+    Elman cell; float32 (``dtype``) for the Elman cell only."""
+    cells, allowed = cell_list(cell), spec_cells()
+    if not cells:
+        fail("cell", f"needs at least one cell, one of {allowed}")
+    for c in cells:
+        if c not in allowed:
+            fail("cell", f"must be one of {allowed} (or a list of them); received {c!r}")
+    if len(set(cells)) != len(cells):
+        fail("cell", f"values must be unique; received {cells}")
+    if num_layers < 1:
+        fail("num_layers", f"must be an integer >= 1; received {num_layers}")
+    if num_layers > 1 and DEFAULT_CELL in cells:
+        fail("num_layers", f"the Elman cell (cell = {DEFAULT_CELL!r}, gradlab.RNN) has one layer; received "
+                           f"num_layers = {num_layers} with cell = {cell!r} (stack \"gru\", \"lstm\" or \"linear\")")
+    if dtype != "float64" and cells != [DEFAULT_CELL]:
+        fail("dtype", f"{dtype} is for the Elman cell only (gradlab.RNN); the other cells run in float64: "
+                      f"leave dtype out or set cell = {DEFAULT_CELL!r} (received cell = {cell!r})")
+
+
 def check_agreement_sets(values: list, task: str, fail) -> None:
     """A training spec's ``agreement_sets``: task lm, each entry parses, names existing files, and is listed once."""
     key = "agreement_sets"
@@ -265,7 +308,7 @@ class StudySpec:
     ITEM_TYPES: dict = {}
     #: Keys left out of every record of the spec (TOML, manifest, unit and run keys) while they hold this
     #: value, so that specs written before the key existed keep their records and keys byte for byte.
-    UNRECORDED_DEFAULTS: dict = {"dtype": "float64"}
+    UNRECORDED_DEFAULTS: dict = {"dtype": "float64", "cell": DEFAULT_CELL, "num_layers": 1}
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "spec"):
@@ -277,6 +320,17 @@ class StudySpec:
 
     def validate(self, source: str = "spec") -> None:  # pragma: no cover - every kind overrides it
         raise NotImplementedError
+
+    @property
+    def cells(self) -> list:
+        """The spec's cells (its ``cell`` key as a list)."""
+        return cell_list(self.cell)
+
+    @property
+    def has_cells(self) -> bool:
+        """Whether the spec names a cell other than the default Elman one (or several): its tables then
+        have a ``cell`` column and its records the ``cell`` key."""
+        return self.cells != [DEFAULT_CELL] or self.num_layers != 1
 
     def recorded(self) -> dict:
         """The spec's keys and values as its records hold them (``asdict`` less :attr:`UNRECORDED_DEFAULTS`)."""
@@ -304,7 +358,8 @@ class ReportSpec(StudySpec):
     datasets : list of str
         Dataset specs (``gradlab datasets`` lists them), e.g. "agreement:distance=8".
     states : list of str
-        Model states: "init:scale=S[,seed=N,activation=A]", "file:path=M.npz" or
+        Model states: "init:scale=S[,seed=N,activation=A]", "file:path=M.npz" (``RNN.save`` or
+        ``CellModel.save``) or
         "train:scheme=S,epochs=E,lr=R,batch_size=B[,seed=N,at=end|mid|init]" (a model trained
         on the unit's dataset from the init state's draw; task lm or number).
     task : {"lm", "number", "agreement", "recall", "closing"}
@@ -333,7 +388,24 @@ class ReportSpec(StudySpec):
     dtype : {"float64", "float32"}
         The type the models are drawn, trained and analysed in (``gradlab.RNN``'s dtype;
         "file" models are converted). float64 by default: the report shows relative
-        errors down to 1e-14, which float32 (about 1e-7) cannot.
+        errors down to 1e-14, which float32 (about 1e-7) cannot. float32 is for the Elman
+        cell only.
+    cell : str or list of str
+        The recurrent cell: "elman" (the default: :class:`gradlab.RNN`, one-hot input, no
+        biases), or a :class:`gradlab.CellModel` cell, "rnn" (PyTorch's nn.RNN: Elman with
+        biases), "gru", "lstm", "linear" (PyTorch's equations and parameter names, one-hot
+        input; :func:`spec_cells` lists them). A list
+        compares cells: every dataset x state is analysed for each, and every table gets a
+        ``cell`` column (as soon as the spec names any cell but "elman"); every figure shows
+        the cells side by side. For the cells other than Elman, an "init" state is PyTorch's
+        initialisation (uniform(-1/sqrt(H), 1/sqrt(H)); lambda of "linear" uniform(0, 1))
+        with every array multiplied by ``scale / sqrt(0.1)`` (the default scale gives PyTorch's
+        draw; ``activation`` applies to the Elman and rnn cells only); a "file" state holds a model of
+        one cell (``CellModel.save`` or ``RNN.save``) and is analysed for that cell only; the
+        Elman recurrence's statistics (spectral radius, sigma_max, mean f', growth bound) are
+        NaN and the dependency signal is left out for the other cells.
+    num_layers : int
+        Stacked layers of the non-Elman cells (PyTorch's ``num_layers``; the Elman cell has 1).
     """
 
     name: str = "default"
@@ -351,12 +423,15 @@ class ReportSpec(StudySpec):
     partition_size: int | None = None
     max_memory: float | None = None
     dtype: str = "float64"
+    cell: str | list = DEFAULT_CELL
+    num_layers: int = 1
 
     KIND = "report"
     TYPES = {"name": str, "title": str, "datasets": list, "states": list, "task": str, "hidden_size": int,
              "max_lag": int, "n_sentences": int, "block_schemes": list, "floor": float, "per_sentence": bool,
-             "seed": int, "partition_size": int, "max_memory": float, "dtype": str}
-    ITEM_TYPES = {"datasets": str, "states": str, "block_schemes": str}
+             "seed": int, "partition_size": int, "max_memory": float, "dtype": str, "cell": (str, list),
+             "num_layers": int}
+    ITEM_TYPES = {"datasets": str, "states": str, "block_schemes": str, "cell": str}
 
     def __post_init__(self):
         if self.n_sentences == "all":
@@ -405,13 +480,14 @@ class ReportSpec(StudySpec):
             tasks = dataset_info(name).tasks
             if spec.task not in tasks:
                 fail("task", f"dataset {d!r} offers tasks {tasks}; received task {spec.task!r}")
+        check_cells(spec.cell, spec.num_layers, spec.dtype, fail)
         if not spec.states:
             fail("states", "needs at least one model state, e.g. \"init\" or \"file:path=model.npz\"")
         labels, canonicals = {}, {}
         for s in spec.states:
             try:
                 state = parse_state(s).resolved(spec.seed)
-                state.check()
+                self._check_state(state)
             except (ValueError, TypeError, OSError) as exc:
                 fail("states", str(exc))
             if state.canonical in canonicals:
@@ -438,12 +514,22 @@ class ReportSpec(StudySpec):
             if spec.per_sentence:
                 fail("per_sentence", "per-sentence gaps keep a row per sentence, which partitions do not; set "
                                      "per_sentence = false with partition_size")
+            if spec.cells != [DEFAULT_CELL]:
+                fail("partition_size", f"partitions are analysed for the Elman cell only for now; leave "
+                                       f"partition_size out for cell = {spec.cell!r}")
         for b in spec.block_schemes:
             check_scheme("block_schemes", b, fail)
         if not 0 < spec.floor < 1:
             fail("floor", f"must be between 0 and 1; received {spec.floor}")
         check_max_memory(spec.max_memory, fail)
         check_dtype(spec.dtype, fail)
+
+
+    def _check_state(self, state: ModelState) -> None:
+        """A state's model file loads (as the Elman RNN or a CellModel of one of the spec's cells), and the
+        options of an "init" or "train" state apply to the spec's cells."""
+        from .states import check_state
+        check_state(state, self.cells, self.num_layers)
 
 
 #: The report spec's old name.
@@ -545,7 +631,17 @@ class TrainSpec(StudySpec):
         None: none.
     dtype : {"float64", "float32"}
         The type the models are drawn, trained, evaluated and analysed in
-        (``gradlab.RNN``'s dtype); float64 by default.
+        (``gradlab.RNN``'s dtype); float64 by default; float32 for the Elman cell only.
+    cell : str or list of str
+        The cell trained: "elman" (the default, :class:`gradlab.RNN`) or a :class:`gradlab.CellModel`
+        cell ("gru", "lstm", "linear", ...; one-hot input), as for a report (:class:`ReportSpec`). A
+        list adds a cell dimension to the grid (one run per cell and combination; the run's name
+        starts with its cell, and every table gets a ``cell`` column). The initial model of a cell
+        other than Elman is PyTorch's initialisation with every array multiplied by
+        ``scale / sqrt(0.1)``; ``activation``, ``recurrent_init`` and ``recurrent_gain`` are the
+        Elman cell's; the snapshots' dependency tables are measured for the Elman cell only.
+    num_layers : int
+        Stacked layers of the non-Elman cells (the Elman cell has 1).
     """
 
     name: str = "training"
@@ -578,6 +674,8 @@ class TrainSpec(StudySpec):
     curriculum_stages: int = 4
     agreement_sets: list | None = None
     dtype: str = "float64"
+    cell: str | list = DEFAULT_CELL
+    num_layers: int = 1
 
     KIND = "train"
     TYPES = {"name": str, "title": str, "train": str, "dev": str, "dev_fraction": float, "task": str,
@@ -586,9 +684,9 @@ class TrainSpec(StudySpec):
              "snapshots": bool, "max_lag": int, "snapshot_sentences": int, "scale": float, "activation": str,
              "recurrent_init": str, "recurrent_gain": float, "clip": float, "distribution": str,
              "min_distance": int, "curriculum_stages": int, "max_memory": float, "agreement_sets": list,
-             "dtype": str}
+             "dtype": str, "cell": (str, list), "num_layers": int}
     ITEM_TYPES = {"hidden_sizes": int, "schemes": str, "learning_rates": float, "seeds": int, "eval_tasks": str,
-                  "agreement_sets": str}
+                  "agreement_sets": str, "cell": str}
 
     @property
     def evaluation_tasks(self) -> list:
@@ -647,6 +745,7 @@ class TrainSpec(StudySpec):
         check_finite("scale", spec.scale, fail)
         check_max_memory(spec.max_memory, fail)
         check_dtype(spec.dtype, fail)
+        check_cells(spec.cell, spec.num_layers, spec.dtype, fail)
         self._validate_model_and_distribution(fail)
         if spec.agreement_sets is not None:
             check_agreement_sets(spec.agreement_sets, spec.task, fail)
@@ -660,6 +759,13 @@ class TrainSpec(StudySpec):
         if spec.recurrent_init not in RECURRENT_INITS:
             fail("recurrent_init", f"must be one of {RECURRENT_INITS}; received {spec.recurrent_init!r}")
         check_finite("recurrent_gain", spec.recurrent_gain, fail)
+        if DEFAULT_CELL not in spec.cells:
+            from .states import has_activation
+            for key, default in (("activation", "sigmoid"), ("recurrent_init", "normal"), ("recurrent_gain", 1.0)):
+                if getattr(spec, key) != default and not (key == "activation" and any(map(has_activation,
+                                                                                            spec.cells))):
+                    fail(key, f"is the Elman cell's (cell = {DEFAULT_CELL!r}; activation also the rnn cell's); the "
+                              f"cells {spec.cells} have their own initialisation and activations: leave {key} out")
         if spec.clip is not None:
             check_finite("clip", spec.clip, fail, positive=True, what=" (or left out: no clipping)")
         if spec.distribution not in DISTRIBUTIONS:
@@ -726,7 +832,8 @@ class Suite(StudySpec):
     train spec as given, all sentences at its distance; ``"uniform"``: uniform on
     min_distance..distance; ``"curriculum"``: that uniform data short to long, see TrainSpec)
     and one ``[[tasks]]`` table per task with ``name``, ``train``, ``dev``, ``task``,
-    ``min_distance`` and optionally ``eval_tasks`` and ``agreement_sets`` (task lm).
+    ``min_distance`` and optionally ``eval_tasks`` and ``agreement_sets`` (task lm). A suite trains one
+    ``cell`` (a list of several is refused: one suite per cell).
     ``analyses/truncation-learning.toml`` is one; ``analyses/truncation-linzen.toml`` another, on real data.
     """
 
@@ -764,6 +871,9 @@ def suite_from_dict(data: dict, source: str = "suite spec") -> Suite:
             or len(set(dists)) != len(dists):
         raise ValueError(f"{source}: distributions must be a list of distinct values from "
                          f"{tuple(SUITE_DISTRIBUTIONS)}; received {dists!r}")
+    if isinstance(data.get("cell"), list) and len(data["cell"]) > 1:
+        raise ValueError(f"{source}: cell: a suite trains one cell (its figures compare schemes and distributions); "
+                         f"received {data['cell']!r}: write one suite per cell")
     shared = sorted(set(data) & set(_PER_TASK))
     if shared:
         raise ValueError(f"{source}: key(s) {shared} belong in each [[tasks]] table, not at the top")

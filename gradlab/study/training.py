@@ -46,24 +46,33 @@ from .plan import (PlanError, check_memory, check_writable, dataset_inputs, desc
 from . import runner
 from .runner import RunPlan, is_done, slug, write_atomic, write_csv, write_done
 from .spec import TrainSpec, load_train_spec, train_spec_from_dict, validate_train_spec
+from .states import ELMAN, estimated_size, load_model
 
 __all__ = ["TrainSpec", "load_train_spec", "train_spec_from_dict", "validate_train_spec", "runs", "run_study",
            "plan_study", "StudyPlan", "render_study", "TRAIN_FRAMES"]
 
 RUN_COLUMNS = ("run", "hidden_size", "scheme", "learning_rate", "seed")
+
+
+def run_columns(run: dict) -> tuple:
+    """The columns that say which run wrote a row: :data:`RUN_COLUMNS`, with ``cell`` after ``run`` in a study of
+    cells (whose runs have one)."""
+    return RUN_COLUMNS[:1] + ("cell",) + RUN_COLUMNS[1:] if "cell" in run else RUN_COLUMNS
 SNAPSHOTS = ("init", "mid", "end")
 
 
 # ---------------------------------------------------------------------- runs
 def runs(spec: TrainSpec) -> list[dict]:
-    """The runs of a study in grid order (hidden, scheme, lr, seed), with parameters and content key.
+    """The runs of a study in grid order ([cell,] hidden, scheme, lr, seed), with parameters and content key.
 
     The key covers the canonical train and dev dataset texts and the bytes of every file
-    they read, so a changed data file retrains the runs that use it.
+    they read, so a changed data file retrains the runs that use it. A study of cells (a
+    ``cell`` key other than "elman", or a list) has a run per cell, named ``<cell>_h...``.
     """
     from ..data import canonical_spec
     common = {k: v for k, v in spec.recorded().items()
-              if k not in ("name", "title", "hidden_sizes", "schemes", "learning_rates", "seeds", "max_memory")}
+              if k not in ("name", "title", "hidden_sizes", "schemes", "learning_rates", "seeds", "max_memory",
+                           "cell")}
     if spec.agreement_sets is None:       # left out: the runs of specs without the key keep their keys
         del common["agreement_sets"]
     common["train"] = canonical_spec(spec.train)
@@ -72,16 +81,19 @@ def runs(spec: TrainSpec) -> list[dict]:
                         **(dataset_inputs(common["dev"], "dev") if spec.dev is not None else {}),
                         **agreement_set_inputs(spec)}
     out = []
-    for h in spec.hidden_sizes:
-        for scheme in spec.schemes:
-            for lr in spec.learning_rates:
-                for seed in spec.seeds:
-                    params = {**common, "hidden_size": h, "scheme": scheme, "learning_rate": lr, "seed": seed,
-                              "version": __version__}
-                    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
-                    run = f"h{h}_{scheme}_lr{lr:g}_seed{seed}"
-                    out.append({"run": run, "hidden_size": h, "scheme": scheme, "learning_rate": lr, "seed": seed,
-                                "params": params, "digest": digest, "slug": f"{slug(run)}__{digest}"})
+    for cell in spec.cells:
+        own = {"cell": cell} if spec.has_cells else {}       # Elman-only studies keep their runs' digests
+        for h in spec.hidden_sizes:
+            for scheme in spec.schemes:
+                for lr in spec.learning_rates:
+                    for seed in spec.seeds:
+                        params = {**common, **own, "hidden_size": h, "scheme": scheme, "learning_rate": lr,
+                                  "seed": seed, "version": __version__}
+                        digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
+                        run = (f"{cell}_" if own else "") + f"h{h}_{scheme}_lr{lr:g}_seed{seed}"
+                        out.append({"run": run, **own, "hidden_size": h, "scheme": scheme, "learning_rate": lr,
+                                    "seed": seed, "params": params, "digest": digest,
+                                    "slug": f"{slug(run)}__{digest}"})
     return out
 
 
@@ -169,14 +181,17 @@ def load_data(spec: TrainSpec):
     return train, dev
 
 
-def initial_model(spec: TrainSpec, run: dict, train) -> RNN:
-    """The run's initial model: the report's ``init:scale=S,seed=N`` state drawn for the training dataset."""
+def initial_model(spec: TrainSpec, run: dict, train):
+    """The run's initial model: the report's ``init:scale=S,seed=N`` state drawn for the training dataset (for
+    the run's cell: :func:`gradlab.study.states.build_state`)."""
     from ..analysis.states import ModelState
+    from .states import ELMAN, build_state
     state = ModelState("init", scale=spec.scale, seed=run["seed"], activation=spec.activation,
                        recurrent=spec.recurrent_init, gain=spec.recurrent_gain)
     from ..data import canonical_spec
-    return state.build(len(train.vocab), run["hidden_size"], train.n_outputs(spec.task),
-                       key=canonical_spec(spec.train), dtype=spec.dtype)
+    return build_state(state, len(train.vocab), run["hidden_size"], train.n_outputs(spec.task),
+                       key=canonical_spec(spec.train), dtype=spec.dtype, cell=run.get("cell", ELMAN),
+                       num_layers=spec.num_layers)
 
 
 def _make_trainer(**options):
@@ -187,7 +202,7 @@ def _make_trainer(**options):
 
 def _with_run(frame: pd.DataFrame, run: dict, **extra) -> pd.DataFrame:
     frame = frame.copy()
-    cols = {**{k: run[k] for k in RUN_COLUMNS}, **extra}
+    cols = {**{k: run[k] for k in run_columns(run)}, **extra}
     for i, (k, v) in enumerate(cols.items()):
         frame.insert(i, k, v)
     return frame
@@ -226,7 +241,7 @@ def compute_run(spec: TrainSpec, run: dict, train, dev, folder: Path | None = No
     else:
         if spec.snapshots and mid_epochs >= 1:
             if folder is not None and (folder / "mid.npz").exists():
-                mid = RNN.load(folder / "mid.npz")
+                mid = load_model(folder / "mid.npz")
             else:
                 mid = _make_trainer(epochs=mid_epochs, **options).fit(init, train, dev).model
                 if folder is not None:
@@ -255,7 +270,8 @@ def compute_run(spec: TrainSpec, run: dict, train, dev, folder: Path | None = No
         snap = dev.select(np.arange(min(spec.snapshot_sentences, dev.n_sentences)))
         batch = snap.batch(spec.task)
         deps = snap.dependencies(spec.task)
-        deps = deps if len(deps) else None       # annotated data: the dependency signal too
+        # annotated data: the dependency signal too (measured for the Elman cell only)
+        deps = deps if len(deps) and run.get("cell", ELMAN) == ELMAN else None
         parts: dict[str, list] = {"profile": [], "gap": [], "decay": []}
         if deps is not None:
             parts.update(dependency_signal=[], dependency_kept=[])
@@ -273,14 +289,14 @@ def compute_run(spec: TrainSpec, run: dict, train, dev, folder: Path | None = No
             frames[f"snapshots_{name}"] = pd.concat(pieces, ignore_index=True)
 
     last = history.iloc[-1] if len(history) else {}
-    row = {k: run[k] for k in RUN_COLUMNS}
+    row = {k: run[k] for k in run_columns(run)}
     row.update(epochs=int(result.epochs_done), updates=int(result.updates),
                train_loss=float(last.get("train_loss", np.nan)), dev_loss=float(last.get("dev_loss", np.nan)))
     for e in evals:
         row[f"accuracy_{e['task'].iloc[0]}"] = float(e["accuracy"].iloc[0])
         row[f"mean_loss_{e['task'].iloc[0]}"] = float(e["mean_loss"].iloc[0])
     frames["summary"] = pd.DataFrame([row])
-    timing = {k: run[k] for k in RUN_COLUMNS}
+    timing = {k: run[k] for k in run_columns(run)}
     timing.update(train_seconds=seconds, wall_seconds=time.perf_counter() - t0,
                   resumed_from_update=result.resumed_from)
     frames["timing"] = pd.DataFrame([timing])
@@ -321,6 +337,8 @@ def _add_dependency_snapshots(p: StudyPlan) -> None:
         return
     batch = snap.batch(spec.task)
     for run in p.runs:
+        if run.get("cell", ELMAN) != ELMAN:     # the dependency signal is the Elman cell's only
+            continue
         folder = p.root / "runs" / run["slug"]
         names = [f"snapshots_dependency_{n}" for n in ("signal", "kept")]
         if not (folder / "model.npz").exists() or not (folder / "snapshots_profile.csv").exists() \
@@ -442,14 +460,15 @@ def plan_study(spec: TrainSpec, out_root: str | os.PathLike = "reports", *,
     limit = memory_limit(spec.max_memory)
     n_tok = lambda ds: int(ds.batch(spec.task).n_tokens)  # noqa: E731
     for run in todo:
-        est = estimate_training(n_tokens=n_tok(train), n_sentences=train.n_sentences, hidden_size=run["hidden_size"],
+        size = estimated_size(run.get("cell", ELMAN), run["hidden_size"], spec.num_layers)
+        est = estimate_training(n_tokens=n_tok(train), n_sentences=train.n_sentences, hidden_size=size,
                                 vocab_size=len(train.vocab), output_size=train.n_outputs(spec.task),
                                 epochs=spec.epochs, n_eval_tokens=n_tok(dev))
         if spec.snapshots:
             n_snap = min(spec.snapshot_sentences, dev.n_sentences)
             snap_tokens = n_tok(dev) * n_snap // max(dev.n_sentences, 1)
             snap = estimate_analysis(n_tokens=snap_tokens, n_losses=snap_tokens, n_sentences=n_snap,
-                                     max_lag=spec.max_lag, hidden_size=run["hidden_size"], vocab_size=len(train.vocab),
+                                     max_lag=spec.max_lag, hidden_size=size, vocab_size=len(train.vocab),
                                      output_size=train.n_outputs(spec.task), per_sentence=False)
             est = type(est)(max(est.memory, snap.memory), est.seconds + 3 * snap.seconds)
         run["estimate"] = est
@@ -539,7 +558,8 @@ def _finish(p: StudyPlan) -> None:
         if parts:
             write_csv(pd.concat(parts, ignore_index=True), root / f"{name}.csv")
     timings = pd.concat([pd.read_csv(f / "timing.csv") for f in folders], ignore_index=True)
-    timings.insert(len(RUN_COLUMNS), "status", ["reused" if r["status"] == "reuse" else "computed" for r in todo])
+    timings.insert(len(run_columns(todo[0])), "status",
+                   ["reused" if r["status"] == "reuse" else "computed" for r in todo])
     write_csv(timings, root / "timings.csv")
     write_atomic(root / "manifest.json", json.dumps(
         {"gradlab_version": __version__, "seeds": spec.seeds, "spec": spec.recorded(),

@@ -46,7 +46,8 @@ def _load(path: Path):
 def test_specs_are_found():
     assert ANALYSES_DIR == REPO / "analyses"
     names = {p.stem for p in SPECS}
-    assert {"vanishing-across-datasets", "truncation-gap-across-datasets", "coursework-agreement"} <= names
+    assert {"vanishing-across-datasets", "truncation-gap-across-datasets", "coursework-agreement",
+            "vanishing-and-gap-across-cells"} <= names
 
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
@@ -68,7 +69,7 @@ def test_spec_runs_reduced(path, at_repo_root, tmp_path):
     assert root == tmp_path / spec.name
     assert (root / "index.html").is_file()
     summary = pd.read_csv(root / "summary.csv")
-    assert len(summary) == len(spec.datasets) * len(spec.states)
+    assert len(summary) == len(spec.datasets) * len(spec.states) * len(spec.cells)
     assert (summary["n_sentences"] <= 20).all()
     gap = pd.read_csv(root / "gap.csv")
     assert gap["tau"].max() == 4

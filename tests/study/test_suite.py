@@ -36,10 +36,17 @@ def suite(**kw):
     ({"tasks": [PART, PART]}, r"tasks\[1\]: name 'recall' is used twice"),
     ({"tasks": [{k: v for k, v in PART.items() if k != "min_distance"}]}, "distribution 'uniform' needs min_distance"),
     ({"epochs": 0}, r"tasks\[0\] \(recall, longest\): epochs: must be an integer >= 1"),
+    ({"cell": ["elman", "gru"]}, r"cell: a suite trains one cell .*write one suite per cell"),
+    ({"cell": "gru"}, r"tasks\[0\] \(recall, longest\): activation: is the Elman cell's"),
 ])
 def test_bad_suites_name_the_part_and_key(kw, message):
     with pytest.raises(ValueError, match=message):
         suite(**kw)
+
+
+def test_a_suite_of_one_cell_trains_that_cell_in_every_study():
+    s = suite(cell="lstm", num_layers=2, activation="sigmoid", recurrent_init="normal")
+    assert all(study.cells == ["lstm"] and study.num_layers == 2 for study in s.studies)
 
 
 def test_suite_expands_tasks_times_distributions():

@@ -21,6 +21,7 @@ def plot_accuracy_by_distance(by_distance: pd.DataFrame) -> Figure | None:
     a panel per (eval task, hidden size, learning rate)."""
     if by_distance is None or by_distance.empty:
         return None
+    by_distance = st.cell_schemes(by_distance)
     groups = list(by_distance.groupby(["task", "hidden_size", "learning_rate"], sort=False))
     fig, axes = st.run_figure(*st.grid(len(groups)))
     palette = st.category_palette(list(dict.fromkeys(by_distance["scheme"])))

@@ -59,7 +59,7 @@ def plot_agreement_sets(frame: pd.DataFrame) -> Figure | None:
     missing = [c for c in columns("agreement_sets", STUDY, without=("run", "mean_loss")) if c not in frame]
     if missing:
         raise ValueError(f"agreement_sets frame lacks column(s) {missing}")
-    frame = frame.assign(n_attractors=np.minimum(frame["n_attractors"], MAX_ATTRACTORS))
+    frame = st.cell_schemes(frame).assign(n_attractors=np.minimum(frame["n_attractors"], MAX_ATTRACTORS))
     sets = list(dict.fromkeys(frame["test_set"]))
     typed = [s for s in sets if frame.loc[frame["test_set"] == s, "type"].nunique() > 1]
     n_panels = len(sets) + len(typed)

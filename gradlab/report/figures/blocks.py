@@ -22,7 +22,8 @@ def plot_blocks(gap: pd.DataFrame, *, datasets: Sequence[str] | None = None, sta
                 references: Sequence[float] = st.REFERENCES, title: str | None = None) -> Figure | None:
     """Block schemes: relative error of each scheme's corpus gradient, one bar per dataset.
 
-    One panel per parameter (columns) and model state (rows); bars grouped by scheme label
+    One panel per parameter (columns) and model state (rows; with a ``cell`` column, per cell and state,
+    each row with its cell's parameters); bars grouped by scheme label
     (``block:k1,k2``: blocks of k1 steps carried back to k2 − k1 steps before the block; the
     chunked scheme "detach every h steps" is ``block:h,h``), coloured by dataset, log y
     axis, with the 10% and 1% reference levels. Only ``family == "block"`` rows are drawn.
@@ -48,6 +49,7 @@ def plot_blocks(gap: pd.DataFrame, *, datasets: Sequence[str] | None = None, sta
     """
     if not st.check_frame(gap, "gap", GAP_COLUMNS):
         return None
+    gap = st.by_cell(gap)
     datasets, palette = st.dataset_levels(gap, datasets, palette)
     states = st.levels(gap, "state", states, "states")
     data = st.select(gap, datasets, states)
@@ -55,10 +57,11 @@ def plot_blocks(gap: pd.DataFrame, *, datasets: Sequence[str] | None = None, sta
                                                                 scheme=lambda d: d["scheme"].astype(str))
     if data.empty:
         return None
-    parameters = st.parameters_of(data, parameters)
+    parameters = st.row_parameters(data, states, parameters)
     schemes = [str(s) for s in pd.unique(data["scheme"])]
     width = max(st.PANEL_SIZE[0], 0.5 + 0.35 * len(schemes) * max(1, len(datasets)) / 2)
-    fig, axes = st.figure(len(states), len(parameters), sharey=True, size=(width, st.PANEL_SIZE[1] + 0.4))
+    fig, axes = st.figure(len(states), len(parameters[states[0]]), sharey=True,
+                          size=(width, st.PANEL_SIZE[1] + 0.4))
     ylabel = r"relative error $\|g - g_{\mathrm{full}}\| \,/\, \|g_{\mathrm{full}}\|$"
     for ax, state, parameter in gap_axes(axes, states, parameters, xlabel="block scheme", ylabel=ylabel):
         sub = data[(data["state"] == state) & (data["parameter"] == parameter)]

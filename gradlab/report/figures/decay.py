@@ -16,6 +16,8 @@ NAME = "decay"
 CAPTION = ("Fitted per-step decay factor beta and half-life, the reach above the floor, mean f', and U's "
            "spectral radius, largest singular value and the growth bound sigma_max * max f'.")
 FRAMES = ("decay",)
+#: Added to the caption of a report with cells other than the Elman one.
+CELLS_NOTE = "U's statistics (spectral radius, sigma_max, mean f', growth bound) are the Elman cell's only."
 
 DECAY_COLUMNS = columns("decay")
 
@@ -59,6 +61,8 @@ def plot_decay(decay: pd.DataFrame, *, datasets: Sequence[str] | None = None, st
     Figure or None
         ``None`` when ``decay`` is empty.
     """
+    elman_only = any(c != "elman" for c in st.cells_of(decay))
+    decay = st.by_cell(decay)
     if not st.check_frame(decay, "decay", DECAY_COLUMNS):
         return None
     datasets, palette = st.dataset_levels(decay, datasets, palette)
@@ -99,7 +103,9 @@ def plot_decay(decay: pd.DataFrame, *, datasets: Sequence[str] | None = None, st
     st.dataset_legend(fig, datasets, palette, patches=True)
     floors = sorted({st.fmt(f) for f in data["floor"]})
     st.suptitle(fig, title or "Decay of the error signal with lag, and the recurrent matrix U",
-              f"β: least-squares fit of ln mean ‖δ(t, t−k)‖ against k;  reach floor = {', '.join(floors)}")
+              f"β: least-squares fit of ln mean ‖δ(t, t−k)‖ against k;  reach floor = {', '.join(floors)}"
+              + ("\nmean f′, ρ(U), σ_max(U) and the growth bound: Elman cell only (no bars for the other cells)"
+                 if elman_only else ""))
     return fig
 
 

@@ -15,6 +15,8 @@ NAME = "dependencies"
 CAPTION = ("Annotated dependencies: the signal the dependent loss sends back to the position that "
            "determines it, by lag, and the share of it that TBPTT(tau) keeps.")
 FRAMES = ("dependencies", "dependency_kept")
+#: Added to the caption of a report with cells other than the Elman one.
+CELLS_NOTE = "The dependency signal is measured for the Elman cell only: the other cells have no rows here."
 
 DEPENDENCY_COLUMNS = columns("dependencies")
 KEPT_COLUMNS = columns("dependency_kept")
@@ -53,6 +55,7 @@ def plot_dependencies(dependencies: pd.DataFrame, dependency_kept: pd.DataFrame 
     Figure or None
         ``None`` when both frames are empty (data without annotated dependencies).
     """
+    dependencies, dependency_kept = st.by_cell(dependencies), st.by_cell(dependency_kept)
     has_dep = st.check_frame(dependencies, "dependencies", DEPENDENCY_COLUMNS)
     has_kept = st.check_frame(dependency_kept, "dependency_kept", KEPT_COLUMNS)
     if not has_dep and not has_kept:

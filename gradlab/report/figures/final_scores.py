@@ -21,6 +21,7 @@ def plot_final_scores(summary: pd.DataFrame) -> Figure | None:
     (hidden size, learning rate)."""
     if summary is None or summary.empty:
         return None
+    summary = st.cell_schemes(summary)
     metrics = ["dev_loss"] + [c for c in summary.columns if c.startswith("accuracy_")]
     metrics = [m for m in metrics if m in summary and summary[m].notna().any()]
     if not metrics:

@@ -16,6 +16,8 @@ NAME = "gap"
 CAPTION = ("Truncation gap of TBPTT(tau): ||g_tau - g_full|| / ||g_full|| of the corpus gradient for U, V and "
            "all parameters, with the estimate beta^(tau+1) from the fitted decay (dashed; an estimate, not a bound).")
 FRAMES = ("gap",)
+#: Added to the caption of a report with cells other than the Elman one.
+CELLS_NOTE = "Each row shows its cell's own parameters (PyTorch's names for GRU and LSTM) and all of them together."
 
 GAP_COLUMNS = columns("gap")
 
@@ -29,10 +31,17 @@ MEASURES = {
 
 
 def gap_axes(axes, states, parameters, xlabel=st.TAU_LABEL, ylabel=st.REL_ERROR_LABEL):
-    """Panels of a states (rows) x parameters (columns) grid; axis labels on the outer panels only."""
+    """Panels of a states (rows) x parameters (columns) grid; axis labels on the outer panels only.
+
+    ``parameters``: the columns, or {state: its row's columns} (:func:`gradlab.report.style.row_parameters`;
+    a None column is an empty panel, hidden)."""
     for r, state in enumerate(states):
-        for c, parameter in enumerate(parameters):
+        row = parameters[state] if isinstance(parameters, Mapping) else parameters
+        for c, parameter in enumerate(row):
             ax = axes[r, c]
+            if parameter is None:
+                ax.set_visible(False)
+                continue
             ax.set_title(f"parameter {parameter}  ·  state:\n{st.wrap(state, 44)}", fontsize=10)
             yield ax, state, parameter
             # after the caller has drawn: seaborn sets the labels to column names
@@ -47,7 +56,9 @@ def plot_tbptt(gap: pd.DataFrame, measure: str, *, datasets: Sequence[str] | Non
                show_estimate: bool = True, title: str | None = None) -> Figure | None:
     """One measured column of the gap frame's TBPTT rows against τ: :func:`plot_gap` and :func:`plot_cosine`.
 
-    One panel per parameter (columns) and model state (rows), one colour per dataset. ``measure``
+    One panel per parameter (columns) and model state (rows; with a ``cell`` column, per cell and state,
+    each row with its cell's parameters: :func:`gradlab.report.style.row_parameters`), one colour per
+    dataset. ``measure``
     ``"rel_error"``: log y axis, the estimate β^(τ+1) dashed (``show_estimate``), the ``references``
     levels dotted and a legend of the line styles; ``"cosine"``: linear y axis with the ideal value 1
     dotted (``references`` and ``show_estimate`` do not apply).
@@ -57,17 +68,18 @@ def plot_tbptt(gap: pd.DataFrame, measure: str, *, datasets: Sequence[str] | Non
     log, ylabel, default_title = MEASURES[measure]
     if not st.check_frame(gap, "gap", GAP_COLUMNS):
         return None
+    gap = st.by_cell(gap)
     datasets, palette = st.dataset_levels(gap, datasets, palette)
     states = st.levels(gap, "state", states, "states")
     data = st.select(gap, datasets, states)
     data = data[data["family"].astype(str) == "tbptt"].assign(parameter=lambda d: d["parameter"].astype(str))
     if data.empty:
         return None
-    parameters = st.parameters_of(data, parameters)
+    parameters = st.row_parameters(data, states, parameters)
     data = data.sort_values("tau")
     show_estimate = show_estimate and log
 
-    fig, axes = st.figure(len(states), len(parameters), sharex=True, sharey=True)
+    fig, axes = st.figure(len(states), len(parameters[states[0]]), sharex=True, sharey=True)
     for ax, state, parameter in gap_axes(axes, states, parameters, ylabel=ylabel):
         if log:
             ax.set_yscale("log")

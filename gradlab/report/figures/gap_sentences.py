@@ -52,6 +52,7 @@ def plot_gap_sentences(gap_sentences: pd.DataFrame, *, parameter: str = "all",
     Figure or None
         ``None`` when ``gap_sentences`` is empty.
     """
+    gap_sentences = st.by_cell(gap_sentences)
     if not st.check_frame(gap_sentences, "gap_sentences", GAP_SENTENCE_COLUMNS):
         return None
     allowed = [str(p) for p in pd.unique(gap_sentences["parameter"].astype(str))]

@@ -45,6 +45,7 @@ def plot_heatmap(heatmap: pd.DataFrame, *, datasets: Sequence[str] | None = None
     Figure or None
         ``None`` when ``heatmap`` is empty.
     """
+    heatmap = st.by_cell(heatmap)
     if not st.check_frame(heatmap, "heatmap", HEATMAP_COLUMNS):
         return None
     if not isinstance(max_facets, (int, np.integer)) or max_facets < 1:

@@ -54,8 +54,11 @@ def plot_profile(profile: pd.DataFrame, decay: pd.DataFrame | None = None, *,
     Figure or None
         ``None`` when ``profile`` is empty.
     """
+    others = [c for c in st.cells_of(profile) if c != "elman"]
+    profile = st.by_cell(profile)
     if not st.check_frame(profile, "profile", PROFILE_COLUMNS):
         return None
+    decay = st.by_cell(decay)
     has_decay = st.check_frame(decay, "decay", DECAY_COLUMNS)
     datasets, palette = st.dataset_levels(profile, datasets, palette)
     states = st.levels(profile, "state", states, "states")
@@ -108,7 +111,9 @@ def plot_profile(profile: pd.DataFrame, decay: pd.DataFrame | None = None, *,
     st.style_legend(fig, style)
     st.suptitle(fig, title or r"Vanishing profile: $\|\delta(t, t-k)\| = \|\partial J(t) / \partial\, net_{in}(t-k)\|$"
                             " against lag k",
-              None if min_n <= 1 else f"lags reached by fewer than {min_n} losses not drawn")
+              "\n".join(filter(None, (
+                  f"{', '.join(others)}: the signal is " r"$\|\partial J(t) / \partial h(t-k)\|$" if others else "",
+                  f"lags reached by fewer than {min_n} losses not drawn" if min_n > 1 else ""))) or None)
     return fig
 
 

@@ -20,6 +20,7 @@ def plot_training_curves(history: pd.DataFrame) -> Figure | None:
     one line per seed."""
     if history is None or history.empty:
         return None
+    history = st.cell_schemes(history)
     groups = list(history.groupby(["hidden_size", "learning_rate"], sort=False))
     fig, axes = st.run_figure(*st.grid(len(groups)))
     palette = st.category_palette(list(dict.fromkeys(history["scheme"])))
