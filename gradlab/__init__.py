@@ -12,7 +12,7 @@ from .engine import (Contributions, ForwardResult, Gradient, SentenceGaps, contr
                      sentence_gaps, warmup)
 from .gradcheck import GradientCheck, check_gradient
 from .model import RNN
-from .cellmodel import CellModel
+from .cellmodel import CellModel, load_model
 from .interop import from_torch
 from . import cell_engine
 from .schemes import Adaptive, Block, Full, Scheme, Sliding, chunked, mikolov, parse_scheme
@@ -24,4 +24,4 @@ __all__ = ["Batch", "NO_LOSS", "RNN", "Scheme", "Full", "Sliding", "Block", "Ada
            "forward", "gradient", "contributions", "sentence_gaps", "warmup", "ForwardResult", "Gradient",
            "Contributions", "SentenceGaps", "check_gradient", "GradientCheck", "load_dataset", "list_datasets",
            "check_spec", "Dataset", "Vocabulary", "DataFormatError", "adjusted_loss", "Trainer", "TrainResult",
-           "evaluate", "Evaluation", "CellModel", "from_torch", "cell_engine", "__version__"]
+           "evaluate", "Evaluation", "CellModel", "load_model", "from_torch", "cell_engine", "__version__"]

@@ -25,7 +25,7 @@ from ._io import atomic_savez
 from ._validate import check_int
 from .cells import CELLS, ELMAN, Cell, activation as _activation, cell as _cell, stacked
 
-__all__ = ["CellModel", "CELL_NAMES"]
+__all__ = ["CellModel", "CELL_NAMES", "load_model"]
 
 
 
@@ -269,3 +269,16 @@ class CellModel:
         sigmoid or identity activation (NotImplementedError)."""
         from .interop import to_torch
         return to_torch(self, batch_first=batch_first, dtype=dtype)
+
+
+def load_model(path: str | os.PathLike):
+    """The model saved in ``path``: a :class:`CellModel` (``CellModel.save`` names its cell in the file) or
+    else an Elman :class:`gradlab.RNN` (``RNN.save``; a missing or unreadable file gets RNN.load's error,
+    which names it)."""
+    from .model import RNN
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            cell = _CELL_KEY in data.files
+    except Exception:  # noqa: BLE001 - a missing or unreadable file: RNN.load's error names it and what is wrong
+        cell = False
+    return CellModel.load(path) if cell else RNN.load(path)

@@ -3,13 +3,10 @@ trained on the unit's dataset (parsing states is :mod:`gradlab.analysis.states`'
 (:class:`gradlab.RNN`) or another cell of the spec (:class:`gradlab.CellModel`)."""
 from __future__ import annotations
 
-import os
 import zlib
 
-import numpy as np
-
 from ..analysis.states import ModelState
-from ..cellmodel import _CELL_KEY, CellModel   # the entry CellModel.save writes its cell's name under
+from ..cellmodel import CellModel, load_model
 from ..cells import cell as _cell
 from ..model import DEFAULT_SCALE, RNN
 from ..train.tasks import TRAIN_TASKS
@@ -26,17 +23,6 @@ def estimated_size(cell: str, hidden_size: int, num_layers: int = 1) -> int:
     """The hidden size of the Elman model whose memory and time estimates (:mod:`gradlab.study.plan`) stand for a
     model of ``cell``: gates x layers x H (an upper bound: its products are as large as the cell's)."""
     return hidden_size if cell == ELMAN else hidden_size * _GATES.get(cell, 1) * num_layers
-
-
-def load_model(path: str | os.PathLike):
-    """The model saved in ``path``: a :class:`gradlab.CellModel` (written by ``CellModel.save``, which names
-    its cell in the file) or else an Elman :class:`gradlab.RNN` (``RNN.save``; errors name the file)."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            cell = _CELL_KEY in data.files
-    except Exception:  # noqa: BLE001 - a missing or unreadable file: RNN.load's error names it and what is wrong
-        cell = False
-    return CellModel.load(path) if cell else RNN.load(path)
 
 
 def model_cell(model) -> tuple[str, int]:

@@ -109,3 +109,14 @@ def test_save_keeps_extra_arrays_that_load_ignores(tmp_path):
     for clash in ("weight_hh_l0", "__cell__", "__activation__"):
         with pytest.raises(ValueError, match=f"may not be named \\['{clash}'\\]"):
             m.save(tmp_path / "x.npz", extra={clash: np.zeros(1)})
+
+
+def test_load_model_reads_either_kind_of_model_file(tmp_path):
+    import gradlab as gl
+    cell = CellModel.init("gru", 6, 3, seed=0)
+    elman = gl.RNN.init(6, 3, rng=0)
+    a, b = gl.load_model(cell.save(tmp_path / "c.npz")), gl.load_model(elman.save(tmp_path / "e.npz"))
+    assert isinstance(a, CellModel) and a.cell.name == "gru"
+    assert isinstance(b, gl.RNN) and np.array_equal(b.U, elman.U)
+    with pytest.raises((OSError, ValueError), match="missing.npz"):
+        gl.load_model(tmp_path / "missing.npz")
