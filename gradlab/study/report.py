@@ -383,10 +383,13 @@ def _run_local(spec: Spec, unit: Unit, folder: Path) -> dict:
 
 
 def _partition_task(spec: Spec, model, part):
-    """The mergeable statistics of one partition of a unit's sentences (a task of its own)."""
+    """The mergeable statistics of one partition of a unit's sentences (a task of its own); the dependency
+    signal for the Elman cell only, as in memory."""
     from ..analysis.streaming import partition_stats
+    from ..cellmodel import CellModel
+    deps = None if isinstance(model, CellModel) else part.dependencies(spec.task)
     return partition_stats(model, part.batch(spec.task), max_lag=spec.max_lag, block_schemes=spec.block_schemes,
-                           deps=part.dependencies(spec.task))
+                           deps=deps)
 
 
 def run_spec(spec: Spec, out_root: str | os.PathLike = "reports", *, progress: bool = True,

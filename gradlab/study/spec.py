@@ -514,9 +514,6 @@ class ReportSpec(StudySpec):
             if spec.per_sentence:
                 fail("per_sentence", "per-sentence gaps keep a row per sentence, which partitions do not; set "
                                      "per_sentence = false with partition_size")
-            if spec.cells != [DEFAULT_CELL]:
-                fail("partition_size", f"partitions are analysed for the Elman cell only for now; leave "
-                                       f"partition_size out for cell = {spec.cell!r}")
         for b in spec.block_schemes:
             check_scheme("block_schemes", b, fail)
         if not 0 < spec.floor < 1:

@@ -245,3 +245,22 @@ def test_merge_rejects_statistics_of_different_cells(corpus):
     b = partition_stats(gru, ds.select(np.arange(5, 9)).batch("lm"), max_lag=2)
     with pytest.raises(ValueError, match="different"):
         merge(a, b)
+
+
+def test_partitioned_report_of_several_cells_equals_the_in_memory_report(tmp_path):
+    """A spec comparing cells: the partitioned tables equal the in-memory ones for every cell (the Elman unit
+    keeps its dependency signal, the others have none)."""
+    from dataclasses import replace
+    from gradlab.study.report import load_frames, run_spec
+    from gradlab.study.spec import Spec
+    spec = Spec(name="mem", datasets=["agreement:distance=4,n=30"], states=["init"], hidden_size=4, max_lag=5,
+                block_schemes=["chunked:3"], per_sentence=False, cell=["elman", "gru", "lstm"])
+    a = load_frames(run_spec(spec, tmp_path, progress=False, render=False))
+    b = load_frames(run_spec(replace(spec, name="part", partition_size=8), tmp_path, progress=False, render=False))
+    for name in ("profile", "gap", "summary"):
+        assert list(a[name].columns) == list(b[name].columns), name
+        assert a[name]["cell"].tolist() == b[name]["cell"].tolist(), name
+    assert set(b["gap"]["cell"]) == {"elman", "gru", "lstm"}
+    np.testing.assert_allclose(b["profile"]["mean"], a["profile"]["mean"], rtol=RTOL)
+    np.testing.assert_allclose(b["gap"]["rel_error"], a["gap"]["rel_error"], rtol=1e-7, atol=GAP_ATOL)
+    assert set(b["dependency_kept"]["cell"]) == {"elman"}

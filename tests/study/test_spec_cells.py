@@ -37,8 +37,6 @@ REPORT = {"name": "r", "datasets": ["agreement:distance=3,n=12"], "hidden_size":
     ({"num_layers": 2}, r"num_layers: the Elman cell .* has one layer; received num_layers = 2"),
     ({"num_layers": 2, "cell": ["elman", "lstm"]}, r"num_layers: the Elman cell"),
     ({"cell": "lstm", "dtype": "float32"}, r"dtype: float32 is for the Elman cell only"),
-    ({"cell": ["elman", "gru"], "partition_size": 5}, r"partition_size: partitions are analysed for the Elman cell "
-                                                        r"only"),
     ({"cell": "gru", "states": ["init:activation=tanh"]}, r"states: model state .*activation is the Elman and rnn "
                                                             r"cells'"),
 ])
