@@ -31,6 +31,7 @@ them with :func:`legend`.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from functools import wraps
 
@@ -128,12 +129,24 @@ def by_cell(frame):
     Every figure facets by state; a report of several cells (or of one cell other than the Elman
     one) writes a ``cell`` column, and this makes each cell x state its own facet, so every figure
     shows the cells side by side (in the order of the rows: a state's cells next to each other).
-    A frame without the column (an Elman report), or None, is returned as it is.
+    A frame without the column (an Elman report), or None, is returned as it is. An "init" state's
+    ``activation=`` item is shown only for the cells that take one (Elman, rnn): the gated and linear
+    cells ignore it.
     """
     if not isinstance(frame, pd.DataFrame) or "cell" not in frame.columns:
         return frame
-    state = [CELL_STATE.format(cell=c, state=s) for c, s in zip(frame["cell"].astype(str), frame["state"].astype(str))]
+    state = [CELL_STATE.format(cell=c, state=s if _takes_activation(c) else _NO_ACTIVATION.sub("", s).rstrip(":"))
+             for c, s in zip(frame["cell"].astype(str), frame["state"].astype(str))]
     return frame.assign(state=state)
+
+
+#: The ``activation=`` item of a state label (the first item after "init:" or a later one).
+_NO_ACTIVATION = re.compile(r"(?<=:)activation=[^,]*,?|,activation=[^,]*")
+
+
+def _takes_activation(cell: str) -> bool:
+    """Whether a table's cell ("elman", "rnn", "lstm", ...) has a hidden activation the state sets."""
+    return cell.split("-")[0] in ("elman", "rnn")
 
 
 def cell_schemes(frame):

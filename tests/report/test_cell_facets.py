@@ -44,7 +44,9 @@ def _titles(fig):
 def test_by_cell_joins_cell_and_state_and_leaves_elman_frames_alone():
     frame = _profile()
     faceted = st.by_cell(frame)
-    assert list(pd.unique(faceted["state"])) == [f"{c} cell\n{STATE}" for c in CELLS]
+    # the gated cells take no activation: their titles leave the init state's out
+    assert list(pd.unique(faceted["state"])) == [f"{c} cell\n{STATE if c == 'elman' else STATE.rpartition(',')[0]}"
+                                                 for c in CELLS]
     assert faceted["cell"].tolist() == frame["cell"].tolist()
     elman = frame.drop(columns="cell")
     assert st.by_cell(elman) is elman and st.by_cell(None) is None
@@ -131,3 +133,13 @@ def test_snapshot_gap_of_a_study_of_cells_has_a_column_per_cell():
     assert [t.split("  ·  ")[0] for t in titles[:3]] == [f"parameter all · {c} cell" for c in CELLS]
     assert all("full @ init" in t for t in titles[:3]) and all("full @ end" in t for t in titles[3:])
     fig.clear()
+
+
+def test_panel_titles_show_an_init_activation_only_for_the_cells_that_take_one():
+    state = "init:scale=0.316228,seed=0,activation=sigmoid"
+    frame = pd.DataFrame({"cell": ["elman", "rnn", "gru", "lstm", "linear"], "state": [state] * 5})
+    titles = st.by_cell(frame)["state"].tolist()
+    assert titles[:2] == [f"elman cell\n{state}", f"rnn cell\n{state}"]
+    assert titles[2:] == [f"{c} cell\ninit:scale=0.316228,seed=0" for c in ("gru", "lstm", "linear")]
+    one = pd.DataFrame({"cell": ["gru", "gru"], "state": ["init:activation=tanh,seed=2", "init:activation=relu"]})
+    assert st.by_cell(one)["state"].tolist() == ["gru cell\ninit:seed=2", "gru cell\ninit"]
