@@ -58,8 +58,11 @@ def _check_same(mem: dict, agg: dict, K: int):
     np.testing.assert_allclose(g2["cosine"], g1["cosine"], rtol=1e-10)
     for col in ("tau_10", "tau_1", "n_sentences", "n_losses", "mean_loss"):
         np.testing.assert_allclose(agg["summary"][col], mem["summary"][col], rtol=1e-10)
-    np.testing.assert_allclose(agg["dependency_kept"]["kept_share"], mem["dependency_kept"]["kept_share"],
-                               rtol=1e-10)
+    if "dependency_kept" in mem:
+        np.testing.assert_allclose(agg["dependency_kept"]["kept_share"], mem["dependency_kept"]["kept_share"],
+                                   rtol=1e-10)
+    else:
+        assert "dependency_kept" not in agg
 
 
 @settings(max_examples=12, deadline=None)
@@ -184,26 +187,6 @@ def test_a_rerun_without_a_table_keeps_none_of_the_old_runs_rows(tmp_path):
 
 
 # ---------------------------------------------------------------------- other cells
-def _check_same_cell(mem: dict, agg: dict):
-    """As _check_same, for a cell: no dependency signal, the Elman statistics NaN on both sides."""
-    p, q = mem["profile"], agg["profile"]
-    assert p["lag"].tolist() == q["lag"].tolist() and p["n"].tolist() == q["n"].tolist()
-    np.testing.assert_allclose(q["mean"], p["mean"], rtol=RTOL)
-    h1 = mem["heatmap"].sort_values(["t", "lag"]).reset_index(drop=True)
-    h2 = agg["heatmap"].sort_values(["t", "lag"]).reset_index(drop=True)
-    assert h1[["t", "lag"]].equals(h2[["t", "lag"]])
-    np.testing.assert_allclose(h2["mean"], h1["mean"], rtol=RTOL)
-    np.testing.assert_allclose(agg["decay"]["beta"], mem["decay"]["beta"], rtol=1e-8)
-    assert agg["decay"][["spectral_radius", "mean_fprime"]].isna().all(axis=None)
-    g1, g2 = mem["gap"], agg["gap"]
-    assert g1[["scheme", "parameter"]].equals(g2[["scheme", "parameter"]])
-    np.testing.assert_allclose(g2["rel_error"], g1["rel_error"], rtol=1e-7, atol=GAP_ATOL)
-    np.testing.assert_allclose(g2["cosine"], g1["cosine"], rtol=1e-10)
-    for col in ("tau_10", "tau_1", "n_sentences", "n_losses", "mean_loss"):
-        np.testing.assert_allclose(agg["summary"][col], mem["summary"][col], rtol=1e-10)
-    assert "dependency_kept" not in agg
-
-
 @pytest.mark.parametrize("cell,extra", [("gru", {}), ("lstm", {}), ("linear", {}), ("lstm", {"num_layers": 2}),
                                         ("gru", {"embedding_size": 3})])
 @pytest.mark.parametrize("size", [1, 7, 45])
@@ -213,7 +196,8 @@ def test_cell_partitions_merge_to_the_in_memory_frames(corpus, cell, extra, size
     K = 4
     mem = analyse(model, ds.batch("lm"), max_lag=K, block_schemes=["chunked:3"], per_sentence=False)
     agg = frames_from_stats(_streamed(model, ds, "lm", K, size, blocks=["chunked:3"], deps=False), model)
-    _check_same_cell(mem, agg)
+    _check_same(mem, agg, K)     # the Elman statistics are NaN on both sides (assert_allclose: NaN == NaN)
+    assert agg["decay"][["spectral_radius", "mean_fprime"]].isna().all(axis=None)
     # the gap has one curve per recurrent and input parameter of the cell, and "all"
     assert set(agg["gap"]["parameter"]) == {*model.cell.truncated, "all"}
 
