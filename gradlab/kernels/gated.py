@@ -39,17 +39,31 @@ def prev(Hs, H0, s, p, first, u):
     return H0[s, u] if H0.shape[0] else 0.0
 
 
+@njit(inline="always", **JIT)
+def prev_row(Hs, H0, s, p, first, out):
+    """out = the whole state before flat position p (``prev`` of every unit), copied row by row so that
+    the loops that read it have no branch per unit."""
+    if not first:
+        for u in range(out.size):
+            out[u] = Hs[p - 1, u]
+    elif H0.shape[0]:
+        for u in range(out.size):
+            out[u] = H0[s, u]
+    else:
+        for u in range(out.size):
+            out[u] = 0.0
+
+
 @njit(**JIT)
-def _gru_gates(gi, gh, Hs, G, p, first, H0, s):
-    """h(t) of step p (sentence s) from the input and recurrent pre-activations gi = W_ih x + b_ih,
-    gh = W_hh h + b_hh; G[p] = (r, z, n, gh_n). Shared by one-hot and dense-input layers."""
+def _gru_gates(gi, gh, hp, Hs, G, p):
+    """h(t) of step p from the input and recurrent pre-activations gi = W_ih x + b_ih,
+    gh = W_hh h + b_hh and h(t-1) = hp; G[p] = (r, z, n, gh_n). Shared by one-hot and dense-input layers."""
     H = gh.size // 3
     for u in range(H):
         r = _sig(gi[u] + gh[u])
         z = _sig(gi[H + u] + gh[H + u])
         n = np.tanh(gi[2 * H + u] + r * gh[2 * H + u])
-        hp = prev(Hs, H0, s, p, first, u)
-        Hs[p, u] = (1.0 - z) * n + z * hp
+        Hs[p, u] = (1.0 - z) * n + z * hp[u]
         G[p, u] = r
         G[p, H + u] = z
         G[p, 2 * H + u] = n
@@ -57,23 +71,24 @@ def _gru_gates(gi, gh, Hs, G, p, first, H0, s):
 
 
 @njit(**JIT)
-def _lstm_gates(pre, Hs, Cs, G, p, first, C0, s):
-    """c(t), h(t) of step p (sentence s) from the gates' pre-activations; G[p] = (i, f, g, o). Shared by
-    one-hot and dense-input layers."""
+def _lstm_gates(pre, cp, Hs, Cs, G, p):
+    """c(t), h(t) of step p from the gates' pre-activations and c(t-1) = cp; G[p] = (i, f, g, o, tanh c(t)),
+    so that the sweeps evaluate no tanh. Shared by one-hot and dense-input layers."""
     H = pre.size // 4
     for u in range(H):
         i = _sig(pre[u])
         f = _sig(pre[H + u])
         g = np.tanh(pre[2 * H + u])
         o = _sig(pre[3 * H + u])
-        cp = prev(Cs, C0, s, p, first, u)
-        c = f * cp + i * g
+        c = f * cp[u] + i * g
+        tc = np.tanh(c)
         Cs[p, u] = c
-        Hs[p, u] = o * np.tanh(c)
+        Hs[p, u] = o * tc
         G[p, u] = i
         G[p, H + u] = f
         G[p, 2 * H + u] = g
         G[p, 3 * H + u] = o
+        G[p, 4 * H + u] = tc
 
 
 # ---------------------------------------------------------------------- forward
@@ -108,7 +123,7 @@ def gru_forward(Wih, Whh, bih, bhh, ids, offsets, H0, Hs, G):
             for a in range(3 * H):
                 gh[a] = GH[r, a] + bhh[a]
                 gi[a] = WihT[x, a] + bih[a]
-            _gru_gates(gi, gh, Hs, G, p, t == 0, H0, order[r])
+            _gru_gates(gi, gh, P[r], Hs, G, p)
             for u in range(H):
                 P[r, u] = Hs[p, u]
         t += 1
@@ -116,8 +131,8 @@ def gru_forward(Wih, Whh, bih, bhh, ids, offsets, H0, Hs, G):
 
 @njit(**JIT)
 def lstm_forward(Wih, Whh, bih, bhh, ids, offsets, H0, C0, Hs, Cs, G):
-    """Hs[p] = h(t), Cs[p] = c(t), G[p] = (i, f, g, o) of every step from initial states H0, C0 (or no rows:
-    zeros); sentences in lockstep as ``gru_forward``."""
+    """Hs[p] = h(t), Cs[p] = c(t), G[p] = (i, f, g, o, tanh c(t)) of every step from initial states H0, C0
+    (or no rows: zeros); sentences in lockstep as ``gru_forward``."""
     H = Whh.shape[1]
     n = offsets.size - 1
     if n == 0:
@@ -126,6 +141,7 @@ def lstm_forward(Wih, Whh, bih, bhh, ids, offsets, H0, C0, Hs, Cs, G):
     WhhT = np.ascontiguousarray(Whh.T)
     WihT = np.ascontiguousarray(Wih.T)
     P = _initial_rows(H0, order, n, H)
+    CP = _initial_rows(C0, order, n, H)
     GH = np.empty((n, 4 * H))
     pre = np.empty(4 * H)
     active = n
@@ -140,9 +156,10 @@ def lstm_forward(Wih, Whh, bih, bhh, ids, offsets, H0, C0, Hs, Cs, G):
             x = ids[p]
             for a in range(4 * H):
                 pre[a] = WihT[x, a] + bih[a] + bhh[a] + GH[r, a]
-            _lstm_gates(pre, Hs, Cs, G, p, t == 0, C0, order[r])
+            _lstm_gates(pre, CP[r], Hs, Cs, G, p)
             for u in range(H):
                 P[r, u] = Hs[p, u]
+                CP[r, u] = Cs[p, u]
         t += 1
 
 
@@ -234,7 +251,7 @@ def _lstm_step(j, first, x, slot, last, Whh, Hs, Cs, H0, C0, s, G, dh, dc, hp, d
         f = G[j, H + u]
         g = G[j, 2 * H + u]
         o = G[j, 3 * H + u]
-        tc = np.tanh(Cs[j, u])
+        tc = G[j, 4 * H + u]
         dcu = dc[u] + dh[u] * o * (1.0 - tc * tc)
         dc[u] = dcu
         cp = prev(Cs, C0, s, j, first, u)
@@ -298,6 +315,64 @@ def _take_in(DH, r, g, k, last, first, loss_at, dH, row0, hnorm):
 
 
 @njit(**JIT)
+def _positions(per_lag, last, stop, width):
+    """A gradient's per-position signal sums: (first position, zeroed (positions, width) sums, touched flags)
+    over the groups' span; nothing (no rows) for per-lag sums."""
+    if per_lag:
+        return 0, np.zeros((0, width)), np.zeros(0, dtype=np.bool_)
+    base = stop.min()
+    n = last.max() - base + 1
+    return base, np.zeros((n, width)), np.zeros(n, dtype=np.bool_)
+
+
+@njit(**JIT)
+def _position_grads(base, DP, touched, r_block, ids, starts, sent, Hs, H0, G, gWihT, gWhh, gbih, gbhh):
+    """A gradient's parameter sums from DP[q], the input pre-activations' gradient summed over the groups at
+    position base + q: one scatter-add of rows into the input weights (a word's column is a row of ``gWihT``),
+    the biases, and ONE product for W_hh, sum over positions of d_hh(j) h(j-1)^T. The recurrent signal
+    d_hh equals DP but for block ``r_block`` (>= 0, the GRU's n gate), which is scaled by r(j) (G[j, :H]).
+    Untouched positions take no part (their states may be anything, inf included); slot 0 of the gradient
+    arrays must be zero on entry (W_hh's product is written, not added)."""
+    n, rows = DP.shape
+    H = Hs.shape[1]
+    DG = np.empty((n, rows))
+    HP = np.zeros((n, H))
+    for q in range(n):
+        if not touched[q]:
+            for a in range(rows):
+                DG[q, a] = 0.0
+            continue
+        j = base + q
+        prev_row(Hs, H0, sent[j], j, j == starts[j], HP[q])
+        x = ids[j]
+        for a in range(rows):
+            gWihT[0, x, a] += DP[q, a]
+            gbih[0, a] += DP[q, a]
+            DG[q, a] = DP[q, a]
+        if r_block >= 0:
+            for u in range(H):
+                DG[q, r_block * H + u] *= G[j, u]
+        for a in range(rows):
+            gbhh[0, a] += DG[q, a]
+    if n:
+        np.dot(DG.T, HP, gWhh[0])
+
+
+@njit(inline="always", **JIT)
+def _add_signal(per_lag, slot, x, D, r, DP, touched, q, gWihT, gbih):
+    """Row r's input signal D[r]: per lag, into the slot's input weights (column x) and b_ih; for a
+    gradient, into the sums of its position q (``_position_grads``)."""
+    if per_lag:
+        for a in range(D.shape[1]):
+            gWihT[slot, x, a] += D[r, a]
+            gbih[slot, a] += D[r, a]
+    else:
+        touched[q] = True
+        for a in range(D.shape[1]):
+            DP[q, a] += D[r, a]
+
+
+@njit(**JIT)
 def gru_sweep(Whh, ids, starts, sent, last, first, stop, loss_at, dH, Hs, H0, G, per_lag, gWihT, gWhh, gbih, gbhh,
               row0, hnorm):
     """Groups of losses swept back together, all groups in lockstep (longest first).
@@ -306,38 +381,37 @@ def gru_sweep(Whh, ids, starts, sent, last, first, stop, loss_at, dH, Hs, H0, G,
     adds dJ(t)/dh(t) of its losses (positions ``first[g]..last[g]`` with ``loss_at`` >= 0, the row
     of ``dH``). A gradient (``per_lag`` False, one slot) groups consecutive losses with the same
     window start; contributions (``per_lag``: slot k = lag) have one group per loss and write
-    ||dJ(t)/dh(t-k)|| at ``row0[g] + k`` (when ``row0`` is not empty). Per step: W_hh^T of every
-    running group's gate signals and their outer products with h(j-1) are matrix products.
-    ``gWihT`` is the input weights' gradient transposed, (slots, |V|, 3H): a word's column is a row.
-    ``sent``: the sentence of every position; at a sentence's first step h(j-1) is its row of ``H0``
-    (zero when H0 has no rows), a constant: nothing flows into it.
+    ||dJ(t)/dh(t-k)|| at ``row0[g] + k`` (when ``row0`` is not empty). Per step, W_hh^T of every
+    running group's gate signals is one matrix product. Per lag, the outer products with h(j-1) of
+    the lag's rows are one product written into slot k; a gradient sums the signals per position and
+    makes one product over all positions at the end (``_position_grads``). The gradient arrays must be
+    zero on entry. ``gWihT`` is the input weights' gradient transposed, (slots, |V|, 3H): a word's
+    column is a row. ``sent``: the sentence of every position; at a sentence's first step h(j-1) is its
+    row of ``H0`` (zero when H0 has no rows), a constant: nothing flows into it.
     """
     H = Whh.shape[1]
     ng = last.size
     if ng == 0:
         return
     span, order = _group_order(last, stop)
+    base, DP, touched = _positions(per_lag, last, stop, 3 * H)
     DH = np.zeros((ng, H))
     HP = np.empty((ng, H))
     DI = np.empty((ng, 3 * H))
     DG = np.empty((ng, 3 * H))
     TMP = np.empty((ng, H))
-    tmpW = np.empty((3 * H, H))
     active = ng
     k = 0
     while True:
         active = running(active, span, order, k)
         if active == 0:
             break
-        slot = k if per_lag else 0
         for r in range(active):
             g = order[r]
             j = _take_in(DH, r, g, k, last, first, loss_at, dH, row0, hnorm)
-            fst = j == starts[j]
-            x = ids[j]
+            prev_row(Hs, H0, sent[j], j, j == starts[j], HP[r])
             for u in range(H):
-                hp = prev(Hs, H0, sent[j], j, fst, u)
-                HP[r, u] = hp
+                hp = HP[r, u]
                 rg = G[j, u]
                 z = G[j, H + u]
                 nn = G[j, 2 * H + u]
@@ -353,56 +427,59 @@ def gru_sweep(Whh, ids, starts, sent, last, first, stop, loss_at, dH, Hs, H0, G,
                 DG[r, H + u] = dzp
                 DG[r, 2 * H + u] = dnp * rg
                 DH[r, u] = dh * z          # the direct path h(j-1) -> h(j); W_hh^T dg is added below
-            for a in range(3 * H):
-                gWihT[slot, x, a] += DI[r, a]
-                gbih[slot, a] += DI[r, a]
-                gbhh[slot, a] += DG[r, a]
-        _add_product(DG, HP, active, gWhh[slot], tmpW)   # rows at a sentence start have h(j-1) = 0
+            _add_signal(per_lag, k, ids[j], DI, r, DP, touched, j - base, gWihT, gbih)
+            if per_lag:
+                for a in range(3 * H):
+                    gbhh[k, a] += DG[r, a]
+        if per_lag:
+            np.dot(DG[:active].T, HP[:active], gWhh[k])     # rows at a sentence start have h(j-1) = 0
         rows_times(DG, active, Whh, TMP)
         for r in range(active):
             for u in range(H):
                 DH[r, u] += TMP[r, u]
         k += 1
+    if not per_lag:
+        _position_grads(base, DP, touched, 2, ids, starts, sent, Hs, H0, G, gWihT, gWhh, gbih, gbhh)
 
 
 @njit(**JIT)
 def lstm_sweep(Whh, ids, starts, sent, last, first, stop, loss_at, dH, Hs, Cs, H0, C0, G, per_lag, gWihT, gWhh,
                gbih, gbhh, row0, hnorm, cnorm):
     """``gru_sweep`` for the LSTM: the signal travels back through h and c; ``cnorm`` gets the
-    total ||dJ(t)/dc(t-k)||."""
+    total ||dJ(t)/dc(t-k)||. One signal d per step feeds W_ih, W_hh and both biases."""
     H = Whh.shape[1]
     ng = last.size
     if ng == 0:
         return
     span, order = _group_order(last, stop)
+    base, DP, touched = _positions(per_lag, last, stop, 4 * H)
     DH = np.zeros((ng, H))
     DC = np.zeros((ng, H))
     HP = np.empty((ng, H))
+    CP = np.empty(H)
     D = np.empty((ng, 4 * H))
-    tmpW = np.empty((4 * H, H))
     active = ng
     k = 0
     while True:
         active = running(active, span, order, k)
         if active == 0:
             break
-        slot = k if per_lag else 0
         for r in range(active):
             g = order[r]
             j = _take_in(DH, r, g, k, last, first, loss_at, dH, row0, hnorm)
             fst = j == starts[j]
-            x = ids[j]
+            if per_lag:
+                prev_row(Hs, H0, sent[j], j, fst, HP[r])
+            prev_row(Cs, C0, sent[j], j, fst, CP)
             for u in range(H):
-                HP[r, u] = prev(Hs, H0, sent[j], j, fst, u)
                 i = G[j, u]
                 f = G[j, H + u]
                 gg = G[j, 2 * H + u]
                 o = G[j, 3 * H + u]
-                tc = np.tanh(Cs[j, u])
+                tc = G[j, 4 * H + u]
                 dcu = DC[r, u] + DH[r, u] * o * (1.0 - tc * tc)
-                cp = prev(Cs, C0, sent[j], j, fst, u)
                 D[r, u] = dcu * gg * i * (1.0 - i)
-                D[r, H + u] = dcu * cp * f * (1.0 - f)
+                D[r, H + u] = dcu * CP[u] * f * (1.0 - f)
                 D[r, 2 * H + u] = dcu * i * (1.0 - gg * gg)
                 D[r, 3 * H + u] = DH[r, u] * tc * o * (1.0 - o)
                 DC[r, u] = dcu
@@ -410,13 +487,16 @@ def lstm_sweep(Whh, ids, starts, sent, last, first, stop, loss_at, dH, Hs, Cs, H
                 cnorm[row0[g] + k] = _norm(DC[r])
             for u in range(H):
                 DC[r, u] *= G[j, H + u]    # dJ/dc(j-1) gets dJ/dc(j) f(j)
-            for a in range(4 * H):
-                gWihT[slot, x, a] += D[r, a]
-                gbih[slot, a] += D[r, a]
-                gbhh[slot, a] += D[r, a]
-        _add_product(D, HP, active, gWhh[slot], tmpW)
+            _add_signal(per_lag, k, ids[j], D, r, DP, touched, j - base, gWihT, gbih)
+            if per_lag:
+                for a in range(4 * H):
+                    gbhh[k, a] += D[r, a]
+        if per_lag:
+            np.dot(D[:active].T, HP[:active], gWhh[k])
         rows_times(D, active, Whh, DH)       # dJ/dh(j-1) = W_hh^T d (only W_hh carries h back)
         k += 1
+    if not per_lag:
+        _position_grads(base, DP, touched, -1, ids, starts, sent, Hs, H0, G, gWihT, gWhh, gbih, gbhh)
 
 
 @njit(**JIT)

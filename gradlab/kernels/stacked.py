@@ -15,18 +15,19 @@ from numba import njit
 from .._config import JIT
 from ._common import activate, derivative_from_state
 from .gated import (_gru_gates, _gru_step, _linear_step, _lstm_back, _lstm_gates, _lstm_step, _norm, add_step_grads,
-                    add_whh_t, prev)
+                    add_whh_t, prev, prev_row)
 
 
 # ---------------------------------------------------------------------- forward of a dense-input layer
 @njit(inline="always", **JIT)
-def _dense_row(acc, a, Wih, X, p, Whh, Hs, H0, s, first):
-    """acc + Wih[a] . X[p] + Whh[a] . h(p-1) (the recurrent term left out where h(p-1) is zero)."""
+def _dense_row(acc, a, Wih, X, p, Whh, hp, zero):
+    """acc + Wih[a] . X[p] + Whh[a] . hp, with hp = h(p-1) (the recurrent term left out where ``zero``:
+    h(p-1) is zero)."""
     for v in range(X.shape[1]):
         acc += Wih[a, v] * X[p, v]
-    if not first or H0.shape[0]:
+    if not zero:
         for v in range(Whh.shape[1]):
-            acc += Whh[a, v] * prev(Hs, H0, s, p, first, v)
+            acc += Whh[a, v] * hp[v]
     return acc
 
 
@@ -35,32 +36,38 @@ def gru_forward_dense(Wih, Whh, bih, bhh, X, offsets, H0, Hs, G):
     H = Whh.shape[1]
     gi = np.empty(3 * H)
     gh = np.empty(3 * H)
+    hp = np.empty(H)
     for s in range(offsets.size - 1):
         for p in range(offsets[s], offsets[s + 1]):
             first = p == offsets[s]
+            zero = first and not H0.shape[0]
+            prev_row(Hs, H0, s, p, first, hp)
             for a in range(3 * H):
                 acc = bih[a]
                 for v in range(X.shape[1]):
                     acc += Wih[a, v] * X[p, v]
                 gi[a] = acc
                 acc = bhh[a]
-                if not first or H0.shape[0]:
+                if not zero:
                     for v in range(H):
-                        acc += Whh[a, v] * prev(Hs, H0, s, p, first, v)
+                        acc += Whh[a, v] * hp[v]
                 gh[a] = acc
-            _gru_gates(gi, gh, Hs, G, p, first, H0, s)
+            _gru_gates(gi, gh, hp, Hs, G, p)
 
 
 @njit(**JIT)
 def lstm_forward_dense(Wih, Whh, bih, bhh, X, offsets, H0, C0, Hs, Cs, G):
     H = Whh.shape[1]
     pre = np.empty(4 * H)
+    hp, cp = np.empty(H), np.empty(H)
     for s in range(offsets.size - 1):
         for p in range(offsets[s], offsets[s + 1]):
             first = p == offsets[s]
+            prev_row(Hs, H0, s, p, first, hp)
             for a in range(4 * H):
-                pre[a] = _dense_row(bih[a] + bhh[a], a, Wih, X, p, Whh, Hs, H0, s, first)
-            _lstm_gates(pre, Hs, Cs, G, p, first, C0, s)
+                pre[a] = _dense_row(bih[a] + bhh[a], a, Wih, X, p, Whh, hp, first and not H0.shape[0])
+            prev_row(Cs, C0, s, p, first, cp)
+            _lstm_gates(pre, cp, Hs, Cs, G, p)
 
 
 @njit(**JIT)
@@ -79,11 +86,14 @@ def linear_forward_dense(lam, B, X, offsets, H0, Hs):
 @njit(**JIT)
 def rnn_forward_dense(Wih, Whh, bih, bhh, code, X, offsets, H0, Hs):
     H = Whh.shape[1]
+    hp = np.empty(H)
     for s in range(offsets.size - 1):
         for p in range(offsets[s], offsets[s + 1]):
             first = p == offsets[s]
+            prev_row(Hs, H0, s, p, first, hp)
             for u in range(H):
-                Hs[p, u] = activate(_dense_row(bih[u] + bhh[u], u, Wih, X, p, Whh, Hs, H0, s, first), code)
+                Hs[p, u] = activate(_dense_row(bih[u] + bhh[u], u, Wih, X, p, Whh, hp, first and not H0.shape[0]),
+                                    code)
 
 
 # ---------------------------------------------------------------------- one step of all layers
