@@ -293,26 +293,22 @@ def _sweep_stacked(P: _OneHot, batch, Hs, Cs, G, loss_pos, dH, lo, per_lag: bool
 
 
 def _output(model: CellModel, Hs, batch: Batch, loss_pos, probs=False):
-    """(losses, dJ(t)/dh(t) per loss, {W: dJ/dW, b: dJ/db}, probs or None)."""
+    """(losses, dJ(t)/dh(t) per loss, {W: dJ/dW, b: dJ/db}, probs or None). The softmax, losses and
+    y - onehot(d) in one compiled pass over the logits (the Elman engine's ``softmax_rows``)."""
+    from .kernels.output import softmax_rows
     W, b = model.params["W"], model.params["b"]
     rows = Hs[loss_pos]
-    logits = rows @ W.T + b
-    m = logits.max(axis=1, keepdims=True)
-    e = np.exp(logits - m)
-    z = e.sum(axis=1, keepdims=True)
-    d = batch.targets[loss_pos]
-    idx = np.arange(loss_pos.size)
-    losses = (np.log(z[:, 0]) + m[:, 0]) - logits[idx, d]
-    dlogits = e / z
-    dlogits[idx, d] -= 1.0
+    dlogits = rows @ W.T
+    dlogits += b
+    losses = np.empty(loss_pos.size)
+    softmax_rows(dlogits, np.ascontiguousarray(batch.targets[loss_pos], dtype=np.int64), losses)
     dH = np.ascontiguousarray(dlogits @ W)
     out = {"W": dlogits.T @ rows, "b": dlogits.sum(axis=0)}
     P = None
     if probs:
-        all_logits = Hs @ W.T + b
-        all_logits -= all_logits.max(axis=1, keepdims=True)
-        P = np.exp(all_logits)
-        P /= P.sum(axis=1, keepdims=True)
+        P = Hs @ W.T
+        P += b
+        softmax_rows(P, np.full(Hs.shape[0], NO_LOSS, dtype=np.int64), np.empty(Hs.shape[0]))
     return losses, dH, out, P
 
 

@@ -159,16 +159,18 @@ class LockstepKind(Kind):
             part = (last[c0_:c1], first[c0_:c1], stop[c0_:c1], loss_at)
             r0 = sw.row0[c0_:c1] if sw.row0.size else sw.row0
             self.sweep_kernel(w[1], code, sw, part, Hs, Cs, G, h0, c0, g, r0, hnorm, cnorm)
-            g[0] = gWihT.transpose(0, 2, 1)
             return g
 
         parts = _config.run_parallel(run, len(chunks))
+        if not parts:                # no losses
+            return tuple(np.zeros((n_slots,) + a.shape) for a in w)
         out = []
-        for i, a in enumerate(w):
-            total = np.zeros((n_slots,) + a.shape)
-            for part in parts:
+        for i in range(len(w)):      # summed in chunk order into the first chunk's arrays
+            total = parts[0][i]
+            for part in parts[1:]:
                 total += part[i]
             out.append(total)
+        out[0] = np.ascontiguousarray(out[0].transpose(0, 2, 1))
         return tuple(out)
 
     def stacked_sweep(self, ws, code, sw: Sweep, full: bool, Hs, Cs, G, H0, C0, hnorm, cnorm) -> list:
