@@ -6,15 +6,18 @@ initial states (``H0``, ``C0``: (n_sentences, H), constants the gradient does no
 arrays without rows mean zero states).
 
 The GRU and LSTM kernels run in lockstep. Forward, the sentences run longest first and
-W_hh h(t-1) of every running sentence is one matrix product per step. Backward
+W_hh h(t-1) of every running sentence is one matrix product per step; the forward pass keeps
+what the sweeps read (gates, tanh c(t)), so that they evaluate no exp or tanh. Backward
 (``gru_sweep``, ``lstm_sweep``), groups of losses carry their error signals back together:
 a group starts at its latest loss, adds dJ(t)/dh(t) of its other losses as it passes them
 and stops at the window's start; all groups move back one step at a time, so that W_hh^T of
-their gate signals and the outer products with h(j-1) are matrix products. A gradient
-groups the consecutive losses of a sentence that share a window start (one group per
-sentence under full BPTT, O(N H^2)); contributions have one group per loss, add each step's
-parameter gradient into slot t - j (the per-lag sums G[k]) and write ||dJ(t)/dh(j)|| (and
-||dJ(t)/dc(j)|| for the LSTM) in rows ``row0[l] + (t - j)``: O(sum of window lengths x H^2).
+their gate signals is one matrix product per step. A gradient groups the consecutive losses
+of a sentence that share a window start (one group per sentence under full BPTT, O(N H^2)) and
+sums their signals per position: W_hh's gradient is then one product over all positions
+(``_position_grads``). Contributions have one group per loss, write the outer products with
+h(j-1) of each lag's rows into slot t - j (the per-lag sums G[k]) as one product, and write
+||dJ(t)/dh(j)|| (and ||dJ(t)/dc(j)|| for the LSTM) in rows ``row0[l] + (t - j)``:
+O(sum of window lengths x H^2).
 The linear cell (elementwise, no matrix product) sweeps each loss alone (``linear_backward``;
 ``linear_backward_full`` one sweep per sentence).
 """
@@ -287,17 +290,6 @@ def _norm(v):
 def _group_order(last, stop):
     span = last - stop + 1
     return span, np.argsort(-span, kind="mergesort")
-
-
-@njit(**JIT)
-def _add_product(A, B, n, out, tmp):
-    """out += A[:n]^T B[:n] (a BLAS product into ``tmp``, then added)."""
-    if n == 0:
-        return
-    np.dot(A[:n].T, B[:n], tmp)
-    for a in range(out.shape[0]):
-        for v in range(out.shape[1]):
-            out[a, v] += tmp[a, v]
 
 
 @njit(inline="always", **JIT)
