@@ -306,6 +306,50 @@ def _take_in(DH, r, g, k, last, first, loss_at, dH, row0, hnorm):
     return j
 
 
+@njit(inline="always", **JIT)
+def gru_signals(dh, hp, g, di, dg):
+    """Step j of the GRU backward for one row: from dh = dJ/dh(j), h(j-1) = hp and the step's cache
+    g = G[j], the input and recurrent pre-activations' gradients di, dg; dh becomes the direct part
+    of dJ/dh(j-1), dh z (W_hh^T dg is the caller's product)."""
+    H = dh.size
+    for u in range(H):
+        rg = g[u]
+        z = g[H + u]
+        nn = g[2 * H + u]
+        ghn = g[3 * H + u]
+        d = dh[u]
+        dnp = d * (1.0 - z) * (1.0 - nn * nn)
+        dzp = d * (hp[u] - nn) * z * (1.0 - z)
+        drp = dnp * ghn * rg * (1.0 - rg)
+        di[u] = drp
+        di[H + u] = dzp
+        di[2 * H + u] = dnp
+        dg[u] = drp
+        dg[H + u] = dzp
+        dg[2 * H + u] = dnp * rg
+        dh[u] = d * z
+
+
+@njit(inline="always", **JIT)
+def lstm_signals(dh, dc, cp, g, d):
+    """Step j of the LSTM backward for one row: from dh = dJ/dh(j), dc = the part of dJ/dc(j) from later
+    steps, c(j-1) = cp and the cache g = G[j] (i, f, g, o, tanh c), the gates' pre-activation gradient d
+    (input and recurrent alike); dc becomes the total dJ/dc(j)."""
+    H = dh.size
+    for u in range(H):
+        i = g[u]
+        f = g[H + u]
+        gg = g[2 * H + u]
+        o = g[3 * H + u]
+        tc = g[4 * H + u]
+        dcu = dc[u] + dh[u] * o * (1.0 - tc * tc)
+        d[u] = dcu * gg * i * (1.0 - i)
+        d[H + u] = dcu * cp[u] * f * (1.0 - f)
+        d[2 * H + u] = dcu * i * (1.0 - gg * gg)
+        d[3 * H + u] = dh[u] * tc * o * (1.0 - o)
+        dc[u] = dcu
+
+
 @njit(**JIT)
 def _positions(per_lag, last, stop, width):
     """A gradient's per-position signal sums: (first position, zeroed (positions, width) sums, touched flags)
@@ -402,23 +446,7 @@ def gru_sweep(Whh, ids, starts, sent, last, first, stop, loss_at, dH, Hs, H0, G,
             g = order[r]
             j = _take_in(DH, r, g, k, last, first, loss_at, dH, row0, hnorm)
             prev_row(Hs, H0, sent[j], j, j == starts[j], HP[r])
-            for u in range(H):
-                hp = HP[r, u]
-                rg = G[j, u]
-                z = G[j, H + u]
-                nn = G[j, 2 * H + u]
-                ghn = G[j, 3 * H + u]
-                dh = DH[r, u]
-                dnp = dh * (1.0 - z) * (1.0 - nn * nn)
-                dzp = dh * (hp - nn) * z * (1.0 - z)
-                drp = dnp * ghn * rg * (1.0 - rg)
-                DI[r, u] = drp
-                DI[r, H + u] = dzp
-                DI[r, 2 * H + u] = dnp
-                DG[r, u] = drp
-                DG[r, H + u] = dzp
-                DG[r, 2 * H + u] = dnp * rg
-                DH[r, u] = dh * z          # the direct path h(j-1) -> h(j); W_hh^T dg is added below
+            gru_signals(DH[r], HP[r], G[j], DI[r], DG[r])
             _add_signal(per_lag, k, ids[j], DI, r, DP, touched, j - base, gWihT, gbih)
             if per_lag:
                 for a in range(3 * H):
@@ -463,18 +491,7 @@ def lstm_sweep(Whh, ids, starts, sent, last, first, stop, loss_at, dH, Hs, Cs, H
             if per_lag:
                 prev_row(Hs, H0, sent[j], j, fst, HP[r])
             prev_row(Cs, C0, sent[j], j, fst, CP)
-            for u in range(H):
-                i = G[j, u]
-                f = G[j, H + u]
-                gg = G[j, 2 * H + u]
-                o = G[j, 3 * H + u]
-                tc = G[j, 4 * H + u]
-                dcu = DC[r, u] + DH[r, u] * o * (1.0 - tc * tc)
-                D[r, u] = dcu * gg * i * (1.0 - i)
-                D[r, H + u] = dcu * CP[u] * f * (1.0 - f)
-                D[r, 2 * H + u] = dcu * i * (1.0 - gg * gg)
-                D[r, 3 * H + u] = DH[r, u] * tc * o * (1.0 - o)
-                DC[r, u] = dcu
+            lstm_signals(DH[r], DC[r], CP, G[j], D[r])
             if row0.size:
                 cnorm[row0[g] + k] = _norm(DC[r])
             for u in range(H):
