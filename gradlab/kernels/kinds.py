@@ -123,7 +123,7 @@ class Kind:
 class LockstepKind(Kind):
     """A recurrence with PyTorch's weights W_ih, W_hh, b_ih, b_hh (``gates`` blocks of H rows each) whose
     kernels run sentences and groups of losses in lockstep, and whose stacked layers run in
-    ``stacked.stacked_backward`` (as kind ``stacked_code``)."""
+    ``stacked.lockstep_backward`` (as kind ``stacked_code``)."""
 
     gates = 1
     stacked_code = -1
@@ -178,11 +178,11 @@ class LockstepKind(Kind):
         return tuple(out)
 
     def stacked_sweep(self, ws, code, sw: Sweep, full: bool, Hs, Cs, G, H0, C0, hnorm, cnorm) -> list:
-        from .stacked import stacked_backward
+        from .stacked import lockstep_backward
         L, H, S = len(ws), Hs.shape[2], sw.n_slots
         rows, V = self.gates * H, ws[0][0].shape[1]
         e3 = np.zeros((0, 0, 0))
-        gWih0 = np.zeros((S, rows, V))
+        gWih0T = np.zeros((S, V, rows))
         gWih, gWhh = np.zeros((L, S, rows, H)), np.zeros((L, S, rows, H))
         gbih, gbhh = np.zeros((L, S, rows)), np.zeros((L, S, rows))
         Whh, Wih = np.zeros((L, rows, H)), np.zeros((L, rows, H))      # layer 0's Wih is one-hot: left zero
@@ -190,10 +190,20 @@ class LockstepKind(Kind):
             Whh[layer] = w[1]
             if layer:
                 Wih[layer] = w[0]
-        stacked_backward(self.stacked_code, code, Whh, Wih, np.zeros((0, 0)), e3, sw.ids, sw.starts, sw.sent,
-                         sw.offsets, sw.loss_pos, sw.lo, sw.dH, full, Hs, Cs if Cs is not None else e3, H0, C0,
-                         G if G is not None else e3, sw.per_lag, gWih0, gWih, gWhh, gbih, gbhh, e3, e3,
-                         np.zeros((0, 0, 0, 0)), sw.row0, hnorm, cnorm)
+        if full:          # one group per sentence from its last step, sw.dH (N, H) injected at every position
+            ends = sw.offsets[1:] - 1
+            keep = ends >= sw.offsets[:-1]
+            last = np.ascontiguousarray(ends[keep])
+            first = stop = np.ascontiguousarray(sw.offsets[:-1][keep])
+            loss_at = np.arange(sw.ids.size, dtype=np.int64)
+        else:
+            last, first, stop = groups(sw)
+            loss_at = np.full(sw.ids.size, -1, dtype=np.int64)
+            loss_at[sw.loss_pos] = np.arange(sw.loss_pos.size)
+        lockstep_backward(self.stacked_code, code, Whh, Wih, sw.ids, sw.starts, sw.sent, last, first, stop, loss_at,
+                          sw.dH, Hs, Cs if Cs is not None else e3, H0, C0, G if G is not None else e3, sw.per_lag,
+                          gWih0T, gWih, gWhh, gbih, gbhh, sw.row0, hnorm, cnorm)
+        gWih0 = np.ascontiguousarray(gWih0T.transpose(0, 2, 1))
         return [(gWih0 if layer == 0 else gWih[layer], gWhh[layer], gbih[layer], gbhh[layer]) for layer in range(L)]
 
 
