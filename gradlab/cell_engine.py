@@ -18,8 +18,9 @@ state before its first step, a constant the gradient does not flow into (PyTorch
 Each recurrence runs through its kind (``gradlab.kernels.kinds``: one module per cell with its forward,
 sweep and stacked hooks); the engine validates, maps an embedding layer and computes the output layer.
 
-Every loss is swept back alone through its lag window (O(sum of windows x H^2)); see
-docs/maths.md, "Other cells". Gradients come back as :class:`gradlab.engine.Gradient`
+The losses' signals are swept back through their lag windows in lockstep (``kernels.gated``,
+``kernels.stacked``: groups of losses move back one step at a time, one matrix product per step over
+all of them; O(sum of windows x H^2)); see docs/maths.md, "Other cells". Gradients come back as :class:`gradlab.engine.Gradient`
 with the cell's parameter names (``as_dict(torch_names=True)`` for PyTorch's).
 """
 from __future__ import annotations
