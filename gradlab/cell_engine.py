@@ -293,24 +293,41 @@ def _sweep_stacked(P: _OneHot, batch, Hs, Cs, G, loss_pos, dH, lo, per_lag: bool
     return P.back(grads), hnorm, (cnorm if Cs is not None else None)
 
 
+#: The output layer's losses run in this many fixed parts in parallel (each part's products on one BLAS
+#: thread; the parts' dJ/dW, dJ/db summed in order, so the results do not depend on the thread count).
+OUTPUT_PARTS = 2
+
+
 def _output(model: CellModel, Hs, batch: Batch, loss_pos, probs=False):
     """(losses, dJ(t)/dh(t) per loss, {W: dJ/dW, b: dJ/db}, probs or None). The softmax, losses and
     y - onehot(d) in one compiled pass over the logits (the Elman engine's ``softmax_rows``)."""
     from .kernels.output import softmax_rows
     W, b = model.params["W"], model.params["b"]
-    rows = Hs[loss_pos]
-    dlogits = rows @ W.T
-    dlogits += b
-    losses = np.empty(loss_pos.size)
-    softmax_rows(dlogits, np.ascontiguousarray(batch.targets[loss_pos], dtype=np.int64), losses)
-    dH = np.ascontiguousarray(dlogits @ W)
-    out = {"W": dlogits.T @ rows, "b": dlogits.sum(axis=0)}
+    n_loss = loss_pos.size
+    d = np.ascontiguousarray(batch.targets[loss_pos], dtype=np.int64)
+    losses = np.empty(n_loss)
+    dH = np.empty((n_loss, Hs.shape[1]))
+    parts = _config.ranges(n_loss, OUTPUT_PARTS)
+
+    def work(i):
+        r0, r1 = parts[i]
+        rows = Hs[loss_pos[r0:r1]]
+        dlogits = rows @ W.T
+        dlogits += b
+        softmax_rows(dlogits, d[r0:r1], losses[r0:r1])
+        np.matmul(dlogits, W, out=dH[r0:r1])
+        return dlogits.T @ rows, dlogits.sum(axis=0)
+
+    gW, gb = np.zeros_like(W), np.zeros_like(b)
+    for pW, pb in _config.run_parallel(work, len(parts)):
+        gW += pW
+        gb += pb
     P = None
     if probs:
         P = Hs @ W.T
         P += b
         softmax_rows(P, np.full(Hs.shape[0], NO_LOSS, dtype=np.int64), np.empty(Hs.shape[0]))
-    return losses, dH, out, P
+    return losses, dH, {"W": gW, "b": gb}, P
 
 
 def _sweep(P: _OneHot, batch, Hs, Cs, G, loss_pos, dH, lo, per_lag: bool, n_slots: int, row0, H0, C0):
