@@ -18,8 +18,9 @@ state before its first step, a constant the gradient does not flow into (PyTorch
 Each recurrence runs through its kind (``gradlab.kernels.kinds``: one module per cell with its forward,
 sweep and stacked hooks); the engine validates, maps an embedding layer and computes the output layer.
 
-Every loss is swept back alone through its lag window (O(sum of windows x H^2)); see
-docs/maths.md, "Other cells". Gradients come back as :class:`gradlab.engine.Gradient`
+The losses' signals are swept back through their lag windows in lockstep (``kernels.gated``,
+``kernels.stacked``: groups of losses move back one step at a time, one matrix product per step over
+all of them; O(sum of windows x H^2)); see docs/maths.md, "Other cells". Gradients come back as :class:`gradlab.engine.Gradient`
 with the cell's parameter names (``as_dict(torch_names=True)`` for PyTorch's).
 """
 from __future__ import annotations
@@ -292,28 +293,41 @@ def _sweep_stacked(P: _OneHot, batch, Hs, Cs, G, loss_pos, dH, lo, per_lag: bool
     return P.back(grads), hnorm, (cnorm if Cs is not None else None)
 
 
+#: The output layer's losses run in this many fixed parts in parallel (each part's products on one BLAS
+#: thread; the parts' dJ/dW, dJ/db summed in order, so the results do not depend on the thread count).
+OUTPUT_PARTS = 2
+
+
 def _output(model: CellModel, Hs, batch: Batch, loss_pos, probs=False):
-    """(losses, dJ(t)/dh(t) per loss, {W: dJ/dW, b: dJ/db}, probs or None)."""
+    """(losses, dJ(t)/dh(t) per loss, {W: dJ/dW, b: dJ/db}, probs or None). The softmax, losses and
+    y - onehot(d) in one compiled pass over the logits (the Elman engine's ``softmax_rows``)."""
+    from .kernels.output import softmax_rows
     W, b = model.params["W"], model.params["b"]
-    rows = Hs[loss_pos]
-    logits = rows @ W.T + b
-    m = logits.max(axis=1, keepdims=True)
-    e = np.exp(logits - m)
-    z = e.sum(axis=1, keepdims=True)
-    d = batch.targets[loss_pos]
-    idx = np.arange(loss_pos.size)
-    losses = (np.log(z[:, 0]) + m[:, 0]) - logits[idx, d]
-    dlogits = e / z
-    dlogits[idx, d] -= 1.0
-    dH = np.ascontiguousarray(dlogits @ W)
-    out = {"W": dlogits.T @ rows, "b": dlogits.sum(axis=0)}
+    n_loss = loss_pos.size
+    d = np.ascontiguousarray(batch.targets[loss_pos], dtype=np.int64)
+    losses = np.empty(n_loss)
+    dH = np.empty((n_loss, Hs.shape[1]))
+    parts = _config.ranges(n_loss, OUTPUT_PARTS)
+
+    def work(i):
+        r0, r1 = parts[i]
+        rows = Hs[loss_pos[r0:r1]]
+        dlogits = rows @ W.T
+        dlogits += b
+        softmax_rows(dlogits, d[r0:r1], losses[r0:r1])
+        np.matmul(dlogits, W, out=dH[r0:r1])
+        return dlogits.T @ rows, dlogits.sum(axis=0)
+
+    gW, gb = np.zeros_like(W), np.zeros_like(b)
+    for pW, pb in _config.run_parallel(work, len(parts)):
+        gW += pW
+        gb += pb
     P = None
     if probs:
-        all_logits = Hs @ W.T + b
-        all_logits -= all_logits.max(axis=1, keepdims=True)
-        P = np.exp(all_logits)
-        P /= P.sum(axis=1, keepdims=True)
-    return losses, dH, out, P
+        P = Hs @ W.T
+        P += b
+        softmax_rows(P, np.full(Hs.shape[0], NO_LOSS, dtype=np.int64), np.empty(Hs.shape[0]))
+    return losses, dH, {"W": gW, "b": gb}, P
 
 
 def _sweep(P: _OneHot, batch, Hs, Cs, G, loss_pos, dH, lo, per_lag: bool, n_slots: int, row0, H0, C0):

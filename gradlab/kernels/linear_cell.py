@@ -31,16 +31,14 @@ class LinearKind(Kind):
     def stacked_sweep(self, ws, code, sw, full, Hs, Cs, G, H0, C0, hnorm, cnorm):
         L, H, S = len(ws), Hs.shape[2], sw.n_slots
         V = ws[0][1].shape[1]
-        e3, e4 = np.zeros((0, 0, 0)), np.zeros((0, 0, 0, 0))
         glam, gB0, gB = np.zeros((L, S, H)), np.zeros((S, H, V)), np.zeros((L, S, H, H))
         lam, B = np.zeros((L, H)), np.zeros((L, H, H))      # layer 0's B is one-hot: left zero
         for layer, w in enumerate(ws):
             lam[layer] = w[0]
             if layer:
                 B[layer] = w[1]
-        stacked.stacked_backward(2, code, e3, e3, lam, B, sw.ids, sw.starts, sw.sent, sw.offsets, sw.loss_pos, sw.lo,
-                                 sw.dH, full, Hs, e3, H0, C0, e3, sw.per_lag, e3, e4, e4, e3, e3, glam, gB0, gB,
-                                 sw.row0, hnorm, cnorm)
+        stacked.linear_backward(lam, B, sw.ids, sw.starts, sw.sent, sw.offsets, sw.loss_pos, sw.lo, sw.dH, full, Hs,
+                                H0, sw.per_lag, glam, gB0, gB, sw.row0, hnorm)
         return [(glam[layer], gB0 if layer == 0 else gB[layer]) for layer in range(L)]
 
 

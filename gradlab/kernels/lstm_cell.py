@@ -7,7 +7,7 @@ from .kinds import LockstepKind, register
 class LSTMKind(LockstepKind):
     name = "lstm"
     gates = 4
-    cache = 4           # i, f, g, o of every step
+    cache = 5           # i, f, g, o and tanh c(t) of every step
     stacked_code = 1
 
     def forward_kernel(self, w, code, ids, offsets, h0, c0, Hs, Cs, G):

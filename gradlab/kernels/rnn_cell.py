@@ -6,8 +6,9 @@ initial state (``H0``, (n_sentences, H); no rows: zero states), as the gated ker
 
 The forward pass is the Elman kernel's (``forward.forward_states``, U = W_hh and V's column x
 = W_ih[:, x] + b_ih + b_hh). Backward in lockstep as ``gated.gru_sweep``: the groups of losses
-carry their signals back together, d(j) = dJ/dh(j) * f'(net(j)) (f' from the state), and W_hh^T d
-and the outer products with h(j-1) are matrix products per step.
+carry their signals back together, d(j) = dJ/dh(j) * f'(net(j)) (f' from the state), W_hh^T d is
+a matrix product per step, and the outer products with h(j-1) one product per lag (or, for a
+gradient, one over all positions after the sweep).
 """
 import numpy as np
 from numba import njit
@@ -17,45 +18,47 @@ from .._config import JIT
 from . import stacked
 from ._common import derivative_from_state, rows_times, running
 from .forward import forward_states
-from .gated import _add_product, _group_order, _take_in, prev
+from .gated import _add_signal, _group_order, _position_grads, _positions, _take_in, prev_row
 from .kinds import LockstepKind, register
 
 
 @njit(**JIT)
 def rnn_sweep(Whh, code, ids, starts, sent, last, first, stop, loss_at, dH, Hs, H0, per_lag, gWihT, gWhh, gbih, gbhh,
               row0, hnorm):
-    """``gated.gru_sweep`` for the nn.RNN cell (same groups, slots, norms and ``gWihT`` layout, (slots, |V|, H))."""
+    """``gated.gru_sweep`` for the nn.RNN cell (same groups, slots, norms, per-position sums of a gradient and
+    ``gWihT`` layout, (slots, |V|, H)); the gradient arrays must be zero on entry."""
     H = Whh.shape[1]
     ng = last.size
     if ng == 0:
         return
     span, order = _group_order(last, stop)
+    base, DP, touched = _positions(per_lag, last, stop, H)
     DH = np.zeros((ng, H))
     HP = np.empty((ng, H))
     D = np.empty((ng, H))
-    tmpW = np.empty((H, H))
     active = ng
     k = 0
     while True:
         active = running(active, span, order, k)
         if active == 0:
             break
-        slot = k if per_lag else 0
         for r in range(active):
             g = order[r]
             j = _take_in(DH, r, g, k, last, first, loss_at, dH, row0, hnorm)
-            fst = j == starts[j]
-            x = ids[j]
+            if per_lag:
+                prev_row(Hs, H0, sent[j], j, j == starts[j], HP[r])
             for u in range(H):
-                HP[r, u] = prev(Hs, H0, sent[j], j, fst, u)
-                d = DH[r, u] * derivative_from_state(Hs[j, u], code)
-                D[r, u] = d
-                gWihT[slot, x, u] += d
-                gbih[slot, u] += d
-                gbhh[slot, u] += d
-        _add_product(D, HP, active, gWhh[slot], tmpW)
+                D[r, u] = DH[r, u] * derivative_from_state(Hs[j, u], code)
+            _add_signal(per_lag, k, ids[j], D, r, DP, touched, j - base, gWihT, gbih)
+            if per_lag:
+                for u in range(H):
+                    gbhh[k, u] += D[r, u]
+        if per_lag:
+            np.dot(D[:active].T, HP[:active], gWhh[k])
         rows_times(D, active, Whh, DH)       # dJ/dh(j-1) = W_hh^T d
         k += 1
+    if not per_lag:
+        _position_grads(base, DP, touched, -1, ids, starts, sent, Hs, H0, Hs[:0], gWihT, gWhh, gbih, gbhh)
 
 
 class RNNKind(LockstepKind):

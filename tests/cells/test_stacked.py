@@ -135,3 +135,22 @@ def test_stacked_random_sizes(cell, seed, L, hidden, lengths, tau, drop):
     c = ce.contributions(m, b, tau)
     rows, G = nc.contributions_stacked(m.cell.name, m.params, xs, ds, tau, L)
     _close(c.G, G)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
+def test_stacked_lockstep_with_many_sentences_matches_the_loop_reference(cell, rng):
+    """Enough sentences of different lengths that many loss groups run together (products through BLAS,
+    rows finishing at different steps): gradients and contributions of 3 layers against the references."""
+    L, K = 3, 3
+    m, b, xs, ds = stacked_problem(rng, cell, L, hidden=4, vocab=5, lengths=rng.integers(1, 9, 24), drop=0.3)
+    for scheme in (Full(), Sliding(2)):
+        want, _ = nc.gradient_stacked(m.cell.name, m.params, xs, ds,
+                                      lambda t: int(scheme.lag_limit(np.array([t]))[0]), L)
+        _close(ce.gradient(m, b, scheme).arrays, want)
+    c = ce.contributions(m, b, K)
+    rows, G = nc.contributions_stacked(m.cell.name, m.params, xs, ds, K, L)
+    np.testing.assert_allclose(c.layer_h_norm, np.array([r[3] for r in rows]).T.reshape(L, -1), rtol=RTOL, atol=ATOL)
+    if cell == "lstm":
+        np.testing.assert_allclose(c.layer_c_norm, np.array([r[4] for r in rows], dtype=float).T.reshape(L, -1),
+                                   rtol=RTOL, atol=ATOL)
+    _close(c.G, G)
