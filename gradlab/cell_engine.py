@@ -294,8 +294,10 @@ def _sweep_stacked(P: _OneHot, batch, Hs, Cs, G, loss_pos, dH, lo, per_lag: bool
 
 
 #: The output layer's losses run in this many fixed parts in parallel (each part's products on one BLAS
-#: thread; the parts' dJ/dW, dJ/db summed in order, so the results do not depend on the thread count).
+#: thread; the parts' dJ/dW, dJ/db summed in order, so the results do not depend on the thread count),
+#: each of at least OUTPUT_PART_LOSSES losses (fewer: one part; a thread costs more than it saves).
 OUTPUT_PARTS = 2
+OUTPUT_PART_LOSSES = 128
 
 
 def _output(model: CellModel, Hs, batch: Batch, loss_pos, probs=False):
@@ -307,7 +309,7 @@ def _output(model: CellModel, Hs, batch: Batch, loss_pos, probs=False):
     d = np.ascontiguousarray(batch.targets[loss_pos], dtype=np.int64)
     losses = np.empty(n_loss)
     dH = np.empty((n_loss, Hs.shape[1]))
-    parts = _config.ranges(n_loss, OUTPUT_PARTS)
+    parts = _config.ranges(n_loss, min(OUTPUT_PARTS, max(1, n_loss // OUTPUT_PART_LOSSES)))
 
     def work(i):
         r0, r1 = parts[i]

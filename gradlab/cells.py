@@ -23,6 +23,7 @@ This module sits beside ``model``, ``batch`` and ``schemes``: it imports only nu
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Callable
 
 import numpy as np
@@ -143,7 +144,8 @@ class Cell:
     doc: str = ""
     states: tuple[str, ...] = ("h",)
 
-    @property
+    # names, truncated and the parsed shapes are read on every engine call: computed once per cell
+    @cached_property
     def names(self) -> tuple[str, ...]:
         """Parameter names in order (the order of initialisation draws, files and flat vectors)."""
         return tuple(p.name for p in self.parameters)
@@ -152,16 +154,20 @@ class Cell:
         """Names of the parameters with one of ``roles``, in order."""
         return tuple(p.name for p in self.parameters if p.role in roles)
 
-    @property
+    @cached_property
     def truncated(self) -> tuple[str, ...]:
         """Parameters whose gradient depends on the truncation scheme (recurrent and input ones)."""
         return self.with_role("recurrent", "input")
+
+    @cached_property
+    def _dims(self) -> tuple[tuple[str, tuple[tuple[int, str], ...]], ...]:
+        return tuple((p.name, tuple(map(_dim, p.shape))) for p in self.parameters)
 
     def shapes(self, vocab_size: int, hidden_size: int, output_size: int,
                embed_size: int | None = None) -> dict[str, tuple[int, ...]]:
         """{name: shape} for a model of these sizes (``embed_size``: for cells with an embedding layer)."""
         size = {"vocab": vocab_size, "hidden": hidden_size, "output": output_size, "embed": embed_size}
-        return {p.name: tuple(m * size[d] for m, d in map(_dim, p.shape)) for p in self.parameters}
+        return {name: tuple(m * size[d] for m, d in dims) for name, dims in self._dims}
 
     def torch_names(self) -> dict[str, str]:
         """{gradlab name: PyTorch name} ("rnn.weight_hh_l0", "linear.weight"); a ValueError when
