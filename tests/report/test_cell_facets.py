@@ -90,7 +90,7 @@ def test_gap_with_one_cell_keeps_one_parameter_list():
 
 
 def test_blocks_and_every_other_figure_facet_by_cell():
-    profile, gap = _profile(), _gap()
+    gap = _gap()
     fig = plots.plot_blocks(gap)
     assert sum(ax.get_visible() for ax in fig.axes) == 3 + 5 + 5
     fig.clear()
