@@ -45,7 +45,7 @@ from matplotlib.patches import Patch
 from matplotlib.transforms import blended_transform_factory
 
 from ..analysis.outcomes import tau_of_scheme
-from ..cells import ELMAN
+from ..cells import ELMAN, cell
 
 __all__ = ["dataset_palette", "category_palette", "styled", "whitegrid", "figure", "legend", "line_handles",
            "dataset_legend", "style_legend", "references", "wrap", "PANEL_SIZE", "REFERENCES", "REF_STYLE"]
@@ -135,7 +135,7 @@ def by_cell(frame):
     """
     if not isinstance(frame, pd.DataFrame) or "cell" not in frame.columns:
         return frame
-    state = [CELL_STATE.format(cell=c, state=s if _takes_activation(c) else _NO_ACTIVATION.sub("", s).rstrip(":"))
+    state = [CELL_STATE.format(cell=c, state=s if cell(c).activations else _NO_ACTIVATION.sub("", s).rstrip(":"))
              for c, s in zip(frame["cell"].astype(str), frame["state"].astype(str))]
     return frame.assign(state=state)
 
@@ -143,10 +143,6 @@ def by_cell(frame):
 #: The ``activation=`` item of a state label (the first item after "init:" or a later one).
 _NO_ACTIVATION = re.compile(r"(?<=:)activation=[^,]*,?|,activation=[^,]*")
 
-
-def _takes_activation(cell: str) -> bool:
-    """Whether a table's cell ("elman", "rnn", "lstm", ...) has a hidden activation the state sets."""
-    return cell.split("-")[0] in ("elman", "rnn")
 
 
 def cell_schemes(frame):

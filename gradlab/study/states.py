@@ -36,7 +36,7 @@ def model_cell(model) -> tuple[str, int]:
 def has_activation(cell: str) -> bool:
     """Whether a spec's cell takes a state's ``activation``: the Elman cell and the rnn cell (nn.RNN's
     nonlinearity); the gated and linear cells have their own."""
-    return cell == ELMAN or bool(_cell(cell).activations)
+    return bool(_cell(cell).activations)       # the Elman cell is registered as "elman" too
 
 
 def check_state(state: ModelState, cells: list, num_layers: int) -> None:
