@@ -79,6 +79,13 @@ def groups(sw: Sweep):
             np.ascontiguousarray(lo[begin]))
 
 
+def _loss_at(sw: Sweep) -> np.ndarray:
+    """For every flat position, the index of its loss in ``sw.loss_pos`` (-1: no loss there)."""
+    loss_at = np.full(sw.ids.size, -1, dtype=np.int64)
+    loss_at[sw.loss_pos] = np.arange(sw.loss_pos.size)
+    return loss_at
+
+
 def _rows(a, s0, s1):
     """Rows s0..s1-1 of initial states, or ``a`` itself when it has none (zero states)."""
     return a[s0:s1] if a.shape[0] else a
@@ -146,8 +153,7 @@ class LockstepKind(Kind):
 
     def sweep(self, w, code, sw: Sweep, Hs, Cs, G, h0, c0, hnorm, cnorm) -> tuple:
         last, first, stop = groups(sw)
-        loss_at = np.full(sw.ids.size, -1, dtype=np.int64)
-        loss_at[sw.loss_pos] = np.arange(sw.loss_pos.size)
+        loss_at = _loss_at(sw)
         rows, V = w[0].shape
         H = w[1].shape[1]
         n_slots = sw.n_slots
@@ -198,8 +204,7 @@ class LockstepKind(Kind):
             loss_at = np.arange(sw.ids.size, dtype=np.int64)
         else:
             last, first, stop = groups(sw)
-            loss_at = np.full(sw.ids.size, -1, dtype=np.int64)
-            loss_at[sw.loss_pos] = np.arange(sw.loss_pos.size)
+            loss_at = _loss_at(sw)
         lockstep_backward(self.stacked_code, code, Whh, Wih, sw.ids, sw.starts, sw.sent, last, first, stop, loss_at,
                           sw.dH, Hs, Cs if Cs is not None else e3, H0, C0, G if G is not None else e3, sw.per_lag,
                           gWih0T, gWih, gWhh, gbih, gbhh, sw.row0, hnorm, cnorm)

@@ -77,7 +77,7 @@ def linear_forward_dense(lam, B, X, offsets, H0, Hs):
         for p in range(offsets[s], offsets[s + 1]):
             first = p == offsets[s]
             for u in range(H):
-                acc = lam[u] * prev(Hs, H0, s, p, first, u) if (not first or H0.shape[0]) else 0.0
+                acc = lam[u] * prev(Hs, H0, s, p, first, u)       # prev: zero before a sentence without H0
                 for v in range(X.shape[1]):
                     acc += B[u, v] * X[p, v]
                 Hs[p, u] = acc
